@@ -1,0 +1,461 @@
+"""The immutable expression tree and its shapes.
+
+Owns the node types every other stage shares (parser output, differentials, simplified
+results), symbolic dimensions, and the shape rule of each node.  Knows nothing of LaTeX text,
+NumPy, differentiation or documents.
+
+Conventions
+-----------
+* A dimension (:data:`Dim`) is a sorted tuple of size names: ``()`` is 1, ``("n",)`` is n,
+  ``("m", "n")`` is mn (the size of vec of an m x n matrix).
+* A shape is ``(rows, cols)``.  Scalars are 1 x 1, vectors are columns (n x 1).
+* In a :class:`Mul`, every 1 x 1 factor acts as a scalar (it commutes), so ``(x^T A x) I`` and
+  ``x (a^T b)`` are well typed.
+* Trees are frozen dataclasses; rewriting builds new trees via :meth:`Expr.children` and
+  :meth:`Expr.with_children`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Callable, Iterator, Tuple
+
+Dim = Tuple[str, ...]
+Shape = Tuple[Dim, Dim]
+ONE: Dim = ()
+SCALAR: Shape = (ONE, ONE)
+#: Placeholder size the parser gives to ``I``, ``\mathbf{1}`` and ``0``; shape inference
+#: replaces it with a real size.
+UNKNOWN: Dim = ("?",)
+
+
+def dim(*names: str) -> Dim:
+    """A dimension from size names: ``dim()`` is 1, ``dim("m", "n")`` is mn."""
+    return tuple(sorted(n for n in names if n))
+
+
+def dim_mul(a: Dim, b: Dim) -> Dim:
+    return tuple(sorted(a + b))
+
+
+class ShapeError(ValueError):
+    """Raised by :func:`Expr.shape` computations on ill-typed trees (an engine bug or a clash)."""
+
+
+class Expr:
+    """Base of all nodes."""
+
+    __slots__ = ()
+
+    # --- structure -----------------------------------------------------------------------
+    def children(self) -> tuple["Expr", ...]:
+        return ()
+
+    def with_children(self, children: tuple["Expr", ...]) -> "Expr":
+        return self
+
+    def walk(self) -> Iterator["Expr"]:
+        """Pre-order traversal."""
+        yield self
+        for c in self.children():
+            yield from c.walk()
+
+    def map(self, fn: Callable[["Expr"], "Expr"]) -> "Expr":
+        """Bottom-up rewrite: ``fn`` is applied to each node after its children."""
+        kids = self.children()
+        node = self
+        if kids:
+            new = tuple(k.map(fn) for k in kids)
+            if any(a is not b for a, b in zip(new, kids)):
+                node = self.with_children(new)
+        return fn(node)
+
+    def contains(self, pred: Callable[["Expr"], bool]) -> bool:
+        return any(pred(n) for n in self.walk())
+
+    def depends_on(self, sym: "Symbol") -> bool:
+        return any(n == sym for n in self.walk())
+
+    # --- shape ---------------------------------------------------------------------------
+    @property
+    def shape(self) -> Shape:
+        s = self.__dict__.get("_shape") if hasattr(self, "__dict__") else None
+        if s is None:
+            s = self._shape_()
+            try:
+                object.__setattr__(self, "_shape", s)
+            except AttributeError:
+                pass
+        return s
+
+    def _shape_(self) -> Shape:  # pragma: no cover - every node overrides
+        raise NotImplementedError
+
+    @property
+    def is_scalar(self) -> bool:
+        return self.shape == SCALAR
+
+    @property
+    def is_vector(self) -> bool:
+        r, c = self.shape
+        return c == ONE and r != ONE
+
+    @property
+    def is_square(self) -> bool:
+        r, c = self.shape
+        return r == c
+
+
+# --------------------------------------------------------------------------------------------
+# Leaves
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=True)
+class Symbol(Expr):
+    """A named quantity.  ``name`` is plain (``W_1``, ``theta``); ``latex`` is how it prints
+    (``\\mathbf{W}_1``, ``\\theta``); ``kind`` is scalar, vector or matrix."""
+
+    name: str
+    rows: Dim = ONE
+    cols: Dim = ONE
+    kind: str = "scalar"
+    latex: str = ""
+    symmetric: bool = False
+
+    def _shape_(self) -> Shape:
+        return (self.rows, self.cols)
+
+
+@dataclass(frozen=True, eq=True)
+class Const(Expr):
+    """An exact rational number (a scalar)."""
+
+    value: Fraction
+
+    def __post_init__(self):
+        if not isinstance(self.value, Fraction):
+            object.__setattr__(self, "value", Fraction(self.value))
+
+    def _shape_(self) -> Shape:
+        return SCALAR
+
+
+@dataclass(frozen=True, eq=True)
+class Identity(Expr):
+    """The n x n identity."""
+
+    n: Dim
+
+    def _shape_(self) -> Shape:
+        return (self.n, self.n)
+
+
+@dataclass(frozen=True, eq=True)
+class Zero(Expr):
+    """The zero matrix of a given shape."""
+
+    rows: Dim
+    cols: Dim
+
+    def _shape_(self) -> Shape:
+        return (self.rows, self.cols)
+
+
+@dataclass(frozen=True, eq=True)
+class Ones(Expr):
+    """The n x 1 vector of ones, ``\\mathbf{1}``."""
+
+    n: Dim
+
+    def _shape_(self) -> Shape:
+        return (self.n, ONE)
+
+
+@dataclass(frozen=True, eq=True)
+class Commutation(Expr):
+    """The commutation matrix K_{mn}: K vec(A) = vec(A^T) for an m x n matrix A."""
+
+    m: Dim
+    n: Dim
+
+    def _shape_(self) -> Shape:
+        d = dim_mul(self.m, self.n)
+        return (d, d)
+
+
+@dataclass(frozen=True, eq=True)
+class Differential(Expr):
+    """The differential ``dX`` of a variable."""
+
+    of: Symbol
+
+    def children(self):
+        return ()
+
+    def _shape_(self) -> Shape:
+        return self.of.shape
+
+
+# --------------------------------------------------------------------------------------------
+# n-ary operators
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=True)
+class _Nary(Expr):
+    args: tuple
+
+    def children(self):
+        return self.args
+
+    def with_children(self, children):
+        return type(self)(tuple(children))
+
+
+class Add(_Nary):
+    """Sum of terms of one shape (a 1 x 1 term may only join other 1 x 1 terms)."""
+
+    def _shape_(self) -> Shape:
+        shapes = {a.shape for a in self.args}
+        if len(shapes) != 1:
+            raise ShapeError("sum of terms of different shapes: " + ", ".join(map(fmt_shape, shapes)))
+        return next(iter(shapes))
+
+
+class Mul(_Nary):
+    """Matrix product; 1 x 1 factors act as scalars."""
+
+    def _shape_(self) -> Shape:
+        return mul_shape([a.shape for a in self.args])
+
+
+class Hadamard(_Nary):
+    """Elementwise product (``\\odot``)."""
+
+    def _shape_(self) -> Shape:
+        shapes = {a.shape for a in self.args}
+        if len(shapes) != 1:
+            raise ShapeError("elementwise product of different shapes: " + ", ".join(map(fmt_shape, shapes)))
+        return next(iter(shapes))
+
+
+class Kron(_Nary):
+    """Kronecker product (``\\otimes``)."""
+
+    def _shape_(self) -> Shape:
+        r, c = ONE, ONE
+        for a in self.args:
+            ar, ac = a.shape
+            r, c = dim_mul(r, ar), dim_mul(c, ac)
+        return (r, c)
+
+
+# --------------------------------------------------------------------------------------------
+# Unary and binary operators
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=True)
+class _Unary(Expr):
+    arg: Expr
+
+    def children(self):
+        return (self.arg,)
+
+    def with_children(self, children):
+        return type(self)(children[0])
+
+
+class Transpose(_Unary):
+    def _shape_(self) -> Shape:
+        r, c = self.arg.shape
+        return (c, r)
+
+
+class Inverse(_Unary):
+    def _shape_(self) -> Shape:
+        r, c = self.arg.shape
+        if r != c:
+            raise ShapeError(f"inverse of a non-square {fmt_shape((r, c))} matrix")
+        return (r, c)
+
+
+class Trace(_Unary):
+    def _shape_(self) -> Shape:
+        r, c = self.arg.shape
+        if r != c:
+            raise ShapeError(f"trace of a non-square {fmt_shape((r, c))} matrix")
+        return SCALAR
+
+
+class Det(_Unary):
+    def _shape_(self) -> Shape:
+        r, c = self.arg.shape
+        if r != c:
+            raise ShapeError(f"determinant of a non-square {fmt_shape((r, c))} matrix")
+        return SCALAR
+
+
+class Softmax(_Unary):
+    def _shape_(self) -> Shape:
+        r, c = self.arg.shape
+        if c != ONE:
+            raise ShapeError(f"softmax of a {fmt_shape((r, c))} matrix (a vector is needed)")
+        return (r, c)
+
+
+class Diag(_Unary):
+    """Vector to diagonal matrix."""
+
+    def _shape_(self) -> Shape:
+        r, c = self.arg.shape
+        if c != ONE:
+            raise ShapeError(f"diag of a {fmt_shape((r, c))} matrix where a vector was expected")
+        return (r, r)
+
+
+class DiagPart(_Unary):
+    """Diagonal of a square matrix, as a vector."""
+
+    def _shape_(self) -> Shape:
+        r, c = self.arg.shape
+        if r != c:
+            raise ShapeError(f"diagonal of a non-square {fmt_shape((r, c))} matrix")
+        return (r, ONE)
+
+
+class Vec(_Unary):
+    """Column-major vectorisation."""
+
+    def _shape_(self) -> Shape:
+        r, c = self.arg.shape
+        return (dim_mul(r, c), ONE)
+
+
+class Sum(_Unary):
+    """Sum of all entries."""
+
+    def _shape_(self) -> Shape:
+        return SCALAR
+
+
+@dataclass(frozen=True, eq=True)
+class Norm(Expr):
+    """``kind`` is ``"2"`` (Euclidean norm of a vector) or ``"F"`` (Frobenius norm)."""
+
+    arg: Expr
+    kind: str = "2"
+
+    def children(self):
+        return (self.arg,)
+
+    def with_children(self, children):
+        return Norm(children[0], self.kind)
+
+    def _shape_(self) -> Shape:
+        return SCALAR
+
+
+#: Elementwise functions: name -> description.  ``dsigmoid`` is sigma', ``sech2`` is sech^2.
+ELEMENTWISE = ("exp", "log", "sin", "cos", "tanh", "sqrt", "sigmoid", "dsigmoid", "sech2",
+               "abs", "sign")
+
+
+@dataclass(frozen=True, eq=True)
+class Func(Expr):
+    """An elementwise function (scalars, vectors, matrices alike)."""
+
+    name: str
+    arg: Expr
+
+    def children(self):
+        return (self.arg,)
+
+    def with_children(self, children):
+        return Func(self.name, children[0])
+
+    def _shape_(self) -> Shape:
+        return self.arg.shape
+
+
+@dataclass(frozen=True, eq=True)
+class Power(Expr):
+    """``base ** exponent``: a real power for a scalar base, a matrix power for a square one
+    (exponent a whole number or a scalar symbol)."""
+
+    base: Expr
+    exponent: Expr
+
+    def children(self):
+        return (self.base, self.exponent)
+
+    def with_children(self, children):
+        return Power(children[0], children[1])
+
+    def _shape_(self) -> Shape:
+        r, c = self.base.shape
+        if r != c:
+            raise ShapeError(f"power of a non-square {fmt_shape((r, c))} matrix")
+        if self.exponent.shape != SCALAR:
+            raise ShapeError("the exponent of a power must be a scalar")
+        return (r, c)
+
+
+@dataclass(frozen=True, eq=True)
+class HadamardDiv(Expr):
+    """Elementwise division ``num \\oslash den`` (same shapes)."""
+
+    num: Expr
+    den: Expr
+
+    def children(self):
+        return (self.num, self.den)
+
+    def with_children(self, children):
+        return HadamardDiv(children[0], children[1])
+
+    def _shape_(self) -> Shape:
+        if self.num.shape != self.den.shape:
+            raise ShapeError("elementwise division of different shapes")
+        return self.num.shape
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+def fmt_dim(d: Dim) -> str:
+    return "".join(d) if d else "1"
+
+
+def fmt_shape(s: Shape) -> str:
+    return f"{fmt_dim(s[0])}\u00d7{fmt_dim(s[1])}"
+
+
+def mul_shape(shapes) -> Shape:
+    """Shape of a matrix product where 1 x 1 factors act as scalars."""
+    cur: Shape | None = None
+    for s in shapes:
+        if s == SCALAR:
+            continue
+        if cur is None:
+            cur = s
+            continue
+        if cur[1] != s[0]:
+            raise ShapeError(f"product of {fmt_shape(cur)} and {fmt_shape(s)}: inner sizes differ")
+        cur = (cur[0], s[1])
+    return cur if cur is not None else SCALAR
+
+
+def symbols(e: Expr) -> list[Symbol]:
+    """Distinct symbols of ``e`` in order of first appearance."""
+    seen: dict[Symbol, None] = {}
+    for n in e.walk():
+        if isinstance(n, Symbol):
+            seen.setdefault(n, None)
+        elif isinstance(n, Differential):
+            seen.setdefault(n.of, None)
+    return list(seen)
+
+
+def const(v) -> Const:
+    return Const(Fraction(v))
+
+
+ZERO_C = Const(Fraction(0))
+ONE_C = Const(Fraction(1))
+MINUS_ONE = Const(Fraction(-1))
