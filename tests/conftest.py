@@ -1,0 +1,46 @@
+"""Shared test helpers.
+
+- ``corpus_cases()``: the benchmark corpus cases (a list of dicts), loaded once.  It prefers
+  ``<repo>/../shared/corpus/public.yaml`` (the live copy beside the repository) and falls back
+  to the vendored ``tests/corpus/public.yaml``.  Usable at collection time, e.g.
+  ``@pytest.mark.parametrize("case", corpus_cases(), ids=lambda c: c["id"])``.
+- ``corpus_dir()``: the directory it came from (``score.py`` lives beside it).
+- fixture ``corpus`` (session scope): the same list.
+"""
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS_DIRS = (ROOT.parent / "shared" / "corpus", ROOT / "tests" / "corpus")
+
+
+def corpus_dir() -> Path:
+    for d in CORPUS_DIRS:
+        if (d / "public.yaml").is_file():
+            return d
+    raise FileNotFoundError("no public.yaml in " + " or ".join(map(str, CORPUS_DIRS)))
+
+
+@lru_cache(maxsize=1)
+def _load_corpus() -> tuple:
+    import yaml
+
+    with open(corpus_dir() / "public.yaml", encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    items = data["cases"] if isinstance(data, dict) else data
+    return tuple(items)
+
+
+def corpus_cases() -> list[dict]:
+    """A fresh (deep) copy of the corpus cases, so that a test may modify what it gets."""
+    return copy.deepcopy(list(_load_corpus()))
+
+
+@pytest.fixture(scope="session")
+def corpus() -> list[dict]:
+    return corpus_cases()
