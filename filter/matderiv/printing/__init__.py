@@ -1,0 +1,1 @@
+"""Printers: expression trees to LaTeX (:mod:`.latex`) and to NumPy source."""

@@ -1,0 +1,595 @@
+r"""Typeset expression trees as textbook LaTeX.
+
+The printer prints the tree as given (the simplifier decides order and form); it only chooses
+notation, spacing and parentheses.  The output uses nothing but constructs that LaTeX (amsmath),
+MathJax, KaTeX and pandoc's texmath all accept: ``\frac``, ``\sqrt``, ``\operatorname``,
+``\mathrm``, ``\mathbf``, ``\left( \right)``, ``\top``, ``\odot``, ``\otimes``, ``\oslash``,
+``\|``, ``\,``.  No ``\tag``, no ``align``, no custom macros, no ``\bm``.
+
+Precedence, loosest first (an operand is parenthesised when it binds more loosely than its
+context needs):
+
+1. ``Add`` -- terms joined by `` + `` / `` - ``; a term whose leading coefficient is negative
+   prints as `` - ...``.
+2. ``Hadamard`` (``\odot``), ``Kron`` (``\otimes``), ``HadamardDiv`` (``\oslash``) -- as in the
+   Matrix Cookbook, products bind *tighter* than these, so ``A x \odot b`` means
+   ``(A x) \odot b``.  An operand that is an ``Add``, another ``\odot``/``\otimes``/``\oslash``
+   node, or a negative term other than the first operand is parenthesised.
+3. ``Mul`` -- juxtaposition with one space (``A x``).  All ``Const`` factors become one leading
+   coefficient (``2 A x``, ``-A x``, ``\frac{1}{2} x^\top x``); scalar factors
+   ``s^{-k}`` (``Power`` of a 1 x 1 base with a negative constant exponent, or ``Inverse`` of a
+   1 x 1) go to a denominator, giving ``\frac{x}{\|x\|_2}`` or ``-\frac{2 x}{\tau}``.  Factors
+   that are sums or ``\odot``/``\otimes`` nodes are parenthesised; a 1 x 1 sub-product of
+   non-scalars is parenthesised unless it is the whole product (``(x^\top A x) I_n``); a thin
+   space ``\,`` follows a function-like scalar factor (``\det``, ``\operatorname{tr}``, an
+   elementwise function, a norm) that precedes a non-scalar (``\det(X)\, X^{-\top}``).
+4. Postfix ``^\top``, ``^{-1}``, ``^{-\top}``, powers: the base is parenthesised unless it is
+   an atom (symbol, function application, norm, identity, ...): ``(A x + b)^\top``,
+   ``(X^2)^\top``, ``(A + \tau B)^{-1}``.
+
+Parentheses are ``( )``, or ``\left( \right)`` when the content holds a ``\frac``.
+"""
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+from ..expr import (
+    ONE,
+    SCALAR,
+    UNKNOWN,
+    Add,
+    Commutation,
+    Const,
+    Det,
+    Diag,
+    DiagPart,
+    Differential,
+    Expr,
+    Func,
+    Hadamard,
+    HadamardDiv,
+    Identity,
+    Inverse,
+    Kron,
+    Mul,
+    Norm,
+    Ones,
+    Power,
+    ShapeError,
+    Softmax,
+    Sum,
+    Symbol,
+    Trace,
+    Transpose,
+    Vec,
+    Zero,
+)
+
+__all__ = ["LatexPrinter", "latex", "latex_derivative_symbol"]
+
+#: Elementwise function name -> (LaTeX head, written as head^n(x) when raised to a power n).
+_FUNC_HEADS = {
+    "exp": (r"\exp", False),
+    "log": (r"\log", True),
+    "sin": (r"\sin", True),
+    "cos": (r"\cos", True),
+    "tanh": (r"\tanh", True),
+    "sigmoid": (r"\sigma", True),
+    "dsigmoid": (r"\sigma'", False),
+    "sech2": (r"\operatorname{sech}^2", False),
+    "sign": (r"\operatorname{sign}", False),
+    # "sqrt" and "abs" are special-cased (\sqrt{x}, |x|)
+}
+
+#: Nodes printed as one unit that a postfix ``^...`` may follow directly.
+_ATOMS = (Symbol, Identity, Ones, Commutation, Zero, Differential, Trace, Det, Softmax, Diag,
+          DiagPart, Vec, Sum, Norm)
+
+
+def _shape(e: Expr):
+    try:
+        return e.shape
+    except (ShapeError, ValueError, KeyError, AttributeError, TypeError):
+        return None
+
+
+def _is_scalar(e: Expr) -> bool:
+    return _shape(e) == SCALAR
+
+
+def _fmt_dim(d) -> str:
+    return "".join(d)
+
+
+def _sub(d) -> str:
+    """Subscript for a dimension: ``_n``, ``_{mn}``."""
+    s = _fmt_dim(d)
+    return "_" + s if len(s) == 1 else "_{" + s + "}"
+
+
+def _fmt_fraction(v: Fraction) -> str:
+    """An unsigned or signed rational as LaTeX: ``2``, ``-3``, ``\\frac{1}{2}``, ``-\\frac{3}{4}``."""
+    if v.denominator == 1:
+        return str(v.numerator)
+    sign = "-" if v < 0 else ""
+    return rf"{sign}\frac{{{abs(v.numerator)}}}{{{v.denominator}}}"
+
+
+def _paren(s: str) -> str:
+    if r"\frac" in s:
+        return r"\left(" + s + r"\right)"
+    return "(" + s + ")"
+
+
+def _sup(s: str) -> str:
+    """Superscript: a single digit without braces, anything else braced."""
+    if re.fullmatch(r"[0-9]", s):
+        return "^" + s
+    return "^{" + s + "}"
+
+
+class LatexPrinter:
+    """``LatexPrinter().doprint(expr)``: one ``_print_<Node>`` method per node type."""
+
+    def doprint(self, expr: Expr) -> str:
+        return self._print(expr)
+
+    # ------------------------------------------------------------------ dispatch
+    def _print(self, expr: Expr) -> str:
+        for cls in type(expr).__mro__:
+            meth = getattr(self, "_print_" + cls.__name__, None)
+            if meth is not None and cls is not Expr and cls is not object:
+                return meth(expr)
+        raise ValueError(f"LatexPrinter: no rule for node {type(expr).__name__}")
+
+    # ------------------------------------------------------------------ leaves
+    def _print_Symbol(self, e: Symbol) -> str:
+        return e.latex or e.name
+
+    def _print_Const(self, e: Const) -> str:
+        return _fmt_fraction(e.value)
+
+    def _print_Identity(self, e: Identity) -> str:
+        if e.n == ONE:
+            return "1"
+        if e.n == UNKNOWN:
+            return "I"
+        return "I" + _sub(e.n)
+
+    def _print_Zero(self, e: Zero) -> str:
+        r, c = e.rows, e.cols
+        if (r, c) == SCALAR:
+            return "0"
+        if UNKNOWN in (r, c):
+            return "0"
+        if c == ONE:
+            return r"\mathbf{0}"
+        if r == ONE:
+            return r"\mathbf{0}^\top"
+        return "0_{" + _fmt_dim(r) + r" \times " + _fmt_dim(c) + "}"
+
+    def _print_Ones(self, e: Ones) -> str:
+        return r"\mathbf{1}"
+
+    def _print_Commutation(self, e: Commutation) -> str:
+        m, n = _fmt_dim(e.m) or "1", _fmt_dim(e.n) or "1"
+        if len(m) == 1 and len(n) == 1:
+            return "K_{" + m + n + "}"
+        return "K_{" + m + "," + n + "}"
+
+    def _print_Differential(self, e: Differential) -> str:
+        return r"\mathrm{d}" + self._print(e.of)
+
+    # ------------------------------------------------------------------ helpers
+    def _postfix_base(self, e: Expr) -> str:
+        """``e`` ready to take a postfix superscript (parenthesised unless atomic)."""
+        if isinstance(e, _ATOMS):
+            s = self._print(e)
+            if isinstance(e, Symbol) and "^" in s:
+                return _paren(s)
+            if isinstance(e, Zero) and "^" in s:
+                return _paren(s)
+            return s
+        if isinstance(e, Func):
+            if e.name in ("sqrt",):
+                return _paren(self._print(e))
+            return self._print(e)
+        if isinstance(e, Const) and e.value >= 0 and e.value.denominator == 1:
+            return self._print(e)
+        return _paren(self._print(e))
+
+    @staticmethod
+    def _const_factor(args):
+        coeff = Fraction(1)
+        rest = []
+        for a in args:
+            if isinstance(a, Const):
+                coeff *= a.value
+            else:
+                rest.append(a)
+        return coeff, rest
+
+    def _negated(self, e: Expr):
+        """If ``e`` prints with a leading minus, the expression without it; else None."""
+        if isinstance(e, Const):
+            return Const(-e.value) if e.value < 0 else None
+        if isinstance(e, Mul):
+            coeff, rest = self._flatten_mul(e.args)
+            if coeff < 0:
+                return Mul(((Const(-coeff),) if coeff != -1 else ()) + tuple(rest)) if rest else Const(-coeff)
+            return None
+        if isinstance(e, (Hadamard, Kron)) and e.args:
+            n = self._negated(e.args[0])
+            return type(e)((n,) + tuple(e.args[1:])) if n is not None else None
+        if isinstance(e, HadamardDiv):
+            n = self._negated(e.num)
+            return HadamardDiv(n, e.den) if n is not None else None
+        return None
+
+    # ------------------------------------------------------------------ Add
+    def _print_Add(self, e: Add) -> str:
+        out = []
+        for i, t in enumerate(self._flatten_add(e.args)):
+            neg = self._negated(t)
+            if neg is not None:
+                body = self._print(neg)
+                out.append(("-" if i == 0 else " - ") + body)
+            else:
+                body = self._print(t)
+                out.append(("" if i == 0 else " + ") + body)
+        return "".join(out) if out else "0"
+
+    def _flatten_add(self, args):
+        res = []
+        for a in args:
+            if isinstance(a, Add):
+                res.extend(self._flatten_add(a.args))
+            else:
+                res.append(a)
+        return res
+
+    # ------------------------------------------------------------------ Mul
+    def _flatten_mul(self, args):
+        """(coefficient, factors): nested products spliced in and constants collected.
+
+        A nested 1 x 1 product of non-scalars stays one factor (it is printed in parentheses),
+        but its constants and scalar factors are lifted out (they commute)."""
+        coeff = Fraction(1)
+        out = []
+        for a in args:
+            if isinstance(a, Const):
+                coeff *= a.value
+            elif isinstance(a, Mul):
+                c, sub = self._flatten_mul(a.args)
+                coeff *= c
+                if _is_scalar(a) and any(not _is_scalar(f) for f in sub):
+                    scal = [f for f in sub if _is_scalar(f)]
+                    nons = [f for f in sub if not _is_scalar(f)]
+                    out.extend(scal)
+                    out.append(Mul(tuple(nons)) if len(nons) > 1 else nons[0])
+                else:
+                    out.extend(sub)
+            else:
+                out.append(a)
+        return coeff, out
+
+    @staticmethod
+    def _group_scalar_runs(factors):
+        """In a flat product, a leading run of non-scalars whose product is 1 x 1 and that is
+        followed by more non-scalars becomes one (parenthesised) group: ``(a^\top b) c^\top``."""
+        out, run, cur = [], [], None
+        nons_total = sum(1 for f in factors if not _is_scalar(f))
+        seen = 0
+        for f in factors:
+            if _is_scalar(f):
+                (run if cur is not None else out).append(f)
+                continue
+            run.append(f)
+            seen += 1
+            s = _shape(f)
+            if s is None:
+                return factors
+            cur = s if cur is None else (cur[0], s[1])
+            if cur == SCALAR and seen < nons_total and sum(1 for g in run if not _is_scalar(g)) > 1:
+                out.append(Mul(tuple(run)))
+                run, cur = [], None
+        return out + run
+
+    @staticmethod
+    def _denominator_part(f: Expr):
+        """If ``f`` is a scalar ``s^{-k}``, the positive-power form that goes below the bar."""
+        if isinstance(f, Power) and isinstance(f.exponent, Const) and f.exponent.value < 0 \
+                and _is_scalar(f.base):
+            k = -f.exponent.value
+            return f.base if k == 1 else Power(f.base, Const(k))
+        if isinstance(f, Inverse) and _is_scalar(f.arg):
+            return f.arg
+        return None
+
+    @staticmethod
+    def _is_function_like(f: Expr) -> bool:
+        if isinstance(f, Power) and isinstance(f.exponent, Const):
+            f = f.base
+        return isinstance(f, (Det, Trace, Func, Norm, Sum)) and _is_scalar(f)
+
+    def _mul_factor(self, f: Expr, alone: bool) -> str:
+        s = self._print(f)
+        if alone:
+            return s
+        if isinstance(f, (Add, Hadamard, Kron)):
+            return _paren(s)
+        if isinstance(f, HadamardDiv) and not _is_scalar(f):
+            return _paren(s)
+        if isinstance(f, Mul):
+            return _paren(s)
+        if isinstance(f, Const) and f.value < 0:
+            return _paren(s)
+        return s
+
+    def _join_factors(self, factors, alone_ok: bool = True) -> str:
+        """Juxtapose factors (no constants in ``factors``)."""
+        parts = []
+        alone = alone_ok and len(factors) == 1
+        for i, f in enumerate(factors):
+            s = self._mul_factor(f, alone)
+            if parts:
+                prev = factors[i - 1]
+                if re.match(r"[0-9]", s):
+                    sep = r" \cdot "
+                elif self._is_function_like(prev) and not _is_scalar(f):
+                    sep = r"\, "
+                else:
+                    sep = " "
+                parts.append(sep)
+            parts.append(s)
+        return "".join(parts)
+
+    def _print_Mul(self, e: Mul) -> str:
+        coeff, factors = self._flatten_mul(e.args)
+        num, den = [], []
+        for f in factors:
+            d = self._denominator_part(f)
+            (den if d is not None else num).append(d if d is not None else f)
+        if coeff == 0:
+            return "0"
+        num = self._group_scalar_runs(num)
+        sign = "-" if coeff < 0 else ""
+        c = abs(coeff)
+        if den or (num == [] and c.denominator != 1):
+            top = self._join_factors(num) if num else ""
+            if c.numerator != 1:
+                top = str(c.numerator) + ((r" \cdot " if re.match(r"[0-9]", top) else " ") + top if top else "")
+            elif not top:
+                top = "1"
+            bottom = self._join_factors(den)
+            if c.denominator != 1:
+                bottom = str(c.denominator) + ((r" \cdot " if re.match(r"[0-9]", bottom) else " ") + bottom if bottom else "")
+            return sign + r"\frac{" + top + "}{" + bottom + "}"
+        if not num:
+            return sign + _fmt_fraction(c)
+        body = self._join_factors(num, alone_ok=(c == 1))
+        if c == 1:
+            return sign + body
+        head = _fmt_fraction(c)
+        sep = r" \cdot " if re.match(r"[0-9]", body) else " "
+        return sign + head + sep + body
+
+    # ------------------------------------------------------------------ elementwise / Kronecker
+    def _binop_operand(self, a: Expr, first: bool) -> str:
+        s = self._print(a)
+        if isinstance(a, (Add, Hadamard, Kron)):
+            return _paren(s)
+        if isinstance(a, HadamardDiv) and not _is_scalar(a):
+            return _paren(s)
+        if not first and self._negated(a) is not None:
+            return _paren(s)
+        return s
+
+    def _nary(self, args, op: str) -> str:
+        return f" {op} ".join(self._binop_operand(a, i == 0) for i, a in enumerate(args))
+
+    def _print_Hadamard(self, e: Hadamard) -> str:
+        return self._nary(e.args, r"\odot")
+
+    def _print_Kron(self, e: Kron) -> str:
+        return self._nary(e.args, r"\otimes")
+
+    def _print_HadamardDiv(self, e: HadamardDiv) -> str:
+        if _is_scalar(e.num) and _is_scalar(e.den):
+            return r"\frac{" + self._print(e.num) + "}{" + self._print(e.den) + "}"
+        return self._nary((e.num, e.den), r"\oslash")
+
+    # ------------------------------------------------------------------ postfix
+    def _print_Transpose(self, e: Transpose) -> str:
+        a = e.arg
+        if isinstance(a, Inverse):
+            return self._postfix_base(a.arg) + r"^{-\top}"
+        if isinstance(a, Differential):
+            return self._print(a) + r"^\top"
+        return self._postfix_base(a) + r"^\top"
+
+    def _print_Inverse(self, e: Inverse) -> str:
+        a = e.arg
+        if isinstance(a, Transpose):
+            return self._postfix_base(a.arg) + r"^{-\top}"
+        return self._postfix_base(a) + "^{-1}"
+
+    def _exponent(self, x: Expr) -> str:
+        if isinstance(x, Const):
+            v = x.value
+            if v.denominator == 1:
+                return str(v.numerator)
+            return f"{v.numerator}/{v.denominator}"
+        return self._print(x)
+
+    def _print_Power(self, e: Power) -> str:
+        b, x = e.base, e.exponent
+        scalar = _is_scalar(b)
+        if isinstance(x, Const):
+            v = x.value
+            if scalar and v == Fraction(1, 2):
+                return r"\sqrt{" + self._print(b) + "}"
+            if scalar and v < 0:
+                return self._print_Mul(Mul((e,)))
+            if isinstance(b, Norm) and v.denominator == 1 and v > 0:
+                return self._print(b) + _sup(str(v.numerator))
+            if (scalar and isinstance(b, Func) and v.denominator == 1 and v > 0
+                    and _FUNC_HEADS.get(b.name, ("", False))[1]
+                    and not (b.name == "log" and isinstance(b.arg, Det))):
+                head = _FUNC_HEADS[b.name][0]
+                return head + _sup(str(v.numerator)) + "(" + self._print(b.arg) + ")"
+        base = self._postfix_base(b)
+        if isinstance(b, Func) and b.name == "log" and isinstance(b.arg, Det):
+            base = _paren(self._print(b))
+        if isinstance(b, Func) and b.name in ("dsigmoid", "sech2"):
+            base = _paren(self._print(b))
+        return base + _sup(self._exponent(x))
+
+    # ------------------------------------------------------------------ functions
+    def _print_Trace(self, e: Trace) -> str:
+        return r"\operatorname{tr}(" + self._print(e.arg) + ")"
+
+    def _print_Det(self, e: Det) -> str:
+        return r"\det(" + self._print(e.arg) + ")"
+
+    def _print_Func(self, e: Func) -> str:
+        if e.name == "sqrt":
+            return r"\sqrt{" + self._print(e.arg) + "}"
+        if e.name == "abs":
+            return "|" + self._print(e.arg) + "|"
+        if e.name == "log" and isinstance(e.arg, Det):
+            return r"\log" + self._print(e.arg)
+        if e.name not in _FUNC_HEADS:
+            raise ValueError(f"LatexPrinter: unknown elementwise function {e.name!r}")
+        return _FUNC_HEADS[e.name][0] + "(" + self._print(e.arg) + ")"
+
+    def _print_Softmax(self, e: Softmax) -> str:
+        return r"\operatorname{softmax}(" + self._print(e.arg) + ")"
+
+    def _print_Diag(self, e: Diag) -> str:
+        return r"\operatorname{diag}(" + self._print(e.arg) + ")"
+
+    def _print_DiagPart(self, e: DiagPart) -> str:
+        return r"\operatorname{diag}(" + self._print(e.arg) + ")"
+
+    def _print_Vec(self, e: Vec) -> str:
+        return r"\operatorname{vec}(" + self._print(e.arg) + ")"
+
+    def _print_Sum(self, e: Sum) -> str:
+        return r"\operatorname{sum}(" + self._print(e.arg) + ")"
+
+    def _print_Norm(self, e: Norm) -> str:
+        k = str(e.kind)
+        return r"\|" + self._print(e.arg) + r"\|" + ("_" + k if len(k) == 1 else "_{" + k + "}")
+
+
+def latex(expr: Expr) -> str:
+    """The textbook LaTeX of ``expr`` (no math delimiters)."""
+    return LatexPrinter().doprint(expr)
+
+
+# ---------------------------------------------------------------------------------------------
+# The left-hand side of ``derivative = result``
+# ---------------------------------------------------------------------------------------------
+_UPPER = re.compile(r"^(?:\\(?:mathbf|boldsymbol|bm|mathrm|mathit)\{)?\s*(?:[A-Z]|\\[A-Z][a-z]+)")
+
+
+def _guess_var_kind(var_latex: str) -> str:
+    return "matrix" if _UPPER.match(var_latex.strip()) else "vector"
+
+
+def _wrap_name(f: str) -> str:
+    """A function name as an operand of ``^\\top`` / ``\\operatorname{vec}``."""
+    if re.fullmatch(r"\\?[A-Za-z]+(_\{?[A-Za-z0-9]+\}?)?|\\[a-z]+\{\\?[A-Za-z]+\}(_\{?[A-Za-z0-9]+\}?)?", f):
+        return f
+    return r"\left(" + f + r"\right)"
+
+
+def latex_derivative_symbol(f_latex: str | None, var_latex, kind: str, layout: str = "mixed",
+                            second: bool = False, *, expr_latex: str | None = None,
+                            var_kind: str | None = None) -> str:
+    r"""The derivative symbol (left-hand side of the equation) for SPEC 1.4's kinds.
+
+    ``f_latex`` is the function's name (option ``name=``), e.g. ``f``.  When it is None the
+    unnamed form is produced: the operator applied to ``expr_latex``
+    (``\frac{\partial}{\partial x}\left(EXPR\right)``), or the bare operator when
+    ``expr_latex`` is None too.  ``var_latex`` is the variable's LaTeX, or a pair of them for
+    a mixed second derivative.  ``var_kind`` ("scalar"/"vector"/"matrix") is only needed for
+    second derivatives; if omitted it is guessed from the kind and the variable's first letter
+    (uppercase: matrix).  With a name ``f`` and variable ``x`` (``X`` for a matrix, ``t`` for
+    a scalar):
+
+    =================  ========================================  ====================================
+    kind               mixed / numerator                         denominator
+    =================  ========================================  ====================================
+    derivative         ``\frac{\partial f}{\partial t}``          same
+    gradient           mixed: ``\frac{\partial f}{\partial x}``;  ``\frac{\partial f}{\partial x}``
+                       numerator: ``\frac{\partial f}{\partial
+                       x^\top}`` (1 x n row, n x m for X)
+    jacobian           ``\frac{\partial f}{\partial x^\top}``     ``\frac{\partial f^\top}{\partial x}``
+    vector-by-scalar   ``\frac{\partial f}{\partial t}``          ``\frac{\partial f^\top}{\partial t}``
+    matrix-by-scalar   ``\frac{\partial F}{\partial t}``          ``\frac{\partial F^\top}{\partial t}``
+    matrix-by-matrix   ``\frac{\partial \operatorname{vec} F}     ``\frac{\partial (\operatorname{vec}
+                       {\partial (\operatorname{vec} X)^\top}``   F)^\top}{\partial \operatorname{vec} X}``
+    hessian (vector)   ``\frac{\partial^2 f}{\partial x\,\partial x^\top}`` in every layout
+    hessian (matrix)   ``\frac{\partial^2 f}{\partial \operatorname{vec} X\,\partial
+                       (\operatorname{vec} X)^\top}`` in every layout
+    second, scalar     ``\frac{\partial^2 f}{\partial t^2}``
+    =================  ========================================  ====================================
+    """
+    if isinstance(var_latex, (tuple, list)):
+        v1, v2 = var_latex[0], var_latex[-1]
+    else:
+        v1 = v2 = var_latex
+    second = second or kind == "hessian"
+    denom = layout == "denominator"
+    numer = layout == "numerator"
+
+    if second:
+        vk = var_kind or ("scalar" if kind == "derivative" else _guess_var_kind(v1))
+        if vk == "scalar":
+            below = rf"\partial {v1}^2" if v1 == v2 else rf"\partial {v1}\,\partial {v2}"
+        elif vk == "matrix":
+            below = (rf"\partial \operatorname{{vec}} {v1}\,"
+                     rf"\partial (\operatorname{{vec}} {v2})^\top")
+        else:
+            below = rf"\partial {v1}\,\partial {v2}^\top"
+        if f_latex is not None:
+            return rf"\frac{{\partial^2 {f_latex}}}{{{below}}}"
+        op = rf"\frac{{\partial^2}}{{{below}}}"
+        return op + (r"\left(" + expr_latex + r"\right)" if expr_latex is not None else "")
+
+    # first derivatives: (what is written below, how f is decorated above)
+    if kind == "gradient":
+        below, deco = (rf"\partial {v1}^\top" if numer else rf"\partial {v1}"), "plain"
+    elif kind == "jacobian":
+        below, deco = (rf"\partial {v1}", "T") if denom else (rf"\partial {v1}^\top", "plain")
+    elif kind in ("vector-by-scalar", "matrix-by-scalar"):
+        below, deco = rf"\partial {v1}", ("T" if denom else "plain")
+    elif kind == "matrix-by-matrix":
+        if denom:
+            below, deco = rf"\partial \operatorname{{vec}} {v1}", "vecT"
+        else:
+            below, deco = rf"\partial (\operatorname{{vec}} {v1})^\top", "vec"
+    elif kind == "derivative":
+        below, deco = rf"\partial {v1}", "plain"
+    else:
+        raise ValueError(f"latex_derivative_symbol: unknown kind {kind!r}")
+
+    if f_latex is not None:
+        f = f_latex
+        top = {"plain": f,
+               "T": _wrap_name(f) + r"^\top",
+               "vec": r"\operatorname{vec} " + _wrap_name(f),
+               "vecT": r"(\operatorname{vec} " + _wrap_name(f) + r")^\top"}[deco]
+        return rf"\frac{{\partial {top}}}{{{below}}}"
+    op = rf"\frac{{\partial}}{{{below}}}"
+    if expr_latex is None:
+        return op
+    arg = r"\left(" + expr_latex + r"\right)"
+    tail = {"plain": arg,
+            "T": arg + r"^\top",
+            "vec": r"\operatorname{vec}" + arg,
+            "vecT": r"\operatorname{vec}" + arg + r"^\top"}[deco]
+    return op + tail
