@@ -1,0 +1,101 @@
+"""Smart constructors: build nodes with the trivial cases folded away.
+
+Owns the small algebra that every calculus stage needs while it builds trees (a product with a
+zero is zero, a sum of one term is that term, coefficients multiply).  The full textbook
+simplification lives in :mod:`matderiv.calculus.simplify`.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+
+from ..expr import (ONE, SCALAR, Add, Const, Expr, Hadamard, Identity, Mul, Transpose, Zero,
+                    Ones, Shape, ShapeError, mul_shape)
+
+
+def is_zero(e: Expr | None) -> bool:
+    return e is None or isinstance(e, Zero) or (isinstance(e, Const) and e.value == 0)
+
+
+def zero(shape: Shape) -> Expr:
+    return Const(Fraction(0)) if shape == SCALAR else Zero(*shape)
+
+
+def c(v) -> Const:
+    return Const(Fraction(v))
+
+
+def mul(*factors: Expr) -> Expr:
+    """Matrix product of the factors, flattening nested products and folding constants."""
+    flat: list[Expr] = []
+    coef = Fraction(1)
+    for f in factors:
+        if f is None:
+            continue
+        parts = f.args if isinstance(f, Mul) else (f,)
+        for p in parts:
+            if isinstance(p, Const):
+                coef *= p.value
+            else:
+                flat.append(p)
+    shape = mul_shape([f.shape for f in flat])
+    if coef == 0 or any(isinstance(f, Zero) for f in flat):
+        return zero(shape)
+    if coef != 1 or not flat:
+        flat.insert(0, Const(coef))
+    if len(flat) == 1:
+        return flat[0]
+    return Mul(tuple(flat))
+
+
+def neg(e: Expr) -> Expr:
+    return mul(c(-1), e)
+
+
+def add(*terms: Expr) -> Expr:
+    """Sum of the terms, dropping zeros and flattening nested sums.  ``None`` terms are zeros."""
+    flat: list[Expr] = []
+    shape: Shape | None = None
+    for t in terms:
+        if t is None:
+            continue
+        shape = t.shape if shape is None else shape
+        if is_zero(t):
+            continue
+        flat.extend(t.args if isinstance(t, Add) else (t,))
+    if not flat:
+        if shape is None:
+            raise ShapeError("empty sum")
+        return zero(shape)
+    if len(flat) == 1:
+        return flat[0]
+    return Add(tuple(flat))
+
+
+def hadamard(*factors: Expr) -> Expr:
+    flat: list[Expr] = []
+    for f in factors:
+        flat.extend(f.args if isinstance(f, Hadamard) else (f,))
+    if any(is_zero(f) for f in flat):
+        return zero(flat[0].shape)
+    if flat[0].is_scalar:
+        return mul(*flat)
+    flat = [f for f in flat if not isinstance(f, Ones)] or flat[:1]
+    if len(flat) == 1:
+        return flat[0]
+    return Hadamard(tuple(flat))
+
+
+def transpose(e: Expr) -> Expr:
+    if e.shape == SCALAR:
+        return e
+    if isinstance(e, Transpose):
+        return e.arg
+    if isinstance(e, (Identity,)):
+        return e
+    if isinstance(e, Zero):
+        return Zero(e.cols, e.rows)
+    return Transpose(e)
+
+
+def identity(n) -> Expr:
+    return c(1) if n == ONE else Identity(n)

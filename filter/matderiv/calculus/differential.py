@@ -1,0 +1,245 @@
+"""The differential of an expression with respect to one variable (the differential method).
+
+Owns the rules ``d(AB) = dA B + A dB``, ``d(X^{-1}) = -X^{-1} dX X^{-1}``,
+``d|X| = |X| tr(X^{-1} dX)``, ``d tr(X^k) = k tr(X^{k-1} dX)``, the elementwise chain rule
+``d f(U) = f'(U) \\odot dU`` and the rest.  The result is a tree that is linear in the single
+:class:`~matderiv.expr.Differential` leaf ``dX``; constant subtrees are shared, not copied.
+
+Every rule that fires is recorded (name and the node it applied to), so the ``steps`` output
+can typeset the derivation the engine actually performed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from ..errors import UnsupportedError
+from ..expr import (ONE, SCALAR, Add, Commutation, Const, Det, Diag, DiagPart, Differential,
+                    Expr, Func, Hadamard, HadamardDiv, Identity, Inverse, Kron, Mul, Norm, Ones,
+                    Power, Softmax, Sum, Symbol, Trace, Transpose, Vec, Zero)
+from .build import add, c, hadamard, is_zero, mul, neg, transpose
+
+#: Largest whole exponent of a matrix power expanded by the product rule outside a trace.
+MAX_EXPANDED_POWER = 12
+
+
+@dataclass
+class Differentiator:
+    """Computes ``d(e)`` for one variable; ``rules`` logs (rule name, node) as they fire."""
+
+    var: Symbol
+    rules: list = field(default_factory=list)
+    _memo: dict = field(default_factory=dict)
+
+    def __call__(self, e: Expr) -> Expr | None:
+        """``d(e)``, or ``None`` when ``e`` does not depend on the variable."""
+        key = id(e)
+        hit = self._memo.get(key)
+        if hit is not None:
+            return hit[1]
+        out = self._d(e)
+        self._memo[key] = (e, out)  # keep e alive so its id stays unique
+        return out
+
+    def _log(self, rule: str, node: Expr):
+        self.rules.append((rule, node))
+
+    def _d(self, e: Expr) -> Expr | None:
+        if isinstance(e, Symbol):
+            return Differential(e) if e == self.var else None
+        if isinstance(e, (Const, Identity, Zero, Ones, Commutation)):
+            return None
+        if not e.depends_on(self.var):
+            return None
+        method = getattr(self, "_d_" + type(e).__name__, None)
+        if method is None:  # pragma: no cover - every node type has a rule
+            raise UnsupportedError(f"differentiating {type(e).__name__} is not supported yet")
+        return method(e)
+
+    # --- linear and multilinear operators ------------------------------------------------------
+    def _d_Add(self, e: Add):
+        parts = [self(t) for t in e.args]
+        return add(*parts) if any(p is not None for p in parts) else None
+
+    def _product_rule(self, e, build, rule):
+        terms = []
+        for i, f in enumerate(e.args):
+            df = self(f)
+            if df is None:
+                continue
+            terms.append(build(*e.args[:i], df, *e.args[i + 1:]))
+        if len(terms) > 1:
+            self._log(rule, e)
+        return add(*terms)
+
+    def _d_Mul(self, e: Mul):
+        return self._product_rule(e, mul, "product")
+
+    def _d_Hadamard(self, e: Hadamard):
+        return self._product_rule(e, hadamard, "hadamard")
+
+    def _d_Kron(self, e: Kron):
+        return self._product_rule(e, lambda *a: Kron(tuple(a)), "kronecker")
+
+    def _d_Transpose(self, e: Transpose):
+        self._log("transpose", e)
+        return transpose(self(e.arg))
+
+    def _d_Trace(self, e: Trace):
+        u = e.arg
+        if isinstance(u, Power) and not u.base.is_scalar and not u.exponent.depends_on(self.var):
+            # d tr(U^k) = k tr(U^{k-1} dU): holds for every whole k, symbolic or not.
+            du = self(u.base)
+            self._log("trace-power", e)
+            k = u.exponent
+            km1 = c(k.value - 1) if isinstance(k, Const) else add(k, c(-1))
+            return mul(k, Trace(mul(_power(u.base, km1), du)))
+        self._log("trace", e)
+        return Trace(self(u))
+
+    def _d_Diag(self, e: Diag):
+        return Diag(self(e.arg))
+
+    def _d_DiagPart(self, e: DiagPart):
+        return DiagPart(self(e.arg))
+
+    def _d_Vec(self, e: Vec):
+        return Vec(self(e.arg))
+
+    def _d_Sum(self, e: Sum):
+        return Sum(self(e.arg))
+
+    # --- nonlinear matrix functions -------------------------------------------------------------
+    def _d_Inverse(self, e: Inverse):
+        self._log("inverse", e)
+        return neg(mul(e, self(e.arg), e))
+
+    def _d_Det(self, e: Det):
+        self._log("determinant", e)
+        return mul(e, Trace(mul(Inverse(e.arg), self(e.arg))))
+
+    def _d_Softmax(self, e: Softmax):
+        self._log("softmax", e)
+        s = e
+        return mul(add(Diag(s), neg(mul(s, Transpose(s)))), self(e.arg))
+
+    def _d_Norm(self, e: Norm):
+        u = e.arg
+        du = self(u)
+        self._log("norm", e)
+        if e.kind == "F":
+            return mul(Power(e, c(-1)), Trace(mul(Transpose(u), du)))
+        return mul(Power(e, c(-1)), Transpose(u), du)
+
+    def _d_Power(self, e: Power):
+        b, k = e.base, e.exponent
+        if b.is_scalar:
+            return self._d_scalar_power(e)
+        if k.depends_on(self.var):
+            raise UnsupportedError("a matrix power whose exponent depends on the variable is not supported")
+        if not (isinstance(k, Const) and k.value.denominator == 1):
+            raise UnsupportedError(
+                "the derivative of a matrix power with a symbolic exponent is only supported inside a trace, "
+                "as in tr(X^k)")
+        n = int(k.value)
+        if n < 0:
+            return self(Power(Inverse(b), c(-n)))
+        if n == 0:
+            return None
+        if n > MAX_EXPANDED_POWER:
+            raise UnsupportedError(
+                f"the derivative of X^{n} outside a trace has {n} terms; powers above "
+                f"{MAX_EXPANDED_POWER} are not supported (tr(X^k) is)")
+        db = self(b)
+        self._log("power", e)
+        return add(*[mul(_power(b, c(i)), db, _power(b, c(n - 1 - i))) for i in range(n)])
+
+    def _d_scalar_power(self, e: Power):
+        b, k = e.base, e.exponent
+        db, dk = self(b), self(k)
+        terms = []
+        if isinstance(b, Norm) and isinstance(k, Const) and db is not None:
+            # d ||u||^c = c ||u||^{c-2} u^T du (and tr(U^T dU) for Frobenius): no ||u||/||u||.
+            self._log("norm-power", e)
+            u, du = b.arg, self(b.arg)
+            inner = Trace(mul(Transpose(u), du)) if b.kind == "F" else mul(Transpose(u), du)
+            return mul(k, _power(b, c(k.value - 2)), inner)
+        self._log("scalar-power", e)
+        if db is not None:
+            if isinstance(k, Const):
+                terms.append(mul(k, _power(b, c(k.value - 1)), db))
+            else:
+                terms.append(mul(k, _power(b, add(k, c(-1))), db))
+        if dk is not None:
+            terms.append(mul(e, Func("log", b), dk))
+        return add(*terms)
+
+    def _d_Func(self, e: Func):
+        u = e.arg
+        if e.name == "log" and isinstance(u, Det):
+            # d log|U| = tr(U^{-1} dU)
+            self._log("log-determinant", e)
+            return Trace(mul(Inverse(u.arg), self(u.arg)))
+        du = self(u)
+        self._log("elementwise:" + e.name, e)
+        scalar = u.is_scalar
+        name = e.name
+        if name == "log":
+            return mul(Power(u, c(-1)), du) if scalar else HadamardDiv(du, u)
+        if name == "sqrt":
+            return (mul(c(Fraction(1, 2)), Power(e, c(-1)), du) if scalar
+                    else mul(c(Fraction(1, 2)), HadamardDiv(du, e)))
+        deriv = _elementwise_derivative(name, u)
+        if deriv is None:
+            return None
+        return mul(deriv, du) if scalar else hadamard(deriv, du)
+
+    def _d_HadamardDiv(self, e: HadamardDiv):
+        dn, dd = self(e.num), self(e.den)
+        terms = []
+        if dn is not None:
+            terms.append(HadamardDiv(dn, e.den))
+        if dd is not None:
+            terms.append(neg(HadamardDiv(hadamard(e.num, dd), hadamard(e.den, e.den))))
+        return add(*terms)
+
+
+def _power(b: Expr, k: Expr) -> Expr:
+    if isinstance(k, Const):
+        if k.value == 0:
+            return c(1) if b.is_scalar else Identity(b.shape[0])
+        if k.value == 1:
+            return b
+    return Power(b, k)
+
+
+def _ones_like(u: Expr) -> Expr:
+    r, col = u.shape
+    if u.is_scalar:
+        return c(1)
+    if col == ONE:
+        return Ones(r)
+    return mul(Ones(r), Transpose(Ones(col)))
+
+
+def _elementwise_derivative(name: str, u: Expr) -> Expr | None:
+    """f'(u) for the elementwise function ``name`` (None when f' is zero almost everywhere)."""
+    if name == "exp":
+        return Func("exp", u)
+    if name == "sin":
+        return Func("cos", u)
+    if name == "cos":
+        return neg(Func("sin", u))
+    if name == "tanh":
+        return Func("sech2", u)
+    if name == "sigmoid":
+        return Func("dsigmoid", u)
+    if name == "dsigmoid":  # sigma'' = sigma' (1 - 2 sigma)
+        return hadamard(Func("dsigmoid", u), add(_ones_like(u), mul(c(-2), Func("sigmoid", u))))
+    if name == "sech2":  # (sech^2)' = -2 sech^2 tanh
+        return mul(c(-2), hadamard(Func("sech2", u), Func("tanh", u)))
+    if name == "abs":
+        return Func("sign", u)
+    if name == "sign":
+        return None
+    raise UnsupportedError(f"the derivative of the function {name} is not supported")

@@ -1,0 +1,182 @@
+"""Identification: from a differential that is linear in ``dX`` to the derivative itself.
+
+Owns the two identification rules of the differential method:
+
+* scalar ``f``: bring ``df`` to ``tr(G^T dX)`` (the trace trick).  Implemented as a walk from the
+  root of each linear term down to ``dX`` that carries the cotangent ``G`` along, using
+  ``tr(G^T P U Q) = tr((P^T G Q^T)^T U)``, ``tr(G^T (A \\odot U)) = tr((G \\odot A)^T U)`` and
+  ``tr(g\\,tr(U)) = tr((g I)^T U)``; the gradient is the sum of what reaches ``dX``.
+* vector or matrix ``F``: bring ``vec(dF)`` to ``J vec(dX)`` with
+  ``vec(P U Q) = (Q^T \\otimes P) vec(U)``, ``vec(U^T) = K vec(U)`` and
+  ``vec(A \\odot U) = diag(vec A) vec(U)``.
+* scalar variable ``t``: ``dF = F' dt``, so ``F'`` is ``dF`` with ``dt`` set to 1.
+
+It also splits a differential into its linear terms (distributing only over the sums that
+contain ``dX``, so constant parts such as ``(A x - b)`` stay whole).
+"""
+from __future__ import annotations
+
+from ..errors import UnsupportedError
+from ..expr import (ONE, SCALAR, Add, Commutation, Const, Det, Diag, DiagPart, Differential,
+                    Expr, Func, Hadamard, HadamardDiv, Identity, Inverse, Kron, Mul, Norm, Ones,
+                    Power, Softmax, Sum, Symbol, Trace, Transpose, Vec, Zero, dim_mul)
+from .build import add, c, hadamard, identity, mul, transpose
+
+
+def has_d(e: Expr) -> bool:
+    return any(isinstance(n, Differential) for n in e.walk())
+
+
+def linear_terms(e: Expr) -> list[Expr]:
+    """Terms whose sum is ``e``, each containing exactly one ``dX``."""
+    if isinstance(e, Differential):
+        return [e]
+    if isinstance(e, Add):
+        out = []
+        for t in e.args:
+            if has_d(t):
+                out.extend(linear_terms(t))
+        return out
+    if isinstance(e, (Mul, Hadamard, Kron)):
+        idx = [i for i, f in enumerate(e.args) if has_d(f)]
+        if len(idx) != 1:
+            raise AssertionError("a differential must be linear in dX")
+        i = idx[0]
+        build = {Mul: mul, Hadamard: hadamard, Kron: lambda *a: Kron(tuple(a))}[type(e)]
+        return [build(*e.args[:i], t, *e.args[i + 1:]) for t in linear_terms(e.args[i])]
+    if isinstance(e, HadamardDiv):
+        return [HadamardDiv(t, e.den) for t in linear_terms(e.num)]
+    if isinstance(e, (Transpose, Trace, Diag, DiagPart, Vec, Sum)):
+        return [type(e)(t) for t in linear_terms(e.arg)]
+    if not has_d(e):
+        return []
+    raise AssertionError(f"unexpected node {type(e).__name__} in a differential")
+
+
+def _split_mul(e: Mul):
+    """(scalar factors, chain before, the factor holding dX, chain after)."""
+    scalars, chain = [], []
+    for f in e.args:
+        (scalars if f.is_scalar and not has_d(f) else chain).append(f)
+    i = next(i for i, f in enumerate(chain) if has_d(f))
+    return scalars, chain[:i], chain[i], chain[i + 1:]
+
+
+# --------------------------------------------------------------------------------------------
+# scalar f: the trace trick
+# --------------------------------------------------------------------------------------------
+def gradient(term: Expr, cot: Expr | None = None) -> Expr:
+    """The G with ``<cot, term> = tr(G^T dX)``; ``cot`` defaults to 1 for a scalar term."""
+    if cot is None:
+        cot = c(1)
+    e = term
+    if isinstance(e, Differential):
+        return cot
+    if isinstance(e, Transpose):
+        return gradient(e.arg, transpose(cot))
+    if isinstance(e, Add):
+        return add(*[gradient(t, cot) for t in e.args if has_d(t)])
+    if isinstance(e, Mul):
+        scalars, before, u, after = _split_mul(e)
+        if u.is_scalar:
+            # <G, s R> = s <G, R>: the cotangent of s is <G, R> (R the rest, scalars included)
+            rest = mul(*scalars, *before, *after)
+            return gradient(u, _inner(cot, rest))
+        P, Q = mul(*before) if before else None, mul(*after) if after else None
+        g = mul(*scalars, transpose(P) if P is not None else None, cot,
+                transpose(Q) if Q is not None else None)
+        return gradient(u, g)
+    if isinstance(e, Hadamard):
+        idx = next(i for i, f in enumerate(e.args) if has_d(f))
+        others = e.args[:idx] + e.args[idx + 1:]
+        return gradient(e.args[idx], hadamard(cot, *others))
+    if isinstance(e, HadamardDiv):
+        return gradient(e.num, HadamardDiv(cot, e.den))
+    if isinstance(e, Trace):
+        return gradient(e.arg, mul(cot, Identity(e.arg.shape[0])))
+    if isinstance(e, Sum):
+        r, col = e.arg.shape
+        ones = Ones(r) if col == ONE else mul(Ones(r), Transpose(Ones(col)))
+        return gradient(e.arg, mul(cot, ones))
+    if isinstance(e, Diag):
+        return gradient(e.arg, DiagPart(cot))
+    if isinstance(e, DiagPart):
+        return gradient(e.arg, Diag(cot))
+    if isinstance(e, Vec) and e.arg.shape[1] == ONE:
+        return gradient(e.arg, cot)
+    raise UnsupportedError(f"identifying a gradient through {type(e).__name__} is not supported yet")
+
+
+def _inner(g: Expr, r: Expr) -> Expr:
+    """The scalar <g, r> = tr(g^T r), written the way a textbook would."""
+    if g.is_scalar and r.is_scalar:
+        return mul(g, r)
+    if g.shape[1] == ONE:  # vectors: g^T r
+        return mul(transpose(g), r)
+    return Trace(mul(transpose(g), r))
+
+
+# --------------------------------------------------------------------------------------------
+# vector / matrix F: vec and Kronecker
+# --------------------------------------------------------------------------------------------
+def jacobian(term: Expr, var: Symbol) -> Expr:
+    """The J with ``vec(term) = J vec(dX)`` (numerator layout)."""
+    e = term
+    if isinstance(e, Differential):
+        return identity(dim_mul(*var.shape))
+    if e.is_scalar:
+        return transpose(_vec(gradient(e)))
+    if isinstance(e, Transpose):
+        r, col = e.arg.shape
+        inner = jacobian(e.arg, var)
+        if r == ONE or col == ONE:
+            return inner
+        return mul(Commutation(r, col), inner)
+    if isinstance(e, Add):
+        return add(*[jacobian(t, var) for t in e.args if has_d(t)])
+    if isinstance(e, Mul):
+        scalars, before, u, after = _split_mul(e)
+        if u.is_scalar:
+            rest = mul(*scalars, *before, *after)
+            return mul(_vec(rest), jacobian(u, var))
+        P = mul(*before) if before else None
+        Q = mul(*after) if after else None
+        return mul(*scalars, _kron(transpose(Q) if Q is not None else identity(u.shape[1]),
+                                   P if P is not None else identity(u.shape[0])),
+                   jacobian(u, var))
+    if isinstance(e, Hadamard):
+        idx = next(i for i, f in enumerate(e.args) if has_d(f))
+        others = e.args[:idx] + e.args[idx + 1:]
+        return mul(Diag(_vec(hadamard(*others))), jacobian(e.args[idx], var))
+    if isinstance(e, HadamardDiv):
+        return mul(Inverse(Diag(_vec(e.den))), jacobian(e.num, var))
+    if isinstance(e, Vec):
+        return jacobian(e.arg, var)
+    if isinstance(e, Diag):
+        raise UnsupportedError("the Jacobian of diag(u) as a matrix is not supported yet")
+    raise UnsupportedError(f"identifying a Jacobian through {type(e).__name__} is not supported yet")
+
+
+def _vec(e: Expr) -> Expr:
+    return e if e.shape[1] == ONE else Vec(e)
+
+
+def _kron(a: Expr, b: Expr) -> Expr:
+    if a.is_scalar:
+        return mul(a, b)
+    if b.is_scalar:
+        return mul(b, a)
+    if a.shape[1] == ONE and b.shape[0] == ONE:  # column (x) row = column row
+        return mul(a, b)
+    if a.shape[0] == ONE and b.shape[1] == ONE:  # row (x) column = column row
+        return mul(b, a)
+    return Kron((a, b))
+
+
+# --------------------------------------------------------------------------------------------
+# scalar variable
+# --------------------------------------------------------------------------------------------
+def by_scalar(term: Expr, var: Symbol) -> Expr:
+    """F' from ``dF = F' dt``: every ``dt`` replaced by 1."""
+    d = Differential(var)
+    return term.map(lambda n: c(1) if n == d else n)

@@ -1,0 +1,556 @@
+"""Simplification to textbook form.
+
+Owns the canonical form of results: transposes pushed to symbols (``(AB)^T = B^T A^T``), a
+symmetric ``A^T`` written ``A``, exact rational coefficients in front, scalar factors gathered
+before the matrix chain (``(x^T A x) x``, ``\\det(X) X^{-T}``), like terms collected, common left
+and right factors pulled out of sums (``A x + A^T x -> (A + A^T) x``), identities, ones and zeros
+removed, ``X^{-1} X`` cancelled.
+
+Every rewrite is an identity that holds for all values where both sides are defined; the
+verifier checks the final result numerically anyway.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from functools import lru_cache
+
+from ..expr import (ONE, SCALAR, Add, Commutation, Const, Det, Diag, DiagPart, Differential,
+                    Expr, Func, Hadamard, HadamardDiv, Identity, Inverse, Kron, Mul, Norm, Ones,
+                    Power, Softmax, Sum, Symbol, Trace, Transpose, Vec, Zero, dim_mul)
+from .build import c, zero
+
+MAX_PASSES = 12
+
+
+def simplify(e: Expr) -> Expr:
+    """The textbook form of ``e`` (a fixpoint of the rewrite rules)."""
+    for _ in range(MAX_PASSES):
+        new = e.map(_rewrite)
+        if new == e:
+            return new
+        e = new
+    return e
+
+
+# --------------------------------------------------------------------------------------------
+# keys
+# --------------------------------------------------------------------------------------------
+@lru_cache(maxsize=65536)
+def skey(e: Expr) -> str:
+    """A deterministic total-order key (a compact s-expression)."""
+    if isinstance(e, Symbol):
+        return e.name
+    if isinstance(e, Const):
+        return f"#{e.value}"
+    if isinstance(e, (Identity, Ones)):
+        return f"{type(e).__name__}[{''.join(e.n)}]"
+    if isinstance(e, Zero):
+        return "0"
+    if isinstance(e, Commutation):
+        return f"K[{''.join(e.m)},{''.join(e.n)}]"
+    if isinstance(e, Differential):
+        return "d" + e.of.name
+    name = e.name if isinstance(e, Func) else type(e).__name__
+    if isinstance(e, Norm):
+        name += e.kind
+    return f"{name}({','.join(skey(k) for k in e.children())})"
+
+
+def _n_transposes(e: Expr) -> int:
+    return sum(isinstance(n, Transpose) for n in e.walk())
+
+
+# --------------------------------------------------------------------------------------------
+# products
+# --------------------------------------------------------------------------------------------
+def split(e: Expr):
+    """(coefficient, scalar factors, chain of non-scalar factors) of a product."""
+    if isinstance(e, Const):
+        return e.value, [], []
+    if not isinstance(e, Mul):
+        return Fraction(1), ([e] if e.is_scalar else []), ([] if e.is_scalar else [e])
+    coef, scalars, chain = Fraction(1), [], []
+    for f in e.args:
+        if isinstance(f, Const):
+            coef *= f.value
+        elif isinstance(f, Mul):
+            fc, fs, fch = split(f)
+            coef *= fc
+            scalars.extend(fs)
+            if f.is_scalar and fch:
+                scalars.append(_chain(fch))
+            else:
+                chain.extend(fch)
+        elif f.is_scalar:
+            scalars.append(f)
+        else:
+            chain.append(f)
+    return coef, scalars, chain
+
+
+def _chain(fs):
+    return fs[0] if len(fs) == 1 else Mul(tuple(fs))
+
+
+_CATEGORY = {Symbol: 1, Power: 2, Trace: 4, Det: 4, Norm: 4, Func: 5, Sum: 5}
+
+
+def _scalar_order(e: Expr):
+    if isinstance(e, Power) and isinstance(e.exponent, Const) and e.exponent.value < 0:
+        return (9, skey(e))
+    if isinstance(e, Power) and isinstance(e.base, Symbol):
+        return (1, skey(e.base), skey(e))
+    cat = _CATEGORY.get(type(e), 6)
+    return (cat, skey(e))
+
+
+def _power_parts(e: Expr):
+    if isinstance(e, Power) and e.base.is_scalar:
+        return e.base, e.exponent
+    return e, c(1)
+
+
+def _merge_scalars(scalars):
+    """Combine equal bases: s s -> s^2, s s^{-1} -> 1; sort into display order."""
+    order, expo = [], {}
+    for s in scalars:
+        b, k = _power_parts(s)
+        if b in expo:
+            expo[b] = _add_exponents(expo[b], k)
+        else:
+            order.append(b)
+            expo[b] = k
+    out = []
+    for b in order:
+        k = expo[b]
+        if isinstance(k, Const) and k.value == 0:
+            continue
+        out.append(b if (isinstance(k, Const) and k.value == 1) else Power(b, k))
+    return sorted(out, key=_scalar_order)
+
+
+def _add_exponents(a, b):
+    if isinstance(a, Const) and isinstance(b, Const):
+        return Const(a.value + b.value)
+    return simplify(Add((a, b)))
+
+
+def _orient(chain: list[Expr]) -> list[Expr]:
+    """A 1x1 chain and its transpose are equal: keep the one with fewer transposes."""
+    flipped = [_t(f) for f in reversed(chain)]
+    k1 = (sum(map(_n_transposes, chain)), ",".join(map(skey, chain)))
+    k2 = (sum(map(_n_transposes, flipped)), ",".join(map(skey, flipped)))
+    return flipped if k2 < k1 else chain
+
+
+def _t(e: Expr) -> Expr:
+    return _rewrite(Transpose(e))
+
+
+def _extract_scalar_groups(chain: list[Expr]):
+    """Pull contiguous 1x1 sub-chains (other than the whole chain) out as scalar groups."""
+    groups, rest = [], []
+    i, n = 0, len(chain)
+    while i < n:
+        found = None
+        if chain[i].shape[0] == ONE:
+            for j in range(i + 1, n):
+                if chain[j].shape[1] == ONE:
+                    if not (i == 0 and j == n - 1) or groups:
+                        found = j
+                    break
+        if found is not None:
+            groups.append(_chain(_orient(chain[i:found + 1])))
+            i = found + 1
+        else:
+            rest.append(chain[i])
+            i += 1
+    return groups, rest
+
+
+def _cancel_chain(chain: list[Expr]) -> list[Expr]:
+    out: list[Expr] = []
+    for f in chain:
+        if isinstance(f, Identity) and (out or len(chain) > 1):
+            continue
+        if out:
+            prev = out[-1]
+            if _are_inverses(prev, f):
+                out.pop()
+                continue
+            merged = _merge_powers(prev, f)
+            if merged is not None:
+                out[-1] = merged
+                continue
+            if isinstance(prev, Diag) and f.shape[1] == ONE and isinstance(f, (Symbol, Func, Softmax)):
+                out[-1] = _rewrite(Hadamard((prev.arg, f)))
+                continue
+        out.append(f)
+    return out
+
+
+def _are_inverses(a: Expr, b: Expr) -> bool:
+    return (isinstance(a, Inverse) and a.arg == b) or (isinstance(b, Inverse) and b.arg == a)
+
+
+def _matpow_parts(e: Expr):
+    if isinstance(e, Power) and not e.base.is_scalar and isinstance(e.exponent, Const):
+        return e.base, e.exponent.value
+    if isinstance(e, Inverse) and isinstance(e.arg, Symbol):
+        return e.arg, Fraction(-1)
+    if isinstance(e, Symbol):
+        return e, Fraction(1)
+    return None, None
+
+
+def _merge_powers(a: Expr, b: Expr):
+    ba, ka = _matpow_parts(a)
+    bb, kb = _matpow_parts(b)
+    if ba is None or ba != bb:
+        return None
+    k = ka + kb
+    if k == 0:
+        return Identity(ba.shape[0])
+    if k == -1:
+        return Inverse(ba)
+    return ba if k == 1 else Power(ba, Const(k))
+
+
+def build_product(coef: Fraction, scalars, chain) -> Expr:
+    if coef == 0:
+        return None
+    scalars = _merge_scalars(scalars)
+    parts: list[Expr] = []
+    if coef != 1 or (not scalars and not chain):
+        parts.append(Const(coef))
+    parts.extend(scalars)
+    parts.extend(chain)
+    return parts[0] if len(parts) == 1 else Mul(tuple(parts))
+
+
+def _rewrite_mul(e: Mul) -> Expr:
+    coef, scalars, chain = split(e)
+    shape = e.shape
+    if coef == 0 or any(isinstance(f, Zero) for f in chain) or any(
+            isinstance(s, Const) and s.value == 0 for s in scalars):
+        return zero(shape)
+    chain = _cancel_chain(chain)
+    if not chain and shape != SCALAR:
+        chain = [Identity(shape[0])]
+    groups, chain = _extract_scalar_groups(chain)
+    if not chain and shape == SCALAR and len(groups) == 1 and isinstance(groups[0], Mul):
+        chain, groups = list(groups[0].args), []
+    elif chain and shape == SCALAR:
+        chain = _orient(chain)
+    scalars = scalars + groups
+    return build_product(coef, scalars, chain)
+
+
+# --------------------------------------------------------------------------------------------
+# sums
+# --------------------------------------------------------------------------------------------
+def _term_key(scalars, chain):
+    return (tuple(sorted(skey(s) for s in scalars)), tuple(skey(f) for f in chain))
+
+
+def _rewrite_add(e: Add) -> Expr:
+    shape = e.shape
+    collected: dict = {}
+    for t in _flatten_add(e):
+        coef, scalars, chain = split(t)
+        if coef == 0:
+            continue
+        scalars = _merge_scalars(scalars)
+        k = _term_key(scalars, chain)
+        if k in collected:
+            collected[k][0] += coef
+        else:
+            collected[k] = [coef, scalars, chain]
+    terms = [(cf, s, ch) for cf, s, ch in collected.values() if cf != 0]
+    if not terms:
+        return zero(shape)
+    if len(terms) == 1:
+        return build_product(*terms[0])
+    factored = _factor(terms, shape)
+    if factored is not None:
+        return factored
+    return Add(tuple(build_product(*t) for t in terms))
+
+
+def _flatten_add(e: Add):
+    for t in e.args:
+        if isinstance(t, Add):
+            yield from _flatten_add(t)
+        elif not (isinstance(t, Zero) or (isinstance(t, Const) and t.value == 0)):
+            yield t
+
+
+def _factor(terms, shape):
+    """Pull out what all terms share (scalars, sign, a left or right factor); else factor the
+    largest group sharing a right or left factor.  ``None`` when nothing can be pulled out."""
+    # common scalar factors and common coefficient
+    common = [s for s in terms[0][1] if all(s in t[1] for t in terms[1:])]
+    coefs = {t[0] for t in terms}
+    common_coef = coefs.pop() if len(coefs) == 1 else (Fraction(-1) if all(t[0] < 0 for t in terms) else Fraction(1))
+    if common or common_coef != 1:
+        inner = []
+        for cf, s, ch in terms:
+            rest = list(s)
+            for x in common:
+                rest.remove(x)
+            inner.append(build_product(cf / common_coef, rest, ch))
+        return build_product(common_coef, common, [_rewrite_add(Add(tuple(inner)))]) \
+            if shape != SCALAR or True else None
+    if shape == SCALAR:
+        return None
+    best = None
+    for side in (-1, 0):
+        counts: dict = {}
+        for i, (_, _, ch) in enumerate(terms):
+            if ch:
+                counts.setdefault(ch[side], []).append(i)
+        for f, idx in counts.items():
+            if len(idx) >= 2 and (best is None or len(idx) > len(best[2])):
+                best = (side, f, idx)
+    if best is None:
+        return None
+    side, f, idx = best
+    inner = []
+    for i in idx:
+        cf, s, ch = terms[i]
+        rest = ch[:-1] if side == -1 else ch[1:]
+        if not rest:
+            n = f.shape[0] if side == -1 else f.shape[1]
+            rest = [] if n == ONE else [Identity(n)]
+        inner.append(build_product(cf, s, rest))
+    group = _rewrite_add(Add(tuple(inner)))
+    chain = [group, f] if side == -1 else [f, group]
+    factored = Mul(tuple(chain))
+    others = [build_product(*terms[i]) for i in range(len(terms)) if i not in idx]
+    if not others:
+        return factored
+    first = min(idx)
+    out = []
+    for i in range(len(terms)):
+        if i == first:
+            out.append(factored)
+        elif i not in idx:
+            out.append(build_product(*terms[i]))
+    return Add(tuple(out))
+
+
+# --------------------------------------------------------------------------------------------
+# the other nodes
+# --------------------------------------------------------------------------------------------
+def _rewrite_transpose(e: Transpose) -> Expr:
+    a = e.arg
+    if a.shape == SCALAR or isinstance(a, (Identity, Diag)):
+        return a
+    if isinstance(a, Symbol) and a.symmetric:
+        return a
+    if isinstance(a, Transpose):
+        return a.arg
+    if isinstance(a, Zero):
+        return Zero(a.cols, a.rows)
+    if isinstance(a, Commutation):
+        return Commutation(a.n, a.m)
+    if isinstance(a, Mul):
+        coef, scalars, chain = split(a)
+        return _rewrite_mul(Mul(tuple([Const(coef)] + scalars + [_t(f) for f in reversed(chain)])))
+    if isinstance(a, Add):
+        return _rewrite_add(Add(tuple(_t(t) for t in a.args)))
+    if isinstance(a, Hadamard):
+        return _rewrite_hadamard(Hadamard(tuple(_t(t) for t in a.args)))
+    if isinstance(a, Kron):
+        return Kron(tuple(_t(t) for t in a.args))
+    if isinstance(a, Inverse):
+        return _rewrite_inverse(Inverse(_t(a.arg)))
+    return e
+
+
+def _rewrite_inverse(e: Inverse) -> Expr:
+    a = e.arg
+    if isinstance(a, Inverse):
+        return a.arg
+    if isinstance(a, Identity):
+        return a
+    if isinstance(a, Const):
+        return Const(1 / a.value)
+    if a.shape == SCALAR:
+        return Power(a, c(-1))
+    if isinstance(a, Mul):
+        coef, scalars, chain = split(a)
+        if coef != 1 or scalars:
+            inv_s = [Power(s, c(-1)) for s in scalars]
+            return build_product(1 / coef, inv_s, [_rewrite_inverse(Inverse(_chain(chain)))])
+    if isinstance(a, Transpose) and isinstance(a.arg, Mul):
+        pushed = _t(a.arg)
+        if pushed == a.arg:
+            return Inverse(a.arg)
+    return e
+
+
+def _rewrite_power(e: Power) -> Expr:
+    b, k = e.base, e.exponent
+    if isinstance(k, Const):
+        if k.value == 1:
+            return b
+        if k.value == 0:
+            return c(1) if b.is_scalar else Identity(b.shape[0])
+        if isinstance(b, Const) and k.value.denominator == 1:
+            if b.value == 0 and k.value < 0:
+                return e
+            return Const(b.value ** int(k.value))
+        if not b.is_scalar and k.value == -1:
+            return Inverse(b)
+        if isinstance(b, Inverse) and k.value.denominator == 1:
+            return Power(b.arg, Const(-k.value))
+        if isinstance(b, Power) and isinstance(b.exponent, Const) and b.base.is_scalar and k.value.denominator == 1:
+            return Power(b.base, Const(b.exponent.value * k.value))
+    if b.is_scalar and isinstance(b, Mul):
+        coef, scalars, chain = split(b)
+        if not chain and isinstance(k, Const) and k.value.denominator == 1 and (coef != 1 or len(scalars) > 1):
+            return build_product(coef ** int(k.value), [Power(s, k) for s in scalars], [])
+    return e
+
+
+def _rewrite_trace(e: Trace) -> Expr:
+    a = e.arg
+    if a.shape == SCALAR:
+        return a
+    if isinstance(a, Transpose):
+        return Trace(a.arg)
+    if isinstance(a, Zero):
+        return c(0)
+    if isinstance(a, Mul):
+        coef, scalars, chain = split(a)
+        if coef != 1 or scalars:
+            return build_product(coef, scalars, [_rewrite_trace(Trace(_chain(chain)))])
+        if chain[0].shape[1] == ONE and chain[-1].shape[0] == ONE:  # tr(x ... y^T) = y^T x ...
+            return _rewrite_mul(Mul(tuple(chain[1:] + chain[:1])))
+    return e
+
+
+def _rewrite_hadamard(e: Hadamard) -> Expr:
+    coef, scalars, parts = Fraction(1), [], []
+    for f in e.args:
+        for g in (f.args if isinstance(f, Hadamard) else (f,)):
+            if isinstance(g, Ones):
+                continue
+            if isinstance(g, Zero):
+                return zero(e.shape)
+            gc, gs, gch = split(g)
+            if gch and (gc != 1 or gs):
+                coef *= gc
+                scalars.extend(gs)
+                g = _chain(gch)
+            parts.append(g)
+    if not parts:
+        return build_product(coef, scalars, [Ones(e.shape[0])]) if e.shape[1] == ONE else e
+    core = parts[0] if len(parts) == 1 else Hadamard(tuple(parts))
+    if coef != 1 or scalars:
+        return build_product(coef, scalars, [core])
+    return core
+
+
+def _rewrite_hdiv(e: HadamardDiv) -> Expr:
+    n, d = e.num, e.den
+    if n.is_scalar:
+        return _rewrite_mul(Mul((n, Power(d, c(-1)))))
+    if n == d:
+        return _ones(e.shape)
+    if isinstance(n, Hadamard) and d in n.args:
+        rest = list(n.args)
+        rest.remove(d)
+        return rest[0] if len(rest) == 1 else Hadamard(tuple(rest))
+    coef, scalars, chain = split(n)
+    if chain and (coef != 1 or scalars):
+        return build_product(coef, scalars, [HadamardDiv(_chain(chain), d)])
+    return e
+
+
+def _ones(shape):
+    r, col = shape
+    return Ones(r) if col == ONE else Mul((Ones(r), Transpose(Ones(col))))
+
+
+def _rewrite_kron(e: Kron) -> Expr:
+    args = []
+    for a in e.args:
+        args.extend(a.args if isinstance(a, Kron) else (a,))
+    coef, scalars, core = Fraction(1), [], []
+    for a in args:
+        ac, as_, ach = split(a)
+        coef *= ac
+        scalars.extend(as_)
+        if ach:
+            core.append(_chain(ach))
+    merged: list[Expr] = []
+    for a in core:
+        if merged and isinstance(a, Identity) and isinstance(merged[-1], Identity):
+            merged[-1] = Identity(dim_mul(merged[-1].n, a.n))
+        elif merged and merged[-1].shape[1] == ONE and a.shape[0] == ONE:
+            merged[-1] = _rewrite_mul(Mul((merged[-1], a)))
+        elif merged and merged[-1].shape[0] == ONE and a.shape[1] == ONE:
+            merged[-1] = _rewrite_mul(Mul((a, merged[-1])))
+        else:
+            merged.append(a)
+    body = merged[0] if len(merged) == 1 else (Kron(tuple(merged)) if merged else None)
+    return build_product(coef, scalars, [body] if body is not None else [])
+
+
+def _rewrite(e: Expr) -> Expr:
+    t = type(e)
+    if t is Mul:
+        return _rewrite_mul(e)
+    if t is Add:
+        return _rewrite_add(e)
+    if t is Transpose:
+        return _rewrite_transpose(e)
+    if t is Inverse:
+        return _rewrite_inverse(e)
+    if t is Power:
+        return _rewrite_power(e)
+    if t is Trace:
+        return _rewrite_trace(e)
+    if t is Hadamard:
+        return _rewrite_hadamard(e)
+    if t is HadamardDiv:
+        return _rewrite_hdiv(e)
+    if t is Kron:
+        return _rewrite_kron(e)
+    if t is Det:
+        a = e.arg
+        if isinstance(a, Transpose):
+            return Det(a.arg)
+        if isinstance(a, Identity):
+            return c(1)
+        if isinstance(a, Inverse):
+            return Power(Det(a.arg), c(-1))
+        return e
+    if t is Func:
+        a = e.arg
+        if e.name == "log" and isinstance(a, Func) and a.name == "exp":
+            return a.arg
+        if isinstance(a, Transpose):
+            return _t(Func(e.name, a.arg))
+        return e
+    if t is Diag:
+        a = e.arg
+        if isinstance(a, Ones):
+            return Identity(a.n)
+        coef, scalars, chain = split(a)
+        if chain and (coef != 1 or scalars):
+            return build_product(coef, scalars, [Diag(_chain(chain))])
+        return e
+    if t is DiagPart:
+        return e.arg if isinstance(e.arg, Diag) else e
+    if t is Vec:
+        a = e.arg
+        if a.shape[1] == ONE:
+            return a
+        coef, scalars, chain = split(a)
+        if chain and (coef != 1 or scalars):
+            return build_product(coef, scalars, [Vec(_chain(chain))])
+        return e
+    return e
