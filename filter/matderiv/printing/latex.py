@@ -217,7 +217,11 @@ class LatexPrinter:
         if isinstance(e, Mul):
             coeff, rest = self._flatten_mul(e.args)
             if coeff < 0:
-                return Mul(((Const(-coeff),) if coeff != -1 else ()) + tuple(rest)) if rest else Const(-coeff)
+                if not rest:
+                    return Const(-coeff)
+                if coeff == -1 and len(rest) == 1:
+                    return rest[0]
+                return Mul(((Const(-coeff),) if coeff != -1 else ()) + tuple(rest))
             return None
         if isinstance(e, (Hadamard, Kron)) and e.args:
             n = self._negated(e.args[0])
@@ -234,6 +238,8 @@ class LatexPrinter:
             neg = self._negated(t)
             if neg is not None:
                 body = self._print(neg)
+                if isinstance(neg, Add):
+                    body = _paren(body)
                 out.append(("-" if i == 0 else " - ") + body)
             else:
                 body = self._print(t)
@@ -368,7 +374,7 @@ class LatexPrinter:
             return sign + r"\frac{" + top + "}{" + bottom + "}"
         if not num:
             return sign + _fmt_fraction(c)
-        body = self._join_factors(num, alone_ok=(c == 1))
+        body = self._join_factors(num, alone_ok=(coeff == 1))
         if c == 1:
             return sign + body
         head = _fmt_fraction(c)
@@ -501,7 +507,7 @@ def _guess_var_kind(var_latex: str) -> str:
 
 def _wrap_name(f: str) -> str:
     """A function name as an operand of ``^\\top`` / ``\\operatorname{vec}``."""
-    if re.fullmatch(r"\\?[A-Za-z]+(_\{?[A-Za-z0-9]+\}?)?|\\[a-z]+\{\\?[A-Za-z]+\}(_\{?[A-Za-z0-9]+\}?)?", f):
+    if not re.search(r"[\s+\-=,^]", f):
         return f
     return r"\left(" + f + r"\right)"
 
