@@ -360,6 +360,11 @@ class LatexPrinter:
         if coeff == 0:
             return "0"
         num = self._group_scalar_runs(num)
+        groups = [f for f in num if isinstance(f, Mul)]
+        if len(groups) == 1 and all(_is_scalar(f) for f in num if f is not groups[0]):
+            # the 1 x 1 sub-product is the whole product up to scalars: no parentheses
+            i = num.index(groups[0])
+            num = num[:i] + list(groups[0].args) + num[i + 1:]
         sign = "-" if coeff < 0 else ""
         c = abs(coeff)
         if den or (num == [] and c.denominator != 1):
@@ -396,6 +401,8 @@ class LatexPrinter:
         return f" {op} ".join(self._binop_operand(a, i == 0) for i, a in enumerate(args))
 
     def _print_Hadamard(self, e: Hadamard) -> str:
+        if all(_is_scalar(a) for a in e.args):  # elementwise product of 1 x 1 terms
+            return self._print_Mul(Mul(tuple(e.args)))
         return self._nary(e.args, r"\odot")
 
     def _print_Kron(self, e: Kron) -> str:
