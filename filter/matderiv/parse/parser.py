@@ -1,0 +1,1061 @@
+r"""LaTeX or ASCII expression text -> :class:`~matderiv.expr.Expr` tree with source spans.
+
+Owns the surface syntax of SPEC 1.1: a hand-written tokenizer (context-dependent LaTeX
+pieces) feeding a Lark LALR(1) parser (``grammar.lark``), then a conversion of the parse tree
+into :mod:`matderiv.expr` nodes.  Knows nothing of sizes (see :mod:`matderiv.shapes`), of
+differentiation or of documents.  Never evaluates anything: the text is only tokenized.
+
+Reading rules (the decisions where LaTeX is ambiguous)
+------------------------------------------------------
+* **Symbols** are one Latin or Greek letter with an optional subscript, so ``Xu`` is ``X u``.
+  ``\mathbf{x}``, ``\bm{x}``, ``\boldsymbol{x}`` name the symbol ``x`` and print bold
+  (Latin as ``\mathbf``, Greek as ``\boldsymbol``); ``W_{2}`` prints ``W_2``.  When a name is
+  written both bold and plain in one expression, the first spelling prints and bold decides
+  the default kind.  Default kinds: uppercase (Latin or Greek) -> matrix; lowercase Latin ->
+  vector; bold lowercase Greek -> vector; plain lowercase Greek -> scalar.
+* ``I`` / ``\mathbf{I}`` / ``I_n`` is the identity; ``\mathbf{1}`` the ones vector; ``0`` a
+  constant zero (shape inference turns it into what the context needs).
+* **Functions without brackets** take the next atom *together with its postfix operators*:
+  ``\det X^{-1}`` is det(X^{-1}), ``\log x^2`` is log(x^2), ``\log\det X`` is log(det X),
+  ``\operatorname{tr} A B`` is tr(A)·B.  With brackets, postfix operators after the closing
+  bracket apply to the function value: ``\det(X)^{-1}`` is (det X)^{-1}.
+  ``\sin^2(x)`` / ``\tanh^2 x`` are powers of the function value.
+* ASCII function words (``exp log ln sin cos tanh sqrt sigmoid softmax diag vec sum tr det
+  logdet inv``) are functions only when an opening bracket follows; otherwise the letters
+  are symbols (``det`` alone is d·e·t).
+* ``\sigma`` directly followed by an opening round bracket (``(``, ``\left(``, ``\big(``, ...)
+  is the logistic function; otherwise it is a scalar symbol (``\sigma^2 I``).
+* ``e^{...}`` and ``\mathrm{e}^{...}`` are the exponential; ``e^T``/``e^\top`` (a transpose)
+  and ``e`` anywhere else are the ordinary symbol ``e``.
+* ``|...|``: a ``|`` closes the innermost open bar when the previous token ends an operand,
+  and opens a new one otherwise, so ``|a|\,|b|`` is two bars.  The parser produces
+  ``Func("bars", X)``; shape inference makes it ``Det`` (square matrix) or ``abs`` (scalar).
+  ``\|...\|`` is read the same way; ``\left|``/``\right|`` and ``\lVert``/``\rVert`` are
+  unambiguous.
+* Norms: ``\|x\|`` and ``\|x\|_2`` give ``Norm(x, "2")``, ``\|X\|_F`` ``Norm(X, "F")``; an
+  unsubscripted norm of a *matrix* is read as the Frobenius norm (done by shape inference).
+* ``\operatorname{diag}(.)`` gives ``Func("diag", .)``; inference makes it ``Diag`` for a
+  vector and ``DiagPart`` for a square matrix.
+* Superscripts: ``^T ^{T} ^\top ^{\top} ^{\mathsf T} ^\intercal`` and postfix ``'`` are the
+  transpose; ``^{-1}``/``^-1`` the inverse; ``^{-T}``/``^{-\top}`` the inverse transpose;
+  anything else a power.  ``^`` followed by digits takes the whole number (``x^10``).
+* Precedence (loosest first): ``+ -``; unary minus; ``\odot \circ .* \otimes \oslash``;
+  products (juxtaposition, ``\cdot``, ``*``, ``\times``, ``/``, left to right); postfix;
+  atoms.  ``/`` divides by the following factor: ``a/b c`` is (a/b)·c.
+* Brackets ``() [] \{\}`` with ``\left``/``\right`` and ``\big``-family sizes group; ``{}``
+  groups too.  ``\, \; \: \! \quad \qquad ~`` are ignored.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
+
+from ..errors import MatDerivError, Span
+from ..expr import (Add, Const, Det, Expr, Func, Hadamard, HadamardDiv, Identity, Inverse, Kron,
+                    Mul, Norm, Ones, Power, Softmax, Sum, Symbol, Trace, Transpose, UNKNOWN,
+                    Vec)
+
+__all__ = ["Parsed", "parse", "normalize_name", "GREEK"]
+
+# ------------------------------------------------------------------------------------------
+# Vocabulary
+# ------------------------------------------------------------------------------------------
+GREEK_LOWER = ("alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa "
+               "varkappa lambda mu nu xi pi varpi rho varrho sigma varsigma tau upsilon phi "
+               "varphi chi psi omega").split()
+GREEK_UPPER = ("Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega varGamma varDelta "
+               "varTheta varLambda varXi varPi varSigma varUpsilon varPhi varPsi "
+               "varOmega").split()
+GREEK = frozenset(GREEK_LOWER + GREEK_UPPER)
+
+UNICODE_GREEK = {
+    "α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsilon", "ζ": "zeta",
+    "η": "eta", "θ": "theta", "ι": "iota", "κ": "kappa", "λ": "lambda", "μ": "mu", "ν": "nu",
+    "ξ": "xi", "π": "pi", "ρ": "rho", "σ": "sigma", "τ": "tau", "υ": "upsilon", "φ": "phi",
+    "χ": "chi", "ψ": "psi", "ω": "omega", "Γ": "Gamma", "Δ": "Delta", "Θ": "Theta",
+    "Λ": "Lambda", "Ξ": "Xi", "Π": "Pi", "Σ": "Sigma", "Υ": "Upsilon", "Φ": "Phi", "Ψ": "Psi",
+    "Ω": "Omega",
+}
+
+#: Canonical function names (the FUNC token value) by spelling.
+FUNC_NAMES = {
+    "exp": "exp", "log": "log", "ln": "log", "sin": "sin", "cos": "cos", "tanh": "tanh",
+    "sqrt": "sqrt", "sigmoid": "sigmoid", "softmax": "softmax", "diag": "diag", "vec": "vec",
+    "sum": "sum", "tr": "tr", "Tr": "tr", "trace": "tr", "det": "det", "logdet": "logdet",
+    "inv": "inv", "abs": "abs",
+}
+#: LaTeX commands that are functions (``\exp`` ...).
+FUNC_COMMANDS = {
+    "exp": "exp", "log": "log", "ln": "log", "sin": "sin", "cos": "cos", "tanh": "tanh",
+    "sqrt": "sqrt", "det": "det", "tr": "tr", "Tr": "tr", "trace": "tr", "diag": "diag",
+    "logdet": "logdet", "softmax": "softmax", "sigmoid": "sigmoid",
+}
+ASCII_FUNC_RE = re.compile(
+    r"(logdet|softmax|sigmoid|trace|tanh|sqrt|diag|exp|log|sin|cos|vec|sum|det|inv|abs|ln|tr|Tr)"
+    r"(?=\s*(?:\(|\[|\\left\s*[(\[]|\\[bB]igg?l?\s*[(\[]))")
+
+SPACE_RE = re.compile(r"(?:\s|~|\\[,;:!> ]|\\q?quad(?![A-Za-z])|\\(?:displaystyle|textstyle)"
+                      r"(?![A-Za-z]))+")
+_SP = r"(?:\s|~|\\[,;:! ]|\\mkern\s*-?[\d.]+\s*mu)*"
+_T = (r"(?:T|\\top(?![A-Za-z])|\\intercal(?![A-Za-z])|\\mathsf\s*T|\\mathsf\s*\{\s*T\s*\}"
+      r"|\\mathrm\s*T|\\mathrm\s*\{\s*T\s*\}|\\rm\s*T|\\textsf\s*\{\s*T\s*\})")
+TRANSPOSE_RE = re.compile(r"\^\s*(?:T|\\top(?![A-Za-z])|\\intercal(?![A-Za-z])|\\mathsf\s*\{\s*T\s*\}"
+                          r"|\{" + _SP + _T + _SP + r"\})")
+INVERSE_RE = re.compile(r"\^\s*(?:\{" + _SP + r"-\s*1" + _SP + r"\}|-\s*1(?![\d.]))")
+INVTRANSPOSE_RE = re.compile(r"\^\s*(?:\{" + _SP + r"-\s*" + _T + _SP + r"\}|-\s*T)")
+NUMBER_RE = re.compile(r"\d+(?:\.\d+)?|\.\d+")
+SUBSCRIPT_RE = re.compile(r"\s*_\s*(?:\{\s*([A-Za-z0-9]+|\\[A-Za-z]+)\s*\}|([A-Za-z0-9])|\\([A-Za-z]+))")
+NORMSUB_RE = re.compile(
+    r"\s*_\s*(?:\{\s*(?:\\(?:mathrm|text|textrm|operatorname|mathsf)\s*\{\s*([A-Za-z0-9]+)\s*\}"
+    r"|\\(?:mathrm|rm)\s*([A-Za-z0-9])|([A-Za-z0-9]+|\\infty))\s*\}"
+    r"|\\(?:mathrm|text|textrm|mathsf)\s*\{\s*([A-Za-z0-9]+)\s*\}|([A-Za-z0-9])|(\\infty))")
+SIGMA_CALL_RE = re.compile(r"\s*(?:\(|\\left\s*\(|\\[bB]igg?l?\s*\()")
+COMMAND_RE = re.compile(r"\\([A-Za-z]+|.)")
+ARG_RE = re.compile(r"\s*(?:\{\s*([^{}]*?)\s*\}|(\\[A-Za-z]+|[A-Za-z0-9]))")
+SIZE_CMDS = {"left", "right", "big", "Big", "bigg", "Bigg", "bigl", "bigr", "Bigl", "Bigr",
+             "biggl", "biggr", "Biggl", "Biggr", "bigm", "Bigm", "biggm", "Biggm"}
+BOLD_CMDS = {"mathbf", "boldsymbol", "bm", "mathbb", "pmb", "mathbfit"}
+NAME_CMDS = {"operatorname", "mathrm", "text", "textrm", "mathop", "mathit", "textit", "rm"}
+OPERATOR_CMDS = {"cdot": "TIMES", "times": "TIMES", "ast": "TIMES", "odot": "HADAMARD",
+                 "circ": "HADAMARD", "otimes": "KRON", "oslash": "OSLASH"}
+DELIMS_OPEN = {"(": "(", "[": "[", "\\{": "{", "\\lbrace": "{", "\\lbrack": "[",
+               "\\lparen": "("}
+DELIMS_CLOSE = {")": "(", "]": "[", "\\}": "{", "\\rbrace": "{", "\\rbrack": "[",
+                "\\rparen": "("}
+CLOSER_OF = {"(": ")", "[": "]", "{": "\\}", "brace": "}", "|": "|", "||": "\\|"}
+
+#: Every command the tokenizer knows (for "did you mean" hints).
+KNOWN_COMMANDS = sorted(
+    set(GREEK) | set(FUNC_COMMANDS) | BOLD_CMDS | NAME_CMDS | SIZE_CMDS | set(OPERATOR_CMDS)
+    | {"frac", "tfrac", "dfrac", "cfrac", "top", "intercal", "mathsf", "lVert", "rVert",
+       "lvert", "rvert", "vert", "Vert", "quad", "qquad", "operatorname", "displaystyle"})
+KNOWN_FUNCTIONS = sorted({"exp", "log", "ln", "sin", "cos", "tanh", "sqrt", "det", "tr",
+                          "softmax", "diag", "vec", "sum", "logdet", "inv", "sigmoid",
+                          "sigma"})
+
+# Token types that end an operand (used to read `|` as an opening or closing bar).
+_OPERAND_END = {"SYM", "NUMBER", "IDENT", "ONES", "RPAR", "RBRACE", "RBAR", "RNORM", "NORMSUB",
+                "TRANSPOSE", "INVERSE", "INVTRANSPOSE", "PRIME", "EXP_E"}
+
+HUMAN = {
+    "SYM": "a symbol", "NUMBER": "a number", "IDENT": "the identity I", "ONES": "\\mathbf{1}",
+    "EXP_E": "e", "FUNC": "a function", "FRAC": "\\frac", "PLUS": "`+`", "MINUS": "`-`",
+    "TIMES": "a product sign", "SLASH": "`/`", "HADAMARD": "`\\odot`", "KRON": "`\\otimes`",
+    "OSLASH": "`\\oslash`", "TRANSPOSE": "a transpose", "INVERSE": "`^{-1}`",
+    "INVTRANSPOSE": "`^{-T}`", "PRIME": "`'`", "CARET": "`^`", "LPAR": "an opening bracket",
+    "RPAR": "a closing bracket", "LBRACE": "`{`", "RBRACE": "`}`", "LBAR": "`|`",
+    "RBAR": "a closing `|`", "LNORM": "`\\|`", "RNORM": "a closing `\\|`",
+    "NORMSUB": "a norm subscript", "$END": "the end of the expression",
+}
+_OPERAND_START = {"SYM", "NUMBER", "IDENT", "ONES", "EXP_E", "FUNC", "FRAC", "LPAR", "LBRACE",
+                  "LBAR", "LNORM"}
+
+
+# ------------------------------------------------------------------------------------------
+# Result type
+# ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Parsed:
+    """A parsed expression.  ``spans`` maps ``id(node)`` of every node of ``tree`` to its
+    source span in ``source`` (``tree`` is held here, so the ids stay valid)."""
+
+    tree: Expr
+    source: str
+    spans: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def span(self, node: Expr) -> Span | None:
+        return self.spans.get(id(node))
+
+    def text(self, node: Expr) -> str:
+        """The source text of ``node`` (empty when it has no span)."""
+        sp = self.spans.get(id(node))
+        return self.source[sp.start:sp.end] if sp else ""
+
+
+# ------------------------------------------------------------------------------------------
+# Tokenizer
+# ------------------------------------------------------------------------------------------
+@dataclass
+class _Tok:
+    type: str
+    value: str
+    start: int
+    end: int
+    info: object = None
+
+
+@dataclass(frozen=True)
+class _SymInfo:
+    name: str
+    latex: str
+    bold: bool
+    upper: bool
+    greek: bool
+
+
+def _err(msg, pos, hint="", end=None, src=None):
+    return MatDerivError(msg, pos, hint, end=end, source=src)
+
+
+def _sym_info(letter: str, greek: bool, bold: bool, sub: str | None) -> _SymInfo:
+    """``letter`` is a Latin letter or a Greek name (without backslash)."""
+    base = ("\\" + letter) if greek else letter
+    if bold:
+        base = ("\\boldsymbol{%s}" if greek else "\\mathbf{%s}") % base
+    name = letter
+    latex = base
+    if sub:
+        subname = sub.lstrip("\\")
+        name += "_" + subname
+        latex += "_" + (sub if len(sub) == 1 else "{" + sub + "}")
+    upper = letter[:1].isupper() if not greek else (letter[:1].isupper() or
+                                                     letter.startswith("var") and letter[3:4].isupper())
+    return _SymInfo(name, latex, bold, upper, greek)
+
+
+def _read_sub(text, i):
+    """A subscript at ``i`` (``_1``, ``_{12}``, ``_\\alpha``): (content, new_i) or (None, i)."""
+    m = SUBSCRIPT_RE.match(text, i)
+    if not m:
+        return None, i
+    content = m.group(1) or m.group(2) or ("\\" + m.group(3) if m.group(3) else None)
+    if content and content.startswith("\\") and content[1:] not in GREEK:
+        return None, i
+    return content, m.end()
+
+
+def _read_arg(text, i):
+    """A macro argument at ``i``: ``{...}`` (no nested braces) or one char / command.
+    Returns (content, new_i) or (None, i)."""
+    m = ARG_RE.match(text, i)
+    if not m:
+        return None, i
+    return (m.group(1) if m.group(1) is not None else m.group(2)), m.end()
+
+
+class _Tokenizer:
+    def __init__(self, text: str):
+        self.text = text
+        self.toks: list[_Tok] = []
+        self.stack: list[tuple[str, int, int]] = []   # (kind, start, end) of open brackets
+        self.frac: list[list[int]] = []                # [remaining args, depth]
+
+    # helpers ----------------------------------------------------------------------------
+    def prev_operand(self) -> bool:
+        return bool(self.toks) and self.toks[-1].type in _OPERAND_END
+
+    def emit(self, type_, value, start, end, info=None):
+        self.toks.append(_Tok(type_, value, start, end, info))
+        if type_ not in ("LPAR", "LBRACE", "LBAR", "LNORM", "FRAC", "CARET", "MINUS") and \
+                self.frac and self.frac[-1][1] == len(self.stack):
+            self._frac_arg_done()
+
+    def _frac_arg_done(self):
+        self.frac[-1][0] -= 1
+        if self.frac[-1][0] == 0:
+            self.frac.pop()
+
+    def open(self, kind, type_, start, end, value=None):
+        self.toks.append(_Tok(type_, value if value is not None else self.text[start:end], start, end))
+        self.stack.append((kind, start, end))
+
+    def close(self, kind, type_, start, end):
+        text = self.text
+        if not self.stack:
+            raise _err(f"unmatched closing `{text[start:end]}`", start,
+                       "remove it or add the matching opening bracket", end, text)
+        okind, ostart, oend = self.stack[-1]
+        if okind != kind:
+            raise _err(f"`{text[ostart:oend]}` is closed by `{text[start:end]}`", ostart,
+                       f"close it with `{CLOSER_OF.get(okind, '?')}`", oend, text)
+        self.stack.pop()
+        self.toks.append(_Tok(type_, text[start:end], start, end))
+        if self.frac and self.frac[-1][1] == len(self.stack):
+            self._frac_arg_done()
+
+    # main loop --------------------------------------------------------------------------
+    def run(self) -> list[_Tok]:
+        text = self.text
+        n = len(text)
+        i = 0
+        while True:
+            m = SPACE_RE.match(text, i)
+            if m:
+                i = m.end()
+            if i >= n:
+                break
+            i = self.token_at(i)
+        if self.stack:
+            kind, s, e = self.stack[-1]
+            raise _err(f"unclosed `{text[s:e]}`", s,
+                       f"add the matching `{CLOSER_OF.get(kind, '?')}`", e, text)
+        if self.frac:
+            raise _err("`\\frac` needs two arguments", len(text),
+                       "write \\frac{numerator}{denominator}", None, text)
+        if not self.toks:
+            raise _err("empty expression", 0, "write an expression, e.g. x^\\top A x",
+                       None, text)
+        return self.toks
+
+    def in_frac_arg(self) -> bool:
+        return bool(self.frac) and self.frac[-1][1] == len(self.stack)
+
+    def token_at(self, i: int) -> int:
+        text = self.text
+        c = text[i]
+        in_sup = bool(self.toks) and self.toks[-1].type == "CARET"
+        if c.isascii() and c.isalpha():
+            return self.letter(i)
+        if c.isdigit() or (c == "." and i + 1 < len(text) and text[i + 1].isdigit()):
+            if self.in_frac_arg() and c.isdigit():
+                self.emit("NUMBER", c, i, i + 1)
+                return i + 1
+            m = NUMBER_RE.match(text, i)
+            self.emit("NUMBER", m.group(), i, m.end())
+            return m.end()
+        if c == "\\":
+            return self.command(i)
+        if c == "^":
+            if not self.prev_operand() and not (self.toks and self.toks[-1].type == "FUNC"):
+                raise _err("`^` without a base", i, "put the superscript after a symbol or a "
+                           "bracket", i + 1, text)
+            for rx, typ in ((INVTRANSPOSE_RE, "INVTRANSPOSE"), (TRANSPOSE_RE, "TRANSPOSE"),
+                            (INVERSE_RE, "INVERSE")):
+                m = rx.match(text, i)
+                if m:
+                    self.emit(typ, m.group(), i, m.end())
+                    return m.end()
+            self.emit("CARET", "^", i, i + 1)
+            return i + 1
+        if c == "_":
+            raise _err("unexpected `_`", i, "a subscript must directly follow a single "
+                       "letter, as in W_1 or x_{i}", i + 1, text)
+        if c == "'":
+            if not self.prev_operand():
+                raise _err("unexpected `'`", i, "`'` (transpose) must follow a symbol or a "
+                           "closing bracket", i + 1, text)
+            self.emit("PRIME", "'", i, i + 1)
+            return i + 1
+        simple = {"+": "PLUS", "-": "MINUS", "\u2212": "MINUS", "*": "TIMES", "/": "SLASH",
+                  "\u00b7": "TIMES", "\u22c5": "TIMES", "\u2299": "HADAMARD",
+                  "\u2218": "HADAMARD", "\u2297": "KRON", "\u00d7": "TIMES"}
+        if c in simple:
+            self.emit(simple[c], c, i, i + 1)
+            return i + 1
+        if c == "." and text.startswith(".*", i):
+            self.emit("HADAMARD", ".*", i, i + 2)
+            return i + 2
+        if c == "\u1d40":  # superscript T
+            self.emit("TRANSPOSE", c, i, i + 1)
+            return i + 1
+        if c in "([":
+            self.open(c, "LPAR", i, i + 1)
+            return i + 1
+        if c in ")]":
+            self.close(DELIMS_CLOSE[c], "RPAR", i, i + 1)
+            return i + 1
+        if c == "{":
+            self.open("brace", "LBRACE", i, i + 1)
+            return i + 1
+        if c == "}":
+            self.close("brace", "RBRACE", i, i + 1)
+            return i + 1
+        if c == "|":
+            return self.bar(i, i + 1, "|", None)
+        if c in UNICODE_GREEK:
+            return self.symbol(i, i + 1, UNICODE_GREEK[c], greek=True, bold=False)
+        what = {",": "a comma", "=": "`=`", "&": "`&`", "$": "`$`"}.get(c, f"`{c}`")
+        hint = ("the expression may contain no top-level comma (the variable comes after it)"
+                if c == "," else "matderiv reads symbols, numbers, + - products, ^ and "
+                "the functions of its manual")
+        raise _err(f"unexpected {what} in the expression", i, hint, i + 1, text)
+
+    def bar(self, start, end, kind, force):
+        """``|`` (kind "|") or ``\\|`` (kind "||"); ``force`` is "open"/"close"/None."""
+        typ_open, typ_close = ("LBAR", "RBAR") if kind == "|" else ("LNORM", "RNORM")
+        closing = force == "close" or (
+            force is None and self.stack and self.stack[-1][0] == kind and self.prev_operand())
+        if closing:
+            self.close(kind, typ_close, start, end)
+            if kind == "||":
+                m = NORMSUB_RE.match(self.text, end)
+                if m:
+                    val = next(g for g in m.groups() if g)
+                    self.toks.append(_Tok("NORMSUB", val, m.start() + (len(m.group()) - len(m.group().lstrip())), m.end()))
+                    return m.end()
+        else:
+            self.open(kind, typ_open, start, end)
+        return end
+
+    def letter(self, i):
+        text = self.text
+        m = ASCII_FUNC_RE.match(text, i)
+        if m and not (self.toks and self.toks[-1].type == "CARET"):
+            self.emit("FUNC", FUNC_NAMES[m.group(1)], i, m.end())
+            return m.end()
+        c = text[i]
+        if c == "e" and not (self.toks and self.toks[-1].type == "CARET"):
+            j = SPACE_RE.match(text, i + 1)
+            j = j.end() if j else i + 1
+            if text.startswith("^", j) and not TRANSPOSE_RE.match(text, j) \
+                    and not INVTRANSPOSE_RE.match(text, j):
+                self.emit("EXP_E", "e", i, i + 1)
+                return i + 1
+        return self.symbol(i, i + 1, c, greek=False, bold=False)
+
+    def symbol(self, start, end, letter, greek, bold):
+        text = self.text
+        sub, j = (None, end)
+        if not (self.toks and self.toks[-1].type == "CARET"):
+            sub, j = _read_sub(text, end)
+        if letter == "I" and not greek:
+            self.emit("IDENT", text[start:j], start, j)
+            return j
+        info = _sym_info(letter, greek, bold, sub)
+        self.emit("SYM", text[start:j], start, j, info)
+        return j
+
+    def command(self, i):
+        text = self.text
+        m = COMMAND_RE.match(text, i)
+        if not m:
+            raise _err("a lone backslash", i, "remove it", i + 1, text)
+        name = m.group(1)
+        j = m.end()
+        if name == "|":
+            return self.bar(i, j, "||", None)
+        if name in ("{", "}"):
+            if name == "{":
+                self.open("{", "LPAR", i, j)
+            else:
+                self.close("{", "RPAR", i, j)
+            return j
+        if name in GREEK:
+            if name == "sigma" and SIGMA_CALL_RE.match(text, j):
+                self.emit("FUNC", "sigmoid", i, j)
+                return j
+            return self.symbol(i, j, name, greek=True, bold=False)
+        if name in FUNC_COMMANDS:
+            self.emit("FUNC", FUNC_COMMANDS[name], i, j)
+            return j
+        if name in OPERATOR_CMDS:
+            self.emit(OPERATOR_CMDS[name], text[i:j], i, j)
+            return j
+        if name in ("frac", "tfrac", "dfrac", "cfrac"):
+            self.emit("FRAC", text[i:j], i, j)
+            self.frac.append([2, len(self.stack)])
+            return j
+        if name in SIZE_CMDS:
+            return self.sized(i, j, name)
+        if name in ("lvert", "rvert", "lVert", "rVert", "vert", "Vert", "mid"):
+            kind = "||" if name[-4:] == "Vert" else "|"
+            force = "open" if name[0] == "l" else "close" if name[0] == "r" else None
+            return self.bar(i, j, kind, force)
+        if name in ("lbrace", "lbrack", "lparen"):
+            self.open(DELIMS_OPEN["\\" + name], "LPAR", i, j)
+            return j
+        if name in ("rbrace", "rbrack", "rparen"):
+            self.close(DELIMS_CLOSE["\\" + name], "RPAR", i, j)
+            return j
+        if name in BOLD_CMDS:
+            return self.bold(i, j, name)
+        if name in NAME_CMDS:
+            return self.named(i, j, name)
+        if name in ("top", "intercal", "mathsf"):
+            raise _err(f"`\\{name}` outside a superscript", i,
+                       "write the transpose as a superscript: X^\\top", j, text)
+        if name in ("cdots", "ldots", "dots", "sum", "prod", "int", "partial", "nabla"):
+            raise _err(f"`\\{name}` is not supported in an expression", i,
+                       "write the expression explicitly; \\operatorname{sum}(x) is the sum of the"
+                       " entries of x", j, text)
+        close = difflib.get_close_matches(name, KNOWN_COMMANDS, n=3, cutoff=0.6)
+        fclose = difflib.get_close_matches(name, KNOWN_FUNCTIONS, n=3, cutoff=0.5)
+        sugg = list(dict.fromkeys(fclose + close))[:3]
+        hint = ("did you mean " + " or ".join("\\" + s for s in sugg) + "?") if sugg else \
+            "known functions: " + ", ".join("\\" + f for f in KNOWN_FUNCTIONS)
+        raise _err(f"unknown command `\\{name}`", i, hint, j, text)
+
+    def sized(self, i, j, name):
+        text = self.text
+        k = SPACE_RE.match(text, j)
+        k = k.end() if k else j
+        rest = text[k:k + 8]
+        side = "open" if name in ("left",) or name.endswith("l") else \
+            "close" if name == "right" or name.endswith("r") else None
+        for d in sorted(list(DELIMS_OPEN) + list(DELIMS_CLOSE), key=len, reverse=True):
+            if rest.startswith(d) and (not d[-1].isalpha() or not text[k + len(d):k + len(d) + 1].isalpha()):
+                end = k + len(d)
+                if d in DELIMS_OPEN:
+                    self.open(DELIMS_OPEN[d], "LPAR", i, end)
+                else:
+                    self.close(DELIMS_CLOSE[d], "RPAR", i, end)
+                return end
+        for d, kind in (("\\|", "||"), ("\\Vert", "||"), ("\\lVert", "||"), ("\\rVert", "||"),
+                        ("|", "|"), ("\\vert", "|"), ("\\lvert", "|"), ("\\rvert", "|")):
+            if rest.startswith(d) and not text[k + len(d):k + len(d) + 1].isalpha() or \
+                    rest.startswith(d) and not d[-1].isalpha():
+                force = side
+                if force is None and d.startswith("\\l"):
+                    force = "open"
+                if force is None and d.startswith("\\r"):
+                    force = "close"
+                return self.bar(i, k + len(d), kind, force)
+        if rest.startswith("."):
+            raise _err(f"`\\{name}.` (an invisible delimiter) is not supported", i,
+                       "use matching visible brackets", k + 1, text)
+        raise _err(f"`\\{name}` must be followed by a bracket", i,
+                   "write e.g. \\left( ... \\right)", j, text)
+
+    def bold(self, i, j, name):
+        text = self.text
+        arg, k = _read_arg(text, j)
+        if arg is None:
+            raise _err(f"`\\{name}` needs an argument", i, f"write \\{name}{{x}}", j, text)
+        arg = arg.strip()
+        inner_sub = None
+        ms = re.fullmatch(r"(\\?[A-Za-z]+|[01])\s*_\s*(?:\{\s*([A-Za-z0-9]+)\s*\}|([A-Za-z0-9]))",
+                          arg)
+        if ms:
+            arg, inner_sub = ms.group(1), ms.group(2) or ms.group(3)
+        if arg == "1":
+            _, k2 = _read_sub(text, k)
+            self.emit("ONES", text[i:k2], i, k2)
+            return k2
+        if arg == "0":
+            self.emit("NUMBER", "0", i, k)
+            return k
+        if arg == "I":
+            _, k2 = _read_sub(text, k)
+            self.emit("IDENT", text[i:k2], i, k2)
+            return k2
+        greek = arg.startswith("\\")
+        letter = arg[1:] if greek else arg
+        if greek and letter in GREEK or not greek and len(letter) == 1 and letter.isalpha():
+            sub = inner_sub
+            if sub is None:
+                sub, k = _read_sub(text, k)
+            info = _sym_info(letter, greek, True, sub)
+            self.emit("SYM", text[i:k], i, k, info)
+            return k
+        raise _err(f"`\\{name}{{{arg}}}` is not a symbol", i,
+                   "a symbol is one Latin or Greek letter, e.g. \\mathbf{x} or "
+                   "\\boldsymbol{\\theta}", k, text)
+
+    def named(self, i, j, name):
+        text = self.text
+        if text.startswith("*", j):
+            j += 1
+        arg, k = _read_arg(text, j)
+        if arg is None:
+            raise _err(f"`\\{name}` needs an argument", i, f"write \\{name}{{tr}}", j, text)
+        word = arg.strip()
+        if word in FUNC_NAMES:
+            self.emit("FUNC", FUNC_NAMES[word], i, k)
+            return k
+        if word == "e":
+            self.emit("EXP_E", "e", i, k)
+            return k
+        if word == "I":
+            self.emit("IDENT", text[i:k], i, k)
+            return k
+        if len(word) == 1 and word.isalpha():
+            sub, k = _read_sub(text, k)
+            info = _sym_info(word, False, False, sub)
+            self.emit("SYM", text[i:k], i, k, info)
+            return k
+        sugg = difflib.get_close_matches(word, list(FUNC_NAMES), n=3, cutoff=0.5)
+        hint = ("did you mean " + " or ".join(sugg) + "?") if sugg else \
+            "known functions: " + ", ".join(sorted(set(FUNC_NAMES)))
+        raise _err(f"unknown function `\\{name}{{{word}}}`", i, hint, k, text)
+
+
+# ------------------------------------------------------------------------------------------
+# Lark
+# ------------------------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def _lark():
+    from lark import Lark
+    from lark.lexer import Lexer
+
+    class _NoLexer(Lexer):  # tokens are fed by hand (parse_interactive)
+        def __init__(self, lexer_conf):
+            pass
+
+        def lex(self, lexer_state, parser_state):  # pragma: no cover - never used
+            return iter(())
+
+    grammar = (Path(__file__).with_name("grammar.lark")).read_text(encoding="utf-8")
+    return Lark(grammar, parser="lalr", lexer=_NoLexer, start="start",
+                maybe_placeholders=False, keep_all_tokens=True)
+
+
+def _expected_words(expected) -> str:
+    exp = set(expected or ())
+    words = []
+    if exp & _OPERAND_START:
+        words.append("an operand (a symbol, number, bracket or function)")
+    for t in ("RPAR", "RBRACE", "RBAR", "RNORM"):
+        if t in exp:
+            words.append(HUMAN[t])
+    if exp & {"PLUS", "MINUS"} and not words:
+        words.append("an operator")
+    if "$END" in exp:
+        words.append("the end of the expression")
+    return " or ".join(words) if words else "something else"
+
+
+def _tokens_to_tree(toks: list[_Tok], text: str):
+    from lark import Token
+    from lark.exceptions import LarkError, UnexpectedInput
+
+    parser = _lark()
+    ip = parser.parse_interactive("")
+    lt = None
+    for t in toks:
+        lt = Token(t.type, t.value, t.start, 1, t.start + 1, 1, t.end + 1, t.end)
+        try:
+            ip.feed_token(lt)
+        except UnexpectedInput as e:
+            exp = getattr(e, "expected", None) or ()
+            shown = text[t.start:t.end]
+            if t.type in ("RPAR", "RBRACE", "RBAR", "RNORM") and toks and \
+                    "RPAR" not in exp:
+                msg = f"unexpected `{shown}`: the bracket is empty or ends in an operator"
+            else:
+                msg = f"unexpected {HUMAN.get(t.type, t.type)} `{shown}`"
+            raise _err(msg, t.start, "expected " + _expected_words(exp), t.end, text) from None
+        except LarkError as e:  # pragma: no cover - defensive
+            raise _err(f"cannot parse the expression ({type(e).__name__})", t.start, "",
+                       t.end, text) from None
+    try:
+        return ip.feed_eof(lt)
+    except UnexpectedInput as e:
+        exp = getattr(e, "expected", None) or ()
+        raise _err("the expression ends too early", len(text),
+                   "expected " + _expected_words(exp), None, text) from None
+    except LarkError as e:  # pragma: no cover - defensive
+        raise _err(f"cannot parse the expression ({type(e).__name__})", len(text), "", None,
+                   text) from None
+
+
+# ------------------------------------------------------------------------------------------
+# Parse tree -> Expr
+# ------------------------------------------------------------------------------------------
+def _neg(e: Expr) -> Expr:
+    return Const(-e.value) if isinstance(e, Const) else Mul((Const(-1), e))
+
+
+class _Builder:
+    def __init__(self, text: str, infos: dict[int, _SymInfo]):
+        self.text = text
+        self.spans: dict[int, Span] = {}
+        self.keep: list[Expr] = []           # keeps every built node alive (unique ids)
+        self.grouped: set[int] = set()       # ids of nodes that came from brackets
+        self.infos = infos
+        # canonical latex per name: first spelling; bold anywhere makes a bold kind
+        self.canon: dict[str, tuple[str, bool]] = {}
+        for info in infos.values():
+            if info.name not in self.canon:
+                self.canon[info.name] = (info.latex, info.bold)
+            elif info.bold and not self.canon[info.name][1]:
+                self.canon[info.name] = (self.canon[info.name][0], True)
+
+    def node(self, e: Expr, start: int, end: int) -> Expr:
+        self.keep.append(e)
+        self.spans[id(e)] = Span(start, end)
+        return e
+
+    def span_of(self, e) -> tuple[int, int]:
+        sp = self.spans[id(e)]
+        return sp.start, sp.end
+
+    def err(self, msg, start, end, hint=""):
+        return _err(msg, start, hint, end, self.text)
+
+    # ---------------------------------------------------------------------------------------
+    def build(self, t):
+        """Returns (expr, start, end)."""
+        from lark import Token
+
+        if isinstance(t, Token):
+            return self.token(t)
+        meth = getattr(self, "r_" + t.data, None)
+        if meth is None:  # pragma: no cover
+            raise self.err(f"internal: no rule {t.data}", 0, len(self.text))
+        return meth(t.children)
+
+    def token(self, t):
+        s, e = t.start_pos, t.end_pos
+        if t.type == "SYM":
+            info = self.infos[s]
+            latex, bold = self.canon[info.name]
+            upper = info.upper
+            if upper:
+                kind = "matrix"
+            elif info.greek and not bold:
+                kind = "scalar"
+            else:
+                kind = "vector"
+            return self.node(Symbol(info.name, UNKNOWN, UNKNOWN, kind, latex), s, e), s, e
+        if t.type == "NUMBER":
+            return self.node(Const(Fraction(str(t.value))), s, e), s, e
+        if t.type == "IDENT":
+            return self.node(Identity(UNKNOWN), s, e), s, e
+        if t.type == "ONES":
+            return self.node(Ones(UNKNOWN), s, e), s, e
+        raise self.err(f"unexpected `{self.text[s:e]}`", s, e)  # pragma: no cover
+
+    def r_start(self, ch):
+        return self.build(ch[0])
+
+    def r_sum(self, ch):
+        e0, s, end = self.build(ch[0])
+        if len(ch) == 1:
+            return e0, s, end
+        terms = []
+
+        def add(x):
+            if isinstance(x, Add) and id(x) not in self.grouped:
+                terms.extend(x.args)
+            else:
+                terms.append(x)
+        add(e0)
+        for k in range(1, len(ch), 2):
+            op = ch[k]
+            x, xs, xe = self.build(ch[k + 1])
+            if op.type == "MINUS":
+                x = self.node(self._negate(x), op.start_pos, xe)
+            add(x)
+            end = xe
+        return self.node(Add(tuple(terms)), s, end), s, end
+
+    def _negate(self, x):
+        if isinstance(x, Const):
+            return Const(-x.value)
+        if isinstance(x, Mul) and id(x) not in self.grouped:
+            if isinstance(x.args[0], Const):
+                c = x.args[0].value
+                rest = x.args[1:]
+                if c == -1:
+                    return rest[0] if len(rest) == 1 else Mul(rest)
+                return Mul((self.node(Const(-c), *self.span_of(x.args[0])),) + rest)
+            return Mul((Const(-1),) + x.args)
+        return Mul((Const(-1), x))
+
+    def r_neg(self, ch):
+        op = ch[0]
+        x, xs, xe = self.build(ch[1])
+        s = op.start_pos
+        return self.node(self._negate(x), s, xe), s, xe
+
+    def r_pos(self, ch):
+        x, xs, xe = self.build(ch[1])
+        return x, ch[0].start_pos, xe
+
+    def r_term(self, ch):
+        return self.build(ch[0])
+
+    def r_elem(self, ch):
+        x, s, end = self.build(ch[0])
+        if len(ch) == 1:
+            return x, s, end
+        cur = x
+        for k in range(1, len(ch), 2):
+            op = ch[k]
+            y, ys, ye = self.build(ch[k + 1])
+            if op.type == "HADAMARD":
+                if isinstance(cur, Hadamard) and id(cur) not in self.grouped:
+                    new = Hadamard(cur.args + (y,))
+                else:
+                    new = Hadamard((cur, y))
+            elif op.type == "KRON":
+                if isinstance(cur, Kron) and id(cur) not in self.grouped:
+                    new = Kron(cur.args + (y,))
+                else:
+                    new = Kron((cur, y))
+            else:
+                new = HadamardDiv(cur, y)
+            cur = self.node(new, s, ye)
+            end = ye
+        return cur, s, end
+
+    def r_prod(self, ch):
+        x, s, end = self.build(ch[0])
+        if len(ch) == 1:
+            return x, s, end
+        factors = [x]
+        k = 1
+        while k < len(ch):
+            c = ch[k]
+            if getattr(c, "type", None) == "TIMES":
+                k += 1
+                c = ch[k]
+            if getattr(c, "type", None) == "SLASH":
+                y, ys, ye = self.build(ch[k + 1])
+                if isinstance(y, Const):
+                    if y.value == 0:
+                        raise self.err("division by zero", c.start_pos, ye)
+                    inv = self.node(Const(1 / y.value), ys, ye)
+                else:
+                    m1 = self.node(Const(-1), c.start_pos, c.end_pos)
+                    inv = self.node(Power(y, m1), ys, ye)
+                factors.append(inv)
+                end = ye
+                k += 2
+                continue
+            y, ys, ye = self.build(c)
+            factors.append(y)
+            end = ye
+            k += 1
+        return self._mul(factors, s, end), s, end
+
+    def _mul(self, factors, s, end):
+        """Product of same-level factors; numeric constants fold into one leading Const."""
+        flat = []
+        for f in factors:
+            if isinstance(f, Mul) and id(f) not in self.grouped and \
+                    all(isinstance(a, Const) for a in f.args[:1]):
+                # a product built at this level (unary minus / division folding)
+                flat.extend(f.args)
+            else:
+                flat.append(f)
+        consts = [f for f in flat if isinstance(f, Const)]
+        others = [f for f in flat if not isinstance(f, Const)]
+        if len(consts) <= 1 and (not consts or flat[0] is consts[0]):
+            args = flat
+        else:
+            c = Fraction(1)
+            for f in consts:
+                c *= f.value
+            if not others:
+                return self.node(Const(c), s, end)
+            cs, ce = self.span_of(consts[0])
+            args = ([self.node(Const(c), cs, ce)] if c != 1 else []) + others
+        if len(args) == 1:
+            return args[0]
+        return self.node(Mul(tuple(args)), s, end)
+
+    def r_postfix(self, ch):
+        x, s, end = self.build(ch[0])
+        for op in ch[1:]:
+            x, end = self.postop(x, s, op)
+        return x, s, end
+
+    def postop(self, x, s, op):
+        from lark import Token
+
+        # op is a Tree('postop', [...])
+        kids = op.children
+        t = kids[0]
+        if t.type == "TRANSPOSE" or t.type == "PRIME":
+            return self.node(Transpose(x), s, t.end_pos), t.end_pos
+        if t.type == "INVERSE":
+            return self.node(Inverse(x), s, t.end_pos), t.end_pos
+        if t.type == "INVTRANSPOSE":
+            inner = self.node(Transpose(x), s, t.end_pos)
+            return self.node(Inverse(inner), s, t.end_pos), t.end_pos
+        # CARET suparg
+        ex, es, ee = self.build(kids[1])
+        if isinstance(x, Func) and x.name == "exp" and False:  # pragma: no cover
+            pass
+        return self.node(Power(x, ex), s, ee), ee
+
+    def r_suparg(self, ch):
+        return self.build(ch[0])
+
+    def r_negnumber(self, ch):
+        x, s, e = self.build(ch[1])
+        s = ch[0].start_pos
+        return self.node(Const(-x.value), s, e), s, e
+
+    def r_primary(self, ch):
+        return self.build(ch[0])
+
+    def r_atom(self, ch):
+        return self.build(ch[0])
+
+    def r_group(self, ch):
+        x, _, _ = self.build(ch[1])
+        s, e = ch[0].start_pos, ch[2].end_pos
+        self.grouped.add(id(x))
+        # the group's span is the bracket text; the inner node keeps its own span
+        return x, s, e
+
+    def r_fracarg(self, ch):
+        if len(ch) == 3:
+            x, _, _ = self.build(ch[1])
+            self.grouped.add(id(x))
+            return x, ch[0].start_pos, ch[2].end_pos
+        return self.build(ch[0])
+
+    def r_frac(self, ch):
+        s = ch[0].start_pos
+        a, _, _ = self.build(ch[1])
+        b, _, e = self.build(ch[2])
+        if isinstance(b, Const) and b.value == 0:
+            raise self.err("division by zero", s, e)
+        if isinstance(a, Const) and isinstance(b, Const):
+            return self.node(Const(a.value / b.value), s, e), s, e
+        if isinstance(b, Const):
+            c = self.node(Const(1 / b.value), *self.span_of(b))
+            return self.node(Mul((c, a)), s, e), s, e
+        m1 = self.node(Const(-1), *self.span_of(b))
+        inv = self.node(Power(b, m1), *self.span_of(b))
+        if isinstance(a, Const) and a.value == 1:
+            return inv, s, e
+        node = self.node(Mul((a, inv)), s, e)
+        self.grouped.add(id(node))
+        return node, s, e
+
+    def r_norm(self, ch):
+        x, _, _ = self.build(ch[1])
+        s = ch[0].start_pos
+        e = ch[2].end_pos
+        kind = "2"
+        if len(ch) == 4:
+            sub = ch[3].value
+            e = ch[3].end_pos
+            if sub in ("F", "fro", "Fro"):
+                kind = "F"
+            elif sub == "2":
+                kind = "2"
+            else:
+                from ..errors import UnsupportedError
+                raise UnsupportedError(f"the norm `_{sub}` is not supported", ch[3].start_pos,
+                                       "only the 2-norm (\\|x\\|_2) and the Frobenius norm "
+                                       "(\\|X\\|_F) are supported", end=e, source=self.text)
+        return self.node(Norm(x, kind), s, e), s, e
+
+    def r_bars(self, ch):
+        x, _, _ = self.build(ch[1])
+        s, e = ch[0].start_pos, ch[2].end_pos
+        return self.node(Func("bars", x), s, e), s, e
+
+    def r_expe(self, ch):
+        s, e = ch[0].start_pos, ch[0].end_pos
+        if len(ch) == 1:
+            arg = self.node(Const(1), s, e)
+        else:
+            arg, _, e = self.build(ch[2])
+        return self.node(Func("exp", arg), s, e), s, e
+
+    def apply(self, fname, arg, s, e, ftok):
+        if fname in ("exp", "log", "sin", "cos", "tanh", "sqrt", "sigmoid", "abs", "diag"):
+            node = Func(fname, arg)
+        elif fname == "softmax":
+            node = Softmax(arg)
+        elif fname == "vec":
+            node = Vec(arg)
+        elif fname == "sum":
+            node = Sum(arg)
+        elif fname == "tr":
+            node = Trace(arg)
+        elif fname == "det":
+            node = Det(arg)
+        elif fname == "inv":
+            node = Inverse(arg)
+        elif fname == "logdet":
+            inner = arg if isinstance(arg, Func) and arg.name == "bars" else \
+                self.node(Det(arg), s, e)
+            node = Func("log", inner)
+        else:  # pragma: no cover
+            raise self.err(f"unknown function {fname}", s, e)
+        return self.node(node, s, e)
+
+    def _func(self, ch, bare):
+        ftok = ch[0]
+        s = ftok.start_pos
+        k = 1
+        power = None
+        if len(ch) == 3:
+            power, _, _ = self.build(ch[1].children[1])
+            k = 2
+        arg, _, e = self.build(ch[k])
+        node = self.apply(ftok.value, arg, s, e, ftok)
+        if power is not None:
+            node = self.node(Power(node, power), s, e)
+        return node, s, e
+
+    def r_func_group(self, ch):
+        return self._func(ch, False)
+
+    def r_func_bare(self, ch):
+        return self._func(ch, True)
+
+    def r_bare(self, ch):
+        x, s, end = self.build(ch[0])
+        for op in ch[1:]:
+            x, end = self.postop(x, s, op)
+        return x, s, end
+
+    def r_func(self, ch):  # pragma: no cover - aliases are used
+        return self.build(ch[0])
+
+
+# ------------------------------------------------------------------------------------------
+# Public API
+# ------------------------------------------------------------------------------------------
+def parse(text: str) -> Parsed:
+    """Parse ``text`` (LaTeX or ASCII, SPEC 1.1) into a :class:`Parsed`.
+
+    Raises :class:`MatDerivError` (with ``position``, ``end``, ``hint`` and ``source``) on any
+    problem; no other exception escapes.
+    """
+    if not isinstance(text, str):
+        raise MatDerivError("the expression must be a string", None,
+                            "pass the LaTeX text of the expression")
+    try:
+        toks = _Tokenizer(text).run()
+        tree = _tokens_to_tree(toks, text)
+        infos = {t.start: t.info for t in toks if t.type == "SYM"}
+        b = _Builder(text, infos)
+        expr, s, e = b.build(tree)
+    except MatDerivError as err:
+        raise err.with_source(text)
+    except RecursionError:
+        raise MatDerivError("the expression is nested too deeply", 0,
+                            "simplify the bracket nesting", source=text) from None
+    except Exception as exc:  # pragma: no cover - defensive: nothing else may escape
+        raise MatDerivError(f"cannot parse the expression ({type(exc).__name__}: {exc})", 0,
+                            "", source=text) from None
+    if id(expr) not in b.spans:
+        b.node(expr, s, e)
+    live = {id(n) for n in expr.walk()}
+    spans = {k: v for k, v in b.spans.items() if k in live}
+    return Parsed(expr, text, spans)
+
+
+def normalize_name(text: str) -> str:
+    r"""The plain name of one symbol written in LaTeX or plainly: ``\Sigma`` -> ``Sigma``,
+    ``\mathbf{x}`` -> ``x``, ``W_{1}`` -> ``W_1``, ``\boldsymbol{\theta}`` -> ``theta``.
+
+    Raises :class:`MatDerivError` if ``text`` is not a single symbol.
+    """
+    if not isinstance(text, str):
+        raise MatDerivError(f"{text!r} is not a symbol name", None,
+                            "give a name such as x, W_1 or \\Sigma")
+    s = text.strip()
+    if re.fullmatch(r"[A-Za-z]", s):
+        return s
+    if s in GREEK:  # plain Greek name ("Sigma", "theta")
+        return s
+    m = re.fullmatch(r"([A-Za-z]|[A-Za-z]+)_\{?([A-Za-z0-9]+)\}?", s)
+    if m and (len(m.group(1)) == 1 or m.group(1) in GREEK):
+        return f"{m.group(1)}_{m.group(2)}"
+    try:
+        toks = _Tokenizer(s).run()
+    except MatDerivError as e:
+        raise MatDerivError(f"`{text}` is not a symbol name ({e.message})", None,
+                            "give a single symbol such as x, W_1 or \\Sigma") from None
+    if len(toks) == 1 and toks[0].type == "SYM":
+        return toks[0].info.name
+    if len(toks) == 1 and toks[0].type == "IDENT" and s in ("I",):
+        return "I"
+    if len(toks) == 1 and toks[0].type == "EXP_E":
+        return "e"
+    raise MatDerivError(f"`{text}` is not a single symbol", None,
+                        "give a single symbol such as x, W_1 or \\Sigma")
