@@ -28,10 +28,13 @@ def mul(*factors: Expr) -> Expr:
     """Matrix product of the factors, flattening nested products and folding constants."""
     flat: list[Expr] = []
     coef = Fraction(1)
+    factors = [f for f in factors if f is not None]
+    all_scalar = all(f.shape == SCALAR for f in factors)
     for f in factors:
-        if f is None:
-            continue
-        parts = f.args if isinstance(f, Mul) else (f,)
+        # a 1x1 product inside a matrix product is a scalar group: splicing it into the
+        # chain would break the chain's sizes
+        splice = isinstance(f, Mul) and (all_scalar or f.shape != SCALAR)
+        parts = f.args if splice else (f,)
         for p in parts:
             if isinstance(p, Const):
                 coef *= p.value

@@ -120,6 +120,14 @@ def _merge_scalars(scalars):
         else:
             order.append(b)
             expo[b] = k
+    for b in list(order):  # s sign(s) = |s|
+        sg = Func("sign", b)
+        if sg in expo and expo[sg] == c(1) and expo[b] == c(1):
+            order.remove(sg)
+            del expo[sg]
+            i = order.index(b)
+            order[i] = Func("abs", b)
+            expo[order[i]] = expo.pop(b)
     out = []
     for b in order:
         k = expo[b]
@@ -175,6 +183,14 @@ def _cancel_chain(chain: list[Expr]) -> list[Expr]:
             continue
         if out:
             prev = out[-1]
+            # diag(a) (b / a) = b;  a^T (b / a) = 1^T b
+            if isinstance(f, HadamardDiv) and isinstance(prev, Diag) and prev.arg == f.den:
+                out[-1] = f.num
+                continue
+            if isinstance(f, HadamardDiv) and isinstance(prev, Transpose) and prev.arg == f.den:
+                out[-1] = Transpose(Ones(f.den.shape[0]))
+                out.append(f.num)
+                continue
             if _are_inverses(prev, f):
                 out.pop()
                 continue
@@ -194,26 +210,35 @@ def _are_inverses(a: Expr, b: Expr) -> bool:
 
 
 def _matpow_parts(e: Expr):
-    if isinstance(e, Power) and not e.base.is_scalar and isinstance(e.exponent, Const):
-        return e.base, e.exponent.value
-    if isinstance(e, Inverse) and isinstance(e.arg, Symbol):
-        return e.arg, Fraction(-1)
-    if isinstance(e, Symbol):
-        return e, Fraction(1)
-    return None, None
+    """(symbol, whole exponent, transposed?) of X, X^k, X^{-1}, X^\top, X^{-\top}, (X^k)^\top."""
+    if isinstance(e, Transpose):
+        b, k, t = _matpow_parts(e.arg)
+        return (b, k, not t) if b is not None else (None, None, None)
+    if isinstance(e, Power) and isinstance(e.base, Symbol) and isinstance(e.exponent, Const):
+        return e.base, e.exponent.value, False
+    if isinstance(e, Inverse):
+        b, k, t = _matpow_parts(e.arg)
+        return (b, -k, t) if b is not None and k == 1 else (None, None, None)
+    if isinstance(e, Symbol) and e.rows == e.cols:
+        return e, Fraction(1), False
+    return None, None, None
 
 
 def _merge_powers(a: Expr, b: Expr):
-    ba, ka = _matpow_parts(a)
-    bb, kb = _matpow_parts(b)
-    if ba is None or ba != bb:
+    ba, ka, ta = _matpow_parts(a)
+    bb, kb, tb = _matpow_parts(b)
+    if ba is None or ba != bb or ta != tb:
         return None
     k = ka + kb
     if k == 0:
         return Identity(ba.shape[0])
-    if k == -1:
-        return Inverse(ba)
-    return ba if k == 1 else Power(ba, Const(k))
+    if k == 1:
+        core = ba
+    elif k == -1:
+        core = Inverse(ba)
+    else:
+        core = Power(ba, Const(k))
+    return _t(core) if ta else core
 
 
 def build_product(coef: Fraction, scalars, chain) -> Expr:
@@ -228,6 +253,43 @@ def build_product(coef: Fraction, scalars, chain) -> Expr:
     return parts[0] if len(parts) == 1 else Mul(tuple(parts))
 
 
+def size(e: Expr) -> int:
+    return sum(1 for _ in e.walk())
+
+
+def _distribute_if_smaller(chain: list[Expr]) -> list[Expr]:
+    """Multiply a sum factor out against a neighbour when the result is smaller, e.g.
+    ``(diag(s) - s s^T)(y \oslash s) -> y - s (1^T y)``; textbook factored forms stay."""
+    global _DISTRIBUTING
+    if _DISTRIBUTING:  # no nested trials: factoring inside a trial would undo it
+        return chain
+    _DISTRIBUTING = True
+    try:
+        return _distribute_trial(chain)
+    finally:
+        _DISTRIBUTING = False
+
+
+_DISTRIBUTING = False
+
+
+def _distribute_trial(chain: list[Expr]) -> list[Expr]:
+    for i, f in enumerate(chain):
+        if not isinstance(f, Add):
+            continue
+        for j in (i + 1, i - 1):
+            if not 0 <= j < len(chain) or isinstance(chain[j], Add):
+                continue
+            g = chain[j]
+            pair = [f, g] if j > i else [g, f]
+            terms = [simplify(Mul((t, g)) if j > i else Mul((g, t))) for t in f.args]
+            dist = simplify(Add(tuple(terms)))
+            if size(dist) < size(Mul(tuple(pair))) - 1:
+                lo = min(i, j)
+                return chain[:lo] + [dist] + chain[lo + 2:]
+    return chain
+
+
 def _rewrite_mul(e: Mul) -> Expr:
     coef, scalars, chain = split(e)
     shape = e.shape
@@ -235,6 +297,10 @@ def _rewrite_mul(e: Mul) -> Expr:
             isinstance(s, Const) and s.value == 0 for s in scalars):
         return zero(shape)
     chain = _cancel_chain(chain)
+    if len(chain) > 1 and any(isinstance(f, Add) for f in chain):
+        new_chain = _distribute_if_smaller(chain)
+        if new_chain is not chain:
+            return _rewrite_mul(Mul(tuple([Const(coef)] + scalars + new_chain)))
     if not chain and shape != SCALAR:
         chain = [Identity(shape[0])]
     groups, chain = _extract_scalar_groups(chain)
@@ -299,8 +365,7 @@ def _factor(terms, shape):
             for x in common:
                 rest.remove(x)
             inner.append(build_product(cf / common_coef, rest, ch))
-        return build_product(common_coef, common, [_rewrite_add(Add(tuple(inner)))]) \
-            if shape != SCALAR or True else None
+        return build_product(common_coef, common, [_rewrite_add(Add(tuple(inner)))])
     if shape == SCALAR:
         return None
     best = None
@@ -544,7 +609,11 @@ def _rewrite(e: Expr) -> Expr:
             return build_product(coef, scalars, [Diag(_chain(chain))])
         return e
     if t is DiagPart:
-        return e.arg if isinstance(e.arg, Diag) else e
+        if isinstance(e.arg, Diag):
+            return e.arg.arg
+        if isinstance(e.arg, Transpose):
+            return DiagPart(e.arg.arg)
+        return e
     if t is Vec:
         a = e.arg
         if a.shape[1] == ONE:

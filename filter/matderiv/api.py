@@ -1,0 +1,153 @@
+"""The Python API of SPEC 4: :func:`derive` and :class:`Derivation`.
+
+Owns the pipeline parse -> infer shapes -> differentiate -> simplify -> verify -> print, option
+validation, and the user-facing result object.  Knows nothing of documents or pandoc.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+from .errors import MatDerivError, UnsupportedError
+from .expr import ONE, Expr, Symbol, fmt_dim, symbols as symbols_of
+
+OPTION_KEYS = ("layout", "steps", "show", "name", "expect", "scalar", "vector", "matrix",
+               "symmetric", "check", "lang")
+
+
+@dataclass
+class Derivation:
+    """A verified derivative.  See SPEC 4."""
+
+    latex: str
+    equation: str
+    steps: list
+    kind: str
+    shape: tuple
+    numpy_source: str
+    layout: str
+    expr_tree: Expr = field(repr=False)
+    result_tree: Expr = field(repr=False)
+    variables: tuple = field(repr=False)
+    symbols: tuple = field(repr=False)
+    verified: bool = True
+
+    def evaluate(self, values: Mapping[str, object]):
+        """The closed form evaluated with NumPy at ``values`` (keys: plain symbol names)."""
+        import numpy as np
+
+        from .numeric import evaluate, normalize_value, sizes_from_env
+
+        syms = list(self.symbols)
+        sizes = sizes_from_env(syms, values)
+        needed = {s.name for s in symbols_of(self.result_tree)}
+        env = {}
+        for s in syms:
+            if s.name in values:
+                env[s.name] = normalize_value(s, values[s.name], sizes)
+            elif s.name in needed:
+                raise MatDerivError(f"no value given for {s.name}",
+                                    hint=f"add a value for {s.name!r} to the mapping")
+        out = evaluate(self.result_tree, env, sizes)
+        return np.asarray(out, dtype=float)
+
+
+def _names(v) -> tuple[str, ...]:
+    if v is None:
+        return ()
+    if isinstance(v, str):
+        v = [p for p in _split_list(v)]
+    from .parse import normalize_name
+
+    return tuple(normalize_name(x) for x in v)
+
+
+def _split_list(s: str):
+    s = s.strip()
+    if s.startswith("{") and s.endswith("}"):
+        s = s[1:-1]
+    return [p.strip() for p in s.split(",") if p.strip()]
+
+
+def _flag(v, key) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.strip().lower() in ("true", "yes", "1", ""):
+        return True
+    if isinstance(v, str) and v.strip().lower() in ("false", "no", "0"):
+        return False
+    raise MatDerivError(f"option {key} must be true or false, not {v!r}")
+
+
+def derive(expr: str, wrt, layout: str = "mixed", steps=False, show: str = "equation",
+           name: str | None = None, expect: str | None = None, scalar=(), vector=(), matrix=(),
+           symmetric=(), check=True, lang: str = "en", **unknown) -> Derivation:
+    """Differentiate ``expr`` (LaTeX or ASCII) with respect to ``wrt``; see SPEC 4."""
+    if unknown:
+        key = next(iter(unknown))
+        import difflib
+
+        near = difflib.get_close_matches(key, OPTION_KEYS, n=1)
+        raise MatDerivError(f"unknown option {key!r}",
+                            hint=f"did you mean {near[0]!r}?" if near else "known options: " + ", ".join(OPTION_KEYS))
+    if layout not in ("mixed", "numerator", "denominator"):
+        raise MatDerivError(f"unknown layout {layout!r}", hint="use mixed, numerator or denominator")
+    if show not in ("equation", "result"):
+        raise MatDerivError(f"unknown value show={show!r}", hint="use equation or result")
+    steps, check = _flag(steps, "steps"), _flag(check, "check")
+    if expect is not None:
+        raise UnsupportedError("checking a claimed result (expect=) is not supported yet")
+    if not isinstance(expr, str):
+        raise MatDerivError("the expression must be a string")
+
+    from .parse import normalize_name, parse
+    from .shapes import infer
+
+    wrt_list = [wrt] if isinstance(wrt, str) else list(wrt)
+    if not 1 <= len(wrt_list) <= 2:
+        raise MatDerivError("give one variable, or two for a second derivative")
+    wrt_names = tuple(normalize_name(w) for w in wrt_list)
+    try:
+        parsed = parse(expr)
+        typed = infer(parsed, wrt_names, scalar=_names(scalar), vector=_names(vector),
+                      matrix=_names(matrix), symmetric=_names(symmetric))
+    except MatDerivError as err:
+        raise err.with_source(expr)
+    return _derive_typed(expr, typed, wrt_names, layout, steps, name, check)
+
+
+def _derive_typed(expr, typed, wrt_names, layout, steps, name, check) -> Derivation:
+    from .derivative import first_derivative, second_derivative
+    from .printing.latex import latex, latex_derivative_symbol
+    from .printing.numpy import numpy_source
+
+    f = typed.tree
+    var = typed.variables[0]
+    all_syms = tuple(typed.symbols)
+    if var not in all_syms:
+        all_syms = all_syms + (var,)
+    if len(wrt_names) == 2:
+        if wrt_names[0] != wrt_names[1]:
+            raise UnsupportedError("second derivatives with respect to two different variables are not supported",
+                                   hint="SPEC 1.4 gives them no shape; differentiate twice by the same variable")
+        first, res = second_derivative(f, var)
+        checks = [(f, first.natural, "grad" if first.kind == "gradient" else "J"), (first.natural, res.arranged, "J")]
+    else:
+        res = first_derivative(f, var, layout)
+        checks = [(f, res.arranged, res.arrangement)]
+    if check:
+        from .verify import Check, verify
+
+        for func, result, arrangement in checks:
+            verify(Check(func, result, var, arrangement), all_syms, seed_text=expr)
+    result = res.arranged
+    rhs = latex(result)
+    var_kind = "scalar" if var.shape == ((), ()) else ("vector" if var.cols == ONE else "matrix")
+    lhs = latex_derivative_symbol(name, var.latex or var.name, res.kind, layout,
+                                  second=len(wrt_names) == 2,
+                                  expr_latex=None if name else latex(f), var_kind=var_kind)
+    src = numpy_source(result, [s for s in all_syms], func_name="derivative")
+    return Derivation(latex=rhs, equation=f"{lhs} = {rhs}", steps=[], kind=res.kind,
+                      shape=(fmt_dim(result.shape[0]), fmt_dim(result.shape[1])),
+                      numpy_source=src, layout=layout, expr_tree=f, result_tree=result,
+                      variables=typed.variables, symbols=all_syms)

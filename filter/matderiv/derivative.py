@@ -1,0 +1,119 @@
+"""From a typed expression and a variable to the derivative tree, in the layout asked for.
+
+Owns the kinds of SPEC 1.4 (gradient, jacobian, hessian, ...), the choice of identification
+rule for each, and the arrangement of the result in mixed, numerator or denominator layout.
+Composes :mod:`matderiv.calculus`; knows nothing of text.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .calculus.build import add, identity, transpose, zero
+from .calculus.differential import Differentiator
+from .calculus.identify import by_scalar, gradient, jacobian, linear_terms
+from .calculus.simplify import simplify
+from .errors import MatDerivError, UnsupportedError
+from .expr import ONE, SCALAR, Expr, Symbol, Transpose, dim_mul
+
+LAYOUTS = ("mixed", "numerator", "denominator")
+
+
+@dataclass(frozen=True)
+class Result:
+    """``natural``: the derivative in its natural orientation (gradient shaped like X, J in
+    numerator layout, F' for a scalar variable); ``arranged``: in the layout asked for;
+    ``arrangement``: how ``arranged`` relates to the numerator Jacobian (see verify.Check);
+    ``differential``: dF as computed; ``rules``: the differentiation rules that fired."""
+
+    kind: str
+    natural: Expr
+    arranged: Expr
+    arrangement: str
+    differential: Expr | None
+    rules: tuple
+
+
+def _kind(f: Expr, var: Symbol) -> str:
+    fs, vs = f.shape, var.shape
+    if fs == SCALAR:
+        return "derivative" if vs == SCALAR else "gradient"
+    if vs == SCALAR:
+        return "vector-by-scalar" if fs[1] == ONE else "matrix-by-scalar"
+    if fs[1] == ONE and vs[1] == ONE:
+        return "jacobian"
+    return "matrix-by-matrix"
+
+
+def first_derivative(f: Expr, var: Symbol, layout: str = "mixed") -> Result:
+    kind = _kind(f, var)
+    d = Differentiator(var)
+    df = d(f)
+    natural = _identify(f, var, df, kind)
+    natural = simplify(natural)
+    arranged, arrangement = arrange(natural, kind, layout)
+    return Result(kind, natural, arranged, arrangement, df, tuple(d.rules))
+
+
+def _natural_shape(f: Expr, var: Symbol, kind: str):
+    if kind in ("derivative", "vector-by-scalar", "matrix-by-scalar"):
+        return f.shape
+    if kind == "gradient":
+        return var.shape
+    return (dim_mul(*f.shape), dim_mul(*var.shape))
+
+
+def _identify(f: Expr, var: Symbol, df: Expr | None, kind: str) -> Expr:
+    shape = _natural_shape(f, var, kind)
+    if df is None:
+        return zero(shape)
+    terms = linear_terms(df)
+    if not terms:
+        return zero(shape)
+    if var.shape == SCALAR:
+        return add(*[by_scalar(t, var) for t in terms])
+    if f.shape == SCALAR:
+        return add(*[gradient(t) for t in terms])
+    return add(*[jacobian(t, var) for t in terms])
+
+
+def arrange(natural: Expr, kind: str, layout: str):
+    """The result in ``layout`` and its arrangement tag for verification."""
+    if layout not in LAYOUTS:
+        raise MatDerivError(f"unknown layout {layout!r}", hint="use mixed, numerator or denominator")
+    if kind == "derivative":
+        return natural, "J"
+    if kind == "gradient":
+        if layout == "numerator":
+            return simplify(transpose(natural)), "gradT"
+        return natural, "grad"
+    if kind in ("vector-by-scalar", "matrix-by-scalar"):
+        if layout == "denominator":
+            return simplify(transpose(natural)), "dT"
+        return natural, "J"
+    # jacobian, matrix-by-matrix
+    if layout == "denominator":
+        return simplify(transpose(natural)), "JT"
+    return natural, "J"
+
+
+def second_derivative(f: Expr, var: Symbol) -> tuple[Result, Result]:
+    """(first derivative in mixed layout, second derivative) of a scalar ``f``.  The second
+    derivative is d vec(G) / d (vec X)^T of the gradient G: the n x n (or mn x mn) Hessian."""
+    if f.shape != SCALAR:
+        raise UnsupportedError("second derivatives are only supported for scalar functions")
+    first = first_derivative(f, var, "mixed")
+    g = first.natural
+    d = Differentiator(var)
+    dg = d(g)
+    if var.shape == SCALAR:
+        kind = "second-derivative"
+        natural = _identify(g, var, dg, "derivative")
+    else:
+        kind = "hessian"
+        n = dim_mul(*var.shape)
+        if dg is None or not linear_terms(dg):
+            natural = zero((n, n))
+        else:
+            natural = add(*[jacobian(t, var) for t in linear_terms(dg)])
+    natural = simplify(natural)
+    return first, Result(kind, natural, natural, "J", dg, tuple(d.rules))
