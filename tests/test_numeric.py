@@ -481,3 +481,8 @@ def test_sizes_from_env():
         normalize_env([A], {})
     with pytest.raises(MatDerivError, match="size m is not known"):
         evaluate(Identity(M), {}, {"n": 2})
+
+
+def test_source_needs_every_symbol_as_parameter():
+    with pytest.raises(MatDerivError, match="not a parameter"):
+        numpy_source(mul(A, x), [A])

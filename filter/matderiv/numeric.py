@@ -477,9 +477,7 @@ def normalize_value(sym: Symbol, value, sizes: Mapping[str, int] | None = None):
     if getattr(sym, "symmetric", False) and not np.allclose(a, a.T, rtol=1e-8, atol=1e-10):
         raise MatDerivError(f"{name} is declared symmetric but the value given is not symmetric",
                             hint=f"give a symmetric {name} or drop the declaration")
-    if not a.flags.writeable or a is value:
-        a = a.copy()
-    return a
+    return a.copy()                     # never alias (or freeze) the caller's array
 
 
 def normalize_env(syms: Iterable[Symbol], env: Mapping[str, object],

@@ -369,6 +369,10 @@ def numpy_source(expr: Expr, params: Sequence[Symbol], func_name: str = "f") -> 
         if n in names:
             raise MatDerivError(f"parameter {n!r} is given twice")
         names.append(n)
+    given = set(names)
+    for node in expr.walk():
+        if isinstance(node, Symbol) and node.name not in given:
+            raise MatDerivError(f"{node.name} appears in the expression but is not a parameter")
     if not func_name.isidentifier() or keyword.iskeyword(func_name):
         raise MatDerivError(f"{func_name!r} is not a valid Python function name")
 
