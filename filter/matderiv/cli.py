@@ -1,0 +1,95 @@
+"""The ``matderiv`` command line (SPEC 3).
+
+Owns argument parsing, the terminal output of ``matderiv diff``, and the rule that no traceback
+ever reaches the user (``MATDERIV_DEBUG=1`` shows one).  Delegates all work to the API.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def _decl(values):
+    out = []
+    for v in values or []:
+        v = v.strip()
+        if v.startswith("{") and v.endswith("}"):
+            v = v[1:-1]
+        out.extend(p.strip() for p in v.split(",") if p.strip())
+    return out
+
+
+def _diff_parser(sub):
+    p = sub.add_parser("diff", help="one derivative to the terminal",
+                       description="Differentiate EXPR with respect to the variable(s) given by --wrt.")
+    p.add_argument("expr", help="the expression, LaTeX or ASCII, e.g. 'x^T A x'")
+    p.add_argument("--wrt", action="append", required=True,
+                   help="the variable; give it twice (or 'x,x') for a second derivative")
+    p.add_argument("--layout", choices=["mixed", "numerator", "denominator"], default="mixed")
+    p.add_argument("--steps", action="store_true", help="also print the derivation")
+    p.add_argument("--show", choices=["equation", "result"], default="equation")
+    p.add_argument("--name", help="name of the function on the left-hand side, e.g. f")
+    for key in ("scalar", "vector", "matrix", "symmetric"):
+        p.add_argument("--" + key, action="append", metavar="NAMES",
+                       help=f"declare {key} symbols (comma separated)")
+    p.add_argument("--no-check", action="store_true", help="skip numerical verification")
+    p.add_argument("--json", action="store_true",
+                   help='print {"latex", "equation", "steps", "shape", "kind", "numpy"}')
+    return p
+
+
+def _cmd_diff(args) -> int:
+    from . import derive
+
+    wrt = [w for item in args.wrt for w in _decl([item])]
+    d = derive(args.expr, wrt[0] if len(wrt) == 1 else wrt, layout=args.layout, steps=args.steps,
+               show=args.show, name=args.name, scalar=_decl(args.scalar), vector=_decl(args.vector),
+               matrix=_decl(args.matrix), symmetric=_decl(args.symmetric), check=not args.no_check)
+    if args.json:
+        print(json.dumps({"latex": d.latex, "equation": d.equation, "steps": d.steps,
+                          "shape": list(d.shape), "kind": d.kind, "numpy": d.numpy_source},
+                         indent=2, ensure_ascii=False))
+        return 0
+    print(d.equation if args.show == "equation" else d.latex)
+    for line in d.steps:
+        print("  " + line)
+    return 0
+
+
+def report(err, prefix: str = "") -> str:
+    """One diagnostic: what is wrong, where (caret), what to do."""
+    lines = [f"{prefix}error: {err.message}"]
+    caret = err.caret() if hasattr(err, "caret") else ""
+    if caret:
+        lines.append(caret)
+    if getattr(err, "hint", ""):
+        lines.append(f"  hint: {err.hint}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    from .errors import MatDerivError
+
+    ap = argparse.ArgumentParser(prog="matderiv", description="Symbolic matrix derivatives, verified.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    _diff_parser(sub)
+    args = ap.parse_args(argv)
+    try:
+        return {"diff": _cmd_diff}[args.command](args)
+    except MatDerivError as err:
+        print(report(err), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # noqa: BLE001 - no traceback reaches the user
+        if os.environ.get("MATDERIV_DEBUG"):
+            raise
+        print(f"internal error: {type(err).__name__}: {err}\n  hint: please report this input "
+              "(MATDERIV_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
