@@ -626,7 +626,7 @@ def _tokens_to_tree(toks: list[_Tok], text: str):
                     "RPAR" not in exp:
                 msg = f"unexpected `{shown}`: the bracket is empty or ends in an operator"
             else:
-                msg = f"unexpected {HUMAN.get(t.type, t.type)} `{shown}`"
+                msg = f"unexpected `{shown}`"
             raise _err(msg, t.start, "expected " + _expected_words(exp), t.end, text) from None
         except LarkError as e:  # pragma: no cover - defensive
             raise _err(f"cannot parse the expression ({type(e).__name__})", t.start, "",

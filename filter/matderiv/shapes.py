@@ -1,0 +1,728 @@
+r"""Kinds and symbolic sizes of a parsed expression (SPEC 1.2).
+
+Owns the typing of a :class:`~matderiv.parse.Parsed` tree: which symbols are scalars, vectors
+and (symmetric) matrices, the symbolic size names (``n``, ``m``, ...), and the resolution of
+the parser's placeholders.  Knows nothing of LaTeX text beyond the source spans used in
+error messages, and nothing of differentiation.
+
+Rules
+-----
+* Kind of a symbol: the parser's default from its letter, overridden by the declarations;
+  ``symmetric`` implies a square matrix.
+* Sizes are solved by union-find over size variables.  A scalar is 1x1, a vector n x 1, a
+  matrix r x c; vector lengths and matrix sizes are never 1, so every size is either 1 or a
+  named size, and ``A x + B`` is a clash.
+* Products: factors whose shape is 1x1 act as scalars; the others chain (``cols = rows``).
+  When a chain collapses to 1x1 and more factors follow (``x^T y z``) the scalar prefix is
+  grouped: ``(x^T y) z``.
+* A number in a sum of vectors is that multiple of the ones vector (``1 - \sigma(x)``); a
+  ``0`` is the zero of the sum's shape; a non-zero number in a sum of matrices is an error.
+* Placeholders: ``Func("bars", X)`` becomes ``Det`` (square matrix) or ``abs`` (scalar);
+  ``Func("diag", .)`` becomes ``Diag`` (vector) or ``DiagPart`` (square matrix); an
+  unsubscripted norm (or ``_2``) of a matrix is read as the Frobenius norm — the spectral
+  norm is not supported; ``\|t\|`` of a scalar is ``abs``; the inverse of a scalar is the
+  power -1.
+* Naming: the variable's sizes first (vector: ``n``; matrix: ``m`` x ``n``; square matrix:
+  ``n``), then the other sizes in order of first appearance from ``n, m, p, q, r, s, k, l,
+  ...``, skipping letters taken by sizes or by lowercase symbol names.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Sequence
+
+from .errors import MatDerivError, Span, UnsupportedError
+from .expr import (ONE, SCALAR, UNKNOWN, Add, Const, Det, Diag, DiagPart, Expr, Func, Hadamard,
+                   HadamardDiv, Identity, Inverse, Kron, Mul, Norm, Ones, Power, ShapeError,
+                   Softmax, Sum, Symbol, Trace, Transpose, Vec, Zero, Commutation,
+                   Differential)
+from .parse import Parsed, normalize_name
+from .parse.parser import GREEK
+
+__all__ = ["Typed", "infer", "SIZE_LETTERS"]
+
+SIZE_LETTERS = ("n", "m", "p", "q", "r", "s", "k", "l", "t", "u", "v", "w", "a", "b", "c", "d",
+                "f", "g", "h", "i", "j")
+
+
+@dataclass(frozen=True)
+class Typed:
+    """A typed expression.
+
+    ``tree``: every Symbol / Identity / Ones / Zero has real sizes, placeholders resolved.
+    ``variables``: the typed Symbol of each entry of ``wrt`` (same order and length; a variable
+    absent from the expression still gets its kind and fresh sizes).
+    ``symbols``: all distinct symbols of ``tree`` in order of first appearance, followed by
+    the absent variables.
+    ``spans``: ``id(node)`` of nodes of ``tree`` -> source span (where known).
+    """
+
+    tree: Expr
+    variables: tuple
+    symbols: tuple
+    source: str = ""
+    spans: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+# ------------------------------------------------------------------------------------------
+# Union-find over size variables.  Variable 0 is the size 1; every other variable is a
+# non-unit size (a vector length or a matrix size).
+# ------------------------------------------------------------------------------------------
+class _UF:
+    def __init__(self):
+        self.parent = [0]
+
+    def new(self) -> int:
+        self.parent.append(len(self.parent))
+        return len(self.parent) - 1
+
+    def find(self, a: int) -> int:
+        p = self.parent
+        root = a
+        while p[root] != root:
+            root = p[root]
+        while p[a] != root:
+            p[a], a = root, p[a]
+        return root
+
+    def union(self, a: int, b: int) -> bool:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return True
+        if ra == 0 or rb == 0:
+            return False  # a non-unit size can never become 1
+        if ra < rb:
+            ra, rb = rb, ra
+        self.parent[ra] = rb  # keep the older root
+        return True
+
+
+_KIND_WORD = {"scalar": "a scalar", "vector": "a vector", "row": "a row vector",
+              "matrix": "a matrix"}
+
+
+class _Infer:
+    def __init__(self, parsed: Parsed, wrt, kinds, symmetric):
+        self.p = parsed
+        self.src = parsed.source
+        self.uf = _UF()
+        self.kinds = kinds            # name -> kind
+        self.symmetric = symmetric    # set of names
+        self.symdims: dict[str, tuple] = {}   # name -> (rows, cols) var tuples
+        self.shape: dict[int, tuple] = {}     # id(node) -> (rows, cols) var tuples
+        self.info: dict[int, object] = {}     # id(node) -> resolution info
+        self.wrt = wrt
+        self._names = None
+
+    # --- helpers ---------------------------------------------------------------------------
+    def canon(self, d: tuple) -> tuple:
+        return tuple(sorted(r for r in (self.uf.find(v) for v in d) if r != 0))
+
+    def cshape(self, s):
+        return self.canon(s[0]), self.canon(s[1])
+
+    def kind_of(self, s) -> str:
+        r, c = self.cshape(s)
+        if not r and not c:
+            return "scalar"
+        if not c:
+            return "vector"
+        if not r:
+            return "row"
+        return "matrix"
+
+    def is_scalar(self, s) -> bool:
+        return self.kind_of(s) == "scalar"
+
+    def dims_for(self, name: str, kind: str, sym: bool):
+        if name in self.symdims:
+            return self.symdims[name]
+        if kind == "scalar":
+            d = ((), ())
+        elif kind == "vector":
+            d = ((self.uf.new(),), ())
+        else:
+            r = self.uf.new()
+            d = ((r,), (r,)) if sym else ((r,), (self.uf.new(),))
+        self.symdims[name] = d
+        return d
+
+    def text(self, node) -> str:
+        t = self.p.text(node)
+        return _short(t.strip()) if t else "?"
+
+    def span(self, node):
+        return self.p.spans.get(id(node))
+
+    def names(self) -> dict:
+        """Provisional or final names of size classes."""
+        if self._names is None:
+            self._names = _name_classes(self)
+        return self._names
+
+    def fmt_dim(self, d) -> str:
+        c = self.canon(d)
+        if not c:
+            return "1"
+        names = self.names()
+        return "".join(names.get(v, "?") for v in c)
+
+    def fmt_shape(self, s) -> str:
+        return f"{self.fmt_dim(s[0])}\u00d7{self.fmt_dim(s[1])}"
+
+    def describe(self, s) -> str:
+        return f"{_KIND_WORD[self.kind_of(s)]} ({self.fmt_shape(s)})"
+
+    def op_pos(self, left_end: int, right_node) -> tuple[int, int | None]:
+        """Position of the operator (or of the right operand) after ``left_end``."""
+        sp = self.span(right_node)
+        pos = left_end
+        while pos < len(self.src) and self.src[pos].isspace():
+            pos += 1
+        if sp is not None and (pos >= sp.start or pos >= len(self.src)):
+            return sp.start, sp.end
+        return pos, (sp.end if sp else None)
+
+    def clash(self, whole, left_text, left_shape, right_node, right_shape, left_end, hint,
+              verb="but"):
+        self._names = None
+        pos, end = self.op_pos(left_end, right_node) if left_end is not None else \
+            ((self.span(right_node).start, self.span(right_node).end) if self.span(right_node)
+             else (None, None))
+        if verb == "but":
+            msg = (f"size clash in `{self.text(whole)}`: `{_short(left_text)}` is "
+                   f"{self.describe(left_shape)} but `{self.text(right_node)}` is "
+                   f"{self.describe(right_shape)}")
+        else:
+            msg = (f"size clash in `{self.text(whole)}`: `{_short(left_text)}` is "
+                   f"{self.describe(left_shape)} and `{self.text(right_node)}` is "
+                   f"{self.describe(right_shape)}, so they cannot be multiplied")
+        return MatDerivError(msg, pos, hint, end=end, source=self.src)
+
+    def unify_dim(self, a, b) -> bool:
+        ca, cb = self.canon(a), self.canon(b)
+        if ca == cb:
+            return True
+        if len(ca) == 1 and len(cb) == 1:
+            return self.uf.union(ca[0], cb[0])
+        return False
+
+    def unify_shape(self, s, t) -> bool:
+        # check first so a failed unification leaves no partial merge behind
+        ok_r = self._compatible(s[0], t[0])
+        ok_c = self._compatible(s[1], t[1])
+        if not (ok_r and ok_c):
+            return False
+        return self.unify_dim(s[0], t[0]) and self.unify_dim(s[1], t[1])
+
+    def _compatible(self, a, b) -> bool:
+        ca, cb = self.canon(a), self.canon(b)
+        return ca == cb or (len(ca) == 1 and len(cb) == 1)
+
+    def node_err(self, node, msg, hint):
+        sp = self.span(node)
+        self._names = None
+        return MatDerivError(msg, sp.start if sp else None, hint, end=sp.end if sp else None,
+                             source=self.src)
+
+    # --- constraint walk -------------------------------------------------------------------
+    def visit(self, node: Expr):
+        s = self._visit(node)
+        self.shape[id(node)] = s
+        return s
+
+    def _visit(self, node: Expr):
+        if isinstance(node, Symbol):
+            kind = self.kinds.get(node.name, node.kind)
+            return self.dims_for(node.name, kind, node.name in self.symmetric)
+        if isinstance(node, Const):
+            return ((), ())
+        if isinstance(node, Identity):
+            v = self.uf.new()
+            return ((v,), (v,))
+        if isinstance(node, Ones):
+            return ((self.uf.new(),), ())
+        if isinstance(node, Zero):
+            r = () if node.rows == ONE else (self.uf.new(),)
+            c = () if node.cols == ONE else (self.uf.new(),)
+            return (r, c)
+        if isinstance(node, Add):
+            return self.v_add(node)
+        if isinstance(node, Mul):
+            return self.v_mul(node)
+        if isinstance(node, (Hadamard, HadamardDiv)):
+            kids = node.children()
+            shapes = [self.visit(k) for k in kids]
+            cur = shapes[0]
+            for k, sh in zip(kids[1:], shapes[1:]):
+                if not self.unify_shape(cur, sh):
+                    left = self.src[self.span(kids[0]).start:self.span(kids[kids.index(k) - 1]).end] \
+                        if self.span(kids[0]) else "?"
+                    raise self.clash(node, left.strip(), cur, k, sh,
+                                     self.span(kids[kids.index(k) - 1]).end
+                                     if self.span(kids[0]) else None,
+                                     "an elementwise product (or quotient) needs operands of "
+                                     "one shape")
+            return cur
+        if isinstance(node, Kron):
+            r, c = (), ()
+            for k in node.args:
+                kr, kc = self.visit(k)
+                r, c = r + kr, c + kc
+            return (r, c)
+        if isinstance(node, Transpose):
+            r, c = self.visit(node.arg)
+            return (c, r)
+        if isinstance(node, (Inverse, Trace, Det)):
+            s = self.visit(node.arg)
+            what = {Inverse: "inverse", Trace: "trace", Det: "determinant"}[type(node)]
+            if not self.unify_dim(s[0], s[1]):
+                raise self.node_err(node, f"the {what} needs a square matrix, but "
+                                    f"`{self.text(node.arg)}` is {self.describe(s)}",
+                                    "check the transposes; the "
+                                    f"{what} is only defined for square matrices")
+            return s if isinstance(node, Inverse) else ((), ())
+        if isinstance(node, Power):
+            return self.v_power(node)
+        if isinstance(node, Softmax):
+            s = self.visit(node.arg)
+            if self.kind_of(s) not in ("vector", "scalar"):
+                raise self.node_err(node, f"softmax needs a vector, but `{self.text(node.arg)}` "
+                                    f"is {self.describe(s)}", "apply softmax to a column vector")
+            return s
+        if isinstance(node, Vec):
+            r, c = self.visit(node.arg)
+            return (r + c, ())
+        if isinstance(node, Sum):
+            self.visit(node.arg)
+            return ((), ())
+        if isinstance(node, Diag):
+            s = self.visit(node.arg)
+            return (s[0], s[0])
+        if isinstance(node, DiagPart):
+            s = self.visit(node.arg)
+            self.unify_dim(s[0], s[1])
+            return (s[0], ())
+        if isinstance(node, Norm):
+            s = self.visit(node.arg)
+            k = self.kind_of(s)
+            if k == "matrix":
+                if node.kind == "2" and re.search(r"_\s*\{?\s*2\s*\}?\s*$", self.p.text(node) or ""):
+                    sp = self.span(node)
+                    raise UnsupportedError(
+                        f"the spectral norm `{self.text(node)}` of a matrix is not supported",
+                        sp.start if sp else None, "use the Frobenius norm \\|X\\|_F",
+                        end=sp.end if sp else None, source=self.src)
+                self.info[id(node)] = "F"
+            elif k == "scalar":
+                self.info[id(node)] = "abs"
+            return ((), ())
+        if isinstance(node, Func):
+            return self.v_func(node)
+        if isinstance(node, (Commutation, Differential)):  # pragma: no cover - not parsed
+            raise self.node_err(node, "unexpected node in a parsed expression", "")
+        raise self.node_err(node, f"cannot type `{self.text(node)}`", "")  # pragma: no cover
+
+    def v_func(self, node: Func):
+        s = self.visit(node.arg)
+        k = self.kind_of(s)
+        if node.name == "bars":
+            if k == "scalar":
+                self.info[id(node)] = "abs"
+                return s
+            if k == "matrix":
+                if not self.unify_dim(s[0], s[1]):
+                    raise self.node_err(node, f"`{self.text(node)}` is a determinant, but "
+                                        f"`{self.text(node.arg)}` is {self.describe(s)} "
+                                        "(not square)", "the determinant needs a square matrix")
+                self.info[id(node)] = "det"
+                return ((), ())
+            raise self.node_err(node, f"`{self.text(node)}` of {self.describe(s)}",
+                                "write the Euclidean norm as \\|x\\| (|.| is the absolute value "
+                                "of a scalar or the determinant of a square matrix)")
+        if node.name == "diag":
+            if k == "vector":
+                self.info[id(node)] = "diag"
+                return (s[0], s[0])
+            if k == "matrix":
+                if not self.unify_dim(s[0], s[1]):
+                    raise self.node_err(node, f"the diagonal of a non-square matrix: "
+                                        f"`{self.text(node.arg)}` is {self.describe(s)}",
+                                        "diag(X) needs a square matrix (diag(x) of a vector "
+                                        "builds a diagonal matrix)")
+                self.info[id(node)] = "diagpart"
+                return (s[0], ())
+            raise self.node_err(node, f"diag of {self.describe(s)}",
+                                "diag(x) takes a column vector, diag(X) a square matrix")
+        if node.name == "abs" and k != "scalar":
+            pass  # elementwise absolute value
+        return s
+
+    def v_power(self, node: Power):
+        s = self.visit(node.base)
+        e = self.visit(node.exponent)
+        if not self.is_scalar(e):
+            raise self.node_err(node.exponent, f"the exponent `{self.text(node.exponent)}` is "
+                                f"{self.describe(e)}, not a scalar",
+                                "an exponent must be a scalar; declare it with scalar={...}")
+        k = self.kind_of(s)
+        if k == "scalar":
+            return s
+        is_div = isinstance(node.exponent, Const) and node.exponent.value == -1 and \
+            self.p.text(node.exponent).strip() == "/"
+        if k in ("vector", "row"):
+            ex = node.exponent
+            if is_div or (isinstance(ex, Const) and ex.value == -1 and not self.p.text(ex)):
+                msg = f"division by {self.describe(s)} `{self.text(node.base)}`"
+                hint = "you can only divide by a scalar"
+            else:
+                msg = (f"power of {self.describe(s)}: `{self.text(node.base)}` is not square")
+                hint = ("for an elementwise square write x \\odot x, for the squared norm "
+                        "\\|x\\|^2 or x^\\top x")
+            raise self.node_err(node, msg, hint)
+        if not self.unify_dim(s[0], s[1]):
+            raise self.node_err(node, f"power of a non-square matrix: `{self.text(node.base)}` is "
+                                f"{self.describe(s)}", "a matrix power needs a square matrix")
+        return s
+
+    def v_add(self, node: Add):
+        terms = node.args
+        cur = None
+        first_nc = None
+        prev = None
+        consts = []
+        for t in terms:
+            s = self.visit(t)
+            if isinstance(t, Const) or (isinstance(t, Mul) and all(isinstance(a, Const) for a in t.args)):
+                consts.append(t)
+                prev = t
+                continue
+            if cur is None:
+                cur, first_nc = s, t
+            elif not self.unify_shape(cur, s):
+                sp0 = self.span(terms[0])
+                spp = self.span(prev)
+                left = self.src[sp0.start:spp.end].strip() if sp0 and spp else self.text(first_nc)
+                raise self.clash(node, left, cur, t, s, spp.end if spp else None,
+                                 "all terms of a sum must have one shape; check the transposes "
+                                 "and the declarations")
+            prev = t
+        if cur is None:
+            return ((), ())
+        k = self.kind_of(cur)
+        if consts and k != "scalar":
+            for c in consts:
+                val = c.value if isinstance(c, Const) else None
+                if k != "vector" and val != 0:
+                    raise self.node_err(c, f"the number `{self.text(c)}` is added to {self.describe(cur)}"
+                                        f" in `{self.text(node)}`",
+                                        "write c I for a multiple of the identity or "
+                                        "c \\mathbf{1}\\mathbf{1}^\\top for a matrix of c's")
+            self.info[id(node)] = ("consts", cur)
+        return cur
+
+    def v_mul(self, node: Mul):
+        args = node.args
+        shapes = [self.visit(a) for a in args]
+        cur = None
+        cur_first = None       # index of the first factor of the current chain
+        prev_idx = None        # index of the last non-scalar factor
+        groups_at = []         # indices where a collapsed scalar prefix ends
+        for i, (a, s) in enumerate(zip(args, shapes)):
+            if self.is_scalar(s):
+                continue
+            if cur is None:
+                cur, cur_first, prev_idx = s, i, i
+                continue
+            if self.is_scalar(cur):
+                # x^T y z: the chain so far collapsed to a scalar; it acts as a scalar factor
+                groups_at.append(i)
+                cur, cur_first, prev_idx = s, i, i
+                continue
+            if not self.unify_dim(cur[1], s[0]):
+                sp0, spp = self.span(args[0]), self.span(args[prev_idx])
+                left = self.src[self.span(args[cur_first]).start:spp.end].strip() \
+                    if sp0 and spp else "?"
+                raise self.clash(node, left, cur, a, s, spp.end if spp else None,
+                                 "in a product A B the columns of A must match the rows of B; "
+                                 "check the transposes and the order of the factors",
+                                 verb="cannot be multiplied by")
+            cur = (cur[0], s[1])
+            prev_idx = i
+        if groups_at:
+            self.info[id(node)] = ("group", groups_at)
+        return cur if cur is not None else ((), ())
+
+
+def _name_classes(inf: _Infer) -> dict:
+    """Letters for the size classes: the variables' first, then by first appearance."""
+    uf = inf.uf
+    names: dict[int, str] = {}
+    taken = {n for n in inf.symdims if len(n) == 1 and n.islower()}
+    used: set[str] = set()
+
+    def pick(pref=None):
+        if pref and pref not in used and pref not in taken:
+            return pref
+        for L in SIZE_LETTERS:
+            if L not in used and L not in taken:
+                return L
+        k = 1
+        while f"n{k}" in used:
+            k += 1
+        return f"n{k}"
+
+    def assign(v, pref=None):
+        r = uf.find(v)
+        if r == 0 or r in names:
+            return
+        L = pick(pref)
+        names[r] = L
+        used.add(L)
+
+    for w in inf.wrt:
+        if w not in inf.symdims:
+            continue
+        (rows, cols) = inf.symdims[w]
+        rr = [uf.find(v) for v in rows]
+        cc = [uf.find(v) for v in cols]
+        if rr and cc:
+            if rr == cc:
+                assign(rows[0], "n")
+            else:
+                assign(rows[0], "m")
+                assign(cols[0], "n")
+        elif rr:
+            assign(rows[0], "n")
+        elif cc:
+            assign(cols[0], "n")
+    # first appearance: leaves in source order
+    for n in inf.p.tree.walk():
+        if isinstance(n, Symbol):
+            s = inf.symdims.get(n.name)
+        elif isinstance(n, (Identity, Ones, Zero)):
+            s = inf.shape.get(id(n))
+        else:
+            continue
+        if s is None:
+            continue
+        for v in s[0] + s[1]:
+            assign(v)
+    for d in inf.symdims.values():
+        for v in d[0] + d[1]:
+            assign(v)
+    for v in range(1, len(uf.parent)):
+        assign(v)
+    return names
+
+
+def _normalize_list(names, what) -> list[str]:
+    if names is None:
+        return []
+    if isinstance(names, str):
+        names = [n for n in re.split(r"\s*,\s*", names.strip().strip("{}")) if n]
+    out = []
+    for n in names:
+        try:
+            out.append(normalize_name(n))
+        except MatDerivError as e:
+            raise MatDerivError(f"in the {what} list: {e.message}", None, e.hint) from None
+    return out
+
+
+def _default_kind(name: str) -> str:
+    base = name.split("_", 1)[0]
+    if base in GREEK:
+        return "matrix" if base[0].isupper() or base[3:4].isupper() and base.startswith("var") \
+            else "scalar"
+    return "matrix" if base[:1].isupper() else "vector"
+
+
+def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix=(),
+          symmetric=()) -> Typed:
+    """Type ``parsed``: kinds from letters and declarations, sizes by unification.
+
+    ``wrt`` and the declaration lists hold names in either spelling (``\\Sigma`` or
+    ``Sigma``).  Raises :class:`MatDerivError` on a size clash (naming both sides), a
+    conflicting declaration, or an operation on the wrong kind (det of a non-square matrix,
+    a vector power, division by a vector, ...).
+    """
+    src = parsed.source
+    wrt_list = [wrt] if isinstance(wrt, str) else list(wrt or ())
+    wrt_names = _normalize_list(wrt_list, "variable")
+    decl: dict[str, str] = {}
+    sym_names = set(_normalize_list(symmetric, "symmetric"))
+    for kind, lst in (("scalar", scalar), ("vector", vector), ("matrix", matrix)):
+        for n in _normalize_list(lst, kind):
+            if n in decl and decl[n] != kind:
+                raise MatDerivError(f"`{n}` is declared both {decl[n]} and {kind}", None,
+                                    "give each symbol one kind")
+            decl[n] = kind
+    for n in sym_names:
+        if decl.get(n, "matrix") != "matrix":
+            raise MatDerivError(f"`{n}` is declared both {decl[n]} and symmetric", None,
+                                "a symmetric symbol is a square matrix")
+        decl[n] = "matrix"
+
+    inf = _Infer(parsed, wrt_names, decl, sym_names)
+    # symbols present in the tree, with their parser kinds
+    present: dict[str, Symbol] = {}
+    for n in parsed.tree.walk():
+        if isinstance(n, Symbol) and n.name not in present:
+            present[n.name] = n
+    # the variables' sizes are created first
+    for w in wrt_names:
+        k = decl.get(w) or (present[w].kind if w in present else _default_kind(w))
+        inf.kinds.setdefault(w, k)
+        inf.dims_for(w, k, w in sym_names)
+    try:
+        inf.visit(parsed.tree)
+    except RecursionError:
+        raise MatDerivError("the expression is nested too deeply", 0,
+                            "simplify the bracket nesting", source=src) from None
+    except MatDerivError as e:
+        raise e.with_source(src)
+
+    inf._names = None
+    names = inf.names()
+
+    def dimt(d) -> tuple:
+        return tuple(sorted(names[v] for v in inf.canon(d)))
+
+    latex_of = {n: s.latex for n, s in present.items()}
+    typed_syms: dict[str, Symbol] = {}
+
+    def mk_symbol(name: str, fallback_kind: str, latex: str) -> Symbol:
+        # a fresh (equal) object per occurrence, so that spans stay per occurrence
+        kind = inf.kinds.get(name, fallback_kind)
+        r, c = inf.symdims[name]
+        sym = Symbol(name, dimt(r), dimt(c), kind, latex, name in sym_names)
+        typed_syms.setdefault(name, sym)
+        return sym
+
+    new_spans: dict[int, Span] = {}
+
+    def rb(node: Expr) -> Expr:
+        new = _rebuild(node)
+        sp = parsed.spans.get(id(node))
+        if sp is not None and id(new) not in new_spans:
+            new_spans[id(new)] = sp
+        return new
+
+    def _rebuild(node: Expr) -> Expr:
+        s = inf.shape.get(id(node))
+        if isinstance(node, Symbol):
+            return mk_symbol(node.name, node.kind, node.latex)
+        if isinstance(node, Identity):
+            return Identity(dimt(s[0]))
+        if isinstance(node, Ones):
+            return Ones(dimt(s[0]))
+        if isinstance(node, Zero):
+            return Zero(dimt(s[0]), dimt(s[1]))
+        if isinstance(node, Add):
+            terms = [rb(t) for t in node.args]
+            info = inf.info.get(id(node))
+            if info and info[0] == "consts":
+                shp = info[1]
+                rows, cols = dimt(shp[0]), dimt(shp[1])
+                out = []
+                for old, t in zip(node.args, terms):
+                    if isinstance(old, Const) or (isinstance(old, Mul) and
+                                                  all(isinstance(a, Const) for a in old.args)):
+                        val = old.value if isinstance(old, Const) else _cprod(old)
+                        if val == 0:
+                            continue  # adding zero
+                        out.append(Mul((Const(val), Ones(rows))) if val != 1 else Ones(rows))
+                    else:
+                        out.append(t)
+                if not out:
+                    return Zero(rows, cols)
+                return out[0] if len(out) == 1 else Add(tuple(out))
+            return Add(tuple(terms))
+        if isinstance(node, Mul):
+            args = [rb(a) for a in node.args]
+            info = inf.info.get(id(node))
+            if info and info[0] == "group":
+                cuts = info[1]
+                pieces, start = [], 0
+                for cut in cuts:
+                    part = args[start:cut]
+                    pieces.append(part[0] if len(part) == 1 else Mul(tuple(part)))
+                    start = cut
+                pieces.extend(args[start:])
+                return Mul(tuple(pieces))
+            return Mul(tuple(args))
+        if isinstance(node, Norm):
+            arg = rb(node.arg)
+            info = inf.info.get(id(node))
+            if info == "abs":
+                return Func("abs", arg)
+            return Norm(arg, "F" if info == "F" else node.kind)
+        if isinstance(node, Func):
+            arg = rb(node.arg)
+            info = inf.info.get(id(node))
+            if node.name == "bars":
+                return Det(arg) if info == "det" else Func("abs", arg)
+            if node.name == "diag":
+                return Diag(arg) if info == "diag" else DiagPart(arg)
+            return Func(node.name, arg)
+        if isinstance(node, Inverse):
+            arg = rb(node.arg)
+            if inf.is_scalar(inf.shape[id(node.arg)]):
+                return Power(arg, Const(-1))
+            return Inverse(arg)
+        kids = node.children()
+        if not kids:
+            return node
+        return node.with_children(tuple(rb(k) for k in kids))
+
+    try:
+        tree = rb(parsed.tree)
+    except RecursionError:
+        raise MatDerivError("the expression is nested too deeply", 0,
+                            "simplify the bracket nesting", source=src) from None
+
+    variables = []
+    for w in wrt_names:
+        if w in typed_syms:
+            variables.append(typed_syms[w])
+        else:
+            latex = _latex_for(w)
+            variables.append(mk_symbol(w, inf.kinds[w], latex))
+    from .expr import symbols as _symbols
+    syms = list(_symbols(tree))
+    for v in variables:
+        if v not in syms:
+            syms.append(v)
+    try:
+        for n in tree.walk():
+            n.shape
+    except ShapeError as e:  # pragma: no cover - an inference bug
+        raise MatDerivError(f"internal shape error: {e}", None,
+                            "please report this expression", source=src) from None
+    return Typed(tree, tuple(variables), tuple(syms), src, new_spans)
+
+
+def _short(t: str, limit: int = 60) -> str:
+    """Long source excerpts are cut in the middle for messages."""
+    if len(t) <= limit:
+        return t
+    k = (limit - 5) // 2
+    return t[:k].rstrip() + " … " + t[-k:].lstrip()
+
+
+def _cprod(m: Mul) -> Fraction:
+    v = Fraction(1)
+    for a in m.args:
+        v *= a.value
+    return v
+
+
+def _latex_for(name: str) -> str:
+    base, _, sub = name.partition("_")
+    lat = ("\\" + base) if base in GREEK else base
+    if sub:
+        lat += "_" + (sub if len(sub) == 1 else "{" + sub + "}")
+    return lat
