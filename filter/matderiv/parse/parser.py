@@ -115,7 +115,7 @@ NORMSUB_RE = re.compile(
     r"|\\(?:mathrm|text|textrm|mathsf)\s*\{\s*([A-Za-z0-9]+)\s*\}|([A-Za-z0-9])|(\\infty))")
 SIGMA_CALL_RE = re.compile(r"\s*(?:\(|\\left\s*\(|\\[bB]igg?l?\s*\()")
 COMMAND_RE = re.compile(r"\\([A-Za-z]+|.)")
-ARG_RE = re.compile(r"\s*(?:\{\s*([^{}]*?)\s*\}|(\\[A-Za-z]+|[A-Za-z0-9]))")
+ARG_RE = re.compile(r"\s*(?:\{\s*((?:[^{}]|\{[^{}]*\})*?)\s*\}|(\\[A-Za-z]+|[A-Za-z0-9]))")
 SIZE_CMDS = {"left", "right", "big", "Big", "bigg", "Bigg", "bigl", "bigr", "Bigl", "Bigr",
              "biggl", "biggr", "Biggl", "Biggr", "bigm", "Bigm", "biggm", "Biggm"}
 BOLD_CMDS = {"mathbf", "boldsymbol", "bm", "mathbb", "pmb", "mathbfit"}
@@ -552,7 +552,7 @@ class _Tokenizer:
         arg, k = _read_arg(text, j)
         if arg is None:
             raise _err(f"`\\{name}` needs an argument", i, f"write \\{name}{{tr}}", j, text)
-        word = arg.strip()
+        word = re.sub(r"^\\(?:rm|mathrm)\s*", "", arg.strip()).strip("{} ")
         if word in FUNC_NAMES:
             self.emit("FUNC", FUNC_NAMES[word], i, k)
             return k
@@ -669,9 +669,9 @@ class _Builder:
         self.spans[id(e)] = Span(start, end)
         return e
 
-    def span_of(self, e) -> tuple[int, int]:
-        sp = self.spans[id(e)]
-        return sp.start, sp.end
+    def span_of(self, e, default=(0, 0)) -> tuple[int, int]:
+        sp = self.spans.get(id(e))
+        return (sp.start, sp.end) if sp else default
 
     def err(self, msg, start, end, hint=""):
         return _err(msg, start, hint, end, self.text)
@@ -681,6 +681,9 @@ class _Builder:
         """Returns (expr, start, end)."""
         from lark import Token
 
+        if isinstance(t, Expr):  # already built
+            s, e = self.span_of(t)
+            return t, s, e
         if isinstance(t, Token):
             return self.token(t)
         meth = getattr(self, "r_" + t.data, None)
@@ -728,7 +731,7 @@ class _Builder:
             op = ch[k]
             x, xs, xe = self.build(ch[k + 1])
             if op.type == "MINUS":
-                x = self.node(self._negate(x), op.start_pos, xe)
+                x = self.r_neg([op, x])[0]
             add(x)
             end = xe
         return self.node(Add(tuple(terms)), s, end), s, end
@@ -750,11 +753,21 @@ class _Builder:
         op = ch[0]
         x, xs, xe = self.build(ch[1])
         s = op.start_pos
-        return self.node(self._negate(x), s, xe), s, xe
+        new = self._negate(x)
+        for k in new.children()[:1]:
+            if isinstance(k, Const) and id(k) not in self.spans:
+                self.node(k, s, op.end_pos)
+        return self.node(new, s, xe), s, xe
 
     def r_pos(self, ch):
         x, xs, xe = self.build(ch[1])
         return x, ch[0].start_pos, xe
+
+    def r_negfactor(self, ch):
+        return self.r_neg(ch)
+
+    def r_negprod(self, ch):
+        return self.r_neg(ch)
 
     def r_term(self, ch):
         return self.build(ch[0])
@@ -833,7 +846,7 @@ class _Builder:
                 c *= f.value
             if not others:
                 return self.node(Const(c), s, end)
-            cs, ce = self.span_of(consts[0])
+            cs, ce = self.span_of(consts[0], (s, end))
             args = ([self.node(Const(c), cs, ce)] if c != 1 else []) + others
         if len(args) == 1:
             return args[0]

@@ -1,0 +1,354 @@
+"""Parser: every spelling of SPEC 1.1 gives the expected tree; errors are MatDerivErrors with
+positions; long input is fast."""
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+
+import pytest
+
+from conftest import corpus_cases
+from matderiv.errors import MatDerivError, Span
+from matderiv.expr import (UNKNOWN, Add, Const, Det, Expr, Func, Hadamard, Identity, Inverse,
+                           Kron, Mul, Norm, Ones, Power, Softmax, Sum, Symbol, Trace, Transpose,
+                           Vec)
+from matderiv.parse import Parsed, normalize_name, parse
+
+
+# --- tree builders --------------------------------------------------------------------------
+def S(name, kind=None, latex=None):
+    base = name.split("_")[0]
+    if kind is None:
+        kind = "matrix" if base[0].isupper() else "vector"
+    if latex is None:
+        latex = name
+    return Symbol(name, UNKNOWN, UNKNOWN, kind, latex)
+
+
+def G(name, kind=None):
+    """A plain Greek symbol."""
+    if kind is None:
+        kind = "matrix" if name[0].isupper() else "scalar"
+    return Symbol(name, UNKNOWN, UNKNOWN, kind, "\\" + name)
+
+
+def C(v):
+    return Const(Fraction(v))
+
+
+def T(e):
+    return Transpose(e)
+
+
+def M(*a):
+    return Mul(tuple(a))
+
+
+def A(*a):
+    return Add(tuple(a))
+
+
+def neg(e):
+    return M(C(-1), e)
+
+
+x, y, z, a, b, c, u, v = (S(n) for n in "xyzabcuv")
+X, Y, Aa, B, W = S("X"), S("Y"), S("A"), S("B"), S("W")
+tau = G("tau")
+ONES = Ones(UNKNOWN)
+EYE = Identity(UNKNOWN)
+
+SPELLINGS = [
+    # symbols
+    ("x", x), ("W_1", S("W_1")), ("W_{2}", S("W_2", latex="W_2")),
+    ("b_{1}", S("b_1", latex="b_1")), ("W_{12}", S("W_12", latex="W_{12}")),
+    (r"\theta", G("theta")), (r"\Sigma", G("Sigma")), (r"\theta_1", Symbol("theta_1", UNKNOWN, UNKNOWN, "scalar", r"\theta_1")),
+    (r"\mathbf{x}", S("x", latex=r"\mathbf{x}")), (r"\mathbf x", S("x", latex=r"\mathbf{x}")),
+    (r"\bm{x}", S("x", latex=r"\mathbf{x}")),
+    (r"\boldsymbol{\theta}", S("theta", "vector", r"\boldsymbol{\theta}")),
+    (r"\boldsymbol\theta", S("theta", "vector", r"\boldsymbol{\theta}")),
+    (r"\mathbf{W}_1", S("W_1", latex=r"\mathbf{W}_1")),
+    (r"\mathbf{W_1}", S("W_1", latex=r"\mathbf{W}_1")),
+    ("α", G("alpha")),
+    # numbers and fractions
+    ("2", C(2)), ("0.5", Const(Fraction("0.5"))), (r"\frac{1}{2}", C(Fraction(1, 2))),
+    (r"\tfrac12", C(Fraction(1, 2))), (r"\dfrac{3}{4}", C(Fraction(3, 4))),
+    (r"\dfrac{a}{b}", M(a, Power(b, C(-1)))), (r"\frac{a}{\tau}", M(a, Power(tau, C(-1)))),
+    ("x/2", M(C(Fraction(1, 2)), x)), (r"x / \tau", M(x, Power(tau, C(-1)))),
+    (r"\frac{1}{2} x^T x", M(C(Fraction(1, 2)), T(x), x)),
+    # products
+    ("A x", M(Aa, x)), ("Ax", M(Aa, x)), (r"A \cdot x", M(Aa, x)), ("A * x", M(Aa, x)),
+    ("A B x", M(Aa, B, x)), ("(A B) x", M(M(Aa, B), x)),
+    (r"x \odot y", Hadamard((x, y))), (r"x \circ y", Hadamard((x, y))),
+    ("x .* y", Hadamard((x, y))), (r"x \odot y \odot z", Hadamard((x, y, z))),
+    (r"A x \odot B y", Hadamard((M(Aa, x), M(B, y)))),
+    (r"A \otimes B", Kron((Aa, B))),
+    ("-x", neg(x)), ("-2x", M(C(-2), x)), ("-y^T x", M(C(-1), T(y), x)),
+    ("a - b", A(a, neg(b))), ("a + b + c", A(a, b, c)), ("a - b - c", A(a, neg(b), neg(c))),
+    ("(a + b) + c", A(A(a, b), c)), ("x - 1", A(x, C(-1))),
+    (r"a \cdot -b", M(C(-1), a, b)), ("x / -2", M(C(Fraction(-1, 2)), x)),
+    (r"x \odot -y", Hadamard((x, neg(y)))),
+    # transpose
+    ("X^T", T(X)), ("X^{T}", T(X)), (r"X^\top", T(X)), (r"X^{\top}", T(X)),
+    (r"X^{\mathsf T}", T(X)), (r"X^{\mathsf{T}}", T(X)), (r"X^\intercal", T(X)),
+    ("X'", T(X)), ("x^Tx", M(T(x), x)),
+    ("(Xu - v)'(Xu - v)", M(T(A(M(X, u), neg(v))), A(M(X, u), neg(v)))),
+    # inverse
+    ("X^{-1}", Inverse(X)), ("X^-1", Inverse(X)), ("X^{-T}", Inverse(T(X))),
+    (r"X^{-\top}", Inverse(T(X))), (r"\operatorname{inv}(X)", Inverse(X)), ("inv(X)", Inverse(X)),
+    # powers
+    ("X^2", Power(X, C(2))), ("X^{k}", Power(X, S("k"))), ("a^x", Power(a, x)),
+    ("x^2", Power(x, C(2))), (r"\tau^\tau", Power(tau, tau)), ("X^{1000}", Power(X, C(1000))),
+    ("x^{-2}", Power(x, C(-2))), ("x^10", Power(x, C(10))),
+    ("e^{x}", Func("exp", x)), (r"\mathrm{e}^{x}", Func("exp", x)),
+    (r"e^{-\tau}", Func("exp", neg(tau))), ("e", S("e")), ("e^T x", M(T(S("e")), x)),
+    (r"\sin^2(x)", Power(Func("sin", x), C(2))), (r"\tanh^2(x)", Power(Func("tanh", x), C(2))),
+    # trace, det
+    (r"\operatorname{tr}(X)", Trace(X)), (r"\mathrm{tr}(X)", Trace(X)), (r"\text{tr}(X)", Trace(X)),
+    (r"\operatorname{Tr}(X)", Trace(X)), ("tr(X)", Trace(X)), (r"\operatorname{tr} X", Trace(X)),
+    (r"\det(X)", Det(X)), (r"\det X", Det(X)), ("det(X)", Det(X)),
+    (r"\det X^\top", Det(T(X))), (r"\det(X)^{-1}", Inverse(Det(X))),
+    ("|X|", Func("bars", X)), (r"\left| X \right|", Func("bars", X)),
+    (r"\tau\,|\tau|", M(tau, Func("bars", tau))),
+    (r"|a|\,|b|", M(Func("bars", a), Func("bars", b))),
+    # log-determinant
+    (r"\log\det X", Func("log", Det(X))), (r"\ln\det X", Func("log", Det(X))),
+    (r"\log|X|", Func("log", Func("bars", X))), (r"\operatorname{logdet}(X)", Func("log", Det(X))),
+    ("logdet(X)", Func("log", Det(X))),
+    # norms
+    (r"\|x\|", Norm(x, "2")), (r"\|x\|_2", Norm(x, "2")), (r"\|x\|^2", Power(Norm(x, "2"), C(2))),
+    (r"\|X\|_F", Norm(X, "F")), (r"\|X\|_F^2", Power(Norm(X, "F"), C(2))),
+    (r"\|X\|_{F}", Norm(X, "F")), (r"\lVert x \rVert", Norm(x, "2")),
+    (r"\left\| x \right\|", Norm(x, "2")), (r"\left\| x \right\|_2^2", Power(Norm(x, "2"), C(2))),
+    # elementwise functions
+    (r"\exp(x)", Func("exp", x)), (r"\log(x)", Func("log", x)), (r"\ln(x)", Func("log", x)),
+    (r"\sin(x)", Func("sin", x)), (r"\cos(x)", Func("cos", x)), (r"\tanh(x)", Func("tanh", x)),
+    (r"\sqrt{x}", Func("sqrt", x)), (r"\sqrt(x)", Func("sqrt", x)),
+    (r"\sigma(x)", Func("sigmoid", x)), (r"\operatorname{sigmoid}(x)", Func("sigmoid", x)),
+    (r"\sigma\left(x\right)", Func("sigmoid", x)), (r"\sigma\big(x\big)", Func("sigmoid", x)),
+    (r"\sigma x", M(G("sigma"), x)), (r"\sigma^2 I", M(Power(G("sigma"), C(2)), EYE)),
+    (r"\log x", Func("log", x)), (r"\log x^2", Func("log", Power(x, C(2)))),
+    (r"\exp(x)^T", T(Func("exp", x))),
+    # vector functions and constants
+    (r"\operatorname{softmax}(x)", Softmax(x)), (r"\operatorname{diag}(x)", Func("diag", x)),
+    (r"\operatorname{vec}(X)", Vec(X)), (r"\operatorname{sum}(x)", Sum(x)),
+    (r"\mathbf{1}", ONES), (r"\mathbf 1", ONES), (r"\boldsymbol{1}", ONES),
+    ("I", EYE), (r"\mathbf{I}", EYE), ("I_n", EYE), ("x + 0", A(x, C(0))),
+    (r"A + I", A(Aa, EYE)),
+    # ASCII function words
+    ("exp(x)", Func("exp", x)), ("log(x)", Func("log", x)), ("ln(x)", Func("log", x)),
+    ("sin(x)", Func("sin", x)), ("cos(x)", Func("cos", x)), ("tanh(x)", Func("tanh", x)),
+    ("sqrt(x)", Func("sqrt", x)), ("sigmoid(x)", Func("sigmoid", x)),
+    ("softmax(x)", Softmax(x)), ("diag(x)", Func("diag", x)), ("vec(X)", Vec(X)),
+    ("sum(x)", Sum(x)),
+    # grouping and spacing
+    ("(x)", x), ("[x]", x), (r"\{x\}", x), (r"\left( x \right)", x), (r"\left[ x \right]", x),
+    (r"\big( x \big)", x), (r"\Big( x \Big)", x), (r"\bigl( x \bigr)", x),
+    (r"\Bigl( x \Bigr)", x), (r"\bigg( x \bigg)", x), (r"\Bigg( x \Bigg)", x), ("{x}", x),
+    (r"x\,\;\:\!\quad\qquad~y", M(x, y)),
+]
+
+
+@pytest.mark.parametrize("text,expected", [s for s in SPELLINGS if s[1] is not None],
+                         ids=[s[0] for s in SPELLINGS if s[1] is not None])
+def test_spelling(text, expected):
+    assert parse(text).tree == expected
+
+
+def test_parsed_dataclass_and_spans():
+    p = parse("A x + b")
+    assert isinstance(p, Parsed) and p.source == "A x + b"
+    t = p.tree
+    assert isinstance(t, Add)
+    assert p.spans[id(t)] == Span(0, 7)
+    assert p.spans[id(t.args[0])] == Span(0, 3)
+    assert p.spans[id(t.args[1])] == Span(6, 7)
+    assert p.text(t.args[0]) == "A x"
+    # every node has a span
+    for n in t.walk():
+        assert id(n) in p.spans
+
+
+def test_same_symbol_bold_and_plain():
+    t = parse(r"\mathbf{x}^\top x").tree
+    assert t.args[0].arg == t.args[1]
+    assert t.args[1].latex == r"\mathbf{x}"
+
+
+def test_bold_greek_is_vector():
+    assert parse(r"\boldsymbol{\theta}").tree.kind == "vector"
+    assert parse(r"\theta").tree.kind == "scalar"
+    assert parse(r"\Theta").tree.kind == "matrix"
+
+
+@pytest.mark.parametrize("case", corpus_cases(), ids=lambda c: c["id"])
+def test_corpus_parses(case):
+    p = parse(case["expr"])
+    assert isinstance(p.tree, Expr)
+
+
+# --- normalize_name --------------------------------------------------------------------------
+@pytest.mark.parametrize("text,name", [
+    (r"\Sigma", "Sigma"), ("Sigma", "Sigma"), (r"\mathbf{x}", "x"), ("W_{1}", "W_1"),
+    ("W_1", "W_1"), (r"\boldsymbol{\theta}", "theta"), ("x", "x"), (r"\theta", "theta"),
+    ("theta", "theta"), (r"\bm{x}", "x"), (" x ", "x"), (r"\mathbf{W}_1", "W_1"), ("I", "I"),
+])
+def test_normalize_name(text, name):
+    assert normalize_name(text) == name
+
+
+@pytest.mark.parametrize("text", ["x y", "", "x^T", r"\foo", "2", "A x"])
+def test_normalize_name_rejects(text):
+    with pytest.raises(MatDerivError):
+        normalize_name(text)
+
+
+# --- errors ---------------------------------------------------------------------------------
+def err(text) -> MatDerivError:
+    with pytest.raises(MatDerivError) as ei:
+        parse(text)
+    e = ei.value
+    assert e.source == text
+    return e
+
+
+def test_unclosed_paren_points_at_opener():
+    e = err("x^T (A x + b")
+    assert e.position == 4 and "(" in e.message
+
+
+def test_unmatched_closer():
+    e = err("x + y)")
+    assert e.position == 5
+
+
+def test_mismatched_brackets_point_at_opener():
+    e = err(r"x + \left( y \right]")
+    assert e.position == 4
+
+
+def test_unclosed_bars_and_norm():
+    assert err("|x").position == 0
+    assert err(r"x + \|y").position == 4
+
+
+def test_unknown_command_named_with_hint():
+    e = err(r"\foo(x)")
+    assert "\\foo" in e.message and e.position == 0 and e.end == 4
+    assert e.hint
+    e = err(r"\sigm(x)")
+    assert "\\sigma" in e.hint
+    e = err(r"\operatorname{foo}(x)")
+    assert "foo" in e.message
+
+
+def test_code_injection_is_a_parse_error():
+    e = err("__import__('os').system('true')")
+    assert e.position == 0
+
+
+def test_empty_expression():
+    assert "empty" in err("").message
+    assert "empty" in err("   ").message
+    assert "empty" in err(r"\,\;").message
+
+
+def test_unexpected_token_in_words():
+    e = err("x + * y")
+    assert e.position == 4
+    assert "expected" in e.hint and "operand" in e.hint
+    assert "TIMES" not in str(e) and "SYM" not in str(e)
+    e = err("x +")
+    assert "ends" in e.message and e.position == 3
+    e = err("()")
+    assert e.position == 1
+
+
+@pytest.mark.parametrize("text", ["x,y", "x = y", "x^", "^2", "_1", "'x", "x ++", r"\frac{1}",
+                                  r"\left. x \right)", "\x00", "x_", "A x +)", r"\mathbf{xy}",
+                                  r"\|x\|_1", "1/0", "x ! y", "#"])
+def test_bad_inputs_raise_matderiv_error(text):
+    err(text)
+
+
+def test_non_string():
+    with pytest.raises(MatDerivError):
+        parse(None)  # type: ignore[arg-type]
+
+
+# --- performance ----------------------------------------------------------------------------
+def test_long_expression_is_fast():
+    text = "x^T A x + " * 1000 + "x^T x"
+    assert len(text) >= 10_000
+    t0 = time.perf_counter()
+    p = parse(text)
+    dt = time.perf_counter() - t0
+    print(f"\nparse of a {len(text)}-character expression: {dt * 1000:.0f} ms")
+    assert isinstance(p.tree, Add) and len(p.tree.args) == 1001
+    assert dt < 2.0
+
+
+def test_long_error_expression_is_fast():
+    text = "x^T A x + " * 1000
+    t0 = time.perf_counter()
+    with pytest.raises(MatDerivError):
+        parse(text)
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_deep_nesting_is_an_error_or_parses():
+    text = "(" * 3000 + "x" + ")" * 3000
+    try:
+        assert parse(text).tree == x
+    except MatDerivError:
+        pass
+
+
+# --- property: random well-formed strings ---------------------------------------------------
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_atoms = st.sampled_from(["x", "A", r"\theta", r"\mathbf{y}", "W_1", "2", "0.5", r"\mathbf{1}",
+                          "I", r"\tfrac12", "e", r"\Sigma"])
+_post = st.sampled_from(["", "^T", r"^\top", "^{-1}", "'", "^2", "^{k}"])
+_funcs = st.sampled_from([r"\exp", r"\log", r"\operatorname{tr}", r"\det", r"\sigma", "\\sin",
+                          r"\operatorname{diag}", "softmax", "vec"])
+_ops = st.sampled_from([" + ", " - ", " ", r" \cdot ", r" \odot ", " * ", r" \otimes ", "/"])
+
+
+def _expr(depth):
+    base = st.tuples(_atoms, _post).map("".join)
+    if depth == 0:
+        return base
+    sub = _expr(depth - 1)
+    return st.one_of(
+        base,
+        st.tuples(sub, _ops, sub).map("".join),
+        st.tuples(st.sampled_from(["(", r"\left(", "[", r"\big("]), sub, _post).map(
+            lambda t: t[0] + t[1] + {"(": ")", r"\left(": r"\right)", "[": "]",
+                                     r"\big(": r"\big)"}[t[0]] + t[2]),
+        st.tuples(_funcs, sub).map(lambda t: f"{t[0]}({t[1]})"),
+        # (a bar or norm directly inside a juxtaposition inside a norm is ambiguous)
+        st.tuples(sub).map(lambda t: rf"\|({t[0]})\|_2"),
+        st.tuples(sub).map(lambda t: f"-{t[0]}"),
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(_expr(3))
+def test_random_well_formed_strings_parse(text):
+    p = parse(text)
+    assert isinstance(p.tree, Expr)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(list("xAy+-*/^_{}()[]|\\'.,0123456789 Tt") +
+                                ["\\|", "\\left(", "\\right)", "\\frac", "\\det", "\\sigma",
+                                 "\\mathbf", "\\top", "\\operatorname{tr}", "e^"]),
+                max_size=25).map("".join))
+def test_random_garbage_only_raises_matderiv_error(text):
+    try:
+        parse(text)
+    except MatDerivError:
+        pass
