@@ -201,25 +201,28 @@ class _Infer:
                    f"{self.describe(right_shape)}, so they cannot be multiplied")
         return MatDerivError(msg, pos, hint, end=end, source=self.src)
 
+    def _ordered(self, d) -> tuple:
+        return tuple(r for r in (self.uf.find(v) for v in d) if r != 0)
+
     def unify_dim(self, a, b) -> bool:
+        """Unify two sizes.  Products (Kronecker, vec) are kept in index order, fastest
+        first, and unified factor by factor when they have the same number of factors."""
         ca, cb = self.canon(a), self.canon(b)
         if ca == cb:
             return True
-        if len(ca) == 1 and len(cb) == 1:
-            return self.uf.union(ca[0], cb[0])
-        return False
+        oa, ob = self._ordered(a), self._ordered(b)
+        if len(oa) != len(ob) or not oa:
+            return False
+        return all(self.uf.union(p, q) for p, q in zip(oa, ob))
 
     def unify_shape(self, s, t) -> bool:
         # check first so a failed unification leaves no partial merge behind
-        ok_r = self._compatible(s[0], t[0])
-        ok_c = self._compatible(s[1], t[1])
-        if not (ok_r and ok_c):
+        if not (self._compatible(s[0], t[0]) and self._compatible(s[1], t[1])):
             return False
         return self.unify_dim(s[0], t[0]) and self.unify_dim(s[1], t[1])
 
     def _compatible(self, a, b) -> bool:
-        ca, cb = self.canon(a), self.canon(b)
-        return ca == cb or (len(ca) == 1 and len(cb) == 1)
+        return self.canon(a) == self.canon(b) or len(self._ordered(a)) == len(self._ordered(b))
 
     def node_err(self, node, msg, hint):
         sp = self.span(node)
@@ -267,10 +270,11 @@ class _Infer:
                                      "one shape")
             return cur
         if isinstance(node, Kron):
+            # index of P (x) Q: i_Q + |Q| i_P, so Q's sizes come first (fastest first)
             r, c = (), ()
             for k in node.args:
                 kr, kc = self.visit(k)
-                r, c = r + kr, c + kc
+                r, c = kr + r, kc + c
             return (r, c)
         if isinstance(node, Transpose):
             r, c = self.visit(node.arg)

@@ -1,0 +1,305 @@
+"""Shape inference: kinds, symbolic sizes, placeholders, clashes; the whole public corpus."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conftest import corpus_cases
+from matderiv.errors import MatDerivError, UnsupportedError
+from matderiv.expr import (ONE, SCALAR, Add, Const, Det, Diag, DiagPart, Func, Identity, Mul,
+                           Norm, Ones, Power, Symbol, Zero)
+from matderiv.parse import parse
+from matderiv.shapes import Typed, infer
+
+
+def typed(expr, wrt, **decl) -> Typed:
+    t = infer(parse(expr), wrt, **decl)
+    for n in t.tree.walk():  # every node's shape computes
+        n.shape
+    return t
+
+
+def shapes(t: Typed) -> dict:
+    return {s.name: (s.rows, s.cols) for s in t.symbols}
+
+
+def sym(t: Typed, name: str) -> Symbol:
+    return next(s for s in t.symbols if s.name == name)
+
+
+# --- the corpus ------------------------------------------------------------------------------
+#: Cases where the corpus gives more specific sizes than the expression forces (our
+#: inference is more general; the corpus sizes are an instance of ours).
+MORE_GENERAL = {"pub-048-lndetAXB"}  # \ln\det(A X B): A p×m, X m×n, B n×p suffice
+
+
+def _corpus_shape(spec) -> tuple:
+    spec = list(spec)
+    if not spec:
+        return ((), ())
+    if len(spec) == 1:
+        return ((spec[0],), ())
+    return ((spec[0],), (spec[1],))
+
+
+@pytest.mark.parametrize("case", corpus_cases(), ids=lambda c: c["id"])
+def test_corpus_infers_with_matching_shapes(case):
+    opts = case.get("options") or {}
+    decl = {k: opts[k] for k in ("scalar", "vector", "matrix", "symmetric") if k in opts}
+    t = typed(case["expr"], case["wrt"], **decl)
+    got = shapes(t)
+    want = {k: _corpus_shape(v) for k, v in case["shapes"].items()}
+    assert set(got) == set(want), (got, want)
+    # a consistent renaming of size letters: ours -> corpus must be a function ...
+    fwd: dict = {}
+    back: dict = {}
+    for name, (gr, gc) in got.items():
+        wr, wc = want[name]
+        assert len(gr) == len(wr) and len(gc) == len(wc), (name, got[name], want[name])
+        for g, w in zip(gr + gc, wr + wc):
+            assert fwd.setdefault(g, w) == w, (name, g, w, fwd)
+            back.setdefault(w, set()).add(g)
+    # ... and one-to-one unless the corpus specialises
+    if case["id"] not in MORE_GENERAL:
+        assert all(len(s) == 1 for s in back.values()), (got, want)
+    # symmetric declarations
+    for n in decl.get("symmetric", ()):
+        s = sym(t, n.lstrip("\\"))
+        assert s.symmetric and s.rows == s.cols
+    # the variables are returned
+    assert len(t.variables) == len(case["wrt"])
+
+
+# --- kinds and declarations ------------------------------------------------------------------
+def test_default_kinds():
+    t = typed(r"a^\top X b + \alpha \tau + \boldsymbol{\theta}^\top c", "X")
+    assert sym(t, "a").kind == "vector" and sym(t, "X").kind == "matrix"
+    assert sym(t, "alpha").kind == "scalar" and sym(t, "theta").kind == "vector"
+    assert sym(t, "alpha").shape == SCALAR
+
+
+def test_declarations_override_and_accept_latex_names():
+    t = typed(r"y x^\top \mu", "x", scalar=["y"], vector=[r"\mu"])
+    assert sym(t, "y").shape == SCALAR
+    assert sym(t, "mu").kind == "vector" and sym(t, "mu").shape == (("n",), ONE)
+    t = typed("x^T w x", "x", matrix=["w"])
+    assert sym(t, "w").kind == "matrix" and sym(t, "w").shape == (("n",), ("n",))
+
+
+def test_symmetric_is_square_matrix():
+    t = typed(r"\operatorname{tr}(A X)", "X", symmetric=["X"])
+    X = t.variables[0]
+    assert X.symmetric and X.rows == X.cols == ("n",)
+    t = typed(r"x^\top \Sigma x", "x", symmetric=[r"\Sigma"])
+    assert sym(t, "Sigma").symmetric
+
+
+def test_conflicting_declarations():
+    with pytest.raises(MatDerivError):
+        typed("a x", "x", scalar=["a"], vector=["a"])
+    with pytest.raises(MatDerivError):
+        typed("a x", "x", scalar=["a"], symmetric=["a"])
+
+
+def test_rectangular_not_forced_square():
+    t = typed("a^T X b", "X")
+    assert t.variables[0].shape == (("m",), ("n",))
+    assert sym(t, "a").shape == (("m",), ONE) and sym(t, "b").shape == (("n",), ONE)
+
+
+def test_naming_variable_first():
+    t = typed("A x", "x")
+    assert t.variables[0].shape == (("n",), ONE)
+    assert sym(t, "A").shape == (("m",), ("n",))
+    t = typed("A X B", "X")
+    assert shapes(t) == {"A": (("p",), ("m",)), "X": (("m",), ("n",)),
+                         "B": (("n",), ("q",))}
+    t = typed(r"\det X", "X")
+    assert t.variables[0].shape == (("n",), ("n",))
+
+
+def test_absent_variable_is_returned():
+    t = typed("a^T b", "x")
+    x = t.variables[0]
+    assert x.name == "x" and x.kind == "vector" and x.rows not in (ONE, sym(t, "a").rows)
+    assert x in t.symbols
+    t = typed("a^T b", "Y")
+    assert t.variables[0].kind == "matrix" and t.variables[0].rows != ONE
+    t = typed("a^T b", r"\tau")
+    assert t.variables[0].shape == SCALAR and t.variables[0].latex == r"\tau"
+
+
+def test_second_derivative_variables():
+    t = typed("x^T A x", ["x", "x"])
+    assert t.variables == (t.variables[0], t.variables[0])
+
+
+# --- constants and placeholders --------------------------------------------------------------
+def test_const_in_vector_sum_is_ones():
+    t = typed(r"1 - \sigma(x)", "x")
+    assert t.tree.args[0] == Ones(("n",))
+    t = typed(r"2 + x", "x")
+    assert t.tree.args[0] == Mul((Const(2), Ones(("n",))))
+
+
+def test_const_in_scalar_sum_stays():
+    t = typed(r"\log(1 + \exp(x^T w))", "w")
+    assert t.tree.arg.args[0] == Const(1)
+
+
+def test_zero_in_sums():
+    assert typed("A + 0", "A").tree == typed("A", "A").tree
+    t = typed("x^T x + 0", "x")
+    assert t.tree.shape == SCALAR
+
+
+def test_const_in_matrix_sum_is_an_error():
+    with pytest.raises(MatDerivError) as ei:
+        typed("A + 1", "A")
+    assert "\\mathbf{1}" in ei.value.hint and "I" in ei.value.hint
+    assert ei.value.position == 4
+
+
+def test_identity_and_ones_sized_by_context():
+    t = typed("A + I", "A")
+    assert t.tree.args[1] == Identity(("n",)) and t.variables[0].shape == (("n",), ("n",))
+    t = typed(r"x + \mathbf{1}", "x")
+    assert t.tree.args[1] == Ones(("n",))
+    t = typed(r"(X + I)^{-1} a", "X")
+    assert t.variables[0].shape == (("n",), ("n",))
+    t = typed(r"A I x", "x")
+    assert t.tree.args[1] == Identity(("n",))
+    t = typed(r"\mathbf{1}^\top \exp(x)", "x")
+    assert t.tree.args[0].arg == Ones(("n",))
+
+
+def test_undetermined_identity_gets_a_fresh_size():
+    t = typed(r"\operatorname{tr}(I)", "x")
+    n = t.tree.arg.n
+    assert n and n != ONE and n != t.variables[0].rows
+
+
+def test_bars_resolved():
+    t = typed(r"\log|X|", "X")
+    assert t.tree == Func("log", Det(t.variables[0]))
+    t = typed(r"\tau |\tau|", r"\tau")
+    assert t.tree.args[1] == Func("abs", t.variables[0])
+    with pytest.raises(MatDerivError) as ei:
+        typed("|x|", "x")
+    assert "\\|x\\|" in ei.value.hint
+
+
+def test_diag_resolved():
+    t = typed(r"\operatorname{diag}(x)", "x")
+    assert isinstance(t.tree, Diag) and t.tree.shape == (("n",), ("n",))
+    t = typed(r"a^\top \operatorname{diag}(X)", "X")
+    assert isinstance(t.tree.args[1], DiagPart)
+    assert t.variables[0].shape == (("n",), ("n",))
+
+
+def test_norm_of_matrix_is_frobenius():
+    t = typed(r"\|X\|", "X")
+    assert t.tree == Norm(t.variables[0], "F")
+    t = typed(r"\|x\|^2", "x")
+    assert t.tree == Power(Norm(t.variables[0], "2"), Const(2))
+    with pytest.raises(UnsupportedError):
+        typed(r"\|X\|_2", "X")
+    t = typed(r"\|\tau\|", r"\tau")
+    assert t.tree == Func("abs", t.variables[0])
+
+
+def test_scalar_inverse_is_power():
+    t = typed(r"\det(X)^{-1}", "X")
+    assert isinstance(t.tree, Power) and t.tree.exponent == Const(-1)
+
+
+def test_scalar_prefix_is_grouped():
+    t = typed("x^T y z", "x")
+    assert isinstance(t.tree.args[0], Mul) and t.tree.shape == (("m",), ONE)
+
+
+def test_scalars_in_products():
+    t = typed(r"(a^\top X b)\, X", "X")
+    assert t.tree.shape == (("m",), ("n",))
+    t = typed(r"\tau A", r"\tau")
+    assert t.tree.shape == sym(t, "A").shape
+
+
+def test_division_by_scalar():
+    t = typed(r"x / \tau", "x")
+    assert t.tree.shape == (("n",), ONE)
+    with pytest.raises(MatDerivError) as ei:
+        typed("x / y", "x")
+    assert "scalar" in ei.value.hint
+
+
+def test_power_and_exponent():
+    typed("X^2", "X")
+    typed("a^x", "x", scalar=["a", "x"])
+    with pytest.raises(MatDerivError):
+        typed("x^2", "x")  # a vector power
+    with pytest.raises(MatDerivError):
+        typed(r"\tau^x", "x")  # vector exponent
+
+
+def test_kron_and_vec_sizes():
+    t = typed(r"(B^\top \otimes A) \operatorname{vec}(X)", "X")
+    assert t.tree.shape[1] == ONE
+    t = typed(r"\operatorname{vec}(X)", "X")
+    assert t.tree.shape == (("m", "n"), ONE)
+
+
+# --- clashes ---------------------------------------------------------------------------------
+def test_sum_clash_names_both_sides():
+    with pytest.raises(MatDerivError) as ei:
+        typed("A x + B", "x")
+    e = ei.value
+    assert "`A x`" in e.message and "`B`" in e.message
+    assert "vector" in e.message and "matrix" in e.message
+    assert e.position == 4 and e.hint
+    assert e.source == "A x + B"
+
+
+def test_product_clash():
+    with pytest.raises(MatDerivError) as ei:
+        typed("x A", "x")
+    assert "`x`" in ei.value.message and "`A`" in ei.value.message
+
+
+def test_det_of_non_square():
+    with pytest.raises(MatDerivError):
+        typed(r"\det(a b^\top c^\top)", "a")
+    with pytest.raises(MatDerivError) as ei:
+        typed(r"\det(x)", "x")
+    assert "square" in ei.value.message
+    with pytest.raises(MatDerivError):
+        typed(r"\operatorname{tr}(x)", "x")
+    with pytest.raises(MatDerivError):
+        typed(r"\det(X)", "X", vector=["X"])
+
+
+def test_hadamard_clash():
+    with pytest.raises(MatDerivError):
+        typed(r"x \odot A", "x")
+
+
+def test_softmax_needs_vector():
+    with pytest.raises(MatDerivError):
+        typed(r"\operatorname{softmax}(X)", "X")
+
+
+def test_long_expression_infers_fast():
+    text = "x^T A x + " * 1000 + "x^T x"
+    p = parse(text)
+    t0 = time.perf_counter()
+    t = infer(p, ["x"])
+    dt = time.perf_counter() - t0
+    print(f"\ninfer of a {len(text)}-character expression: {dt * 1000:.0f} ms")
+    assert t.tree.shape == SCALAR and dt < 2.0
+
+
+def test_long_clash_message_is_short():
+    with pytest.raises(MatDerivError) as ei:
+        typed("x^T A x + " * 200 + "x", "x")
+    assert len(ei.value.message) < 400
