@@ -22,6 +22,9 @@ Rules
   unsubscripted norm (or ``_2``) of a matrix is read as the Frobenius norm — the spectral
   norm is not supported; ``\|t\|`` of a scalar is ``abs``; the inverse of a scalar is the
   power -1.
+* A determinant or inverse of a product of independent factors (``\det(A X B)``,
+  ``(A X)^{-1}``) is read with square factors; a Gram-type product (``X^T X``,
+  ``X^T C X``: a symbol both transposed and not) keeps rectangular factors.
 * Naming: the variable's sizes first (vector: ``n``; matrix: ``m`` x ``n``; square matrix:
   ``n``), then the other sizes in order of first appearance from ``n, m, p, q, r, s, k, l,
   ...``, skipping letters taken by sizes or by lowercase symbol names.
@@ -287,6 +290,8 @@ class _Infer:
                                     f"`{self.text(node.arg)}` is {self.describe(s)}",
                                     "check the transposes; the "
                                     f"{what} is only defined for square matrices")
+            if not isinstance(node, Trace):
+                self.square_factors(node.arg)
             return s if isinstance(node, Inverse) else ((), ())
         if isinstance(node, Power):
             return self.v_power(node)
@@ -329,6 +334,31 @@ class _Infer:
             raise self.node_err(node, "unexpected node in a parsed expression", "")
         raise self.node_err(node, f"cannot type `{self.text(node)}`", "")  # pragma: no cover
 
+    def square_factors(self, arg):
+        """``\det(A X B)``, ``(A X)^{-1}``: a determinant or inverse of a product of
+        independent factors is read with square factors (otherwise it would be singular
+        unless the inner sizes exceed the outer one).  A Gram-type product, where a symbol
+        appears both transposed and not (``X^T X``, ``X^T C X``), keeps rectangular factors."""
+        if not isinstance(arg, Mul):
+            return
+        factors = [a for a in arg.args if not self.is_scalar(self.shape[id(a)])]
+        if len(factors) < 2:
+            return
+        inner_t = set()
+        for f in factors:
+            if isinstance(f, Transpose):
+                inner_t.update(m.name for m in f.walk() if isinstance(m, Symbol))
+        plain_direct = {m.name for f in factors if not isinstance(f, Transpose)
+                        for m in f.walk() if isinstance(m, Symbol)}
+        if inner_t & plain_direct:
+            return  # Gram type
+        outer = self.shape[id(arg)][0]
+        for f in factors:
+            r, c = self.shape[id(f)]
+            for d in (r, c):
+                if len(self.canon(d)) == 1 and len(self.canon(outer)) == 1:
+                    self.uf.union(self.canon(d)[0], self.canon(outer)[0])
+
     def v_func(self, node: Func):
         s = self.visit(node.arg)
         k = self.kind_of(s)
@@ -342,6 +372,7 @@ class _Infer:
                                         f"`{self.text(node.arg)}` is {self.describe(s)} "
                                         "(not square)", "the determinant needs a square matrix")
                 self.info[id(node)] = "det"
+                self.square_factors(node.arg)
                 return ((), ())
             raise self.node_err(node, f"`{self.text(node)}` of {self.describe(s)}",
                                 "write the Euclidean norm as \\|x\\| (|.| is the absolute value "
