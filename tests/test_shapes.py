@@ -313,3 +313,12 @@ def test_det_and_inverse_of_products_read_square_factors():
     # Gram-type products keep rectangular factors
     assert typed(r"\log\det(X^\top X)", "X").variables[0].shape == (("m",), ("n",))
     assert typed(r"\det(X^T C X)", "X").variables[0].shape == (("m",), ("n",))
+
+
+def test_det_of_rank_one_product_is_an_error():
+    with pytest.raises(MatDerivError) as ei:
+        typed(r"\det(a b^\top c c^\top)", "a")
+    assert "rank one" in ei.value.message and ei.value.position == 0
+    with pytest.raises(MatDerivError):
+        typed(r"(x y^\top)^{-1}", "x")
+    typed(r"\det(I + a b^\top)", "a")  # fine

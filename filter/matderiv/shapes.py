@@ -291,7 +291,7 @@ class _Infer:
                                     "check the transposes; the "
                                     f"{what} is only defined for square matrices")
             if not isinstance(node, Trace):
-                self.square_factors(node.arg)
+                self.square_factors(node, node.arg, what)
             return s if isinstance(node, Inverse) else ((), ())
         if isinstance(node, Power):
             return self.v_power(node)
@@ -334,7 +334,7 @@ class _Infer:
             raise self.node_err(node, "unexpected node in a parsed expression", "")
         raise self.node_err(node, f"cannot type `{self.text(node)}`", "")  # pragma: no cover
 
-    def square_factors(self, arg):
+    def square_factors(self, node, arg, what):
         """``\det(A X B)``, ``(A X)^{-1}``: a determinant or inverse of a product of
         independent factors is read with square factors (otherwise it would be singular
         unless the inner sizes exceed the outer one).  A Gram-type product, where a symbol
@@ -344,6 +344,15 @@ class _Infer:
         factors = [a for a in arg.args if not self.is_scalar(self.shape[id(a)])]
         if len(factors) < 2:
             return
+        if self.canon(self.shape[id(arg)][0]):
+            for f in factors[:-1]:
+                if not self.canon(self.shape[id(f)][1]):
+                    result = "zero" if what == "determinant" else "undefined"
+                    raise self.node_err(
+                        node, f"`{self.text(arg)}` has rank one (a column times a row), so its "
+                        f"{what} is {result} for every value",
+                        "check the transposes; a rank-one update is written e.g. "
+                        "\\det(I + a b^\\top)")
         inner_t = set()
         for f in factors:
             if isinstance(f, Transpose):
@@ -372,7 +381,7 @@ class _Infer:
                                         f"`{self.text(node.arg)}` is {self.describe(s)} "
                                         "(not square)", "the determinant needs a square matrix")
                 self.info[id(node)] = "det"
-                self.square_factors(node.arg)
+                self.square_factors(node, node.arg, "determinant")
                 return ((), ())
             raise self.node_err(node, f"`{self.text(node)}` of {self.describe(s)}",
                                 "write the Euclidean norm as \\|x\\| (|.| is the absolute value "
