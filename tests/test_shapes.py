@@ -322,3 +322,21 @@ def test_det_of_rank_one_product_is_an_error():
     with pytest.raises(MatDerivError):
         typed(r"(x y^\top)^{-1}", "x")
     typed(r"\det(I + a b^\top)", "a")  # fine
+
+
+def test_function_power_of_vector_is_elementwise():
+    from matderiv.expr import Hadamard
+    t = typed(r"1 - \tanh^2(x)", "x")
+    th = Func("tanh", t.variables[0])
+    assert t.tree.args[1] == Mul((Const(-1), Hadamard((th, th))))
+    t = typed(r"\sin^2(\tau)", r"\tau")
+    assert isinstance(t.tree, Power)
+
+
+def test_const_in_row_sum_and_hadamard_clash_message():
+    from matderiv.expr import Transpose
+    t = typed(r"x^\top + 1", "x")
+    assert t.tree.args[1] == Transpose(Ones(("n",)))
+    with pytest.raises(MatDerivError) as ei:
+        typed(r"x \odot x \odot A", "x")
+    assert "`x \\odot x`" in ei.value.message and "`A`" in ei.value.message

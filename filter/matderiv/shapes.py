@@ -21,7 +21,8 @@ Rules
   ``Func("diag", .)`` becomes ``Diag`` (vector) or ``DiagPart`` (square matrix); an
   unsubscripted norm (or ``_2``) of a matrix is read as the Frobenius norm — the spectral
   norm is not supported; ``\|t\|`` of a scalar is ``abs``; the inverse of a scalar is the
-  power -1.
+  power -1; a power of a function value of a vector (``\tanh^2(x)``) is elementwise
+  (a Hadamard product of copies).
 * A determinant or inverse of a product of independent factors (``\det(A X B)``,
   ``(A X)^{-1}``) is read with square factors; a Gram-type product (``X^T X``,
   ``X^T C X``: a symbol both transposed and not) keeps rectangular factors.
@@ -262,13 +263,12 @@ class _Infer:
             kids = node.children()
             shapes = [self.visit(k) for k in kids]
             cur = shapes[0]
-            for k, sh in zip(kids[1:], shapes[1:]):
+            for i in range(1, len(kids)):
+                k, sh = kids[i], shapes[i]
                 if not self.unify_shape(cur, sh):
-                    left = self.src[self.span(kids[0]).start:self.span(kids[kids.index(k) - 1]).end] \
-                        if self.span(kids[0]) else "?"
-                    raise self.clash(node, left.strip(), cur, k, sh,
-                                     self.span(kids[kids.index(k) - 1]).end
-                                     if self.span(kids[0]) else None,
+                    sp0, spp = self.span(kids[0]), self.span(kids[i - 1])
+                    left = self.src[sp0.start:spp.end] if sp0 and spp else "?"
+                    raise self.clash(node, left.strip(), cur, k, sh, spp.end if spp else None,
                                      "an elementwise product (or quotient) needs operands of "
                                      "one shape")
             return cur
@@ -416,6 +416,12 @@ class _Infer:
             return s
         is_div = isinstance(node.exponent, Const) and node.exponent.value == -1 and \
             self.p.text(node.exponent).strip() == "/"
+        if k in ("vector", "row") and isinstance(node.base, Func) and \
+                isinstance(node.exponent, Const) and node.exponent.value.denominator == 1 \
+                and 2 <= node.exponent.value <= 8:
+            # \tanh^2(x) of a vector: the elementwise square
+            self.info[id(node)] = "hadamard"
+            return s
         if k in ("vector", "row"):
             ex = node.exponent
             if is_div or (isinstance(ex, Const) and ex.value == -1 and not self.p.text(ex)):
@@ -459,7 +465,7 @@ class _Infer:
         if consts and k != "scalar":
             for c in consts:
                 val = c.value if isinstance(c, Const) else None
-                if k != "vector" and val != 0:
+                if k == "matrix" and val != 0:
                     raise self.node_err(c, f"the number `{self.text(c)}` is added to {self.describe(cur)}"
                                         f" in `{self.text(node)}`",
                                         "write c I for a multiple of the identity or "
@@ -678,7 +684,8 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
                         val = old.value if isinstance(old, Const) else _cprod(old)
                         if val == 0:
                             continue  # adding zero
-                        out.append(Mul((Const(val), Ones(rows))) if val != 1 else Ones(rows))
+                        ones = Ones(rows) if rows != ONE else Transpose(Ones(cols))
+                        out.append(Mul((Const(val), ones)) if val != 1 else ones)
                     else:
                         out.append(t)
                 if not out:
@@ -712,6 +719,9 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
             if node.name == "diag":
                 return Diag(arg) if info == "diag" else DiagPart(arg)
             return Func(node.name, arg)
+        if isinstance(node, Power) and inf.info.get(id(node)) == "hadamard":
+            base = rb(node.base)
+            return Hadamard((base,) * int(node.exponent.value))
         if isinstance(node, Inverse):
             arg = rb(node.arg)
             if inf.is_scalar(inf.shape[id(node.arg)]):
