@@ -340,3 +340,24 @@ def test_const_in_row_sum_and_hadamard_clash_message():
     with pytest.raises(MatDerivError) as ei:
         typed(r"x \odot x \odot A", "x")
     assert "`x \\odot x`" in ei.value.message and "`A`" in ei.value.message
+
+
+# --- property: well-formed strings type or fail cleanly ---------------------------------------
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import given, settings  # noqa: E402
+
+from test_parse import _expr  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(_expr(3))
+def test_random_expressions_type_or_fail_cleanly(text):
+    p = parse(text)
+    for wrt in ("x", "A", r"\theta"):
+        try:
+            t = infer(p, wrt)
+        except MatDerivError:
+            continue
+        for n in t.tree.walk():
+            n.shape  # never a ShapeError on a typed tree
+        assert all(d != ("?",) for s in t.symbols for d in (s.rows, s.cols))
