@@ -91,7 +91,7 @@ SPELLINGS = [
     # transpose
     ("X^T", T(X)), ("X^{T}", T(X)), (r"X^\top", T(X)), (r"X^{\top}", T(X)),
     (r"X^{\mathsf T}", T(X)), (r"X^{\mathsf{T}}", T(X)), (r"X^\intercal", T(X)),
-    ("X'", T(X)), ("x^Tx", M(T(x), x)),
+    ("X'", T(X)), (r"X^{\prime}", T(X)), ("x^Tx", M(T(x), x)),
     ("(Xu - v)'(Xu - v)", M(T(A(M(X, u), neg(v))), A(M(X, u), neg(v)))),
     # inverse
     ("X^{-1}", Inverse(X)), ("X^-1", Inverse(X)), ("X^{-T}", Inverse(T(X))),

@@ -101,9 +101,9 @@ ASCII_FUNC_RE = re.compile(
 SPACE_RE = re.compile(r"(?:\s|~|\\[,;:!> ]|\\q?quad(?![A-Za-z])|\\(?:displaystyle|textstyle)"
                       r"(?![A-Za-z]))+")
 _SP = r"(?:\s|~|\\[,;:! ]|\\mkern\s*-?[\d.]+\s*mu)*"
-_T = (r"(?:T|\\top(?![A-Za-z])|\\intercal(?![A-Za-z])|\\mathsf\s*T|\\mathsf\s*\{\s*T\s*\}"
+_T = (r"(?:T|\\top(?![A-Za-z])|\\prime(?![A-Za-z])|\\intercal(?![A-Za-z])|\\mathsf\s*T|\\mathsf\s*\{\s*T\s*\}"
       r"|\\mathrm\s*T|\\mathrm\s*\{\s*T\s*\}|\\rm\s*T|\\textsf\s*\{\s*T\s*\})")
-TRANSPOSE_RE = re.compile(r"\^\s*(?:T|\\top(?![A-Za-z])|\\intercal(?![A-Za-z])|\\mathsf\s*\{\s*T\s*\}"
+TRANSPOSE_RE = re.compile(r"\^\s*(?:T|\\top(?![A-Za-z])|\\prime(?![A-Za-z])|\\intercal(?![A-Za-z])|\\mathsf\s*\{\s*T\s*\}"
                           r"|\{" + _SP + _T + _SP + r"\})")
 INVERSE_RE = re.compile(r"\^\s*(?:\{" + _SP + r"-\s*1" + _SP + r"\}|-\s*1(?![\d.]))")
 INVTRANSPOSE_RE = re.compile(r"\^\s*(?:\{" + _SP + r"-\s*" + _T + _SP + r"\}|-\s*T)")
