@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from .calculus.build import add, identity, transpose, zero
 from .calculus.differential import Differentiator
 from .calculus.identify import by_scalar, gradient, jacobian, linear_terms
-from .calculus.simplify import simplify
+from .calculus.simplify import prettify, simplify
 from .errors import MatDerivError, UnsupportedError
 from .expr import ONE, SCALAR, Expr, Symbol, Transpose, dim_mul
 
@@ -51,7 +51,7 @@ def first_derivative(f: Expr, var: Symbol, layout: str = "mixed") -> Result:
     natural = _identify(f, var, df, kind)
     natural = simplify(natural)
     arranged, arrangement = arrange(natural, kind, layout)
-    return Result(kind, natural, arranged, arrangement, df, tuple(d.rules))
+    return Result(kind, natural, prettify(arranged), arrangement, df, tuple(d.rules))
 
 
 def _natural_shape(f: Expr, var: Symbol, kind: str):
@@ -116,4 +116,4 @@ def second_derivative(f: Expr, var: Symbol) -> tuple[Result, Result]:
         else:
             natural = add(*[jacobian(t, var) for t in linear_terms(dg)])
     natural = simplify(natural)
-    return first, Result(kind, natural, natural, "J", dg, tuple(d.rules))
+    return first, Result(kind, natural, prettify(natural), "J", dg, tuple(d.rules))

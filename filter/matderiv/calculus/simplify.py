@@ -120,6 +120,16 @@ def _merge_scalars(scalars):
         else:
             order.append(b)
             expo[b] = k
+    for b in list(order):  # exp(u) (1 + exp(u))^{-1} = sigma(u)
+        if isinstance(b, Func) and b.name == "exp" and expo[b] == c(1):
+            den = next((k for k in expo if isinstance(k, Add) and len(k.args) == 2
+                        and set(k.args) == {c(1), b}), None)
+            if den is not None and expo[den] == c(-1):
+                order.remove(den)
+                del expo[den]
+                i = order.index(b)
+                order[i] = Func("sigmoid", b.arg)
+                expo[order[i]] = expo.pop(b)
     for b in list(order):  # s sign(s) = |s|
         sg = Func("sign", b)
         if sg in expo and expo[sg] == c(1) and expo[b] == c(1):
@@ -191,6 +201,12 @@ def _cancel_chain(chain: list[Expr]) -> list[Expr]:
                 out[-1] = Transpose(Ones(f.den.shape[0]))
                 out.append(f.num)
                 continue
+            # K_{pm} (a \otimes B) = B \otimes a  for a column a (m) and B with p rows
+            if (isinstance(prev, Commutation) and isinstance(f, Kron) and len(f.args) == 2
+                    and f.args[0].shape[1] == ONE and f.args[0].shape[0] == prev.n
+                    and f.args[1].shape[0] == prev.m):
+                out[-1] = Kron((f.args[1], f.args[0]))
+                continue
             if _are_inverses(prev, f):
                 out.pop()
                 continue
@@ -203,6 +219,25 @@ def _cancel_chain(chain: list[Expr]) -> list[Expr]:
                 continue
         out.append(f)
     return out
+
+
+def _square_product_inverse(f: Expr) -> bool:
+    a = f.arg if isinstance(f, Inverse) else None
+    if isinstance(a, Transpose):
+        a = a.arg
+    return isinstance(a, Mul) and all(g.is_square and not g.is_scalar for g in a.args)
+
+
+def _expand_inverse(f: Expr):
+    """(A B C)^{-1} = C^{-1} B^{-1} A^{-1} for square factors (None when not applicable)."""
+    if not _square_product_inverse(f):
+        return None
+    a = f.arg
+    if isinstance(a, Transpose):
+        a = _t(a.arg)
+        if not isinstance(a, Mul):
+            return None
+    return [_rewrite_inverse(Inverse(g)) for g in reversed(a.args)]
 
 
 def _are_inverses(a: Expr, b: Expr) -> bool:
@@ -297,6 +332,10 @@ def _rewrite_mul(e: Mul) -> Expr:
             isinstance(s, Const) and s.value == 0 for s in scalars):
         return zero(shape)
     chain = _cancel_chain(chain)
+    if len(chain) > 1 and any(_square_product_inverse(f) for f in chain):
+        trial = _cancel_chain([g for f in chain for g in (_expand_inverse(f) or [f])])
+        if sum(map(size, trial)) < sum(map(size, chain)):
+            chain = trial
     if len(chain) > 1 and any(isinstance(f, Add) for f in chain):
         new_chain = _distribute_if_smaller(chain)
         if new_chain is not chain:
@@ -335,6 +374,12 @@ def _rewrite_add(e: Add) -> Expr:
     terms = [(cf, s, ch) for cf, s, ch in collected.values() if cf != 0]
     if not terms:
         return zero(shape)
+    if len(terms) > 1 and not _DISTRIBUTING and any(
+            len(ch) == 1 and isinstance(ch[0], Hadamard) and any(isinstance(a, Add) for a in ch[0].args)
+            for _, _, ch in terms):
+        trial = _expand_hadamards(terms)
+        if trial is not None:
+            return trial
     if len(terms) == 1:
         return build_product(*terms[0])
     factored = _factor(terms, shape)
@@ -349,6 +394,44 @@ def _flatten_add(e: Add):
             yield from _flatten_add(t)
         elif not (isinstance(t, Zero) or (isinstance(t, Const) and t.value == 0)):
             yield t
+
+
+def _factor_hadamard(terms):
+    """``P \odot s + Q \odot s -> (P + Q) \odot s`` for terms that are elementwise products."""
+    counts: dict = {}
+    for i, (cf, sc, ch) in enumerate(terms):
+        if len(ch) == 1 and isinstance(ch[0], Hadamard):
+            for a in set(ch[0].args):
+                counts.setdefault(a, []).append(i)
+    best = max(counts.items(), key=lambda kv: len(kv[1]), default=None)
+    if best is None or len(best[1]) < 2:
+        return None
+    f, idx = best
+    inner = []
+    for i in idx:
+        cf, sc, ch = terms[i]
+        rest = list(ch[0].args)
+        rest.remove(f)
+        inner.append(build_product(cf, sc, [rest[0] if len(rest) == 1 else Hadamard(tuple(rest))]))
+    group = Hadamard((f, _rewrite_add(Add(tuple(inner)))))
+    out, first = [], min(idx)
+    for i in range(len(terms)):
+        if i == first:
+            out.append(group)
+        elif i not in idx:
+            out.append(build_product(*terms[i]))
+    return out[0] if len(out) == 1 else Add(tuple(out))
+
+
+def _worth_factoring(chains) -> bool:
+    """Textbook factoring, ``(A + A^T) x`` and ``(A^T C + C^T A) x``: what stays inside the
+    parentheses is short; an identity appears only beside single matrices, ``(A + I) x``."""
+    rests = [len(ch) - 1 for ch in chains]
+    if max(rests) > 2:
+        return False
+    if min(rests) == 0:
+        return max(rests) == 1 and sum(r == 0 for r in rests) == 1
+    return True
 
 
 def _factor(terms, shape):
@@ -368,14 +451,18 @@ def _factor(terms, shape):
         return build_product(common_coef, common, [_rewrite_add(Add(tuple(inner)))])
     if shape == SCALAR:
         return None
+    had = _factor_hadamard(terms)
+    if had is not None:
+        return had
     best = None
     for side in (-1, 0):
         counts: dict = {}
         for i, (_, _, ch) in enumerate(terms):
-            if ch:
+            if ch and not isinstance(ch[side], Identity):
                 counts.setdefault(ch[side], []).append(i)
         for f, idx in counts.items():
-            if len(idx) >= 2 and (best is None or len(idx) > len(best[2])):
+            if len(idx) >= 2 and _worth_factoring([terms[i][2] for i in idx]) and (
+                    best is None or len(idx) > len(best[2])):
                 best = (side, f, idx)
     if best is None:
         return None
@@ -448,6 +535,8 @@ def _rewrite_inverse(e: Inverse) -> Expr:
         if coef != 1 or scalars:
             inv_s = [Power(s, c(-1)) for s in scalars]
             return build_product(1 / coef, inv_s, [_rewrite_inverse(Inverse(_chain(chain)))])
+    if isinstance(a, Power) and isinstance(a.base, Symbol) and isinstance(a.exponent, Const):
+        return _rewrite_power(Power(a.base, Const(-a.exponent.value)))
     if isinstance(a, Transpose) and isinstance(a.arg, Mul):
         pushed = _t(a.arg)
         if pushed == a.arg:
@@ -510,12 +599,81 @@ def _rewrite_hadamard(e: Hadamard) -> Expr:
                 scalars.extend(gs)
                 g = _chain(gch)
             parts.append(g)
+    parts = _logistic_cancel(parts)
     if not parts:
         return build_product(coef, scalars, [Ones(e.shape[0])]) if e.shape[1] == ONE else e
+    if len(parts) > 1 and not _DISTRIBUTING and any(isinstance(p, Add) for p in parts):
+        i = next(i for i, p in enumerate(parts) if isinstance(p, Add))
+        others = parts[:i] + parts[i + 1:]
+        global_trial = _hadamard_distribute(parts[i], others)
+        if global_trial is not None:
+            return build_product(coef, scalars, [global_trial])
     core = parts[0] if len(parts) == 1 else Hadamard(tuple(parts))
     if coef != 1 or scalars:
         return build_product(coef, scalars, [core])
     return core
+
+
+def _one_minus(u: Expr):
+    """``v`` when ``u`` is ``1 - v`` (ones vector minus v), else None."""
+    if isinstance(u, Add) and len(u.args) == 2 and isinstance(u.args[0], Ones):
+        cf, sc, ch = split(u.args[1])
+        if cf == -1 and not sc and len(ch) == 1:
+            return ch[0]
+    return None
+
+
+def _logistic_cancel(parts):
+    """sigma'(u) / sigma(u) = 1 - sigma(u) and sigma'(u) / (1 - sigma(u)) = sigma(u)."""
+    for i, p in enumerate(parts):
+        if not (isinstance(p, Func) and p.name == "dsigmoid"):
+            continue
+        sig = Func("sigmoid", p.arg)
+        for j, q in enumerate(parts):
+            if isinstance(q, HadamardDiv):
+                if q.den == sig:
+                    other = _rewrite_add(Add((Ones(sig.shape[0]), Mul((Const(-1), sig)))))
+                elif _one_minus(q.den) == sig:
+                    other = sig
+                else:
+                    continue
+                rest = [x for k, x in enumerate(parts) if k not in (i, j)]
+                return _logistic_cancel(rest + [q.num, other])
+    return parts
+
+
+def _expand_hadamards(terms):
+    """Expand every elementwise product of sums in a sum when that makes it smaller, e.g.
+    ``(1 - y) \odot s - y \odot (1 - s) -> s - y``."""
+    global _DISTRIBUTING
+    before = Add(tuple(build_product(*t) for t in terms))
+    expanded = []
+    for cf, sc, ch in terms:
+        pieces = [build_product(cf, sc, ch)]
+        if len(ch) == 1 and isinstance(ch[0], Hadamard):
+            pieces = [Const(1)]
+            for a in ch[0].args:
+                alts = a.args if isinstance(a, Add) else (a,)
+                pieces = [Hadamard((p, x)) if not isinstance(p, Const) else x for p in pieces for x in alts]
+            pieces = [build_product(cf, sc, [p]) for p in pieces]
+        expanded.extend(pieces)
+    _DISTRIBUTING = True
+    try:
+        after = simplify(Add(tuple(expanded)))
+    finally:
+        _DISTRIBUTING = False
+    return after if size(after) < size(before) else None
+
+
+def _hadamard_distribute(s: Add, others):
+    global _DISTRIBUTING
+    _DISTRIBUTING = True
+    try:
+        dist = simplify(Add(tuple(Hadamard(tuple([t] + others)) for t in s.args)))
+    finally:
+        _DISTRIBUTING = False
+    before = size(s) + sum(map(size, others)) + 1
+    return dist if size(dist) < before else None
 
 
 def _rewrite_hdiv(e: HadamardDiv) -> Expr:
@@ -618,8 +776,71 @@ def _rewrite(e: Expr) -> Expr:
         a = e.arg
         if a.shape[1] == ONE:
             return a
+        if isinstance(a, Mul) and len(a.args) == 2 and a.args[0].shape[1] == ONE and a.args[1].shape[0] == ONE:
+            return _rewrite_kron(Kron((_t(a.args[1]), a.args[0])))  # vec(a b^T) = b (x) a
         coef, scalars, chain = split(a)
         if chain and (coef != 1 or scalars):
             return build_product(coef, scalars, [Vec(_chain(chain))])
         return e
     return e
+
+
+# --------------------------------------------------------------------------------------------
+# display form
+# --------------------------------------------------------------------------------------------
+def prettify(e: Expr) -> Expr:
+    """Last touches for display, applied after :func:`simplify` (and not undone by it):
+    a sum of transposed terms is written as the transpose of a sum (``(s - y)^\\top``), and a
+    negative coefficient in front of a sum with negative terms flips the sum (``x (s - y)^\\top``
+    rather than ``-x (y^\\top - s^\\top)``)."""
+    return e.map(_pretty)
+
+
+def _transposes(e: Expr) -> int:
+    return _n_transposes(e)
+
+
+def _pretty(e: Expr) -> Expr:
+    if isinstance(e, Add):
+        if e.shape != SCALAR:
+            flipped = simplify(Add(tuple(_t(t) for t in e.args)))
+            if _transposes(flipped) + 1 < _transposes(e):
+                return Transpose(_positive_first(flipped))
+        return _positive_first(e)
+    if isinstance(e, (Hadamard, Kron)) and all(isinstance(a, Transpose) for a in e.args):
+        return Transpose(type(e)(tuple(a.arg for a in e.args)))
+    if isinstance(e, Mul):
+        coef, scalars, chain = split(e)
+        adds = [i for i, f in enumerate(chain + scalars) if isinstance(f, Add)]
+        if coef < 0 and len(adds) == 1:
+            items = chain + scalars
+            i = adds[0]
+            s = items[i]
+            neg_terms = sum(1 for t in s.args if split(t)[0] < 0)
+            if 2 * neg_terms >= len(s.args):
+                flipped = Add(tuple(_negate(t) for t in s.args))
+                ordered = tuple(sorted(flipped.args, key=lambda t: split(t)[0] < 0))
+                items[i] = Add(ordered)
+                new_chain, new_scalars = items[:len(chain)], items[len(chain):]
+                return build_product(-coef, new_scalars, new_chain)
+        for i, f in enumerate(chain):
+            if isinstance(f, Transpose) and isinstance(f.arg, Add) and coef < 0:
+                inner = f.arg
+                neg_terms = sum(1 for t in inner.args if split(t)[0] < 0)
+                if 2 * neg_terms >= len(inner.args):
+                    flipped = Add(tuple(sorted((_negate(t) for t in inner.args), key=lambda t: split(t)[0] < 0)))
+                    chain = chain[:i] + [Transpose(flipped)] + chain[i + 1:]
+                    return build_product(-coef, scalars, chain)
+    return e
+
+
+def _negate(t: Expr) -> Expr:
+    coef, scalars, chain = split(t)
+    return build_product(-coef, scalars, chain)
+
+
+def _positive_first(e: Expr) -> Expr:
+    if not isinstance(e, Add):
+        return e
+    terms = sorted(e.args, key=lambda t: split(t)[0] < 0)
+    return Add(tuple(terms))

@@ -1,0 +1,103 @@
+"""Bad input gets a clear MatDerivError with a position and a hint, fast, never a traceback
+(issue 2's list).  A variable that does not occur gives a zero of the right shape."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from matderiv import MatDerivError, derive
+
+BAD = [
+    ("unbalanced", r"(x^T A x", "x"),
+    ("unbalanced-close", r"x^T A x)", "x"),
+    ("unknown-function", r"\foo(x)", "x"),
+    ("size-clash", r"A x + B", "x"),
+    ("det-non-square", r"\det(a b^\top c c^\top)", "a") ,
+    ("det-vector", r"\det(x)", "x"),
+    ("python-injection", r"__import__('os').system('true')", "x"),
+    ("empty", r"", "x"),
+    ("blank", r"   ", "x"),
+]
+
+
+@pytest.mark.parametrize("name,expr,wrt", BAD, ids=[b[0] for b in BAD])
+def test_bad_input_is_a_positioned_error(name, expr, wrt):
+    t0 = time.perf_counter()
+    with pytest.raises(MatDerivError) as info:
+        derive(expr, wrt)
+    assert time.perf_counter() - t0 < 2.0
+    err = info.value
+    assert err.message
+    assert err.hint, f"no hint for {name}: {err.message}"
+    if expr.strip():
+        assert err.position is not None and 0 <= err.position <= len(expr), err.position
+
+
+def test_size_clash_names_both_sides():
+    with pytest.raises(MatDerivError) as info:
+        derive("A x + B", "x")
+    msg = info.value.message
+    assert "A x" in msg and "B" in msg
+
+
+def test_unknown_function_is_named():
+    with pytest.raises(MatDerivError) as info:
+        derive(r"\foo(x)", "x")
+    assert r"\foo" in info.value.message
+    assert info.value.position == 0
+
+
+def test_long_expression_is_answered_quickly():
+    expr = " + ".join([r"x^\top A x"] * 700)  # ~ 7 700 characters
+    expr = (expr + " + " + r"a^\top x") * 1
+    assert len(expr) > 7000
+    t0 = time.perf_counter()
+    try:
+        d = derive(expr, "x")
+        assert "700" in d.latex  # 700 (A + A^T) x + a, collected
+    except MatDerivError as err:
+        assert err.hint
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_ten_thousand_characters():
+    expr = ("x^T A x + " * 1000)[:10000].rstrip(" +")
+    t0 = time.perf_counter()
+    try:
+        derive(expr, "x")
+    except MatDerivError as err:
+        assert err.hint
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_huge_matrix_power_is_declined_quickly():
+    t0 = time.perf_counter()
+    with pytest.raises(MatDerivError) as info:
+        derive("a^T X^{1000} b", "X")
+    assert "not supported" in info.value.message
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_trace_of_huge_power_is_fine():
+    d = derive(r"\operatorname{tr}(X^{1000})", "X", check=False)
+    assert "1000" in d.latex and "999" in d.latex
+
+
+def test_variable_that_does_not_occur_gives_zero_of_right_shape():
+    d = derive(r"a^\top b", "X")
+    assert d.kind == "gradient"
+    assert d.shape == ("m", "n")
+    out = d.evaluate({"a": np.ones(3), "b": np.ones(3), "X": np.ones((4, 2))})
+    assert out.shape == (4, 2) and not out.any()
+
+
+def test_cli_reports_without_traceback():
+    r = subprocess.run([sys.executable, "-m", "matderiv.cli", "diff", r"\foo(x)", "--wrt", "x"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    assert "error:" in r.stderr and "hint:" in r.stderr and "^" in r.stderr
