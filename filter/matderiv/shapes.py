@@ -335,7 +335,7 @@ class _Infer:
         raise self.node_err(node, f"cannot type `{self.text(node)}`", "")  # pragma: no cover
 
     def square_factors(self, node, arg, what):
-        """``\det(A X B)``, ``(A X)^{-1}``: a determinant or inverse of a product of
+        r"""``\det(A X B)``, ``(A X)^{-1}``: a determinant or inverse of a product of
         independent factors is read with square factors (otherwise it would be singular
         unless the inner sizes exceed the outer one).  A Gram-type product, where a symbol
         appears both transposed and not (``X^T X``, ``X^T C X``), keeps rectangular factors."""
@@ -592,9 +592,9 @@ def _default_kind(name: str) -> str:
 
 def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix=(),
           symmetric=()) -> Typed:
-    """Type ``parsed``: kinds from letters and declarations, sizes by unification.
+    r"""Type ``parsed``: kinds from letters and declarations, sizes by unification.
 
-    ``wrt`` and the declaration lists hold names in either spelling (``\\Sigma`` or
+    ``wrt`` and the declaration lists hold names in either spelling (``\Sigma`` or
     ``Sigma``).  Raises :class:`MatDerivError` on a size clash (naming both sides), a
     conflicting declaration, or an operation on the wrong kind (det of a non-square matrix,
     a vector power, division by a vector, ...).

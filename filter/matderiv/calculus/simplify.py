@@ -1,8 +1,8 @@
-"""Simplification to textbook form.
+r"""Simplification to textbook form.
 
 Owns the canonical form of results: transposes pushed to symbols (``(AB)^T = B^T A^T``), a
 symmetric ``A^T`` written ``A``, exact rational coefficients in front, scalar factors gathered
-before the matrix chain (``(x^T A x) x``, ``\\det(X) X^{-T}``), like terms collected, common left
+before the matrix chain (``(x^T A x) x``, ``\det(X) X^{-T}``), like terms collected, common left
 and right factors pulled out of sums (``A x + A^T x -> (A + A^T) x``), identities, ones and zeros
 removed, ``X^{-1} X`` cancelled.
 
@@ -245,7 +245,7 @@ def _are_inverses(a: Expr, b: Expr) -> bool:
 
 
 def _matpow_parts(e: Expr):
-    """(symbol, whole exponent, transposed?) of X, X^k, X^{-1}, X^\top, X^{-\top}, (X^k)^\top."""
+    r"""(symbol, whole exponent, transposed?) of X, X^k, X^{-1}, X^\top, X^{-\top}, (X^k)^\top."""
     if isinstance(e, Transpose):
         b, k, t = _matpow_parts(e.arg)
         return (b, k, not t) if b is not None else (None, None, None)
@@ -293,7 +293,7 @@ def size(e: Expr) -> int:
 
 
 def _distribute_if_smaller(chain: list[Expr]) -> list[Expr]:
-    """Multiply a sum factor out against a neighbour when the result is smaller, e.g.
+    r"""Multiply a sum factor out against a neighbour when the result is smaller, e.g.
     ``(diag(s) - s s^T)(y \oslash s) -> y - s (1^T y)``; textbook factored forms stay."""
     global _DISTRIBUTING
     if _DISTRIBUTING:  # no nested trials: factoring inside a trial would undo it
@@ -397,7 +397,7 @@ def _flatten_add(e: Add):
 
 
 def _factor_hadamard(terms):
-    """``P \odot s + Q \odot s -> (P + Q) \odot s`` for terms that are elementwise products."""
+    r"""``P \odot s + Q \odot s -> (P + Q) \odot s`` for terms that are elementwise products."""
     counts: dict = {}
     for i, (cf, sc, ch) in enumerate(terms):
         if len(ch) == 1 and isinstance(ch[0], Hadamard):
@@ -643,7 +643,7 @@ def _logistic_cancel(parts):
 
 
 def _expand_hadamards(terms):
-    """Expand every elementwise product of sums in a sum when that makes it smaller, e.g.
+    r"""Expand every elementwise product of sums in a sum when that makes it smaller, e.g.
     ``(1 - y) \odot s - y \odot (1 - s) -> s - y``."""
     global _DISTRIBUTING
     before = Add(tuple(build_product(*t) for t in terms))
@@ -789,10 +789,10 @@ def _rewrite(e: Expr) -> Expr:
 # display form
 # --------------------------------------------------------------------------------------------
 def prettify(e: Expr) -> Expr:
-    """Last touches for display, applied after :func:`simplify` (and not undone by it):
-    a sum of transposed terms is written as the transpose of a sum (``(s - y)^\\top``), and a
-    negative coefficient in front of a sum with negative terms flips the sum (``x (s - y)^\\top``
-    rather than ``-x (y^\\top - s^\\top)``)."""
+    r"""Last touches for display, applied after :func:`simplify` (and not undone by it):
+    a sum of transposed terms is written as the transpose of a sum (``(s - y)^\top``), and a
+    negative coefficient in front of a sum with negative terms flips the sum (``x (s - y)^\top``
+    rather than ``-x (y^\top - s^\top)``)."""
     return e.map(_pretty)
 
 
