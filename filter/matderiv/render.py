@@ -1,0 +1,348 @@
+r"""From a located macro to the LaTeX that replaces it (SPEC 2), and the diagnostics about it.
+
+Owns:
+
+- option handling for documents: :func:`normalize_options` (keyval strings, YAML values and CLI
+  values to ``derive`` keyword arguments) and :func:`merge_options` (per-macro options win over
+  document options, which win over the defaults);
+- :func:`render_macro`: call ``derive`` and build the replacement -- ``show=equation`` gives
+  ``d.equation``, ``show=result`` gives ``d.latex``; with ``steps`` in display math an ``aligned``
+  block; on any error the unevaluated derivative with the author's text made harmless by
+  :func:`escape_text`, in red (``{\color{red}{...}}``, accepted by LaTeX with xcolor, KaTeX,
+  MathJax and texmath) with the words "matderiv error" so that outputs that drop colours
+  (MathML, docx) still show it;
+- the two diagnostic formats: :func:`diagnostic_source` (``file:line:col: error: ...``, the
+  source line, a caret, ``hint: ...``) for the preprocessor and :func:`diagnostic_filter`
+  (``pandoc-matderiv: macro #N \matderiv<...>: error: ...; hint: ...``) for the pandoc filter.
+
+Knows nothing of pandoc or of file formats; calls the engine only through :func:`derive`
+(tests replace it with a stub).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .errors import MatDerivError
+
+__all__ = ["derive", "normalize_options", "merge_options", "render_macro", "Rendered",
+           "escape_text", "error_latex", "diagnostic_source", "diagnostic_filter",
+           "DOCUMENT_KEYS", "DECLARATION_KEYS"]
+
+DECLARATION_KEYS = ("scalar", "vector", "matrix", "symmetric")
+BOOL_KEYS = ("steps", "check")
+STRING_KEYS = ("layout", "show", "name", "expect", "lang")
+# keys that only make sense for a whole document (metadata, command line), never for derive()
+DOCUMENT_KEYS = ("strict",)
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+def derive(expr, wrt, **options):
+    """The engine, imported on first use (tests monkeypatch this name with a stub)."""
+    from . import derive as _derive
+
+    return _derive(expr, wrt, **options)
+
+
+# ---------------------------------------------------------------------------------------------
+# options
+# ---------------------------------------------------------------------------------------------
+def _as_bool(key, v) -> bool:
+    if isinstance(v, bool):
+        return v
+    s = str(v).strip().lower()
+    if s in _TRUE:
+        return True
+    if s in _FALSE:
+        return False
+    raise MatDerivError(f"option {key} must be true or false, not {v!r}",
+                        hint=f"write {key}=true, {key}=false, or {key} alone for true")
+
+
+def _as_list(key, v) -> list:
+    from .locate import split_top_level
+
+    if v is True:
+        raise MatDerivError(f"option {key} needs a list of names",
+                            hint=f"write {key}={{A,B}}")
+    if isinstance(v, (list, tuple)):
+        out = []
+        for item in v:
+            out.extend(_as_list(key, item))
+        return out
+    s = str(v).strip()
+    if len(s) >= 2 and s[0] == "{" and s[-1] == "}":
+        s = s[1:-1]
+    return [p.strip() for p in split_top_level(s) if p.strip()]
+
+
+def normalize_options(raw) -> dict:
+    """Turn option values as written (keyval strings, flags, YAML scalars and lists, CLI values)
+    into ``derive`` keyword arguments plus the document keys (``strict``).  Unknown keys pass
+    through untouched so that ``derive`` reports them with a did-you-mean hint.  Raises
+    :class:`MatDerivError` for a value of the wrong kind."""
+    out: dict = {}
+    for key, v in (raw or {}).items():
+        if v is None:
+            continue
+        if key in DECLARATION_KEYS:
+            out[key] = _as_list(key, v)
+        elif key in BOOL_KEYS or key in DOCUMENT_KEYS:
+            out[key] = _as_bool(key, v)
+        elif key in STRING_KEYS:
+            if v is True or isinstance(v, (list, dict)):
+                raise MatDerivError(f"option {key} needs a value",
+                                    hint={"layout": "write layout=mixed, numerator or denominator",
+                                          "show": "write show=equation or show=result"}.get(
+                                              key, f"write {key}=VALUE"))
+            out[key] = str(v).strip()
+        else:
+            out[key] = v
+    return out
+
+
+def merge_options(*layers) -> dict:
+    """Merge option layers, lowest priority first (defaults, document, macro): a later layer's
+    value for a key wins."""
+    out: dict = {}
+    for layer in layers:
+        for k, v in (layer or {}).items():
+            if v is not None:
+                out[k] = v
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# escaping and error markers
+# ---------------------------------------------------------------------------------------------
+_TEXT_ESCAPES = {
+    "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "#": r"\#",
+    "%": r"\%", "_": r"\_", "^": r"\textasciicircum{}", "~": r"\textasciitilde{}",
+}
+# characters that text mode of the classic OT1 font encoding draws wrongly: typeset in math
+_MATH_CHARS = {"<": "{<}", ">": "{>}", "|": "|"}
+
+
+def escape_text(s: str) -> str:
+    r"""Author text as math that shows it literally and contains no command of the author's:
+    ``\foo`` becomes ``\text{\textbackslash{}foo}``.  Uses only escapes that LaTeX, KaTeX and
+    texmath all accept (checked by the tests)."""
+    s = re.sub(r"\s+", " ", s).strip()
+    out, run = [], []
+
+    def flush():
+        if run:
+            out.append(r"\text{" + "".join(run) + "}")
+            run.clear()
+
+    for ch in s:
+        if ch in _MATH_CHARS:
+            flush()
+            out.append(_MATH_CHARS[ch])
+        elif ch in _TEXT_ESCAPES:
+            run.append(_TEXT_ESCAPES[ch])
+        elif ch.isprintable():
+            run.append(ch)
+        else:
+            run.append(" ")
+    flush()
+    return "".join(out) or r"\text{ }"
+
+
+_SAFE_NAME = re.compile(
+    r"(?:[A-Za-z]|\\(?:alpha|beta|gamma|delta|epsilon|varepsilon|zeta|eta|theta|vartheta|iota|"
+    r"kappa|lambda|mu|nu|xi|pi|rho|sigma|tau|upsilon|phi|varphi|chi|psi|omega|Gamma|Delta|Theta|"
+    r"Lambda|Xi|Pi|Sigma|Upsilon|Phi|Psi|Omega))"
+    r"(?:_(?:[A-Za-z0-9]|\{[A-Za-z0-9]+\}))?\Z")
+_BOLD = re.compile(r"\\(mathbf|boldsymbol|bm)\{(.*)\}\Z")
+
+
+def _var_latex(v: str) -> str:
+    v = v.strip()
+    m = _BOLD.match(v)
+    if m and _SAFE_NAME.match(m.group(2).strip()):
+        cmd = "mathbf" if m.group(1) == "mathbf" else "boldsymbol"
+        return "\\" + cmd + "{" + m.group(2).strip() + "}"
+    if _SAFE_NAME.match(v):
+        return v
+    return escape_text(v)
+
+
+def error_latex(expr: str | None, wrt=None, raw: str | None = None, color: bool = True) -> str:
+    r"""The visible stand-in for a macro that could not be computed: the unevaluated derivative
+    ``\frac{\partial}{\partial X}\left(\text{...}\right)`` of the author's text (or the raw
+    macro text when it could not even be split), in red, with "matderiv error"."""
+    if expr is not None and wrt:
+        vars_ = [_var_latex(w) for w in wrt]
+        if len(vars_) == 1:
+            frac = r"\frac{\partial}{\partial " + vars_[0] + "}"
+        else:
+            frac = r"\frac{\partial^{2}}{\partial " + vars_[0] + r"\,\partial " + vars_[1] + "}"
+        body = frac + r"\left(" + escape_text(expr) + r"\right)"
+    else:
+        body = escape_text(raw or "")
+    body += r"\;\text{(matderiv error)}"
+    return r"{\color{red}{" + body + "}}" if color else body
+
+
+# ---------------------------------------------------------------------------------------------
+# rendering
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Rendered:
+    """What replaces one macro: ``latex`` (math content, no delimiters), ``display`` (true when
+    it is a steps block that needs display math), ``error`` (the problem, or ``None``),
+    ``error_offset`` (offset of the problem in the scanned text, when known) and ``notes``
+    (harmless remarks, e.g. steps dropped in inline math)."""
+
+    latex: str
+    display: bool = False
+    error: MatDerivError | None = None
+    error_offset: int | None = None
+    error_end: int | None = None
+    notes: list = field(default_factory=list)
+    strict_keys: dict = field(default_factory=dict)
+
+
+def _align_line(s: str) -> str:
+    """A line for ``aligned``: kept when it has its own ``&``, else ``&`` before its first
+    top-level ``=`` (or at the start)."""
+    s = str(s).strip()
+    if "&" in s:
+        return s
+    depth = 0
+    for k, ch in enumerate(s):
+        if ch == "{" and (k == 0 or s[k - 1] != "\\"):
+            depth += 1
+        elif ch == "}" and (k == 0 or s[k - 1] != "\\"):
+            depth -= 1
+        elif ch == "=" and depth == 0:
+            return s[:k] + "&" + s[k:]
+    return "&" + s
+
+
+def _steps_block(steps, final: str, sep: str) -> str:
+    """The steps as an ``aligned`` block, ending with ``final`` (the equation or the result)
+    unless the last step already is it."""
+    lines = [_align_line(s) for s in steps]
+    same = re.sub(r"[\s&]", "", lines[-1]) == re.sub(r"[\s&]", "", final) if lines else False
+    if final and not same:
+        lines.append(_align_line(final))
+    return "\\begin{aligned}" + sep + (" \\\\" + sep).join(lines) + sep + "\\end{aligned}"
+
+
+def _cache_key(expr, wrt, opts):
+    def freeze(v):
+        return tuple(v) if isinstance(v, list) else v
+
+    return (expr, tuple(wrt), tuple(sorted((k, freeze(v)) for k, v in opts.items())))
+
+
+def render_macro(macro, doc_options=None, *, math: str = "inline", color: bool = True,
+                 derive_fn=None, cache: dict | None = None, sep: str = " ") -> Rendered:
+    r"""Compute the replacement of one :class:`~matderiv.locate.Macro` (or the error marker of a
+    :class:`~matderiv.locate.MacroError`).
+
+    ``doc_options``: normalized document options (``strict`` is ignored here); ``math``: where
+    the replacement will stand, ``"inline"`` or ``"display"`` (steps are typeset only in display
+    math); ``color``: whether ``\color`` may be used; ``sep``: what separates the lines of a
+    steps block (``" "`` or a newline plus indentation).  Never raises.
+    """
+    fn = derive_fn or derive
+    if not getattr(macro, "ok", False):
+        err = MatDerivError(macro.message, hint=macro.hint)
+        return Rendered(error_latex(None, None, macro.raw, color), error=err,
+                        error_offset=macro.position)
+    try:
+        mine = normalize_options(macro.options)
+    except MatDerivError as err:
+        return Rendered(error_latex(macro.expr, macro.wrt, color=color), error=err,
+                        error_offset=macro.options_start)
+    for key in DOCUMENT_KEYS:
+        if key in mine:
+            err = MatDerivError(f"{key} applies to a whole document, not to one macro",
+                                hint=f"set it in the metadata (matderiv: {{{key}: true}}) "
+                                     f"or on the command line (--{key})")
+            return Rendered(error_latex(macro.expr, macro.wrt, color=color), error=err,
+                            error_offset=macro.options_start)
+    opts = merge_options({k: v for k, v in (doc_options or {}).items() if k not in DOCUMENT_KEYS},
+                         mine)
+    wrt = macro.wrt[0] if len(macro.wrt) == 1 else tuple(macro.wrt)
+    key = _cache_key(macro.expr, macro.wrt, opts)
+    try:
+        if cache is not None and key in cache:
+            d = cache[key]
+        else:
+            d = fn(macro.expr, wrt, **opts)
+            if cache is not None:
+                cache[key] = d
+        show = opts.get("show", "equation")
+        main = d.latex if show == "result" else d.equation
+        steps = list(getattr(d, "steps", None) or [])
+        notes = []
+        if steps and math != "display":
+            notes.append("steps are typeset only in display math; this macro is in inline math, "
+                         "so only the result is shown")
+            steps = []
+        if steps:
+            return Rendered(_steps_block(steps, main, sep), display=True, notes=notes)
+        return Rendered(main, notes=notes)
+    except MatDerivError as err:
+        off = None
+        if err.position is not None and 0 <= err.position <= len(macro.expr):
+            off = macro.expr_start + err.position
+        end = None
+        if off is not None and getattr(err, "end", None) is not None and err.end > err.position:
+            end = macro.expr_start + min(err.end, len(macro.expr))
+        return Rendered(error_latex(macro.expr, macro.wrt, color=color), error=err,
+                        error_offset=off, error_end=end)
+    except Exception as exc:  # noqa: BLE001 - no traceback reaches the user
+        err = MatDerivError(f"internal error: {type(exc).__name__}: {exc}",
+                            hint="please report this macro (MATDERIV_DEBUG=1 shows the traceback)")
+        import os
+
+        if os.environ.get("MATDERIV_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        return Rendered(error_latex(macro.expr, macro.wrt, color=color), error=err)
+
+
+# ---------------------------------------------------------------------------------------------
+# diagnostics
+# ---------------------------------------------------------------------------------------------
+def diagnostic_source(filename: str, text: str, offset: int, message: str, hint: str = "",
+                      end: int | None = None, severity: str = "error") -> str:
+    """``file:line:col: error: message``, the source line, a caret under the span, the hint."""
+    from .locate import line_col
+
+    offset = max(0, min(offset, len(text)))
+    line, col = line_col(text, offset)
+    ls = text.rfind("\n", 0, offset) + 1
+    le = text.find("\n", offset)
+    le = len(text) if le < 0 else le
+    src = text[ls:le].rstrip("\r")
+    width = 1
+    if end is not None and end > offset:
+        width = max(1, min(end, le) - offset)
+    pad = "".join(ch if ch == "\t" else " " for ch in text[ls:offset])
+    out = [f"{filename}:{line}:{col}: {severity}: {message}",
+           f"  {src}", f"  {pad}{'^' * width}"]
+    if hint:
+        out.append(f"  hint: {hint}")
+    return "\n".join(out)
+
+
+def _short(raw: str, limit: int = 80) -> str:
+    s = re.sub(r"\s+", " ", raw).strip()
+    return s if len(s) <= limit else s[:limit - 3] + "..."
+
+
+def diagnostic_filter(n: int, raw: str, message: str, hint: str = "",
+                      severity: str = "error") -> str:
+    r"""One line: ``pandoc-matderiv: macro #N \matderiv<...>: error: message; hint: ...``."""
+    out = f"pandoc-matderiv: macro #{n} {_short(raw)}: {severity}: {message}"
+    if hint:
+        out += f"; hint: {hint}"
+    return out
