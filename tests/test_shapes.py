@@ -239,8 +239,11 @@ def test_power_and_exponent():
     typed("a^x", "x", scalar=["a", "x"])
     with pytest.raises(MatDerivError):
         typed("x^2", "x")  # a vector power
+    # an undeclared letter alone in an exponent is a scalar (X^k, a^x) ...
+    assert typed(r"\tau^x", "x").variables[0].shape == SCALAR
+    # ... but one declared a vector is an error
     with pytest.raises(MatDerivError):
-        typed(r"\tau^x", "x")  # vector exponent
+        typed(r"\tau^x", "x", vector=["x"])  # vector exponent
 
 
 def test_kron_and_vec_sizes():

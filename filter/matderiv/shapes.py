@@ -616,6 +616,10 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
                                 "a symmetric symbol is a square matrix")
         decl[n] = "matrix"
 
+    # an undeclared letter standing alone in an exponent (X^k, a^x) is a scalar
+    for node in parsed.tree.walk():
+        if isinstance(node, Power) and isinstance(node.exponent, Symbol):
+            decl.setdefault(node.exponent.name, "scalar")
     inf = _Infer(parsed, wrt_names, decl, sym_names)
     # symbols present in the tree, with their parser kinds
     present: dict[str, Symbol] = {}

@@ -141,6 +141,9 @@ def jacobian(term: Expr, var: Symbol) -> Expr:
             return mul(_vec(rest), jacobian(u, var))
         P = mul(*before) if before else None
         Q = mul(*after) if after else None
+        if isinstance(u, Diag) and Q is not None and Q.shape[1] == ONE:
+            # P diag(L) q = P diag(q) L
+            return mul(*scalars, P, Diag(Q), jacobian(u.arg, var))
         return mul(*scalars, _kron(transpose(Q) if Q is not None else identity(u.shape[1]),
                                    P if P is not None else identity(u.shape[0])),
                    jacobian(u, var))

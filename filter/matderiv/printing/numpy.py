@@ -360,16 +360,21 @@ def numpy_source(expr: Expr, params: Sequence[Symbol], func_name: str = "f") -> 
         if isinstance(d, Differential) and d not in params:
             params.append(d)
     names = []
+    renamed: dict[str, str] = {}
     for p in params:
-        n = ("d" + p.of.name) if isinstance(p, Differential) else p.name
-        if not n.isidentifier() or keyword.iskeyword(n):
+        orig = ("d" + p.of.name) if isinstance(p, Differential) else p.name
+        n = orig
+        if not n.isidentifier():
             raise MatDerivError(f"{n!r} is not a valid Python parameter name")
-        if n in _RESERVED or n == func_name:
-            raise MatDerivError(f"{n!r} clashes with a name used by the generated code")
+        # symbol names such as \lambda are Python keywords: the parameter becomes lambda_
+        while keyword.iskeyword(n) or n in _RESERVED or n == func_name:
+            n += "_"
         if n in names:
             raise MatDerivError(f"parameter {n!r} is given twice")
+        if n != orig:
+            renamed[orig] = n
         names.append(n)
-    given = set(names)
+    given = {(p.of.name if isinstance(p, Differential) else p.name) for p in params}
     for node in expr.walk():
         if isinstance(node, Symbol) and node.name not in given:
             raise MatDerivError(f"{node.name} appears in the expression but is not a parameter")
@@ -398,7 +403,7 @@ def numpy_source(expr: Expr, params: Sequence[Symbol], func_name: str = "f") -> 
         taken.add(v)
         size_vars[s] = v
 
-    pr = NumpyPrinter(size_vars=size_vars)
+    pr = NumpyPrinter(size_vars=size_vars, names=renamed)
     body, prec = pr._print(expr)
     scalar = expr.shape == SCALAR
     if scalar and not (prec == PREC_ATOM and body.endswith(".item()")):
