@@ -203,7 +203,16 @@ class _Infer:
             msg = (f"size clash in `{self.text(whole)}`: `{_short(left_text)}` is "
                    f"{self.describe(left_shape)} and `{self.text(right_node)}` is "
                    f"{self.describe(right_shape)}, so they cannot be multiplied")
-        return MatDerivError(msg, pos, hint, end=end, source=self.src)
+        return MatDerivError(msg, pos, self._default_kind_hint(whole) or hint, end=end, source=self.src)
+
+    def _default_kind_hint(self, whole) -> str | None:
+        """A clash caused by a default kind gets a hint naming the declaration that fixes it."""
+        for n in whole.walk():
+            if isinstance(n, Symbol) and n.name not in self.declared:
+                if n.kind == "scalar" and n.latex.startswith("\\"):
+                    return (f"`{n.latex}` is a scalar by default (a plain lowercase Greek letter); "
+                            f"if it is a vector, declare vector={{{n.latex}}}")
+        return None
 
     def _ordered(self, d) -> tuple:
         return tuple(r for r in (self.uf.find(v) for v in d) if r != 0)
@@ -621,6 +630,7 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
         if isinstance(node, Power) and isinstance(node.exponent, Symbol):
             decl.setdefault(node.exponent.name, "scalar")
     inf = _Infer(parsed, wrt_names, decl, sym_names)
+    inf.declared = set(decl)
     # symbols present in the tree, with their parser kinds
     present: dict[str, Symbol] = {}
     for n in parsed.tree.walk():
