@@ -58,6 +58,41 @@ def _cmd_diff(args) -> int:
     return 0
 
 
+def _process_parser(sub):
+    p = sub.add_parser("process", help="replace every macro of a .md or .tex file",
+                       description="Replace every \\matderiv macro of a Markdown or LaTeX source; "
+                                   "every other byte is left as it was.  Options given here apply "
+                                   "to the whole document and win over its YAML metadata; a "
+                                   "macro's own [options] win over both.")
+    p.add_argument("input", help="the source file (.md or .tex), or - for standard input")
+    p.add_argument("-o", "--output", help="where to write the result (default: standard output)")
+    p.add_argument("--format", choices=["md", "tex"], help="the input format (default: from the "
+                                                              "file extension)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when any macro fails (the output is written all the same)")
+    p.add_argument("--layout", choices=["mixed", "numerator", "denominator"])
+    p.add_argument("--steps", action="store_true", default=None, help="typeset the derivations")
+    p.add_argument("--show", choices=["equation", "result"])
+    p.add_argument("--lang", help="language of the words in the steps, e.g. en")
+    for key in ("scalar", "vector", "matrix", "symmetric"):
+        p.add_argument("--" + key, action="append", metavar="NAMES",
+                       help=f"declare {key} symbols for the whole document (comma separated)")
+    p.add_argument("--no-check", dest="check", action="store_false", default=None,
+                   help="skip numerical verification")
+    return p
+
+
+def _cmd_process(args) -> int:
+    from .process import process_file
+
+    opts = {k: getattr(args, k) for k in ("layout", "steps", "show", "lang", "check")}
+    for key in ("scalar", "vector", "matrix", "symmetric"):
+        if getattr(args, key):
+            opts[key] = _decl(getattr(args, key))
+    opts = {k: v for k, v in opts.items() if v is not None}
+    return process_file(args.input, args.output, fmt=args.format, options=opts, strict=args.strict)
+
+
 def report(err, prefix: str = "") -> str:
     """One diagnostic: what is wrong, where (caret), what to do."""
     lines = [f"{prefix}error: {err.message}"]
@@ -75,9 +110,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="matderiv", description="Symbolic matrix derivatives, verified.")
     sub = ap.add_subparsers(dest="command", required=True)
     _diff_parser(sub)
+    _process_parser(sub)
     args = ap.parse_args(argv)
     try:
-        return {"diff": _cmd_diff}[args.command](args)
+        return {"diff": _cmd_diff, "process": _cmd_process}[args.command](args)
     except MatDerivError as err:
         print(report(err), file=sys.stderr)
         return 1

@@ -1,0 +1,212 @@
+r"""The text preprocessor behind ``matderiv process`` (SPEC 3; DESIGN "splice back").
+
+Owns reading the document-level options of a source (the ``matderiv:`` map of Markdown YAML
+front matter, plus the top-level ``lang``), splicing each macro's replacement into the source as
+a byte range -- every other character is left exactly as it was -- and the file-level
+diagnostics.  Where a macro stands (math, comment, code) is :mod:`matderiv.locate`'s business,
+what replaces it :mod:`matderiv.render`'s.
+
+Delimiters for a macro written outside math: ``$...$`` when it sits inside a line of text;
+display math when it stands alone on its line(s) or when its steps are shown (``$$...$$`` in
+Markdown, ``\[...\]`` in LaTeX).  Errors are typeset in red (``\color``) in Markdown, whose
+pandoc LaTeX template loads xcolor, and in LaTeX sources whose preamble loads xcolor, color,
+tikz or pgf; elsewhere without colour, so that no undefined command reaches TeX.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import MatDerivError
+from .locate import locate_document
+from .render import DOCUMENT_KEYS, diagnostic_source, merge_options, normalize_options, render_macro
+
+__all__ = ["ProcessResult", "process_text", "splice", "process_file", "detect_format",
+           "front_matter_options", "FORMATS"]
+
+FORMATS = {".md": "md", ".markdown": "md", ".mdown": "md", ".mkd": "md", ".rmd": "md",
+           ".qmd": "md", ".txt": "md", ".tex": "tex", ".latex": "tex", ".ltx": "tex"}
+
+_COLOR_PKG = re.compile(r"\\(?:usepackage|RequirePackage)\s*(?:\[[^\]]*\])?\s*\{[^}]*"
+                        r"\b(?:xcolor|color|tikz|pgf|pgfplots|beamerbasecolor)\b[^}]*\}")
+_BEAMER = re.compile(r"\\documentclass\s*(?:\[[^\]]*\])?\s*\{beamer\}")
+
+
+@dataclass
+class ProcessResult:
+    """``text``: the output; ``diagnostics``: messages for stderr, in document order;
+    ``errors``: how many macros failed (plus option problems); ``macros``: how many were found;
+    ``strict``: whether the document or the caller asked for strict mode."""
+
+    text: str
+    diagnostics: list = field(default_factory=list)
+    errors: int = 0
+    macros: int = 0
+    strict: bool = False
+
+
+def detect_format(path: str) -> str | None:
+    """``"md"`` or ``"tex"`` from a file name, or ``None``."""
+    return FORMATS.get(Path(path).suffix.lower())
+
+
+def _front_matter(text: str):
+    """(yaml text, offset of its first line) of a Markdown front matter block, or (None, 0)."""
+    m = re.match(r"\ufeff?---[ \t]*\r?\n(?![ \t]*\r?\n)", text)
+    if not m:
+        return None, 0
+    end = re.compile(r"^(?:---|\.\.\.)[ \t]*\r?$", re.M).search(text, m.end())
+    if not end:
+        return None, 0
+    return text[m.end():end.start()], m.end()
+
+
+def front_matter_options(text: str) -> dict:
+    """The raw ``matderiv:`` map of a Markdown front matter (with the top-level ``lang`` as
+    ``lang`` unless the map has its own); ``{}`` when there is none.  Raises
+    :class:`MatDerivError` when the YAML cannot be read or ``matderiv`` is not a map."""
+    yml, _ = _front_matter(text)
+    if yml is None or "matderiv" not in yml and "lang" not in yml:
+        return {}
+    import yaml
+
+    try:
+        meta = yaml.safe_load(yml)
+    except yaml.YAMLError as exc:
+        raise MatDerivError(f"the YAML front matter cannot be read: {str(exc).splitlines()[0]}",
+                            hint="fix the YAML (pandoc would reject it too)") from None
+    if not isinstance(meta, dict):
+        return {}
+    out = {}
+    if isinstance(meta.get("lang"), str):
+        out["lang"] = meta["lang"]
+    m = meta.get("matderiv")
+    if m is None:
+        return out
+    if not isinstance(m, dict):
+        raise MatDerivError("the matderiv metadata must be a map of options",
+                            hint="write e.g.  matderiv: {layout: denominator, symmetric: [A]}")
+    out.update({str(k): v for k, v in m.items()})
+    return out
+
+
+def process_text(text: str, fmt: str, options: dict | None = None, filename: str = "<input>",
+                 derive_fn=None, color: bool | None = None, cache: dict | None = None
+                 ) -> ProcessResult:
+    """Replace every macro of a Markdown (``fmt="md"``) or LaTeX (``fmt="tex"``) source.
+
+    ``options``: document-level options from the caller (e.g. the command line, already
+    normalized or raw); they win over the front matter; per-macro options win over both.
+    Never raises for problems in the document: they become diagnostics and error markers.
+    """
+    res = ProcessResult(text)
+    doc_raw: dict = {}
+    if fmt == "md":
+        try:
+            doc_raw = front_matter_options(text)
+        except MatDerivError as err:
+            _, off = _front_matter(text)
+            res.diagnostics.append(diagnostic_source(filename, text, off, err.message, err.hint))
+            res.errors += 1
+    try:
+        doc = normalize_options(doc_raw)
+    except MatDerivError as err:
+        _, off = _front_matter(text)
+        res.diagnostics.append(diagnostic_source(filename, text, off,
+                                                 "in the matderiv metadata: " + err.message, err.hint))
+        res.errors += 1
+        doc = {}
+    opts = merge_options(doc, normalize_options(options or {}))
+    res.strict = bool(opts.get("strict", False))
+    opts = {k: v for k, v in opts.items() if k not in DOCUMENT_KEYS}
+    if color is None:
+        color = fmt == "md" or bool(_COLOR_PKG.search(text) or _BEAMER.search(text))
+    cache = {} if cache is None else cache
+
+    def report(loc, r):
+        res.macros += 1
+        mac = loc.macro
+        if r.error is not None:
+            res.errors += 1
+            off = r.error_offset if r.error_offset is not None else mac.start
+            res.diagnostics.append(diagnostic_source(filename, text, off, r.error.message,
+                                                     r.error.hint, r.error_end))
+        for note in r.notes:
+            res.diagnostics.append(diagnostic_source(filename, text, mac.start, note,
+                                                     severity="note"))
+
+    res.text = splice(text, locate_document(text, fmt), opts, fmt=fmt, color=color,
+                      derive_fn=derive_fn, cache=cache, report=report)
+    return res
+
+
+def splice(text: str, located, opts: dict, *, fmt: str, color: bool = True, derive_fn=None,
+           cache: dict | None = None, report=None) -> str:
+    """``text`` with each located macro replaced by its rendering; ``report(located, rendered)``
+    is called for each, in order.  A macro in math is replaced by bare LaTeX; one in text gets
+    delimiters (see the module docstring)."""
+    pieces = []
+    last = 0
+    for loc in located:
+        mac = loc.macro
+        math = "display" if loc.context == "text" else loc.context
+        sep = " " if fmt == "md" else "\n" + loc.indent
+        r = render_macro(mac, opts, math=math, color=color, derive_fn=derive_fn, cache=cache,
+                         sep=sep)
+        rep = r.latex
+        if loc.context == "text":
+            if r.display or loc.alone:
+                rep = "$$" + rep + "$$" if fmt == "md" else "\\[" + rep + "\\]"
+            else:
+                rep = "$" + rep + "$"
+        pieces.append(text[last:mac.start])
+        pieces.append(rep)
+        last = mac.end
+        if report is not None:
+            report(loc, r)
+    pieces.append(text[last:])
+    return "".join(pieces)
+
+
+def process_file(src: str, out: str | None, fmt: str | None = None, options: dict | None = None,
+                 strict: bool = False, derive_fn=None, stderr=None) -> int:
+    """Read ``src`` (``-``: standard input), write ``out`` (``None`` or ``-``: standard output),
+    report on ``stderr``; the exit status: 0, or 1 under strict mode when a macro failed."""
+    stderr = stderr or sys.stderr
+    name = "<stdin>" if src == "-" else src
+    fmt = fmt or (None if src == "-" else detect_format(src))
+    if fmt is None:
+        raise MatDerivError(f"cannot tell whether {name} is Markdown or LaTeX",
+                            hint="give --format md or --format tex")
+    try:
+        if src == "-":
+            text = sys.stdin.read()
+        else:
+            with open(src, encoding="utf-8", newline="") as fh:
+                text = fh.read()
+    except OSError as exc:
+        raise MatDerivError(f"cannot read {name}: {exc.strerror or exc}",
+                            hint="check the file name") from None
+    except UnicodeDecodeError as exc:
+        raise MatDerivError(f"{name} is not UTF-8 text ({exc.reason} at byte {exc.start})",
+                            hint="convert the file to UTF-8") from None
+    res = process_text(text, fmt, options, filename=name, derive_fn=derive_fn)
+    if out in (None, "-"):
+        sys.stdout.write(res.text)
+        sys.stdout.flush()
+    else:
+        try:
+            with open(out, "w", encoding="utf-8", newline="") as fh:
+                fh.write(res.text)
+        except OSError as exc:
+            raise MatDerivError(f"cannot write {out}: {exc.strerror or exc}",
+                                hint="check the output path") from None
+    for d in res.diagnostics:
+        print(d, file=stderr)
+    if (strict or res.strict) and res.errors:
+        print(f"matderiv: {res.errors} error(s) in {name}; failing because of strict mode",
+              file=stderr)
+        return 1
+    return 0
