@@ -31,6 +31,8 @@ class Derivation:
     variables: tuple = field(repr=False)
     symbols: tuple = field(repr=False)
     verified: bool = True
+    #: [(function, [steps.Line])]: the trees behind the steps, for tests and tools
+    step_groups: list = field(default_factory=list, repr=False)
 
     def evaluate(self, values: Mapping[str, object]):
         """The closed form evaluated with NumPy at ``values`` (keys: plain symbol names)."""
@@ -113,10 +115,46 @@ def derive(expr: str, wrt, layout: str = "mixed", steps=False, show: str = "equa
                       matrix=_names(matrix), symmetric=_names(symmetric))
     except MatDerivError as err:
         raise err.with_source(expr)
-    return _derive_typed(expr, typed, wrt_names, layout, steps, name, check)
+    return _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang)
 
 
-def _derive_typed(expr, typed, wrt_names, layout, steps, name, check) -> Derivation:
+def _steps(f, var, res, layout, name, lang, all_syms, expr, check, first, var_kind):
+    """The derivation lines (LaTeX), each checked numerically when ``check`` is on."""
+    from .printing.latex import latex, latex_derivative_symbol
+    from .steps import derivation, to_latex
+
+    f_latex = name or latex(f)
+    groups = []
+    if first is None:
+        lhs = latex_derivative_symbol(name or latex(f) if name else None, var.latex or var.name,
+                                      res.kind, layout, expr_latex=None if name else latex(f),
+                                      var_kind=var_kind)
+        groups.append((f, derivation(f, var, res.kind, res.natural, res.arranged, layout, lhs,
+                                     f_latex, lang)))
+    else:
+        g_lhs = latex_derivative_symbol(name, var.latex or var.name, first.kind, "mixed",
+                                        expr_latex=None if name else latex(f), var_kind=var_kind)
+        groups.append((f, derivation(f, var, first.kind, first.natural, first.natural, "mixed",
+                                     g_lhs, f_latex, lang)))
+        h_lhs = latex_derivative_symbol(name, var.latex or var.name, res.kind, layout, second=True,
+                                        expr_latex=None if name else latex(f), var_kind=var_kind)
+        kind = "derivative" if var_kind == "scalar" else "matrix-by-matrix"
+        groups.append((first.natural, derivation(first.natural, var, kind, res.natural,
+                                                 res.arranged, "mixed", h_lhs,
+                                                 latex(first.natural), lang)))
+    if check:
+        from .verify import verify_lines
+
+        for func, lines in groups:
+            verify_lines(func, var, [ln.tree for ln in lines if ln.tree is not None], all_syms,
+                         seed_text=expr)
+    out = []
+    for _, lines in groups:
+        out.extend(to_latex(lines))
+    return out, groups
+
+
+def _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang="en") -> Derivation:
     from .derivative import first_derivative, second_derivative
     from .printing.latex import latex, latex_derivative_symbol
     from .printing.numpy import numpy_source
@@ -146,8 +184,12 @@ def _derive_typed(expr, typed, wrt_names, layout, steps, name, check) -> Derivat
     lhs = latex_derivative_symbol(name, var.latex or var.name, res.kind, layout,
                                   second=len(wrt_names) == 2,
                                   expr_latex=None if name else latex(f), var_kind=var_kind)
+    step_lines, step_groups = [], []
+    if steps:
+        step_lines, step_groups = _steps(f, var, res, layout, name, lang, all_syms, expr, check,
+                            first if len(wrt_names) == 2 else None, var_kind)
     src = numpy_source(result, [s for s in all_syms], func_name="derivative")
-    return Derivation(latex=rhs, equation=f"{lhs} = {rhs}", steps=[], kind=res.kind,
+    return Derivation(latex=rhs, equation=f"{lhs} = {rhs}", steps=step_lines, kind=res.kind,
                       shape=(fmt_dim(result.shape[0]), fmt_dim(result.shape[1])),
                       numpy_source=src, layout=layout, expr_tree=f, result_tree=result,
-                      variables=typed.variables, symbols=all_syms)
+                      variables=typed.variables, symbols=all_syms, step_groups=step_groups)

@@ -459,3 +459,20 @@ def const(v) -> Const:
 ZERO_C = Const(Fraction(0))
 ONE_C = Const(Fraction(1))
 MINUS_ONE = Const(Fraction(-1))
+
+
+@dataclass(frozen=True, eq=True)
+class DifferentialOf(Expr):
+    """The differential ``d(U)`` of a compound expression, not yet expanded (derivation steps
+    show it before the rule for ``U`` is applied)."""
+
+    arg: Expr
+
+    def children(self):
+        return (self.arg,)
+
+    def with_children(self, children):
+        return DifferentialOf(children[0])
+
+    def _shape_(self) -> Shape:
+        return self.arg.shape

@@ -204,3 +204,61 @@ def verify(check: Check, symbols, *, seed_text: str = "") -> None:
             "could not verify the derivative numerically: the expression is not finite at "
             "random points (" + ", ".join(sorted(set(tried))) + " values tried)",
             hint="declare the symbols that must be symmetric, or pass check=false to skip verification")
+
+
+def _with_unexpanded_differentials(tree: Expr, env, sizes, var: Symbol, V):
+    """``tree`` with every ``d(U)`` replaced by a fresh symbol whose value is the directional
+    finite difference of U (computed from U itself, independent of the engine's rules)."""
+    from .expr import DifferentialOf
+
+    env = dict(env)
+    counter = [0]
+
+    def sub(n):
+        if isinstance(n, DifferentialOf):
+            counter[0] += 1
+            name = f"__dof{counter[0]}"
+            val = _directional_fd(n.arg, env, var, V, sizes)
+            r, c = n.shape
+            shape = (dim_size(r, sizes), dim_size(c, sizes))
+            env[name] = float(val[0]) if shape == (1, 1) else val.reshape(shape, order="F")
+            return Symbol(name, r, c, "matrix")
+        return n
+
+    return tree.map(sub), env
+
+
+def verify_lines(func: Expr, var: Symbol, trees, symbols, *, seed_text: str = "") -> None:
+    """Every tree must equal the differential of ``func`` along a random ``dX`` (compared as
+    vec), on ``DRAWS`` random instances.  Raises :class:`VerificationError` otherwise."""
+    sizes = size_map(symbols)
+    rng = np.random.default_rng(zlib.crc32(("steps:" + seed_text).encode("utf-8")))
+    whole = whole_number_symbols(func)
+    done = 0
+    for _ in range(DRAWS * 3):
+        if done == DRAWS:
+            break
+        strategy = STRATEGIES[min(_ // DRAWS, len(STRATEGIES) - 1)]
+        env = draw(symbols, sizes, rng, strategy, whole)
+        r, c = dim_size(var.rows, sizes), dim_size(var.cols, sizes)
+        V = float(rng.standard_normal()) if (r, c) == (1, 1) else rng.standard_normal((r, c))
+        if var.symmetric and not isinstance(V, float):
+            V = (V + V.T) / 2
+        try:
+            ref = _directional_fd(func, env, var, V, sizes)
+        except NumericDomainError:
+            continue
+        if not _finite(ref):
+            continue
+        env[DIFF_PREFIX + var.name] = V
+        tol = RTOL * (float(np.max(np.abs(ref), initial=0.0)) + 1.0) * 10 + 1e-8
+        for t in trees:
+            t2, env2 = _with_unexpanded_differentials(t, env, sizes, var, V)
+            got = _vec(evaluate(t2, env2, sizes))
+            if got.shape != ref.shape or float(np.max(np.abs(got - ref), initial=0.0)) > tol:
+                from .printing.latex import latex
+
+                raise VerificationError(
+                    "internal error: a derivation step failed its numerical check: " + latex(t),
+                    hint="please report this expression; the steps were not printed")
+        done += 1

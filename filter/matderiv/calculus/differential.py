@@ -15,6 +15,7 @@ from fractions import Fraction
 
 from ..errors import UnsupportedError
 from ..expr import (ONE, SCALAR, Add, Commutation, Const, Det, Diag, DiagPart, Differential,
+                    DifferentialOf,
                     Expr, Func, Hadamard, HadamardDiv, Identity, Inverse, Kron, Mul, Norm, Ones,
                     Power, Softmax, Sum, Symbol, Trace, Transpose, Vec, Zero)
 from .build import add, c, hadamard, is_zero, mul, neg, transpose
@@ -25,15 +26,23 @@ MAX_EXPANDED_POWER = 12
 
 @dataclass
 class Differentiator:
-    """Computes ``d(e)`` for one variable; ``rules`` logs (rule name, node) as they fire."""
+    """Computes ``d(e)`` for one variable; ``rules`` logs (rule name, node, level) as they fire.
+
+    ``levels`` limits how many nested nonlinear rules are applied: deeper differentials stay
+    unexpanded as ``DifferentialOf(U)``.  Running with levels 1, 2, ... gives the stages of a
+    derivation, one rule layer per line; linear operations (sums, transposes, traces, products
+    with one varying factor) never use up a level.
+    """
 
     var: Symbol
+    levels: int | None = None
     rules: list = field(default_factory=list)
     _memo: dict = field(default_factory=dict)
+    _depth: int = 0
 
     def __call__(self, e: Expr) -> Expr | None:
         """``d(e)``, or ``None`` when ``e`` does not depend on the variable."""
-        key = id(e)
+        key = (id(e), self._depth if self.levels is not None else 0)
         hit = self._memo.get(key)
         if hit is not None:
             return hit[1]
@@ -42,7 +51,14 @@ class Differentiator:
         return out
 
     def _log(self, rule: str, node: Expr):
-        self.rules.append((rule, node))
+        self.rules.append((rule, node, self._depth))
+
+    def _consumes(self, e: Expr) -> bool:
+        if isinstance(e, (Mul, Hadamard, Kron)):
+            return sum(f.depends_on(self.var) for f in e.args) > 1
+        if isinstance(e, Trace):
+            return isinstance(e.arg, Power) and not e.arg.base.is_scalar
+        return isinstance(e, (Inverse, Det, Softmax, Norm, Power, HadamardDiv, Func))
 
     def _d(self, e: Expr) -> Expr | None:
         if isinstance(e, Symbol):
@@ -54,6 +70,14 @@ class Differentiator:
         method = getattr(self, "_d_" + type(e).__name__, None)
         if method is None:  # pragma: no cover - every node type has a rule
             raise UnsupportedError(f"differentiating {type(e).__name__} is not supported yet")
+        if self._consumes(e):
+            if self.levels is not None and self._depth >= self.levels:
+                return DifferentialOf(e)
+            self._depth += 1
+            try:
+                return method(e)
+            finally:
+                self._depth -= 1
         return method(e)
 
     # --- linear and multilinear operators ------------------------------------------------------

@@ -385,6 +385,8 @@ def _rewrite_add(e: Add) -> Expr:
     factored = _factor(terms, shape)
     if factored is not None:
         return factored
+    # A + A^T rather than A^T + A: fewer transposes first, otherwise the order of derivation
+    terms.sort(key=lambda t: sum(map(_n_transposes, t[2])))
     return Add(tuple(build_product(*t) for t in terms))
 
 
@@ -394,6 +396,28 @@ def _flatten_add(e: Add):
             yield from _flatten_add(t)
         elif not (isinstance(t, Zero) or (isinstance(t, Const) and t.value == 0)):
             yield t
+
+
+def _factor_sandwich(terms):
+    """``P M_1 Q + P M_2 Q -> P (M_1 + M_2) Q`` when all terms share a prefix and a suffix and
+    the middles are short, e.g. ``C X M^{-1} (A + A^\top) M^{-1}``."""
+    chains = [ch for _, _, ch in terms]
+    if len(terms) < 2 or any(len(ch) < 2 for ch in chains):
+        return None
+    shortest = min(map(len, chains))
+    left = 0
+    while left < shortest and all(ch[left] == chains[0][left] for ch in chains):
+        left += 1
+    right = 0
+    while right < shortest - left and all(ch[-1 - right] == chains[0][-1 - right] for ch in chains):
+        right += 1
+    if left == 0 or right == 0:
+        return None
+    middles = [ch[left:len(ch) - right] for ch in chains]
+    if any(not m or len(m) > 2 for m in middles):
+        return None
+    inner = _rewrite_add(Add(tuple(build_product(cf, s, m) for (cf, s, _), m in zip(terms, middles))))
+    return _rewrite_mul(Mul(tuple(chains[0][:left] + [inner] + chains[0][len(chains[0]) - right:])))
 
 
 def _factor_hadamard(terms):
@@ -451,6 +475,9 @@ def _factor(terms, shape):
         return build_product(common_coef, common, [_rewrite_add(Add(tuple(inner)))])
     if shape == SCALAR:
         return None
+    sandwich = _factor_sandwich(terms)
+    if sandwich is not None:
+        return sandwich
     had = _factor_hadamard(terms)
     if had is not None:
         return had

@@ -34,7 +34,7 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-from ..expr import (
+from ..expr import (DifferentialOf, 
     ONE,
     SCALAR,
     UNKNOWN,
@@ -83,8 +83,8 @@ _FUNC_HEADS = {
 }
 
 #: Nodes printed as one unit that a postfix ``^...`` may follow directly.
-_ATOMS = (Symbol, Identity, Ones, Commutation, Zero, Differential, Trace, Det, Softmax, Diag,
-          DiagPart, Vec, Sum, Norm)
+_ATOMS = (Symbol, Identity, Ones, Commutation, Zero, Differential, DifferentialOf, Trace, Det,
+          Softmax, Diag, DiagPart, Vec, Sum, Norm)
 
 
 def _shape(e: Expr):
@@ -180,6 +180,10 @@ class LatexPrinter:
 
     def _print_Differential(self, e: Differential) -> str:
         return r"\mathrm{d}" + self._print(e.of)
+
+    def _print_DifferentialOf(self, e: DifferentialOf) -> str:
+        return r"\mathrm{d}\left(" + self._print(e.arg) + r"\right)" if "\\frac" in self._print(e.arg) \
+            else r"\mathrm{d}(" + self._print(e.arg) + ")"
 
     # ------------------------------------------------------------------ helpers
     def _postfix_base(self, e: Expr) -> str:
