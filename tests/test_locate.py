@@ -274,6 +274,20 @@ def test_render_steps_only_in_display_math():
     assert r.latex == "L = R_{N}" and not r.display and r.notes
 
 
+def test_steps_block_does_not_repeat_an_identification_line():
+    class Shown(Stub):
+        def __init__(self, expr, wrt, **opts):
+            super().__init__(expr, wrt, **opts)
+            self.steps = ["d f &= R_{N} d x \\quad \\text{rule}",
+                          "\\Rightarrow\\quad L &= R_{N}\\quad \\text{identify}"]
+
+    for show in ("equation", "result"):
+        m = one(rf"\matderiv[steps, show={show}]<x^T A x, x>")
+        r = render_macro(m, {}, math="display", derive_fn=Shown, sep="\n")
+        assert r.latex == ("\\begin{aligned}\nd f &= R_{N} d x \\quad \\text{rule} \\\\\n"
+                           "\\Rightarrow\\quad L &= R_{N}\\quad \\text{identify}\n\\end{aligned}")
+
+
 def test_render_errors_keep_the_authors_text_and_position():
     text = r"$\matderiv<x^T \bad x, x>$"
     m = one(text)

@@ -224,10 +224,14 @@ def _align_line(s: str) -> str:
 
 def _steps_block(steps, final: str, sep: str) -> str:
     """The steps as an ``aligned`` block, ending with ``final`` (the equation or the result)
-    unless the last step already is it."""
+    unless the last step already shows it (e.g. ``\\Rightarrow\\ lhs &= rhs \\quad\\text{...}``)."""
     lines = [_align_line(s) for s in steps]
-    same = re.sub(r"[\s&]", "", lines[-1]) == re.sub(r"[\s&]", "", final) if lines else False
-    if final and not same:
+
+    def norm(t):
+        return re.sub(r"[\s&]", "", t)
+
+    shown = bool(lines) and norm(final) in norm(lines[-1])
+    if final and not shown:
         lines.append(_align_line(final))
     return "\\begin{aligned}" + sep + (" \\\\" + sep).join(lines) + sep + "\\end{aligned}"
 
