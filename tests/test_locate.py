@@ -92,6 +92,13 @@ def test_longer_macro_names_are_not_macros():
     assert find_macros(r"\matderivative<x, x> \matderiv@<x,x>") == []
 
 
+def test_definitions_of_the_name_are_not_uses():
+    text = ("\\providecommand{\\matderiv}{} \\newcommand*\\matderiv{x} \\def\\matderiv#1{}\n"
+            "\\let\\matderiv\\relax \\NewDocumentCommand{\\matderiv}{}{} \\matderiv<a, x>")
+    assert [m.raw for m in find_macros(text)] == ["\\matderiv<a, x>"]
+    assert [m.raw for m in find_macros("\\\\matderiv<a, x> \\\\\\matderiv<b, x>")] == ["\\matderiv<b, x>"]
+
+
 def test_several_macros_in_order():
     found = find_macros(r"$\matderiv<a, x> + \matderiv<b, y>$")
     assert [m.expr for m in found] == ["a", "b"]

@@ -6,9 +6,7 @@ person; regenerate with MATDERIV_UPDATE_GOLDEN=1 and read the diff before commit
 from __future__ import annotations
 
 import io
-import json
 import os
-import re
 import subprocess
 import sys
 import zipfile

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from matderiv import cli, render
 from matderiv.errors import MatDerivError
-from matderiv.process import front_matter_options, process_file, process_text
+from matderiv.process import front_matter_options, process_text
 
 GOLDEN = Path(__file__).parent / "golden"
 SENTINEL = "\u27e6R\u27e7"  # never in a generated document

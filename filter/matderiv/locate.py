@@ -413,9 +413,17 @@ def _one_macro(text: str, start: int, end: int):
                  text[start:close + 1], expr_start, options_start, wrt_starts), close + 1
 
 
+_DEFINITION_RE = re.compile(
+    r"(?:\\(?:re)?newcommand|\\providecommand|\\DeclareRobustCommand|"
+    r"\\(?:New|Renew|Provide|Declare)DocumentCommand|\\[egx]?def|\\let)\*?\s*\{?\s*\Z")
+
+
 def find_macros(text: str, start: int = 0, end: int | None = None) -> list:
     r"""Every ``\matderiv`` macro in ``text[start:end]``, in order, as :class:`Macro` or
-    :class:`MacroError` records.  Offsets, lines and columns refer to the whole ``text``."""
+    :class:`MacroError` records.  Offsets, lines and columns refer to the whole ``text``.
+    The name in a definition (``\newcommand{\matderiv}``, ``\def\matderiv``...) is no use of
+    the macro and is skipped, and so is ``\\matderiv`` (an escaped backslash in Markdown, a line
+    break before the word "matderiv" in TeX)."""
     end = len(text) if end is None else end
     out = []
     i = start
@@ -423,6 +431,12 @@ def find_macros(text: str, start: int = 0, end: int | None = None) -> list:
         m = _MACRO_RE.search(text, i, end)
         if not m:
             return out
+        k = m.start()
+        while k > 0 and text[k - 1] == "\\":
+            k -= 1
+        if (m.start() - k) % 2 or _DEFINITION_RE.search(text, max(0, m.start() - 40), m.start()):
+            i = m.end()  # "\\matderiv" is an escaped backslash (Markdown) or a line break (TeX)
+            continue
         rec, nxt = _one_macro(text, m.start(), end)
         out.append(rec)
         i = max(nxt, m.end())

@@ -35,7 +35,7 @@ import unicodedata
 from .errors import MatDerivError
 from .locate import MATH_ENVS, find_macros, locate_document, locate_math
 from .process import splice
-from .render import DOCUMENT_KEYS, diagnostic_filter, merge_options, normalize_options, render_macro
+from .render import DOCUMENT_KEYS, diagnostic_filter, normalize_options, render_macro
 
 __all__ = ["main", "run_filter", "filter_json"]
 
