@@ -248,6 +248,9 @@ def test_bad_metadata_is_one_line_and_not_fatal():
                  metadata={"matderiv": pf.MetaMap(steps=pf.MetaInlines(pf.Str("maybe")))})
     status, err = run_doc(doc)
     assert status == 0 and len(err) == 1 and err[0].startswith("pandoc-matderiv: metadata: error:")
+    doc.metadata["matderiv"].content["strict"] = pf.MetaBool(True)
+    status, err = run_doc(doc)
+    assert status == 1 and len(err) == 2  # the option error, then the strict-mode line
 
 
 def test_fast_path_and_internal_errors():

@@ -135,6 +135,9 @@ def test_bad_metadata_is_reported_not_raised():
     assert SENTINEL in res.text
     res = run("---\nmatderiv:\n  steps: maybe\n---\n\n$\\matderiv<a, x>$\n", "md")
     assert res.errors == 1 and "<input>:2:1: error: in the matderiv metadata" in res.diagnostics[0]
+    assert not res.strict
+    res = run("---\nmatderiv:\n  steps: maybe\n  strict: true\n---\n\n$\\matderiv<a, x>$\n", "md")
+    assert res.errors == 1 and res.strict
     res = run("---\nmatderiv: {a: [\n---\n\n$\\matderiv<a, x>$\n", "md")
     assert res.errors == 1 and "YAML" in res.diagnostics[0]
 

@@ -134,7 +134,10 @@ class _Filter:
             self.say(f"pandoc-matderiv: metadata: error: {err.message}"
                      + (f"; hint: {err.hint}" if err.hint else ""))
             self.errors += 1
-            opts = {}
+            try:  # keep strict mode even when another option is wrong
+                opts = normalize_options({"strict": raw.get("strict", False)})
+            except MatDerivError:
+                opts = {}
         self.strict = bool(opts.get("strict", False))
         self.opts = {k: v for k, v in opts.items() if k not in DOCUMENT_KEYS}
 

@@ -117,7 +117,10 @@ def process_text(text: str, fmt: str, options: dict | None = None, filename: str
         res.diagnostics.append(diagnostic_source(filename, text, off,
                                                  "in the matderiv metadata: " + err.message, err.hint))
         res.errors += 1
-        doc = {}
+        try:  # keep strict mode even when another option is wrong
+            doc = normalize_options({"strict": doc_raw.get("strict", False)})
+        except MatDerivError:
+            doc = {}
     opts = merge_options(doc, normalize_options(options or {}))
     res.strict = bool(opts.get("strict", False))
     opts = {k: v for k, v in opts.items() if k not in DOCUMENT_KEYS}
