@@ -31,6 +31,8 @@ class Derivation:
     variables: tuple = field(repr=False)
     symbols: tuple = field(repr=False)
     verified: bool = True
+    #: the verdict on an ``expect=`` claim (:class:`matderiv.claims.Verdict`), else None
+    verdict: object = None
     #: [(function, [steps.Line])]: the trees behind the steps, for tests and tools
     step_groups: list = field(default_factory=list, repr=False)
 
@@ -97,8 +99,6 @@ def derive(expr: str, wrt, layout: str = "mixed", steps=False, show: str = "equa
     if show not in ("equation", "result"):
         raise MatDerivError(f"unknown value show={show!r}", hint="use equation or result")
     steps, check = _flag(steps, "steps"), _flag(check, "check")
-    if expect is not None:
-        raise UnsupportedError("checking a claimed result (expect=) is not supported yet")
     if not isinstance(expr, str):
         raise MatDerivError("the expression must be a string")
 
@@ -115,7 +115,15 @@ def derive(expr: str, wrt, layout: str = "mixed", steps=False, show: str = "equa
                       matrix=_names(matrix), symmetric=_names(symmetric))
     except MatDerivError as err:
         raise err.with_source(expr)
-    return _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang)
+    d = _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang)
+    if expect is not None and str(expect).strip():
+        from .claims import check_claim
+
+        decls = dict(scalar=_names(scalar), vector=_names(vector), matrix=_names(matrix),
+                     symmetric=_names(symmetric))
+        d.verdict = check_claim(str(expect), d.expr_tree, d.result_tree, d.kind, layout, d.symbols,
+                                decls, seed_text=expr, variable=d.variables[0].name)
+    return d
 
 
 def _steps(f, var, res, layout, name, lang, all_syms, expr, check, first, var_kind):

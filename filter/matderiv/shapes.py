@@ -23,9 +23,8 @@ Rules
   norm is not supported; ``\|t\|`` of a scalar is ``abs``; the inverse of a scalar is the
   power -1; a power of a function value of a vector (``\tanh^2(x)``) is elementwise
   (a Hadamard product of copies).
-* A determinant or inverse of a product of independent factors (``\det(A X B)``,
-  ``(A X)^{-1}``) is read with square factors; a Gram-type product (``X^T X``,
-  ``X^T C X``: a symbol both transposed and not) keeps rectangular factors.
+* A determinant or inverse of a product keeps its factors rectangular (``\det(A X B)`` with
+  A p x m, X m x n, B n x p); a rank-one product (a column times a row) is an error.
 * Naming: the variable's sizes first (vector: ``n``; matrix: ``m`` x ``n``; square matrix:
   ``n``), then the other sizes in order of first appearance from ``n, m, p, q, r, s, k, l,
   ...``, skipping letters taken by sizes or by lowercase symbol names.
@@ -370,12 +369,9 @@ class _Infer:
                         for m in f.walk() if isinstance(m, Symbol)}
         if inner_t & plain_direct:
             return  # Gram type
-        outer = self.shape[id(arg)][0]
-        for f in factors:
-            r, c = self.shape[id(f)]
-            for d in (r, c):
-                if len(self.canon(d)) == 1 and len(self.canon(outer)) == 1:
-                    self.uf.union(self.canon(d)[0], self.canon(outer)[0])
+        # Factors stay rectangular (SPEC 1.2): ``\det(A X B)`` with A p x m, X m x n, B n x p.
+        # Forcing them square would give results (``X^{-T}``) that are false for rectangular
+        # A and B; the verifier picks sizes where the product has full rank.
 
     def v_func(self, node: Func):
         s = self.visit(node.arg)

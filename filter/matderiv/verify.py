@@ -48,6 +48,30 @@ class Check:
     arrangement: str
 
 
+def size_maps(symbols, *trees):
+    """Size assignments to try: the standard one (every size different), then one where the
+    outer sizes of determinants and inverses are the smallest (so that ``A X B`` with
+    rectangular factors has full rank), then all sizes equal."""
+    from .expr import Det, Inverse
+
+    base = size_map(symbols)
+    maps = [base]
+    outer = []
+    for t in trees:
+        for n in t.walk():
+            if isinstance(n, (Det, Inverse)):
+                for name in n.arg.shape[0]:
+                    if name not in outer:
+                        outer.append(name)
+    if outer:
+        small = {name: 2 + i for i, name in enumerate(outer)}
+        start = 2 + len(outer) + 1
+        rest = [k for k in base if k not in small]
+        maps.append({**small, **{k: start + i for i, k in enumerate(rest)}})
+    maps.append({k: 3 for k in base})
+    return maps
+
+
 def size_map(symbols) -> dict[str, int]:
     names = []
     for s in symbols:
@@ -115,6 +139,11 @@ def _vec(v) -> np.ndarray:
 
 
 def _directional_fd(f: Expr, env, var: Symbol, V, sizes, h: float = 1e-3) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return _directional_fd_raw(f, env, var, V, sizes, h)
+
+
+def _directional_fd_raw(f: Expr, env, var: Symbol, V, sizes, h: float) -> np.ndarray:
     def at(t):
         e = dict(env)
         e[var.name] = env[var.name] + t * V
@@ -139,8 +168,22 @@ def _predicted(R, arrangement: str, V, var: Symbol) -> np.ndarray:
 
 def verify(check: Check, symbols, *, seed_text: str = "") -> None:
     """Raise :class:`VerificationError` unless the result matches finite differences on
-    ``DRAWS`` random instances, ``DIRECTIONS`` random directions each."""
-    sizes = size_map(symbols)
+    ``DRAWS`` random instances, ``DIRECTIONS`` random directions each (trying the size maps of
+    :func:`size_maps` in turn until the expression is finite)."""
+    maps = size_maps(symbols, check.func)
+    for i, sizes in enumerate(maps):
+        try:
+            return _verify_sizes(check, symbols, sizes, seed_text)
+        except _NotFinite:
+            if i == len(maps) - 1:
+                raise
+
+
+class _NotFinite(MatDerivError):
+    pass
+
+
+def _verify_sizes(check: Check, symbols, sizes, seed_text: str) -> None:
     rng = np.random.default_rng(zlib.crc32(seed_text.encode("utf-8")))
     var = check.var
     passed = 0
@@ -148,7 +191,8 @@ def verify(check: Check, symbols, *, seed_text: str = "") -> None:
     whole = whole_number_symbols(check.func) | whole_number_symbols(check.result)
     for d in range(DRAWS):
         ok = False
-        for strategy in STRATEGIES:
+        for attempt in range(6):
+            strategy = STRATEGIES[attempt % len(STRATEGIES)]
             env = draw(symbols, sizes, rng, strategy, whole)
             try:
                 f0 = evaluate(check.func, env, sizes)
@@ -200,7 +244,7 @@ def verify(check: Check, symbols, *, seed_text: str = "") -> None:
                 break
         passed += ok
     if passed == 0:
-        raise MatDerivError(
+        raise _NotFinite(
             "could not verify the derivative numerically: the expression is not finite at "
             "random points (" + ", ".join(sorted(set(tried))) + " values tried)",
             hint="declare the symbols that must be symmetric, or pass check=false to skip verification")
@@ -231,7 +275,14 @@ def _with_unexpanded_differentials(tree: Expr, env, sizes, var: Symbol, V):
 def verify_lines(func: Expr, var: Symbol, trees, symbols, *, seed_text: str = "") -> None:
     """Every tree must equal the differential of ``func`` along a random ``dX`` (compared as
     vec), on ``DRAWS`` random instances.  Raises :class:`VerificationError` otherwise."""
-    sizes = size_map(symbols)
+    for sizes in size_maps(symbols, func):
+        if _verify_lines_sizes(func, var, trees, symbols, sizes, seed_text):
+            return
+    raise MatDerivError("could not check the derivation steps: the expression is not finite at random points",
+                        hint="pass check=false to skip verification")
+
+
+def _verify_lines_sizes(func, var, trees, symbols, sizes, seed_text) -> bool:
     rng = np.random.default_rng(zlib.crc32(("steps:" + seed_text).encode("utf-8")))
     whole = whole_number_symbols(func)
     done = 0
@@ -262,3 +313,4 @@ def verify_lines(func: Expr, var: Symbol, trees, symbols, *, seed_text: str = ""
                     "internal error: a derivation step failed its numerical check: " + latex(t),
                     hint="please report this expression; the steps were not printed")
         done += 1
+    return done > 0

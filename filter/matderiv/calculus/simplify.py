@@ -834,6 +834,12 @@ def _pretty(e: Expr) -> Expr:
             if _transposes(flipped) + 1 < _transposes(e):
                 return Transpose(_positive_first(flipped))
         return _positive_first(e)
+    if isinstance(e, Inverse) and isinstance(e.arg, Mul):
+        # (B^T X^T A^T)^{-1} reads better as (A X B)^{-T}
+        coef, scalars, chain = split(e.arg)
+        if coef == 1 and not scalars and sum(isinstance(f, Transpose) for f in chain) > len(chain) / 2:
+            back = simplify(Transpose(e.arg))
+            return Inverse(Transpose(back))
     if isinstance(e, (Hadamard, Kron)) and all(isinstance(a, Transpose) for a in e.args):
         return Transpose(type(e)(tuple(a.arg for a in e.args)))
     if isinstance(e, Mul):

@@ -1,0 +1,241 @@
+"""Checking a claimed derivative (``expect=``, SPEC 1.5) and saying why a wrong one is wrong.
+
+Owns the numerical comparison of a claim with the computed (already verified) result on random
+instances that honour the declarations, and the diagnoses, most specific first:
+
+1. the claim is the transpose of the result: the other layout's answer;
+2. it holds only when some matrix is symmetric (named), or only for square factors;
+3. it is off by a constant factor or by its sign (the factor is named);
+4. otherwise it is wrong, and the correct formula is given.
+
+Knows nothing of documents; the document layers typeset :attr:`Verdict.latex`.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from .errors import MatDerivError
+from .expr import ONE, Expr, Symbol, symbols as symbols_of
+
+DRAWS = 3
+RTOL = 1e-7
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """``ok``: the claim equals the result; ``diagnosis``: equal, transpose, symmetric, square,
+    factor or wrong; ``message``: one sentence for a human; ``latex``: what to typeset after
+    the result (a check mark, or a cross with the reason)."""
+
+    ok: bool
+    diagnosis: str
+    message: str
+    claim: str
+    latex: str
+
+
+LAYOUT_WORDS = {"mixed": "mixed", "numerator": "numerator", "denominator": "denominator"}
+
+
+def _other_layout(kind: str, layout: str) -> str:
+    if kind in ("gradient",):
+        return "numerator" if layout in ("mixed", "denominator") else "denominator"
+    return "denominator" if layout in ("mixed", "numerator") else "numerator"
+
+
+def check_claim(claim: str, f: Expr, result: Expr, kind: str, layout: str, all_syms,
+                declarations: dict, seed_text: str = "", variable: str = "") -> Verdict:
+    """Compare the claim (LaTeX) with ``result`` (the computed derivative of ``f`` by the
+    symbol named ``variable``, in ``layout``)."""
+    from .parse import parse
+    from .printing.latex import latex
+    from .shapes import infer
+
+    try:
+        typed = infer(parse(claim), (), **declarations)
+    except MatDerivError as err:
+        raise MatDerivError(f"the claim `{claim}` cannot be read: {err.message}", None,
+                            err.hint or "write the claim as an expression in the same symbols")
+    claim_tree = typed.tree
+    by_name = {s.name: s for s in all_syms}
+    for s in symbols_of(claim_tree):
+        if s.name not in by_name:
+            raise MatDerivError(f"the claim uses `{s.latex or s.name}`, which does not occur in the expression",
+                                None, "write the claim in the symbols of the expression (no where-clauses)")
+        if (s.rows == ONE) != (by_name[s.name].rows == ONE) or (s.cols == ONE) != (by_name[s.name].cols == ONE):
+            raise MatDerivError(f"`{s.latex or s.name}` is a different kind of object in the claim and in the expression",
+                                None, "declare it once for both, e.g. vector={...}")
+    res_latex = latex(result)
+    rng = np.random.default_rng(zlib.crc32(("claim:" + seed_text + claim).encode("utf-8")))
+    matrices = [s for s in all_syms if s.rows != ONE and s.cols != ONE]
+
+    def compare(sym_names=(), square=False):
+        """Per draw: (claim value or None, result value), at the first size assignment where
+        the expression is finite (all sizes equal when ``square``)."""
+        from .verify import size_maps
+
+        maps = size_maps(all_syms, f)
+        for sizes in ([maps[-1]] if square else maps[:-1] or maps):
+            out = compare_at(sizes, sym_names)
+            if out is not None:
+                return out
+        return None
+
+    def compare_at(sizes, sym_names):
+        from .verify import STRATEGIES, draw, whole_number_symbols
+
+        out = []
+        whole = whole_number_symbols(f)
+        for i in range(DRAWS):
+            for attempt in range(8):
+                strategy = STRATEGIES[attempt % len(STRATEGIES)]
+                env = draw(all_syms, sizes, rng, strategy, whole)
+                for n in sym_names:
+                    env[n] = (env[n] + env[n].T) / 2
+                try:
+                    R = _value(result, env, sizes)
+                    F0 = _value(f, env, sizes)
+                except MatDerivError:
+                    continue
+                if np.all(np.isfinite(R)) and np.all(np.isfinite(F0)):
+                    break
+            else:
+                return None
+            try:
+                C = _claim_value(claim_tree, env, R)
+            except (MatDerivError, ValueError, np.linalg.LinAlgError, FloatingPointError):
+                C = None
+            out.append((C, R))
+        return out
+
+    def all_equal(pairs, transform=lambda c: c):
+        return bool(pairs) and all(C is not None and _close(transform(C), R) for C, R in pairs)
+
+    general = compare()
+    if general is None:
+        raise MatDerivError("the claim could not be checked: the expression is not finite at random points",
+                            None, "pass check=false to skip")
+    if all_equal(general):
+        return _verdict(True, "equal", "the claim matches the computed result", claim, res_latex)
+    if all_equal(general, lambda c: c.T):
+        other = _other_layout(kind, layout)
+        return _verdict(False, "transpose",
+                        f"this is the {other}-layout result; this document uses {layout} layout",
+                        claim, res_latex)
+    candidates = [s for s in matrices if s.rows == s.cols and not s.symmetric]
+    for s in candidates:
+        if all_equal(compare((s.name,))):
+            return _verdict(False, "symmetric", f"holds only when {s.latex or s.name} is symmetric",
+                            claim, res_latex, who=s.latex or s.name)
+    if len(candidates) > 1 and all_equal(compare(tuple(s.name for s in candidates))):
+        names = _and([s.latex or s.name for s in candidates])
+        return _verdict(False, "symmetric", f"holds only when {names} are symmetric", claim, res_latex, who=names)
+    rect = [s for s in matrices if s.rows != s.cols]
+    if len(rect) > 1:  # the variable is square once the others are (A X B square)
+        rect = [s for s in rect if s.name != variable] or rect
+    if rect:
+        sq = compare(square=True)
+        if sq and all_equal(sq):
+            names = _and([s.latex or s.name for s in rect])
+            return _verdict(False, "square", f"holds only when {names} {'is' if len(rect) == 1 else 'are'} square",
+                            claim, res_latex, who=names)
+    factor = _common_factor(general)
+    if factor is not None:
+        if factor == -1:
+            msg = "the claim has the wrong sign"
+        else:
+            msg = f"the claim is off by a factor of {_fmt(factor)} (claim = {_fmt(factor)} × result)"
+        return _verdict(False, "factor", msg, claim, res_latex)
+    return _verdict(False, "wrong", "the claim is wrong; the correct result is " + res_latex, claim, res_latex)
+
+
+def _and(names) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _value(e: Expr, env, sizes):
+    from .numeric import evaluate
+
+    return np.atleast_2d(np.asarray(evaluate(e, env, sizes), dtype=float))
+
+
+def _claim_value(tree: Expr, env, R):
+    """Evaluate the claim with the expression's values; sizes no symbol fixes (a lone ``I``)
+    come from the result's shape."""
+    from .numeric import evaluate, sizes_from_env
+
+    syms = symbols_of(tree)
+    sizes = sizes_from_env(syms, {s.name: env[s.name] for s in syms})
+    r, c = tree.shape
+    for d, got in ((r, R.shape[0]), (c, R.shape[1])):
+        if len(d) == 1 and d[0] not in sizes:
+            sizes[d[0]] = got
+    for n in tree.walk():
+        for d in getattr(n, "shape", ((), ())):
+            for name in d:
+                if name not in sizes:
+                    sizes[name] = R.shape[0]
+    with np.errstate(all="raise"):
+        return np.atleast_2d(np.asarray(evaluate(tree, {s.name: env[s.name] for s in syms}, sizes), dtype=float))
+
+
+def _close(C, R) -> bool:
+    if C.size == 1 and R.size == 1:
+        C, R = C.reshape(1, 1), R.reshape(1, 1)
+    if C.shape != R.shape:
+        return False
+    scale = float(np.max(np.abs(R), initial=0.0)) + 1e-12
+    return float(np.max(np.abs(C - R), initial=0.0)) <= RTOL * 1e3 * scale
+
+
+def _common_factor(pairs):
+    ratios = []
+    for C, R in pairs:
+        if C is None or C.shape != R.shape:
+            return None
+        rr = float(np.sum(R * R))
+        if rr == 0:
+            return None
+        k = float(np.sum(C * R)) / rr
+        if not _close(C, k * R):
+            return None
+        ratios.append(k)
+    if not ratios or max(ratios) - min(ratios) > 1e-6 * (1 + abs(ratios[0])) or abs(ratios[0] - 1) < 1e-9:
+        return None
+    frac = Fraction(ratios[0]).limit_denominator(100)
+    return frac if abs(float(frac) - ratios[0]) < 1e-9 * (1 + abs(ratios[0])) else ratios[0]
+
+
+def _fmt(k) -> str:
+    if isinstance(k, Fraction):
+        return str(k.numerator) if k.denominator == 1 else f"{k.numerator}/{k.denominator}"
+    return f"{k:.6g}"
+
+
+def _text(s: str) -> str:
+    return s.replace("\\", r"\textbackslash{}").replace("{", r"\{").replace("}", r"\}").replace("_", r"\_") \
+        .replace("^", r"\^{}").replace("&", r"\&").replace("%", r"\%").replace("#", r"\#").replace("$", r"\$")
+
+
+def _tex_list(who: str) -> str:
+    return who.replace(", ", r"\text{, }").replace(" and ", r"\text{ and }")
+
+
+def _verdict(ok: bool, diagnosis: str, message: str, claim: str, res_latex: str, who: str = "") -> Verdict:
+    if ok:
+        tex = r"\quad {\color{green}{\checkmark}}\ \text{as claimed}"
+    else:
+        reason = {
+            "transpose": r"\text{ is the transpose (the other layout's result)}",
+            "symmetric": r"\text{ holds only when }" + _tex_list(who) +
+            (r"\text{ is symmetric}" if " and " not in who else r"\text{ are symmetric}"),
+            "square": r"\text{ holds only for square }" + _tex_list(who),
+            "factor": r"\text{ is off by a constant factor}",
+            "wrong": r"\text{ is wrong}",
+        }[diagnosis]
+        tex = r"\quad {\color{red}{\times}}\ \text{claimed } " + claim + reason
+    return Verdict(ok, diagnosis, message, claim, tex)
