@@ -24,7 +24,6 @@ class Derivation:
     steps: list
     kind: str
     shape: tuple
-    numpy_source: str
     layout: str
     expr_tree: Expr = field(repr=False)
     result_tree: Expr = field(repr=False)
@@ -35,6 +34,18 @@ class Derivation:
     verdict: object = None
     #: [(function, [steps.Line])]: the trees behind the steps, for tests and tools
     step_groups: list = field(default_factory=list, repr=False)
+
+    @property
+    def numpy_source(self) -> str:
+        """Python source of a NumPy function computing the result in closed form (made on
+        first use: most callers never need it)."""
+        src = self.__dict__.get("_numpy_source")
+        if src is None:
+            from .printing.numpy import numpy_source
+
+            src = numpy_source(self.result_tree, list(self.symbols), func_name="derivative")
+            self.__dict__["_numpy_source"] = src
+        return src
 
     def evaluate(self, values: Mapping[str, object]):
         """The closed form evaluated with NumPy at ``values`` (keys: plain symbol names)."""
@@ -165,8 +176,6 @@ def _steps(f, var, res, layout, name, lang, all_syms, expr, check, first, var_ki
 def _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang="en") -> Derivation:
     from .derivative import first_derivative, second_derivative
     from .printing.latex import latex, latex_derivative_symbol
-    from .printing.numpy import numpy_source
-
     f = typed.tree
     var = typed.variables[0]
     all_syms = tuple(typed.symbols)
@@ -196,8 +205,6 @@ def _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang="en")
     if steps:
         step_lines, step_groups = _steps(f, var, res, layout, name, lang, all_syms, expr, check,
                             first if len(wrt_names) == 2 else None, var_kind)
-    src = numpy_source(result, [s for s in all_syms], func_name="derivative")
     return Derivation(latex=rhs, equation=f"{lhs} = {rhs}", steps=step_lines, kind=res.kind,
-                      shape=(fmt_dim(result.shape[0]), fmt_dim(result.shape[1])),
-                      numpy_source=src, layout=layout, expr_tree=f, result_tree=result,
+                      shape=(fmt_dim(result.shape[0]), fmt_dim(result.shape[1])), layout=layout, expr_tree=f, result_tree=result,
                       variables=typed.variables, symbols=all_syms, step_groups=step_groups)

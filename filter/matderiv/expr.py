@@ -476,3 +476,27 @@ class DifferentialOf(Expr):
 
     def _shape_(self) -> Shape:
         return self.arg.shape
+
+
+def _cache_hashes() -> None:
+    """Frozen dataclasses recompute their hash over the whole subtree on every call; trees are
+    immutable, so each node keeps its hash after the first computation."""
+    def wrap(orig):
+        def __hash__(self):
+            d = self.__dict__
+            h = d.get("_hash")
+            if h is None:
+                h = orig(self)
+                object.__setattr__(self, "_hash", h)
+            return h
+        return __hash__
+
+    stack = list(Expr.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        if "__hash__" in cls.__dict__ and cls.__dict__["__hash__"] is not None:
+            cls.__hash__ = wrap(cls.__dict__["__hash__"])
+
+
+_cache_hashes()

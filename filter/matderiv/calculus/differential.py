@@ -53,9 +53,22 @@ class Differentiator:
     def _log(self, rule: str, node: Expr):
         self.rules.append((rule, node, self._depth))
 
+    def _depends(self, e: Expr) -> bool:
+        """Whether ``e`` contains the variable (memoised: trees share subtrees)."""
+        memo = self.__dict__.setdefault("_dep", {})
+        hit = memo.get(id(e))
+        if hit is not None:
+            return hit[1]
+        if isinstance(e, Symbol):
+            out = e == self.var
+        else:
+            out = any(self._depends(c) for c in e.children())
+        memo[id(e)] = (e, out)
+        return out
+
     def _consumes(self, e: Expr) -> bool:
         if isinstance(e, (Mul, Hadamard, Kron)):
-            return sum(f.depends_on(self.var) for f in e.args) > 1
+            return sum(self._depends(f) for f in e.args) > 1
         if isinstance(e, Trace):
             return isinstance(e.arg, Power) and not e.arg.base.is_scalar
         return isinstance(e, (Inverse, Det, Softmax, Norm, Power, HadamardDiv, Func))
@@ -65,7 +78,7 @@ class Differentiator:
             return Differential(e) if e == self.var else None
         if isinstance(e, (Const, Identity, Zero, Ones, Commutation)):
             return None
-        if not e.depends_on(self.var):
+        if not self._depends(e):
             return None
         method = getattr(self, "_d_" + type(e).__name__, None)
         if method is None:  # pragma: no cover - every node type has a rule
@@ -111,7 +124,7 @@ class Differentiator:
 
     def _d_Trace(self, e: Trace):
         u = e.arg
-        if isinstance(u, Power) and not u.base.is_scalar and not u.exponent.depends_on(self.var):
+        if isinstance(u, Power) and not u.base.is_scalar and not self._depends(u.exponent):
             # d tr(U^k) = k tr(U^{k-1} dU): holds for every whole k, symbolic or not.
             du = self(u.base)
             self._log("trace-power", e)
@@ -159,7 +172,7 @@ class Differentiator:
         b, k = e.base, e.exponent
         if b.is_scalar:
             return self._d_scalar_power(e)
-        if k.depends_on(self.var):
+        if self._depends(k):
             raise UnsupportedError("a matrix power whose exponent depends on the variable is not supported")
         if not (isinstance(k, Const) and k.value.denominator == 1):
             raise UnsupportedError(

@@ -23,8 +23,18 @@ from ..expr import (ONE, SCALAR, Add, Commutation, Const, Det, Diag, DiagPart, D
 from .build import add, c, hadamard, identity, mul, transpose
 
 
+_HAS_D: dict = {}
+
+
 def has_d(e: Expr) -> bool:
-    return any(isinstance(n, Differential) for n in e.walk())
+    """Whether ``e`` contains a differential (memoised by node)."""
+    hit = _HAS_D.get(e)
+    if hit is None:
+        hit = isinstance(e, Differential) or any(has_d(c) for c in e.children())
+        if len(_HAS_D) > 100_000:
+            _HAS_D.clear()
+        _HAS_D[e] = hit
+    return hit
 
 
 def linear_terms(e: Expr) -> list[Expr]:

@@ -749,7 +749,24 @@ def _rewrite_kron(e: Kron) -> Expr:
     return build_product(coef, scalars, [body] if body is not None else [])
 
 
+_REWRITTEN: dict = {}
+
+
 def _rewrite(e: Expr) -> Expr:
+    """One rewrite of a node whose children are already rewritten (memoised: it is a pure
+    function of the node and of whether a distribution trial is running)."""
+    key = (_DISTRIBUTING, e)
+    hit = _REWRITTEN.get(key)
+    if hit is not None:
+        return hit
+    out = _rewrite_node(e)
+    if len(_REWRITTEN) > 200_000:
+        _REWRITTEN.clear()
+    _REWRITTEN[key] = out
+    return out
+
+
+def _rewrite_node(e: Expr) -> Expr:
     t = type(e)
     if t is Mul:
         return _rewrite_mul(e)
