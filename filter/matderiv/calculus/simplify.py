@@ -766,67 +766,68 @@ def _rewrite(e: Expr) -> Expr:
     return out
 
 
-def _rewrite_node(e: Expr) -> Expr:
-    t = type(e)
-    if t is Mul:
-        return _rewrite_mul(e)
-    if t is Add:
-        return _rewrite_add(e)
-    if t is Transpose:
-        return _rewrite_transpose(e)
-    if t is Inverse:
-        return _rewrite_inverse(e)
-    if t is Power:
-        return _rewrite_power(e)
-    if t is Trace:
-        return _rewrite_trace(e)
-    if t is Hadamard:
-        return _rewrite_hadamard(e)
-    if t is HadamardDiv:
-        return _rewrite_hdiv(e)
-    if t is Kron:
-        return _rewrite_kron(e)
-    if t is Det:
-        a = e.arg
-        if isinstance(a, Transpose):
-            return Det(a.arg)
-        if isinstance(a, Identity):
-            return c(1)
-        if isinstance(a, Inverse):
-            return Power(Det(a.arg), c(-1))
-        return e
-    if t is Func:
-        a = e.arg
-        if e.name == "log" and isinstance(a, Func) and a.name == "exp":
-            return a.arg
-        if isinstance(a, Transpose):
-            return _t(Func(e.name, a.arg))
-        return e
-    if t is Diag:
-        a = e.arg
-        if isinstance(a, Ones):
-            return Identity(a.n)
-        coef, scalars, chain = split(a)
-        if chain and (coef != 1 or scalars):
-            return build_product(coef, scalars, [Diag(_chain(chain))])
-        return e
-    if t is DiagPart:
-        if isinstance(e.arg, Diag):
-            return e.arg.arg
-        if isinstance(e.arg, Transpose):
-            return DiagPart(e.arg.arg)
-        return e
-    if t is Vec:
-        a = e.arg
-        if a.shape[1] == ONE:
-            return a
-        if isinstance(a, Mul) and len(a.args) == 2 and a.args[0].shape[1] == ONE and a.args[1].shape[0] == ONE:
-            return _rewrite_kron(Kron((_t(a.args[1]), a.args[0])))  # vec(a b^T) = b (x) a
-        coef, scalars, chain = split(a)
-        if chain and (coef != 1 or scalars):
-            return build_product(coef, scalars, [Vec(_chain(chain))])
-        return e
+def _rewrite_det(e: Det) -> Expr:
+    a = e.arg
+    if isinstance(a, Transpose):
+        return Det(a.arg)
+    if isinstance(a, Identity):
+        return c(1)
+    if isinstance(a, Inverse):
+        return Power(Det(a.arg), c(-1))
     return e
+
+
+def _rewrite_func(e: Func) -> Expr:
+    a = e.arg
+    if e.name == "log" and isinstance(a, Func) and a.name == "exp":
+        return a.arg
+    if isinstance(a, Transpose):
+        return _t(Func(e.name, a.arg))
+    return e
+
+
+def _rewrite_diag(e: Diag) -> Expr:
+    a = e.arg
+    if isinstance(a, Ones):
+        return Identity(a.n)
+    coef, scalars, chain = split(a)
+    if chain and (coef != 1 or scalars):
+        return build_product(coef, scalars, [Diag(_chain(chain))])
+    return e
+
+
+def _rewrite_diagpart(e: DiagPart) -> Expr:
+    if isinstance(e.arg, Diag):
+        return e.arg.arg
+    if isinstance(e.arg, Transpose):
+        return DiagPart(e.arg.arg)
+    return e
+
+
+def _rewrite_vec(e: Vec) -> Expr:
+    a = e.arg
+    if a.shape[1] == ONE:
+        return a
+    if isinstance(a, Mul) and len(a.args) == 2 and a.args[0].shape[1] == ONE and a.args[1].shape[0] == ONE:
+        return _rewrite_kron(Kron((_t(a.args[1]), a.args[0])))  # vec(a b^T) = b (x) a
+    coef, scalars, chain = split(a)
+    if chain and (coef != 1 or scalars):
+        return build_product(coef, scalars, [Vec(_chain(chain))])
+    return e
+
+
+#: One rewrite rule per node type; node types without an entry are already canonical.
+_RULES = {
+    Mul: _rewrite_mul, Add: _rewrite_add, Transpose: _rewrite_transpose, Inverse: _rewrite_inverse,
+    Power: _rewrite_power, Trace: _rewrite_trace, Hadamard: _rewrite_hadamard,
+    HadamardDiv: _rewrite_hdiv, Kron: _rewrite_kron, Det: _rewrite_det, Func: _rewrite_func,
+    Diag: _rewrite_diag, DiagPart: _rewrite_diagpart, Vec: _rewrite_vec,
+}
+
+
+def _rewrite_node(e: Expr) -> Expr:
+    rule = _RULES.get(type(e))
+    return rule(e) if rule is not None else e
 
 
 # --------------------------------------------------------------------------------------------
