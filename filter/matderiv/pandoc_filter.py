@@ -19,9 +19,10 @@ Owns walking the pandoc AST (with panflute) and replacing macros in
 
 Options: the macro's own, then the document's ``matderiv:`` metadata map, then the defaults;
 ``strict: true`` in that map makes the filter exit 1 after writing its output when any macro
-failed.  The document's ``lang`` is passed to ``derive``.  One line on stderr per problem,
-never a traceback.  A document whose JSON holds no ``matderiv`` is copied through without being
-parsed (the fast path).  Knows nothing of differentials: all typesetting is in
+failed or any claim (``expect=``) is wrong.  The document's ``lang`` is passed to ``derive``.
+One line on stderr per problem (an error, a wrong claim, a note), never a traceback.  A
+document whose JSON holds no ``matderiv`` is copied through without being parsed (the fast
+path).  Knows nothing of differentials: all typesetting is in
 :mod:`matderiv.render`.
 """
 from __future__ import annotations
@@ -35,7 +36,7 @@ import unicodedata
 from .errors import MatDerivError
 from .locate import MATH_ENVS, find_macros, locate_document, locate_math
 from .process import splice
-from .render import DOCUMENT_KEYS, diagnostic_filter, normalize_options, render_macro
+from .render import DOCUMENT_KEYS, claim_detail, diagnostic_filter, normalize_options, render_macro
 
 __all__ = ["main", "run_filter", "filter_json"]
 
@@ -115,6 +116,7 @@ class _Filter:
         self.stderr = stderr or sys.stderr
         self.n = 0
         self.errors = 0
+        self.wrong = 0  # claims (expect=) that do not hold
         self.cache: dict = {}
         raw = {}
         meta = doc.metadata
@@ -150,6 +152,10 @@ class _Filter:
         if r.error is not None:
             self.errors += 1
             self.say(diagnostic_filter(self.n, raw, r.error.message, r.error.hint))
+        elif r.wrong:
+            self.wrong += 1
+            self.say(diagnostic_filter(self.n, raw, r.claim_message or "the claim is wrong",
+                                       severity="wrong", detail=claim_detail(r)))
         for note in r.notes:
             self.say(diagnostic_filter(self.n, raw, note, severity="note"))
 
@@ -404,8 +410,10 @@ def filter_doc(doc, derive_fn=None, stderr=None) -> int:
     """Apply the filter to a panflute ``Doc`` in place; returns the exit status."""
     f = _Filter(doc, derive_fn=derive_fn, stderr=stderr)
     f.blocks(doc.content)
-    if f.strict and f.errors:
-        f.say(f"pandoc-matderiv: {f.errors} error(s); failing because of strict mode "
+    if f.strict and (f.errors or f.wrong):
+        what = [f"{f.errors} error(s)"] if f.errors else []
+        what += [f"{f.wrong} wrong claim(s)"] if f.wrong else []
+        f.say(f"pandoc-matderiv: {' and '.join(what)}; failing because of strict mode "
               "(matderiv: {strict: true})")
         return 1
     return 0

@@ -10,7 +10,11 @@ Delimiters for a macro written outside math: ``$...$`` when it sits inside a lin
 display math when it stands alone on its line(s) or when its steps are shown (``$$...$$`` in
 Markdown, ``\[...\]`` in LaTeX).  Errors are typeset in red (``\color``) in Markdown, whose
 pandoc LaTeX template loads xcolor, and in LaTeX sources whose preamble loads xcolor, color,
-tikz or pgf; elsewhere without colour, so that no undefined command reaches TeX.
+tikz or pgf; elsewhere without colour, so that no undefined command reaches TeX.  For the same
+reason the verdict on a claim (``expect=``) uses ``\checkmark`` only in Markdown and in LaTeX
+sources that load amssymb (or unicode-math, or are beamer), else ``\surd``.  A wrong claim is
+reported as ``file:line:col: wrong: ...`` with a caret under ``expect=...`` and
+``claimed: ...; computed: ...``; under strict mode it fails the run like an error.
 """
 from __future__ import annotations
 
@@ -21,30 +25,37 @@ from pathlib import Path
 
 from .errors import MatDerivError
 from .locate import locate_document
-from .render import DOCUMENT_KEYS, diagnostic_source, merge_options, normalize_options, render_macro
+from .render import (DOCUMENT_KEYS, claim_detail, diagnostic_source, expect_span, merge_options,
+                     normalize_options, render_macro)
 
 __all__ = ["ProcessResult", "process_text", "splice", "process_file", "detect_format",
-           "front_matter_options", "FORMATS"]
+           "front_matter_options", "document_options", "wrong_claim_diagnostic", "FORMATS"]
 
 FORMATS = {".md": "md", ".markdown": "md", ".mdown": "md", ".mkd": "md", ".rmd": "md",
            ".qmd": "md", ".txt": "md", ".tex": "tex", ".latex": "tex", ".ltx": "tex"}
 
 _COLOR_PKG = re.compile(r"\\(?:usepackage|RequirePackage)\s*(?:\[[^\]]*\])?\s*\{[^}]*"
                         r"\b(?:xcolor|color|tikz|pgf|pgfplots|beamerbasecolor)\b[^}]*\}")
+# packages that define \checkmark (used in the verdict on a claim)
+_CHECKMARK_PKG = re.compile(r"\\(?:usepackage|RequirePackage)\s*(?:\[[^\]]*\])?\s*\{[^}]*"
+                            r"\b(?:amssymb|unicode-math)\b[^}]*\}|\\(?:re)?newcommand\s*\{?\\checkmark\b"
+                            r"|\\documentclass\s*(?:\[[^\]]*\])?\s*\{beamer\}")
 _BEAMER = re.compile(r"\\documentclass\s*(?:\[[^\]]*\])?\s*\{beamer\}")
 
 
 @dataclass
 class ProcessResult:
     """``text``: the output; ``diagnostics``: messages for stderr, in document order;
-    ``errors``: how many macros failed (plus option problems); ``macros``: how many were found;
-    ``strict``: whether the document or the caller asked for strict mode."""
+    ``errors``: how many macros failed (plus option problems); ``wrong``: how many claims
+    (``expect=``) are wrong; ``macros``: how many were found; ``strict``: whether the document
+    or the caller asked for strict mode."""
 
     text: str
     diagnostics: list = field(default_factory=list)
     errors: int = 0
     macros: int = 0
     strict: bool = False
+    wrong: int = 0
 
 
 def detect_format(path: str) -> str | None:
@@ -102,30 +113,13 @@ def process_text(text: str, fmt: str, options: dict | None = None, filename: str
     Never raises for problems in the document: they become diagnostics and error markers.
     """
     res = ProcessResult(text)
-    doc_raw: dict = {}
-    if fmt == "md":
-        try:
-            doc_raw = front_matter_options(text)
-        except MatDerivError as err:
-            _, off = _front_matter(text)
-            res.diagnostics.append(diagnostic_source(filename, text, off, err.message, err.hint))
-            res.errors += 1
-    try:
-        doc = normalize_options(doc_raw)
-    except MatDerivError as err:
-        _, off = _front_matter(text)
-        res.diagnostics.append(diagnostic_source(filename, text, off,
-                                                 "in the matderiv metadata: " + err.message, err.hint))
+    opts, res.strict, problems = document_options(text, fmt, options)
+    for off, err in problems:
+        res.diagnostics.append(diagnostic_source(filename, text, off, err.message, err.hint))
         res.errors += 1
-        try:  # keep strict mode even when another option is wrong
-            doc = normalize_options({"strict": doc_raw.get("strict", False)})
-        except MatDerivError:
-            doc = {}
-    opts = merge_options(doc, normalize_options(options or {}))
-    res.strict = bool(opts.get("strict", False))
-    opts = {k: v for k, v in opts.items() if k not in DOCUMENT_KEYS}
     if color is None:
         color = fmt == "md" or bool(_COLOR_PKG.search(text) or _BEAMER.search(text))
+    checkmark = fmt == "md" or bool(_CHECKMARK_PKG.search(text))
     cache = {} if cache is None else cache
 
     def report(loc, r):
@@ -136,17 +130,58 @@ def process_text(text: str, fmt: str, options: dict | None = None, filename: str
             off = r.error_offset if r.error_offset is not None else mac.start
             res.diagnostics.append(diagnostic_source(filename, text, off, r.error.message,
                                                      r.error.hint, r.error_end))
+        elif r.wrong:
+            res.wrong += 1
+            res.diagnostics.append(wrong_claim_diagnostic(filename, text, mac, r))
         for note in r.notes:
             res.diagnostics.append(diagnostic_source(filename, text, mac.start, note,
                                                      severity="note"))
 
     res.text = splice(text, locate_document(text, fmt), opts, fmt=fmt, color=color,
-                      derive_fn=derive_fn, cache=cache, report=report)
+                      derive_fn=derive_fn, cache=cache, report=report, checkmark=checkmark)
     return res
 
 
+def document_options(text: str, fmt: str, options: dict | None = None
+                     ) -> tuple[dict, bool, list]:
+    """The options for every macro of a source: (``derive`` options, strict, problems).
+
+    Front matter (Markdown) under the caller's ``options`` (e.g. the command line); each
+    problem with them is an ``(offset, MatDerivError)`` pair (the offset of the front matter),
+    and strict mode survives a wrong value of another key.  Shared by ``matderiv process`` and
+    ``matderiv check``.  Raises :class:`MatDerivError` only for bad caller ``options``."""
+    problems: list = []
+    doc_raw: dict = {}
+    if fmt == "md":
+        try:
+            doc_raw = front_matter_options(text)
+        except MatDerivError as err:
+            problems.append((_front_matter(text)[1], err))
+    try:
+        doc = normalize_options(doc_raw)
+    except MatDerivError as err:
+        problems.append((_front_matter(text)[1],
+                         MatDerivError("in the matderiv metadata: " + err.message, hint=err.hint)))
+        try:  # keep strict mode even when another option is wrong
+            doc = normalize_options({"strict": doc_raw.get("strict", False)})
+        except MatDerivError:
+            doc = {}
+    opts = merge_options(doc, normalize_options(options or {}))
+    strict = bool(opts.get("strict", False))
+    return {k: v for k, v in opts.items() if k not in DOCUMENT_KEYS}, strict, problems
+
+
+def wrong_claim_diagnostic(filename: str, text: str, mac, r) -> str:
+    """``file:line:col: wrong: <message>``, the source line with a caret under ``expect=...``,
+    and ``claimed: ...; computed: ...``."""
+    span = expect_span(mac)
+    off, end = span if span is not None else (mac.start, None)
+    return diagnostic_source(filename, text, off, r.claim_message or "the claim is wrong",
+                             end=end, severity="wrong", detail=claim_detail(r))
+
+
 def splice(text: str, located, opts: dict, *, fmt: str, color: bool = True, derive_fn=None,
-           cache: dict | None = None, report=None) -> str:
+           cache: dict | None = None, report=None, checkmark: bool = True) -> str:
     """``text`` with each located macro replaced by its rendering; ``report(located, rendered)``
     is called for each, in order.  A macro in math is replaced by bare LaTeX; one in text gets
     delimiters (see the module docstring)."""
@@ -157,7 +192,7 @@ def splice(text: str, located, opts: dict, *, fmt: str, color: bool = True, deri
         math = "display" if loc.context == "text" else loc.context
         sep = " " if fmt == "md" else "\n" + loc.indent
         r = render_macro(mac, opts, math=math, color=color, derive_fn=derive_fn, cache=cache,
-                         sep=sep)
+                         sep=sep, checkmark=checkmark)
         rep = r.latex
         if loc.context == "text":
             if r.display or loc.alone:
@@ -176,7 +211,8 @@ def splice(text: str, located, opts: dict, *, fmt: str, color: bool = True, deri
 def process_file(src: str, out: str | None, fmt: str | None = None, options: dict | None = None,
                  strict: bool = False, derive_fn=None, stderr=None) -> int:
     """Read ``src`` (``-``: standard input), write ``out`` (``None`` or ``-``: standard output),
-    report on ``stderr``; the exit status: 0, or 1 under strict mode when a macro failed."""
+    report on ``stderr``; the exit status: 0, or 1 under strict mode when a macro failed or a
+    claim is wrong."""
     stderr = stderr or sys.stderr
     name = "<stdin>" if src == "-" else src
     fmt = fmt or (None if src == "-" else detect_format(src))
@@ -208,8 +244,10 @@ def process_file(src: str, out: str | None, fmt: str | None = None, options: dic
                                 hint="check the output path") from None
     for d in res.diagnostics:
         print(d, file=stderr)
-    if (strict or res.strict) and res.errors:
-        print(f"matderiv: {res.errors} error(s) in {name}; failing because of strict mode",
+    if (strict or res.strict) and (res.errors or res.wrong):
+        what = [f"{res.errors} error(s)"] if res.errors else []
+        what += [f"{res.wrong} wrong claim(s)"] if res.wrong else []
+        print(f"matderiv: {' and '.join(what)} in {name}; failing because of strict mode",
               file=stderr)
         return 1
     return 0

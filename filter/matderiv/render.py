@@ -11,9 +11,15 @@ Owns:
   :func:`escape_text`, in red (``{\color{red}{...}}``, accepted by LaTeX with xcolor, KaTeX,
   MathJax and texmath) with the words "matderiv error" so that outputs that drop colours
   (MathML, docx) still show it;
+- claims (``expect=``, SPEC 1.5): the engine's verdict (``d.verdict``) is typeset right after
+  the result (after the last line of a steps block) and carried in :class:`Rendered`
+  (``claim_ok``, ``claim_message``...), so that the document tools can report a wrong claim;
+  :func:`expect_span` finds the ``expect=`` option in the macro for carets;
 - the two diagnostic formats: :func:`diagnostic_source` (``file:line:col: error: ...``, the
   source line, a caret, ``hint: ...``) for the preprocessor and :func:`diagnostic_filter`
-  (``pandoc-matderiv: macro #N \matderiv<...>: error: ...; hint: ...``) for the pandoc filter.
+  (``pandoc-matderiv: macro #N \matderiv<...>: error: ...; hint: ...``) for the pandoc filter;
+  a wrong claim has the severity ``wrong`` and a ``claimed: ...; computed: ...`` detail
+  (:func:`claim_detail`).
 
 Knows nothing of pandoc or of file formats; calls the engine only through :func:`derive`
 (tests replace it with a stub).
@@ -27,7 +33,7 @@ from .errors import MatDerivError
 
 __all__ = ["derive", "normalize_options", "merge_options", "render_macro", "Rendered",
            "escape_text", "error_latex", "diagnostic_source", "diagnostic_filter",
-           "DOCUMENT_KEYS", "DECLARATION_KEYS"]
+           "expect_span", "claim_detail", "DOCUMENT_KEYS", "DECLARATION_KEYS"]
 
 DECLARATION_KEYS = ("scalar", "vector", "matrix", "symmetric")
 BOOL_KEYS = ("steps", "check")
@@ -194,7 +200,13 @@ class Rendered:
     """What replaces one macro: ``latex`` (math content, no delimiters), ``display`` (true when
     it is a steps block that needs display math), ``error`` (the problem, or ``None``),
     ``error_offset`` (offset of the problem in the scanned text, when known) and ``notes``
-    (harmless remarks, e.g. steps dropped in inline math)."""
+    (harmless remarks, e.g. steps dropped in inline math).
+
+    For a macro with ``expect=`` that computed: ``claim_ok`` (true when the claim holds, false
+    when it is wrong; ``None`` for a macro without a claim or one that failed), ``claim_message``
+    (the engine's sentence, e.g. "holds only when C is symmetric"), ``claim_diagnosis`` (equal,
+    transpose, symmetric, square, factor, wrong), ``claim`` (the claim as written) and, for every
+    macro that computed, ``computed`` (the right-hand side, LaTeX)."""
 
     latex: str
     display: bool = False
@@ -203,6 +215,16 @@ class Rendered:
     error_end: int | None = None
     notes: list = field(default_factory=list)
     strict_keys: dict = field(default_factory=dict)
+    claim_ok: bool | None = None
+    claim_message: str | None = None
+    claim_diagnosis: str | None = None
+    claim: str | None = None
+    computed: str | None = None
+
+    @property
+    def wrong(self) -> bool:
+        """True when the macro computed and its claim is wrong."""
+        return self.claim_ok is False
 
 
 def _align_line(s: str) -> str:
@@ -222,9 +244,10 @@ def _align_line(s: str) -> str:
     return "&" + s
 
 
-def _steps_block(steps, final: str, sep: str) -> str:
+def _steps_block(steps, final: str, sep: str, after: str = "") -> str:
     """The steps as an ``aligned`` block, ending with ``final`` (the equation or the result)
-    unless the last step already shows it (e.g. ``\\Rightarrow\\ lhs &= rhs \\quad\\text{...}``)."""
+    unless the last step already shows it (e.g. ``\\Rightarrow\\ lhs &= rhs \\quad\\text{...}``);
+    ``after`` (a claim's verdict) is appended to the last line."""
     lines = [_align_line(s) for s in steps]
 
     def norm(t):
@@ -233,6 +256,8 @@ def _steps_block(steps, final: str, sep: str) -> str:
     shown = bool(lines) and norm(final) in norm(lines[-1])
     if final and not shown:
         lines.append(_align_line(final))
+    if after and lines:
+        lines[-1] += after
     return "\\begin{aligned}" + sep + (" \\\\" + sep).join(lines) + sep + "\\end{aligned}"
 
 
@@ -244,14 +269,16 @@ def _cache_key(expr, wrt, opts):
 
 
 def render_macro(macro, doc_options=None, *, math: str = "inline", color: bool = True,
-                 derive_fn=None, cache: dict | None = None, sep: str = " ") -> Rendered:
+                 derive_fn=None, cache: dict | None = None, sep: str = " ",
+                 checkmark: bool = True) -> Rendered:
     r"""Compute the replacement of one :class:`~matderiv.locate.Macro` (or the error marker of a
     :class:`~matderiv.locate.MacroError`).
 
     ``doc_options``: normalized document options (``strict`` is ignored here); ``math``: where
     the replacement will stand, ``"inline"`` or ``"display"`` (steps are typeset only in display
     math); ``color``: whether ``\color`` may be used; ``sep``: what separates the lines of a
-    steps block (``" "`` or a newline plus indentation).  Never raises.
+    steps block (``" "`` or a newline plus indentation); ``checkmark``: whether ``\checkmark``
+    (amssymb) may be used in a claim's verdict (else ``\surd``).  Never raises.
     """
     fn = derive_fn or derive
     if not getattr(macro, "ok", False):
@@ -289,13 +316,27 @@ def render_macro(macro, doc_options=None, *, math: str = "inline", color: bool =
             notes.append("steps are typeset only in display math; this macro is in inline math, "
                          "so only the result is shown")
             steps = []
+        claim = {"computed": getattr(d, "latex", None)}
+        verdict = getattr(d, "verdict", None)
+        after = ""
+        if verdict is not None:
+            after = verdict_latex(verdict.latex, color, checkmark)
+            claim.update(claim_ok=bool(verdict.ok), claim_message=verdict.message,
+                         claim_diagnosis=verdict.diagnosis, claim=verdict.claim)
         if steps:
-            return Rendered(_steps_block(steps, main, sep), display=True, notes=notes)
-        return Rendered(main, notes=notes)
+            return Rendered(_steps_block(steps, main, sep, after), display=True, notes=notes,
+                            **claim)
+        return Rendered(main + after, notes=notes, **claim)
     except MatDerivError as err:
         off = None
         if err.position is not None and 0 <= err.position <= len(macro.expr):
             off = macro.expr_start + err.position
+        elif err.position is None and "expect" in opts and "claim" in err.message:
+            # a claim that cannot be read: point at expect={...}
+            span = expect_span(macro)
+            if span is not None:
+                return Rendered(error_latex(macro.expr, macro.wrt, color=color), error=err,
+                                error_offset=span[0], error_end=span[1])
         end = None
         if off is not None and getattr(err, "end", None) is not None and err.end > err.position:
             end = macro.expr_start + min(err.end, len(macro.expr))
@@ -313,12 +354,70 @@ def render_macro(macro, doc_options=None, *, math: str = "inline", color: bool =
         return Rendered(error_latex(macro.expr, macro.wrt, color=color), error=err)
 
 
+_COLOR_WRAP = re.compile(r"\{\\color\{[a-z]+\}\{(\\[A-Za-z]+)\}\}")
+
+
+def verdict_latex(tex: str, color: bool = True, checkmark: bool = True) -> str:
+    r"""The engine's verdict LaTeX as typeset: unchanged by default; in a LaTeX source that
+    loads no colour package (``color=False``) the ``{\color{red}{\times}}`` wrappers are
+    dropped, and in one without amssymb (``checkmark=False``) ``\checkmark`` becomes the plain
+    TeX ``\surd``, so that no undefined command reaches TeX."""
+    if not color:
+        tex = _COLOR_WRAP.sub(lambda m: "{" + m.group(1) + "}", tex)
+    if not checkmark:
+        tex = re.sub(r"\\checkmark(?![A-Za-z])", r"\\surd", tex)
+    return tex
+
+
+def expect_span(macro) -> tuple[int, int] | None:
+    """(start, end) offsets of the ``expect=...`` option of a macro in the scanned text, or
+    ``None`` when it has none."""
+    if getattr(macro, "options_start", None) is None or "expect" not in macro.options:
+        return None
+    raw = macro.raw
+    i = macro.options_start - macro.start + 1  # after '['
+    depth, item, found = 0, i, None
+    j = i
+    while j < len(raw):
+        ch = raw[j]
+        if ch == "\\":
+            j += 2
+            continue
+        if ch in "{(":
+            depth += 1
+        elif ch in "})":
+            depth -= 1
+        elif depth == 0 and ch in ",]":
+            if re.match(r"\s*expect\s*=", raw[item:j]):
+                found = (item + len(raw[item:j]) - len(raw[item:j].lstrip()), j)
+            if ch == "]":
+                break
+            item = j + 1
+        j += 1
+    if found is None:
+        return None
+    a, b = found
+    while b > a and raw[b - 1] in " \t\r\n":
+        b -= 1
+    return macro.start + a, macro.start + b
+
+
+def claim_detail(r: Rendered) -> str:
+    """``claimed: ...; computed: ...`` for a rendered macro with a claim."""
+    return f"claimed: {_oneline(r.claim or '')}; computed: {_oneline(r.computed or '')}"
+
+
+def _oneline(s: str) -> str:
+    return re.sub(r"\s+", " ", s).strip()
+
+
 # ---------------------------------------------------------------------------------------------
 # diagnostics
 # ---------------------------------------------------------------------------------------------
 def diagnostic_source(filename: str, text: str, offset: int, message: str, hint: str = "",
-                      end: int | None = None, severity: str = "error") -> str:
-    """``file:line:col: error: message``, the source line, a caret under the span, the hint."""
+                      end: int | None = None, severity: str = "error", detail: str = "") -> str:
+    """``file:line:col: error: message``, the source line, a caret under the span, the hint
+    (and ``detail``, e.g. a claim's ``claimed: ...; computed: ...``, on a line of its own)."""
     from .locate import line_col
 
     offset = max(0, min(offset, len(text)))
@@ -333,6 +432,8 @@ def diagnostic_source(filename: str, text: str, offset: int, message: str, hint:
     pad = "".join(ch if ch == "\t" else " " for ch in text[ls:offset])
     out = [f"{filename}:{line}:{col}: {severity}: {message}",
            f"  {src}", f"  {pad}{'^' * width}"]
+    if detail:
+        out.append(f"  {detail}")
     if hint:
         out.append(f"  hint: {hint}")
     return "\n".join(out)
@@ -344,9 +445,12 @@ def _short(raw: str, limit: int = 80) -> str:
 
 
 def diagnostic_filter(n: int, raw: str, message: str, hint: str = "",
-                      severity: str = "error") -> str:
-    r"""One line: ``pandoc-matderiv: macro #N \matderiv<...>: error: message; hint: ...``."""
+                      severity: str = "error", detail: str = "") -> str:
+    r"""One line: ``pandoc-matderiv: macro #N \matderiv<...>: error: message; hint: ...``
+    (a wrong claim: ``...: wrong: message; claimed: ...; computed: ...``)."""
     out = f"pandoc-matderiv: macro #{n} {_short(raw)}: {severity}: {message}"
+    if detail:
+        out += f"; {detail}"
     if hint:
         out += f"; hint: {hint}"
     return out
