@@ -1,4 +1,4 @@
-"""The ``matderiv`` command line (SPEC 3).
+"""The ``matderiv`` command line (SPEC 3): ``diff``, ``process`` and ``check``.
 
 Owns argument parsing, the terminal output of ``matderiv diff``, and the rule that no traceback
 ever reaches the user (``MATDERIV_DEBUG=1`` shows one).  Delegates all work to the API.
@@ -69,7 +69,8 @@ def _process_parser(sub):
     p.add_argument("--format", choices=["md", "tex"], help="the input format (default: from the "
                                                               "file extension)")
     p.add_argument("--strict", action="store_true",
-                   help="exit 1 when any macro fails (the output is written all the same)")
+                   help="exit 1 when any macro fails or any claim (expect=) is wrong (the "
+                        "output is written all the same)")
     p.add_argument("--layout", choices=["mixed", "numerator", "denominator"])
     p.add_argument("--steps", action="store_true", default=None, help="typeset the derivations")
     p.add_argument("--show", choices=["equation", "result"])
@@ -85,12 +86,55 @@ def _process_parser(sub):
 def _cmd_process(args) -> int:
     from .process import process_file
 
-    opts = {k: getattr(args, k) for k in ("layout", "steps", "show", "lang", "check")}
+    opts = _doc_options(args, ("layout", "steps", "show", "lang", "check"))
+    return process_file(args.input, args.output, fmt=args.format, options=opts, strict=args.strict)
+
+
+def _check_parser(sub):
+    p = sub.add_parser("check", help="verify every macro and claim of .md/.tex files",
+                       description="Compute every \\matderiv macro of the given Markdown or LaTeX "
+                                   "sources and check every claim (expect=...), as matderiv "
+                                   "process would, without writing anything.  Prints one line "
+                                   "per problem (file:line:col: wrong: ... or error: ...) and a "
+                                   "summary; exits 1 when a claim is wrong or a macro fails, "
+                                   "0 otherwise.  Options given here apply to every document "
+                                   "and win over its YAML metadata; a macro's own [options] win "
+                                   "over both.")
+    p.add_argument("inputs", nargs="+", metavar="FILE", help="the sources (.md or .tex)")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON list with one object per macro (file, line, column, "
+                        "status, message, macro, claim, computed, ...); the summary goes to "
+                        "standard error")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also list the macros that are fine")
+    p.add_argument("--format", choices=["md", "tex"], help="the input format (default: from each "
+                                                              "file's extension)")
+    p.add_argument("--layout", choices=["mixed", "numerator", "denominator"])
+    p.add_argument("--steps", action="store_true", default=None,
+                   help="also check the derivations (each line is verified numerically)")
+    p.add_argument("--lang", help="language of the words in the steps, e.g. en")
+    for key in ("scalar", "vector", "matrix", "symmetric"):
+        p.add_argument("--" + key, action="append", metavar="NAMES",
+                       help=f"declare {key} symbols for every document (comma separated)")
+    p.add_argument("--no-check", dest="check", action="store_false", default=None,
+                   help="skip the numerical verification of results (claims are still checked)")
+    return p
+
+
+def _doc_options(args, keys) -> dict:
+    opts = {k: getattr(args, k) for k in keys}
     for key in ("scalar", "vector", "matrix", "symmetric"):
         if getattr(args, key):
             opts[key] = _decl(getattr(args, key))
-    opts = {k: v for k, v in opts.items() if v is not None}
-    return process_file(args.input, args.output, fmt=args.format, options=opts, strict=args.strict)
+    return {k: v for k, v in opts.items() if v is not None}
+
+
+def _cmd_check(args) -> int:
+    from .check import run_check
+
+    return run_check(args.inputs, fmt=args.format,
+                     options=_doc_options(args, ("layout", "steps", "lang", "check")),
+                     as_json=args.json, verbose=args.verbose)
 
 
 def report(err, prefix: str = "") -> str:
@@ -111,14 +155,19 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     _diff_parser(sub)
     _process_parser(sub)
+    _check_parser(sub)
     args = ap.parse_args(argv)
     try:
-        return {"diff": _cmd_diff, "process": _cmd_process}[args.command](args)
+        return {"diff": _cmd_diff, "process": _cmd_process, "check": _cmd_check}[args.command](args)
     except MatDerivError as err:
         print(report(err), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `matderiv check --json ... | head`: not our problem
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except Exception as err:  # noqa: BLE001 - no traceback reaches the user
         if os.environ.get("MATDERIV_DEBUG"):
             raise
