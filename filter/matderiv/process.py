@@ -12,9 +12,10 @@ Markdown, ``\[...\]`` in LaTeX).  Errors are typeset in red (``\color``) in Mark
 pandoc LaTeX template loads xcolor, and in LaTeX sources whose preamble loads xcolor, color,
 tikz or pgf; elsewhere without colour, so that no undefined command reaches TeX.  For the same
 reason the verdict on a claim (``expect=``) uses ``\checkmark`` only in Markdown and in LaTeX
-sources that load amssymb (or unicode-math, or are beamer), else ``\surd``.  A wrong claim is
-reported as ``file:line:col: wrong: ...`` with a caret under ``expect=...`` and
-``claimed: ...; computed: ...``; under strict mode it fails the run like an error.
+sources that load amssymb (or unicode-math, or are beamer); elsewhere a claim that holds gets
+just "as claimed".  A wrong claim is reported as ``file:line:col: wrong: ...`` with a caret
+under ``expect=...`` and ``claimed: ...; computed: ...``; under strict mode it fails the run
+like an error.
 """
 from __future__ import annotations
 

@@ -278,7 +278,7 @@ def render_macro(macro, doc_options=None, *, math: str = "inline", color: bool =
     the replacement will stand, ``"inline"`` or ``"display"`` (steps are typeset only in display
     math); ``color``: whether ``\color`` may be used; ``sep``: what separates the lines of a
     steps block (``" "`` or a newline plus indentation); ``checkmark``: whether ``\checkmark``
-    (amssymb) may be used in a claim's verdict (else ``\surd``).  Never raises.
+    (amssymb) may be used in a claim's verdict (else the mark is left out).  Never raises.
     """
     fn = derive_fn or derive
     if not getattr(macro, "ok", False):
@@ -360,12 +360,14 @@ _COLOR_WRAP = re.compile(r"\{\\color\{[a-z]+\}\{(\\[A-Za-z]+)\}\}")
 def verdict_latex(tex: str, color: bool = True, checkmark: bool = True) -> str:
     r"""The engine's verdict LaTeX as typeset: unchanged by default; in a LaTeX source that
     loads no colour package (``color=False``) the ``{\color{red}{\times}}`` wrappers are
-    dropped, and in one without amssymb (``checkmark=False``) ``\checkmark`` becomes the plain
-    TeX ``\surd``, so that no undefined command reaches TeX."""
+    dropped, and in one without amssymb (``checkmark=False``) the ``\checkmark`` is left out
+    (``\quad \text{as claimed}``), so that no undefined command reaches TeX (plain TeX's
+    ``\surd`` would do for TeX but not for pandoc's texmath)."""
+    if not checkmark:
+        tex = re.sub(r"(?:\{\\color\{[a-z]+\}\{\\checkmark\}\}|\{\\checkmark\}|\\checkmark(?![A-Za-z]))"
+                     r"(?:\\ )?", "", tex)
     if not color:
         tex = _COLOR_WRAP.sub(lambda m: "{" + m.group(1) + "}", tex)
-    if not checkmark:
-        tex = re.sub(r"\\checkmark(?![A-Za-z])", r"\\surd", tex)
     return tex
 
 
