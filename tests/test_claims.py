@@ -1,0 +1,249 @@
+r"""Claims (``expect=``, SPEC 1.5) as users meet them: one test per diagnosis of the engine's
+verdict (equal, transpose with the layouts named, symmetric naming the matrix, square, factor,
+sign, wrong with the correct formula), the four wrong formulas of seed 001 (the Matrix Reference
+Manual list, see the corpus README "Formulas in the seeds that are wrong") and correct ones from
+the same list, unreadable claims as errors, the verdict typeset by ``render_macro`` (after the
+result, after the last line of steps, without ``\color``/``\checkmark`` where a LaTeX preamble
+lacks them), and the verdict LaTeX rendering in KaTeX and pandoc's texmath."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from matderiv import MatDerivError, derive
+from matderiv.locate import find_macros
+from matderiv.render import expect_span, render_macro, verdict_latex
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from renderers import katex_errors, pandoc_errors  # noqa: E402
+
+TR = r"\operatorname{tr}"
+
+
+def verdict(expr, wrt, claim, **opts):
+    d = derive(expr, wrt, expect=claim, **opts)
+    assert d.verdict is not None
+    return d, d.verdict
+
+
+# ------------------------------------------------------------------------------------------
+# one test per diagnosis
+# ------------------------------------------------------------------------------------------
+def test_equal():
+    d, v = verdict("x^T A x", "x", "(A + A^T) x")
+    assert v.ok and v.diagnosis == "equal"
+    assert v.claim == "(A + A^T) x"
+    assert r"\checkmark" in v.latex and "as claimed" in v.latex
+
+
+def test_equal_honours_declarations():
+    d, v = verdict("x^T A x", "x", "2 A x", symmetric=["A"])
+    assert v.ok and v.diagnosis == "equal"
+
+
+def test_transpose_names_both_layouts():
+    _, v = verdict("a^T X b", "X", "b a^T")
+    assert not v.ok and v.diagnosis == "transpose"
+    assert v.message == "this is the numerator-layout result; this document uses mixed layout"
+    _, v = verdict("a^T X b", "X", "a b^T", layout="numerator")
+    assert v.diagnosis == "transpose"
+    assert "denominator-layout result" in v.message and "uses numerator layout" in v.message
+    _, v = verdict("x^T C x", "x", "x^T (C + C^T)")
+    assert v.diagnosis == "transpose" and "numerator-layout" in v.message
+
+
+def test_symmetric_names_the_matrix():
+    _, v = verdict("x^T C x", "x", "2 C x")
+    assert not v.ok and v.diagnosis == "symmetric"
+    assert v.message == "holds only when C is symmetric"
+    assert r"\text{ holds only when }C\text{ is symmetric}" in v.latex
+
+
+def test_square_names_the_factors():
+    _, v = verdict(r"\ln\det(A X B)", "X", "X^{-T}")
+    assert not v.ok and v.diagnosis == "square"
+    assert v.message == "holds only when A and B are square"
+
+
+def test_factor_is_named():
+    _, v = verdict(r"\|X w - y\|^2", "w", "X^T (X w - y)")
+    assert not v.ok and v.diagnosis == "factor"
+    assert "factor of 1/2" in v.message
+    _, v = verdict("x^T x", "x", "4 x")
+    assert v.diagnosis == "factor" and "factor of 2" in v.message
+
+
+def test_sign():
+    _, v = verdict(TR + "(A X^{-1})", "X", "X^{-T} A^T X^{-T}")
+    assert not v.ok and v.diagnosis == "factor"
+    assert v.message == "the claim has the wrong sign"
+
+
+def test_wrong_gives_the_correct_formula():
+    d, v = verdict(TR + "(A X^T X)", "X", "(A + A^T) X")
+    assert not v.ok and v.diagnosis == "wrong"
+    assert v.message == "the claim is wrong; the correct result is " + d.latex
+    assert d.latex == r"X (A + A^\top)"
+
+
+# ------------------------------------------------------------------------------------------
+# seed 001 (Matrix Reference Manual list)
+# ------------------------------------------------------------------------------------------
+SEED_WRONG = [
+    # d/dX tr(X^T A X) = X^T (A + A^T): the transpose (pub-043)
+    (TR + "(X^T A X)", "X", "X^T (A + A^T)", "transpose",
+     "this is the numerator-layout result; this document uses mixed layout"),
+    # d/dX tr(A X^T X) = (A + A^T) X: undefined for rectangular X (hid-039)
+    (TR + "(A X^T X)", "X", "(A + A^T) X", "wrong",
+     r"the claim is wrong; the correct result is X (A + A^\top)"),
+    # [Real] d/dX det(X^T C X) = det(X^T C X)(C + C^T) X (X^T C X)^{-1}: symmetric C only (hid-046)
+    (r"\det(X^T C X)", "X", r"\det(X^T C X) (C + C^T) X (X^T C X)^{-1}", "symmetric",
+     "holds only when C is symmetric"),
+    # d/dX det(AXB) = det(AXB) X^{-T}: square A and B only (hid-044)
+    (r"\det(A X B)", "X", r"\det(A X B) X^{-T}", "square", "holds only when A and B are square"),
+]
+
+SEED_RIGHT = [
+    ("a^T X b", "X", "a b^T", {}),
+    ("a^T X^T b", "X", "b a^T", {}),
+    ("x^T C x", "x", "(C + C^T) x", {}),
+    (r"\log\det X", "X", "X^{-T}", {}),
+    (TR + "(A X B)", "X", "A^T B^T", {}),
+    (TR + "(A^T X B^T)", "X", "A B", {}),
+    (TR + "(X A X^T)", "X", "X (A + A^T)", {}),
+    (TR + "(A X B X^T)", "X", "A^T X B^T + A X B", {}),
+    (TR + "(A X^{-1})", "X", "-X^{-T} A^T X^{-T}", {}),
+    ("(A x + b)^T C (D x + e)", "x", "A^T C (D x + e) + D^T C^T (A x + b)", {}),
+    (r"\det(X^T C X)", "X", r"2 \det(X^T C X) C X (X^T C X)^{-1}", {"symmetric": ["C"]}),
+    # the corrected forms of the seed's wrong formulas (corpus README)
+    (TR + "(X^T A X)", "X", "(A + A^T) X", {}),
+    (TR + "(A X^T X)", "X", "X (A + A^T)", {}),
+    (r"\det(X^T C X)", "X", r"\det(X^T C X) (C X (X^T C X)^{-1} + C^T X (X^T C X)^{-T})", {}),
+    (r"\det(A X B)", "X", r"\det(A X B) A^T (A X B)^{-T} B^T", {}),
+]
+
+
+@pytest.mark.parametrize("expr,wrt,claim,diagnosis,message", SEED_WRONG,
+                         ids=["tr-XtAX", "tr-AXtX", "det-XtCX", "det-AXB"])
+def test_seed_001_wrong_formulas(expr, wrt, claim, diagnosis, message):
+    _, v = verdict(expr, wrt, claim)
+    assert not v.ok
+    assert (v.diagnosis, v.message) == (diagnosis, message)
+
+
+@pytest.mark.parametrize("expr,wrt,claim,opts", SEED_RIGHT, ids=lambda x: None)
+def test_seed_001_right_formulas(expr, wrt, claim, opts):
+    _, v = verdict(expr, wrt, claim, **opts)
+    assert v.ok, v.message
+
+
+# ------------------------------------------------------------------------------------------
+# claims that cannot be read are errors
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("claim,words", [
+    ("2 A x +", "cannot be read"),
+    (r"\foo x", "cannot be read"),
+    ("B x", "`B`, which does not occur in the expression"),
+])
+def test_unreadable_claim_is_an_error(claim, words):
+    with pytest.raises(MatDerivError) as exc:
+        derive("x^T A x", "x", expect=claim)
+    assert words in exc.value.message and exc.value.hint
+
+
+def test_unreadable_claim_in_a_document_points_at_expect():
+    text = r"$\matderiv[steps, expect={2 A x +}]<x^T A x, x>$"
+    (mac,) = find_macros(text)
+    r = render_macro(mac, {}, math="inline")
+    assert r.error is not None and "cannot be read" in r.error.message
+    assert r.claim_ok is None and "matderiv error" in r.latex
+    assert text[r.error_offset:r.error_end] == "expect={2 A x +}"
+
+
+# ------------------------------------------------------------------------------------------
+# the verdict typeset in documents
+# ------------------------------------------------------------------------------------------
+def _render(text, math="display", **kw):
+    (mac,) = find_macros(text)
+    return render_macro(mac, {}, math=math, **kw)
+
+
+def test_rendered_carries_the_verdict():
+    r = _render(r"\matderiv[expect={2 A x}]<x^T A x, x>")
+    assert r.error is None and r.claim_ok is False and r.wrong
+    assert r.claim_diagnosis == "symmetric" and r.claim_message == "holds only when A is symmetric"
+    assert r.claim == "2 A x" and r.computed == r"(A + A^\top) x"
+    d = derive("x^T A x", "x", expect="2 A x")
+    assert r.latex == d.equation + d.verdict.latex
+    ok = _render(r"\matderiv[show=result, expect={(A + A^T) x}]<x^T A x, x>", math="inline")
+    assert ok.claim_ok is True and not ok.wrong
+    assert ok.latex.startswith(r"(A + A^\top) x\quad") and ok.latex.endswith(r"\text{as claimed}")
+    plain = _render(r"\matderiv<x^T A x, x>")
+    assert plain.claim_ok is None and plain.claim is None and plain.computed == r"(A + A^\top) x"
+
+
+def test_verdict_after_the_last_line_of_steps():
+    r = _render(r"\matderiv[steps, expect={2 A x}]<x^T A x, x>")
+    assert r.display and r.latex.startswith(r"\begin{aligned}")
+    body = r.latex[len(r"\begin{aligned}"):-len(r"\end{aligned}")]
+    lines = body.split(r"\\")
+    assert len(lines) > 2
+    assert r"\color{red}" in lines[-1] and all(r"\color" not in ln for ln in lines[:-1])
+    assert lines[-1].rstrip().endswith(r"\text{ is symmetric}")
+
+
+def test_verdict_without_color_or_checkmark():
+    r = _render(r"\matderiv[expect={2 A x}]<x^T A x, x>", color=False)
+    assert r"\color" not in r.latex and r"{\times}" in r.latex
+    r = _render(r"\matderiv[expect={2 x}]<x^T x, x>", color=False, checkmark=False)
+    assert r.latex.endswith(r"= 2 x\quad \text{as claimed}")
+    assert verdict_latex(r"{\color{green}{\checkmark}}") == r"{\color{green}{\checkmark}}"
+
+
+def test_expect_span():
+    text = r"x \matderiv[steps, expect={f(a, b)}, layout=numerator]<y, x>"
+    (mac,) = find_macros(text)
+    a, b = expect_span(mac)
+    assert text[a:b] == "expect={f(a, b)}"
+    (mac,) = find_macros(r"\matderiv[expect = {2 x} ]<x^T x, x>")
+    assert mac.raw[slice(*expect_span(mac))] == "expect = {2 x}"
+    (mac,) = find_macros(r"\matderiv[steps]<x^T x, x>")
+    assert expect_span(mac) is None
+
+
+# ------------------------------------------------------------------------------------------
+# the verdict LaTeX renders (SPEC 2)
+# ------------------------------------------------------------------------------------------
+def _verdict_formulas():
+    cases = [("x^T A x", "x", "(A + A^T) x", {}), ("a^T X b", "X", "b a^T", {}),
+             (r"\|X w - y\|^2", "w", "X^T (X w - y)", {}),
+             (TR + "(A X^{-1})", "X", "X^{-T} A^T X^{-T}", {})]
+    cases += [(e, w, c, {}) for e, w, c, _, _ in SEED_WRONG]
+    out = []
+    for e, w, c, o in cases:
+        d = derive(e, w, expect=c, **o)
+        out += [d.verdict.latex, d.equation + d.verdict.latex]
+    for src in (r"\matderiv[steps, expect={2 A x}]<x^T A x, x>",
+                r"\matderiv[steps, expect={(A + A^T) x}]<x^T A x, x>"):
+        out.append(_render(src, sep="\n").latex)
+    # several names: "holds only when A and B are symmetric" / "for square A and B"
+    out.append(verdict_latex(r"\quad {\color{red}{\times}}\ \text{claimed } 2 A x"
+                             r"\text{ holds only when }A\text{ and }B\text{ are symmetric}"))
+    out.append(verdict_latex(_render(r"\matderiv[expect={2 x}]<x^T x, x>").latex, False, False))
+    return out
+
+
+@pytest.fixture(scope="module")
+def verdict_formulas():
+    return _verdict_formulas()
+
+
+def test_verdicts_render_in_katex(verdict_formulas):
+    assert katex_errors(verdict_formulas) == {}
+
+
+def test_verdicts_convert_in_texmath(verdict_formulas):
+    assert pandoc_errors(verdict_formulas) == {}
