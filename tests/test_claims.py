@@ -195,6 +195,20 @@ def test_verdict_after_the_last_line_of_steps():
     assert lines[-1].rstrip().endswith(r"\text{ is symmetric}")
 
 
+def test_long_verdict_in_display_math_gets_its_own_line():
+    src = r"\matderiv[expect={\det(A X B) X^{-T}}]<\det(A X B), X>"
+    d = derive(r"\det(A X B)", "X", expect=r"\det(A X B) X^{-T}")
+    r = _render(src, math="display")
+    assert r.display and r.wrong
+    lhs, rhs = d.equation.split(" = ", 1)
+    assert r.latex == (r"\begin{aligned} " + lhs + " &= " + rhs + r" \\ &"
+                       + d.verdict.latex.strip() + r" \end{aligned}")
+    inline = _render(src, math="inline")
+    assert not inline.display and inline.latex == d.equation + d.verdict.latex
+    short = _render(r"\matderiv[expect={2 A x}]<x^T A x, x>", math="display")
+    assert not short.display and r"\begin{aligned}" not in short.latex
+
+
 def test_verdict_without_color_or_checkmark():
     r = _render(r"\matderiv[expect={2 A x}]<x^T A x, x>", color=False)
     assert r"\color" not in r.latex and r"{\times}" in r.latex
@@ -227,7 +241,8 @@ def _verdict_formulas():
         d = derive(e, w, expect=c, **o)
         out += [d.verdict.latex, d.equation + d.verdict.latex]
     for src in (r"\matderiv[steps, expect={2 A x}]<x^T A x, x>",
-                r"\matderiv[steps, expect={(A + A^T) x}]<x^T A x, x>"):
+                r"\matderiv[steps, expect={(A + A^T) x}]<x^T A x, x>",
+                r"\matderiv[expect={\det(A X B) X^{-T}}]<\det(A X B), X>"):
         out.append(_render(src, sep="\n").latex)
     # several names: "holds only when A and B are symmetric" / "for square A and B"
     out.append(verdict_latex(r"\quad {\color{red}{\times}}\ \text{claimed } 2 A x"

@@ -12,8 +12,10 @@ Owns:
   MathJax and texmath) with the words "matderiv error" so that outputs that drop colours
   (MathML, docx) still show it;
 - claims (``expect=``, SPEC 1.5): the engine's verdict (``d.verdict``) is typeset right after
-  the result (after the last line of a steps block) and carried in :class:`Rendered`
-  (``claim_ok``, ``claim_message``...), so that the document tools can report a wrong claim;
+  the result (after the last line of a steps block; on a line of its own in an ``aligned``
+  block when a display result and verdict are too long for one line) and carried in
+  :class:`Rendered` (``claim_ok``, ``claim_message``...), so that the document tools can
+  report a wrong claim;
   :func:`expect_span` finds the ``expect=`` option in the macro for carets;
 - the two diagnostic formats: :func:`diagnostic_source` (``file:line:col: error: ...``, the
   source line, a caret, ``hint: ...``) for the preprocessor and :func:`diagnostic_filter`
@@ -326,6 +328,12 @@ def render_macro(macro, doc_options=None, *, math: str = "inline", color: bool =
         if steps:
             return Rendered(_steps_block(steps, main, sep, after), display=True, notes=notes,
                             **claim)
+        if after and math == "display" and _visible_length(main + after) > WRAP_VERDICT:
+            # a long result and verdict do not fit one line of a page: the verdict goes on a
+            # line of its own, aligned at the '=' (as in a steps block)
+            lines = [_align_line(main), "&" + after.strip()]
+            return Rendered("\\begin{aligned}" + sep + (" \\\\" + sep).join(lines) + sep
+                            + "\\end{aligned}", display=True, notes=notes, **claim)
         return Rendered(main + after, notes=notes, **claim)
     except MatDerivError as err:
         off = None
@@ -352,6 +360,21 @@ def render_macro(macro, doc_options=None, *, math: str = "inline", color: bool =
 
             traceback.print_exc()
         return Rendered(error_latex(macro.expr, macro.wrt, color=color), error=err)
+
+
+# a display result and its verdict longer than this (in visible symbols, roughly) are split
+# over two lines: about the width of a LaTeX article's text block
+WRAP_VERDICT = 50
+
+
+def _visible_length(tex: str) -> int:
+    """Roughly how many symbols ``tex`` shows: commands count one, ``\\text{...}`` its letters,
+    spacing, grouping and sizing nothing."""
+    t = re.sub(r"\\color\{[a-z]+\}", "", tex)
+    t = re.sub(r"\\(?:text|operatorname|mathrm)\{([^{}]*)\}", r"\1", t)
+    t = re.sub(r"\\(?:left|right|[,;!: ]|quad|qquad|partial|top|frac)(?![A-Za-z])", "", t)
+    t = re.sub(r"\\[A-Za-z]+", "x", t)
+    return len(re.sub(r"[{}^_\s\\]", "", t))
 
 
 _COLOR_WRAP = re.compile(r"\{\\color\{[a-z]+\}\{(\\[A-Za-z]+)\}\}")
