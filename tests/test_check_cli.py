@@ -26,12 +26,12 @@ FIXED = "examples/checking-a-paper-fixed.md"
 
 # the wrong claims of the example, in document order: (claim, message)
 PAPER_WRONG = [
-    ("X^T (A + A^T)", "this is the numerator-layout result; this document uses mixed layout"),
-    ("(A + A^T) X", r"the claim is wrong; the correct result is X (A + A^\top)"),
+    ("X^T (A + A^T)", "the claim is the transpose of the computed result: this is the numerator-layout result; this document uses mixed layout"),
+    ("(A + A^T) X", r"the claim is wrong (it is only defined when X is square); the correct result is X (A + A^\top)"),
     (r"\det(X^T C X) (C + C^T) X (X^T C X)^{-1}", "holds only when C is symmetric"),
     (r"\det(A X B) X^{-T}", "holds only when A and B are square"),
     ("X^{-T} A^T X^{-T}", "the claim has the wrong sign"),
-    ("X^T (X w - y)", "the claim is off by a factor of 1/2 (claim = 1/2 × result)"),
+    ("X^T (X w - y)", "the claim is half the correct result"),
 ]
 
 

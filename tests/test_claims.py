@@ -47,7 +47,7 @@ def test_equal_honours_declarations():
 def test_transpose_names_both_layouts():
     _, v = verdict("a^T X b", "X", "b a^T")
     assert not v.ok and v.diagnosis == "transpose"
-    assert v.message == "this is the numerator-layout result; this document uses mixed layout"
+    assert v.message == "the claim is the transpose of the computed result: this is the numerator-layout result; this document uses mixed layout"
     _, v = verdict("a^T X b", "X", "a b^T", layout="numerator")
     assert v.diagnosis == "transpose"
     assert "denominator-layout result" in v.message and "uses numerator layout" in v.message
@@ -71,9 +71,11 @@ def test_square_names_the_factors():
 def test_factor_is_named():
     _, v = verdict(r"\|X w - y\|^2", "w", "X^T (X w - y)")
     assert not v.ok and v.diagnosis == "factor"
-    assert "factor of 1/2" in v.message
+    assert v.message == "the claim is half the correct result"
     _, v = verdict("x^T x", "x", "4 x")
-    assert v.diagnosis == "factor" and "factor of 2" in v.message
+    assert v.diagnosis == "factor" and v.message == "the claim is twice the correct result"
+    _, v = verdict("x^T x", "x", "6 x")
+    assert v.message == "the claim is 3 times the correct result"
 
 
 def test_sign():
@@ -85,7 +87,8 @@ def test_sign():
 def test_wrong_gives_the_correct_formula():
     d, v = verdict(TR + "(A X^T X)", "X", "(A + A^T) X")
     assert not v.ok and v.diagnosis == "wrong"
-    assert v.message == "the claim is wrong; the correct result is " + d.latex
+    assert v.message == ("the claim is wrong (it is only defined when X is square); "
+                         "the correct result is " + d.latex)
     assert d.latex == r"X (A + A^\top)"
 
 
@@ -95,10 +98,10 @@ def test_wrong_gives_the_correct_formula():
 SEED_WRONG = [
     # d/dX tr(X^T A X) = X^T (A + A^T): the transpose (pub-043)
     (TR + "(X^T A X)", "X", "X^T (A + A^T)", "transpose",
-     "this is the numerator-layout result; this document uses mixed layout"),
+     "the claim is the transpose of the computed result: this is the numerator-layout result; this document uses mixed layout"),
     # d/dX tr(A X^T X) = (A + A^T) X: undefined for rectangular X (hid-039)
     (TR + "(A X^T X)", "X", "(A + A^T) X", "wrong",
-     r"the claim is wrong; the correct result is X (A + A^\top)"),
+     r"the claim is wrong (it is only defined when X is square); the correct result is X (A + A^\top)"),
     # [Real] d/dX det(X^T C X) = det(X^T C X)(C + C^T) X (X^T C X)^{-1}: symmetric C only (hid-046)
     (r"\det(X^T C X)", "X", r"\det(X^T C X) (C + C^T) X (X^T C X)^{-1}", "symmetric",
      "holds only when C is symmetric"),

@@ -58,8 +58,10 @@ def check_claim(claim: str, f: Expr, result: Expr, kind: str, layout: str, all_s
     try:
         typed = infer(parse(claim), (), **declarations)
     except MatDerivError as err:
-        raise MatDerivError(f"the claim `{claim}` cannot be read: {err.message}", None,
+        bad = MatDerivError(f"the claim `{claim}` cannot be read: {err.message}", None,
                             err.hint or "write the claim as an expression in the same symbols")
+        bad.claim_position = err.position  # offset inside the claim text, for carets
+        raise bad from None
     claim_tree = typed.tree
     by_name = {s.name: s for s in all_syms}
     for s in symbols_of(claim_tree):
@@ -121,36 +123,44 @@ def check_claim(claim: str, f: Expr, result: Expr, kind: str, layout: str, all_s
                             None, "pass check=false to skip")
     if all_equal(general):
         return _verdict(True, "equal", "the claim matches the computed result", claim, res_latex)
+    other = _other_layout(kind, layout)
+    transposed = f"the claim is the transpose of the computed result: this is the {other}-layout result; " \
+                 f"this document uses {layout} layout"
     if all_equal(general, lambda c: c.T):
-        other = _other_layout(kind, layout)
-        return _verdict(False, "transpose",
-                        f"this is the {other}-layout result; this document uses {layout} layout",
-                        claim, res_latex)
+        return _verdict(False, "transpose", transposed, claim, res_latex)
+
     candidates = [s for s in matrices if s.rows == s.cols and not s.symmetric]
-    for s in candidates:
-        if all_equal(compare((s.name,))):
-            return _verdict(False, "symmetric", f"holds only when {s.latex or s.name} is symmetric",
-                            claim, res_latex, who=s.latex or s.name)
-    if len(candidates) > 1 and all_equal(compare(tuple(s.name for s in candidates))):
-        names = _and([s.latex or s.name for s in candidates])
-        return _verdict(False, "symmetric", f"holds only when {names} are symmetric", claim, res_latex, who=names)
+    groups = [(s,) for s in candidates] + ([tuple(candidates)] if len(candidates) > 1 else [])
     rect = [s for s in matrices if s.rows != s.cols]
     if len(rect) > 1:  # the variable is square once the others are (A X B square)
         rect = [s for s in rect if s.name != variable] or rect
-    if rect:
-        sq = compare(square=True)
-        if sq and all_equal(sq):
+    square = compare(square=True) if rect else None
+    for flip, prefix in ((False, ""), (True, "the claim is transposed (the " + other + "-layout form), and it ")):
+        tf = (lambda c: c.T) if flip else (lambda c: c)
+        for group in groups:
+            if all_equal(compare(tuple(s.name for s in group)), tf):
+                names = _and([s.latex or s.name for s in group])
+                verb = "is" if len(group) == 1 else "are"
+                msg = (prefix or "") + f"holds only when {names} {verb} symmetric"
+                return _verdict(False, "symmetric", msg, claim, res_latex, who=names, transposed=flip)
+        if square and all_equal(square, tf):
             names = _and([s.latex or s.name for s in rect])
-            return _verdict(False, "square", f"holds only when {names} {'is' if len(rect) == 1 else 'are'} square",
-                            claim, res_latex, who=names)
-    factor = _common_factor(general)
-    if factor is not None:
-        if factor == -1:
-            msg = "the claim has the wrong sign"
-        else:
-            msg = f"the claim is off by a factor of {_fmt(factor)} (claim = {_fmt(factor)} × result)"
-        return _verdict(False, "factor", msg, claim, res_latex)
-    return _verdict(False, "wrong", "the claim is wrong; the correct result is " + res_latex, claim, res_latex)
+            msg = (prefix or "") + f"holds only when {names} {'is' if len(rect) == 1 else 'are'} square"
+            return _verdict(False, "square", msg, claim, res_latex, who=names, transposed=flip)
+        factor = _common_factor(general, tf)
+        if factor is not None:
+            if factor == -1:
+                msg = (prefix or "the claim ") + "has the wrong sign" if not flip else prefix + "has the wrong sign"
+            else:
+                msg = (prefix + "is " if flip else "the claim is ") + f"{_fmt_times(factor)} the correct result"
+            return _verdict(False, "factor", msg, claim, res_latex, factor=factor, transposed=flip)
+    msg = "the claim is wrong; the correct result is " + res_latex
+    if all(C is None for C, _ in general) and square and all(C is not None for C, _ in square):
+        names = _and([s.latex or s.name for s in rect])
+        msg = f"the claim is wrong (it is only defined when {names} {'is' if len(rect) == 1 else 'are'} square); " \
+              "the correct result is " + res_latex
+    return _verdict(False, "wrong", msg, claim, res_latex)
+
 
 
 def _and(names) -> str:
@@ -192,10 +202,13 @@ def _close(C, R) -> bool:
     return float(np.max(np.abs(C - R), initial=0.0)) <= RTOL * 1e3 * scale
 
 
-def _common_factor(pairs):
+def _common_factor(pairs, transform=lambda c: c):
     ratios = []
     for C, R in pairs:
-        if C is None or C.shape != R.shape:
+        if C is None:
+            return None
+        C = transform(C)
+        if C.shape != R.shape:
             return None
         rr = float(np.sum(R * R))
         if rr == 0:
@@ -208,6 +221,14 @@ def _common_factor(pairs):
         return None
     frac = Fraction(ratios[0]).limit_denominator(100)
     return frac if abs(float(frac) - ratios[0]) < 1e-9 * (1 + abs(ratios[0])) else ratios[0]
+
+
+def _fmt_times(k) -> str:
+    if k == Fraction(1, 2):
+        return "half"
+    if k == 2:
+        return "twice"
+    return f"{_fmt(k)} times"
 
 
 def _fmt(k) -> str:
@@ -225,17 +246,24 @@ def _tex_list(who: str) -> str:
     return who.replace(", ", r"\text{, }").replace(" and ", r"\text{ and }")
 
 
-def _verdict(ok: bool, diagnosis: str, message: str, claim: str, res_latex: str, who: str = "") -> Verdict:
+def _verdict(ok: bool, diagnosis: str, message: str, claim: str, res_latex: str, who: str = "",
+             factor=None, transposed: bool = False) -> Verdict:
     if ok:
         tex = r"\quad {\color{green}{\checkmark}}\ \text{as claimed}"
+        return Verdict(ok, diagnosis, message, claim, tex)
+    lead = r"\text{ is transposed and}" if transposed else ""
+    if diagnosis == "transpose":
+        reason = r"\text{ is the transpose (the other layout's result)}"
+    elif diagnosis == "symmetric":
+        reason = lead + r"\text{ holds only when }" + _tex_list(who) + \
+            (r"\text{ is symmetric}" if " and " not in who else r"\text{ are symmetric}")
+    elif diagnosis == "square":
+        reason = lead + r"\text{ holds only for square }" + _tex_list(who)
+    elif diagnosis == "factor" and factor == -1:
+        reason = lead + r"\text{ has the wrong sign}"
+    elif diagnosis == "factor":
+        reason = lead + r"\text{ is " + _fmt_times(factor) + r" the correct result}"
     else:
-        reason = {
-            "transpose": r"\text{ is the transpose (the other layout's result)}",
-            "symmetric": r"\text{ holds only when }" + _tex_list(who) +
-            (r"\text{ is symmetric}" if " and " not in who else r"\text{ are symmetric}"),
-            "square": r"\text{ holds only for square }" + _tex_list(who),
-            "factor": r"\text{ is off by a constant factor}",
-            "wrong": r"\text{ is wrong}",
-        }[diagnosis]
-        tex = r"\quad {\color{red}{\times}}\ \text{claimed } " + claim + reason
+        reason = r"\text{ is wrong}"
+    tex = r"\quad {\color{red}{\times}}\ \text{claimed } " + claim + reason
     return Verdict(ok, diagnosis, message, claim, tex)
