@@ -218,7 +218,7 @@ def test_lecture_note_claims_all_hold(processed):
     _, text, _ = processed[LECTURE.name]
     claims = src.count("expect={")
     assert claims >= 50
-    assert text.count("\\checkmark") == claims
+    assert text.count("{\\checkmark}}") == claims
     assert "\\times}}" not in text
 
 
