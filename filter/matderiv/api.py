@@ -126,12 +126,12 @@ def derive(expr: str, wrt, layout: str = "mixed", steps=False, show: str = "equa
                       matrix=_names(matrix), symmetric=_names(symmetric))
     except MatDerivError as err:
         raise err.with_source(expr)
-    d = _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang)
+    decls = dict(scalar=_names(scalar), vector=_names(vector), matrix=_names(matrix),
+                 symmetric=_names(symmetric))
+    d = _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang, decls)
     if expect is not None and str(expect).strip():
         from .claims import check_claim
 
-        decls = dict(scalar=_names(scalar), vector=_names(vector), matrix=_names(matrix),
-                     symmetric=_names(symmetric))
         d.verdict = check_claim(str(expect), d.expr_tree, d.result_tree, d.kind, layout, d.symbols,
                                 decls, seed_text=expr, variable=d.variables[0].name)
     return d
@@ -173,7 +173,19 @@ def _steps(f, var, res, layout, name, lang, all_syms, expr, check, first, var_ki
     return out, groups
 
 
-def _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang="en") -> Derivation:
+def _check_printed(rhs, f, result, all_syms, decls, expr) -> None:
+    """The printed LaTeX, read back, must be the verified result (guards the printer)."""
+    from .claims import printed_matches
+    from .verify import VerificationError
+
+    if printed_matches(rhs, f, result, all_syms, decls, seed_text=expr) is False:
+        raise VerificationError("internal error: the typeset result does not read back as the "
+                                "verified derivative; it is not printed",
+                                hint="please report this expression; nothing wrong was typeset")
+
+
+def _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang="en",
+                  decls=None) -> Derivation:
     from .derivative import first_derivative, second_derivative
     from .printing.latex import latex, latex_derivative_symbol
     f = typed.tree
@@ -197,6 +209,8 @@ def _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang="en")
             verify(Check(func, result, var, arrangement), all_syms, seed_text=expr)
     result = res.arranged
     rhs = latex(result)
+    if check:
+        _check_printed(rhs, f, result, all_syms, decls, expr)
     var_kind = "scalar" if var.shape == ((), ()) else ("vector" if var.cols == ONE else "matrix")
     lhs = latex_derivative_symbol(name, var.latex or var.name, res.kind, layout,
                                   second=len(wrt_names) == 2,

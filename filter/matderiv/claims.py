@@ -267,3 +267,57 @@ def _verdict(ok: bool, diagnosis: str, message: str, claim: str, res_latex: str,
         reason = r"\text{ is wrong}"
     tex = r"\quad {\color{red}{\times}}\ \text{claimed } " + claim + reason
     return Verdict(ok, diagnosis, message, claim, tex)
+
+
+def printed_matches(printed: str, f: Expr, result: Expr, all_syms, declarations: dict,
+                    seed_text: str = "") -> bool | None:
+    """Whether the LaTeX ``printed`` for ``result`` reads back as the same function: parsed
+    with the same declarations and evaluated at random points, it must equal ``result``.
+    ``None`` when it cannot be read back (notation the parser does not take, such as
+    ``\\operatorname{sech}^2`` or ``K_{mn}``), so nothing can be said."""
+    from .parse import parse
+    from .shapes import infer
+    from .verify import STRATEGIES, draw, size_maps, whole_number_symbols
+
+    from .expr import Identity, Kron, Vec, Zero
+
+    try:
+        parsed = parse(printed)
+    except MatDerivError:
+        return None
+    if any(isinstance(n, (Identity, Zero, Kron, Vec)) for n in parsed.tree.walk()):
+        return None  # sizes of I, 0, (x) and vec are not fixed by the text: cannot say
+    try:
+        tree = infer(parsed, (), **declarations).tree
+    except MatDerivError:
+        return False  # it reads as an ill-typed formula
+    by_name = {s.name: s for s in all_syms}
+    for s in symbols_of(tree):
+        o = by_name.get(s.name)
+        if o is None or (s.rows == ONE) != (o.rows == ONE) or (s.cols == ONE) != (o.cols == ONE):
+            return None
+    rng = np.random.default_rng(zlib.crc32(("printed:" + seed_text).encode("utf-8")))
+    whole = whole_number_symbols(f)
+    checked = 0
+    with np.errstate(all="ignore"):
+        for sizes in size_maps(all_syms, f):
+            for attempt in range(4):
+                env = draw(all_syms, sizes, rng, STRATEGIES[attempt % len(STRATEGIES)], whole)
+                try:
+                    R = _value(result, env, sizes)
+                except MatDerivError:
+                    continue
+                if not np.all(np.isfinite(R)):
+                    continue
+                try:
+                    C = _claim_value(tree, env, R)
+                except MatDerivError:
+                    return False  # its sizes do not fit the symbols' values
+                except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+                    return None
+                if not _close(C, R):
+                    return False
+                checked += 1
+                if checked == 2:
+                    return True
+    return None if checked == 0 else True

@@ -643,7 +643,7 @@ def _rewrite_hadamard(e: Hadamard) -> Expr:
 
 def _one_minus(u: Expr):
     """``v`` when ``u`` is ``1 - v`` (ones vector minus v), else None."""
-    if isinstance(u, Add) and len(u.args) == 2 and isinstance(u.args[0], Ones):
+    if isinstance(u, Add) and len(u.args) == 2 and u.args[0] == _ones(u.shape):
         cf, sc, ch = split(u.args[1])
         if cf == -1 and not sc and len(ch) == 1:
             return ch[0]
@@ -659,7 +659,7 @@ def _logistic_cancel(parts):
         for j, q in enumerate(parts):
             if isinstance(q, HadamardDiv):
                 if q.den == sig:
-                    other = _rewrite_add(Add((Ones(sig.shape[0]), Mul((Const(-1), sig)))))
+                    other = _rewrite_add(Add((_ones(sig.shape), Mul((Const(-1), sig)))))
                 elif _one_minus(q.den) == sig:
                     other = sig
                 else:

@@ -75,7 +75,7 @@ _FUNC_HEADS = {
     "sin": (r"\sin", True),
     "cos": (r"\cos", True),
     "tanh": (r"\tanh", True),
-    "sigmoid": (r"\sigma", True),
+    "sigmoid": (r"\sigma", False),  # \sigma^2(t) would read back as the symbol sigma
     "dsigmoid": (r"\sigma'", False),
     "sech2": (r"\operatorname{sech}^2", False),
     "sign": (r"\operatorname{sign}", False),
@@ -372,12 +372,13 @@ class LatexPrinter:
         sign = "-" if coeff < 0 else ""
         c = abs(coeff)
         if den or (num == [] and c.denominator != 1):
-            top = self._join_factors(num) if num else ""
+            # a lone sum keeps its parentheses once a coefficient stands beside it
+            top = self._join_factors(num, alone_ok=(c.numerator == 1)) if num else ""
             if c.numerator != 1:
                 top = str(c.numerator) + ((r" \cdot " if re.match(r"[0-9]", top) else " ") + top if top else "")
             elif not top:
                 top = "1"
-            bottom = self._join_factors(den)
+            bottom = self._join_factors(den, alone_ok=(c.denominator == 1))
             if c.denominator != 1:
                 bottom = str(c.denominator) + ((r" \cdot " if re.match(r"[0-9]", bottom) else " ") + bottom if bottom else "")
             return sign + r"\frac{" + top + "}{" + bottom + "}"
