@@ -55,6 +55,7 @@ def check_claim(claim: str, f: Expr, result: Expr, kind: str, layout: str, all_s
     from .printing.latex import latex
     from .shapes import infer
 
+    declarations = _with_expression_kinds(declarations, all_syms)
     try:
         typed = infer(parse(claim), (), **declarations)
     except MatDerivError as err:
@@ -163,6 +164,26 @@ def check_claim(claim: str, f: Expr, result: Expr, kind: str, layout: str, all_s
 
 
 
+def _with_expression_kinds(declarations: dict, all_syms) -> dict:
+    """The declarations, plus every symbol's kind as inferred from the expression, so that a
+    claim (or a printed result) reads its symbols as the expression does (``k`` a scalar in
+    ``\operatorname{tr}(X^k)``)."""
+    out = {k: list(declarations.get(k, ())) for k in ("scalar", "vector", "matrix", "symmetric")}
+    declared = {n for v in out.values() for n in v}
+    for s in all_syms:
+        if s.name in declared:
+            continue
+        if s.symmetric:
+            out["symmetric"].append(s.name)
+        elif s.rows == ONE and s.cols == ONE:
+            out["scalar"].append(s.name)
+        elif s.cols == ONE:
+            out["vector"].append(s.name)
+        else:
+            out["matrix"].append(s.name)
+    return out
+
+
 def _and(names) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
@@ -196,6 +217,8 @@ def _claim_value(tree: Expr, env, R):
 def _close(C, R) -> bool:
     if C.size == 1 and R.size == 1:
         C, R = C.reshape(1, 1), R.reshape(1, 1)
+    if C.size == 1 and R.size > 1 and float(C.reshape(-1)[0]) == 0.0:
+        C = np.zeros_like(R)  # a claimed 0 is the zero of the needed shape
     if C.shape != R.shape:
         return False
     scale = float(np.max(np.abs(R), initial=0.0)) + 1e-12
@@ -288,7 +311,7 @@ def printed_matches(printed: str, f: Expr, result: Expr, all_syms, declarations:
     if any(isinstance(n, (Identity, Zero, Kron, Vec)) for n in parsed.tree.walk()):
         return None  # sizes of I, 0, (x) and vec are not fixed by the text: cannot say
     try:
-        tree = infer(parsed, (), **declarations).tree
+        tree = infer(parsed, (), **_with_expression_kinds(declarations, all_syms)).tree
     except MatDerivError:
         return False  # it reads as an ill-typed formula
     by_name = {s.name: s for s in all_syms}

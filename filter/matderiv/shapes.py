@@ -621,10 +621,12 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
                                 "a symmetric symbol is a square matrix")
         decl[n] = "matrix"
 
-    # an undeclared letter standing alone in an exponent (X^k, a^x) is a scalar
+    # an undeclared letter in an exponent (X^k, a^x, X^{k - 1}) is a scalar
     for node in parsed.tree.walk():
-        if isinstance(node, Power) and isinstance(node.exponent, Symbol):
-            decl.setdefault(node.exponent.name, "scalar")
+        if isinstance(node, Power):
+            for sub in node.exponent.walk():
+                if isinstance(sub, Symbol):
+                    decl.setdefault(sub.name, "scalar")
     inf = _Infer(parsed, wrt_names, decl, sym_names)
     inf.declared = set(decl)
     # symbols present in the tree, with their parser kinds

@@ -385,8 +385,10 @@ def _rewrite_add(e: Add) -> Expr:
     factored = _factor(terms, shape)
     if factored is not None:
         return factored
-    # A + A^T rather than A^T + A: fewer transposes first, otherwise the order of derivation
-    terms.sort(key=lambda t: sum(map(_n_transposes, t[2])))
+    # A + A^T rather than A^T + A: among single matrices fewer transposes first; otherwise
+    # the order of derivation (so A x + b stays A x + b)
+    if all(len(t[2]) == 1 and not t[1] for t in terms):
+        terms.sort(key=lambda t: _n_transposes(t[2][0]))
     return Add(tuple(build_product(*t) for t in terms))
 
 
@@ -411,11 +413,13 @@ def _factor_sandwich(terms):
     right = 0
     while right < shortest - left and all(ch[-1 - right] == chains[0][-1 - right] for ch in chains):
         right += 1
-    if left == 0 or right == 0:
+    if left == 0 and right == 0:
         return None
     middles = [ch[left:len(ch) - right] for ch in chains]
     if any(not m or len(m) > 2 for m in middles):
         return None
+    if left + right == 1:
+        return None  # one shared factor: the grouping below decides
     inner = _rewrite_add(Add(tuple(build_product(cf, s, m) for (cf, s, _), m in zip(terms, middles))))
     return _rewrite_mul(Mul(tuple(chains[0][:left] + [inner] + chains[0][len(chains[0]) - right:])))
 
@@ -447,10 +451,13 @@ def _factor_hadamard(terms):
     return out[0] if len(out) == 1 else Add(tuple(out))
 
 
-def _worth_factoring(chains) -> bool:
+def _worth_factoring(chains, bare=None) -> bool:
     """Textbook factoring, ``(A + A^T) x`` and ``(A^T C + C^T A) x``: what stays inside the
-    parentheses is short; an identity appears only beside single matrices, ``(A + I) x``."""
+    parentheses is short; an identity appears only beside single matrices and for a bare
+    term (``A x + x -> (A + I) x``, but ``2\lambda W - 2\mu W M`` stays as it is)."""
     rests = [len(ch) - 1 for ch in chains]
+    if bare is not None and any(r == 0 and not b for r, b in zip(rests, bare)):
+        return False
     if max(rests) > 2:
         return False
     if min(rests) == 0:
@@ -488,7 +495,8 @@ def _factor(terms, shape):
             if ch and not isinstance(ch[side], Identity):
                 counts.setdefault(ch[side], []).append(i)
         for f, idx in counts.items():
-            if len(idx) >= 2 and _worth_factoring([terms[i][2] for i in idx]) and (
+            bare = [terms[i][0] == 1 and not terms[i][1] for i in idx]
+            if len(idx) >= 2 and _worth_factoring([terms[i][2] for i in idx], bare) and (
                     best is None or len(idx) > len(best[2])):
                 best = (side, f, idx)
     if best is None:
@@ -808,6 +816,8 @@ def _rewrite_vec(e: Vec) -> Expr:
     a = e.arg
     if a.shape[1] == ONE:
         return a
+    if a.shape[0] == ONE:  # vec of a row is its transpose
+        return _t(a)
     if isinstance(a, Mul) and len(a.args) == 2 and a.args[0].shape[1] == ONE and a.args[1].shape[0] == ONE:
         return _rewrite_kron(Kron((_t(a.args[1]), a.args[0])))  # vec(a b^T) = b (x) a
     coef, scalars, chain = split(a)
@@ -858,12 +868,15 @@ def _pretty(e: Expr) -> Expr:
         if coef == 1 and not scalars and sum(isinstance(f, Transpose) for f in chain) > len(chain) / 2:
             back = simplify(Transpose(e.arg))
             return Inverse(Transpose(back))
-    if isinstance(e, (Hadamard, Kron)) and all(isinstance(a, Transpose) for a in e.args):
+    if (isinstance(e, Hadamard) or (isinstance(e, Kron) and all(a.shape[0] == ONE for a in e.args))) \
+            and all(isinstance(a, Transpose) for a in e.args):
         return Transpose(type(e)(tuple(a.arg for a in e.args)))
     if isinstance(e, Mul):
         coef, scalars, chain = split(e)
         adds = [i for i, f in enumerate(chain + scalars) if isinstance(f, Add)]
-        if coef < 0 and len(adds) == 1:
+        others = [f for f in chain + scalars if not isinstance(f, Add)]
+        shared = adds and any(_mentions_sum(o, (chain + scalars)[adds[0]]) for o in others)
+        if coef < 0 and len(adds) == 1 and not shared:
             items = chain + scalars
             i = adds[0]
             s = items[i]
@@ -875,7 +888,8 @@ def _pretty(e: Expr) -> Expr:
                 new_chain, new_scalars = items[:len(chain)], items[len(chain):]
                 return build_product(-coef, new_scalars, new_chain)
         for i, f in enumerate(chain):
-            if isinstance(f, Transpose) and isinstance(f.arg, Add) and coef < 0:
+            if isinstance(f, Transpose) and isinstance(f.arg, Add) and coef < 0 and not any(
+                    _mentions_sum(o, f.arg) for j, o in enumerate(chain + scalars) if j != i):
                 inner = f.arg
                 neg_terms = sum(1 for t in inner.args if split(t)[0] < 0)
                 if 2 * neg_terms >= len(inner.args):
@@ -895,3 +909,10 @@ def _positive_first(e: Expr) -> Expr:
         return e
     terms = sorted(e.args, key=lambda t: split(t)[0] < 0)
     return Add(tuple(terms))
+
+
+def _mentions_sum(e: Expr, s: Add) -> bool:
+    """Whether ``e`` contains the sum ``s`` or its transpose (flipping one copy of a sum that
+    appears twice, as in (x - mu)(x - mu)^T, would make the two read differently)."""
+    st = simplify(Transpose(s))
+    return any(n == s or n == st or (isinstance(n, Transpose) and n.arg == s) for n in e.walk())
