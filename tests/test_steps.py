@@ -94,7 +94,7 @@ def test_every_line_holds_numerically(case):
             np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-7 * (1 + np.abs(ref).max()),
                                        err_msg=ln.rhs)
             checked += 1
-    assert checked >= 2
+    assert checked >= len(d.step_groups)  # every derivation has at least one checked line
 
 
 def test_steps_render_everywhere():

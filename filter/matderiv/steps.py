@@ -14,7 +14,7 @@ from .calculus.build import add, mul, transpose
 from .calculus.differential import Differentiator
 from .calculus.identify import gradient, jacobian, linear_terms
 from .calculus.simplify import simplify
-from .expr import (ONE, SCALAR, Differential, DifferentialOf, Expr, Symbol, Trace, Vec)
+from .expr import (ONE, SCALAR, Differential, DifferentialOf, Expr, Hadamard, Symbol, Trace, Vec)
 
 MAX_STAGES = 12
 
@@ -29,6 +29,7 @@ WORDS = {
         "norm": "norm rule", "softmax": r"$\mathrm{d}s = (\operatorname{diag}(s) - s s^\top)\,\mathrm{d}u$",
         "elementwise": r"elementwise: $\mathrm{d}f(U) = f'(U) \odot \mathrm{d}U$",
         "differential": "differential", "trace": r"trace trick: $\operatorname{tr}(AB) = \operatorname{tr}(BA)$",
+        "trace_hadamard": r"trace trick: $\operatorname{tr}(AB) = \operatorname{tr}(BA)$, $\operatorname{tr}(A^\top (B \odot C)) = \operatorname{tr}((A \odot B)^\top C)$; simplify",
         "collect": "collect terms", "vec": r"vectorise: $\operatorname{vec}(AXB) = (B^\top \otimes A)\operatorname{vec}(X)$",
         "identify": "identify the derivative", "layout": "numerator layout",
         "scalar": r"$\mathrm{d}F = F'\,\mathrm{d}t$",
@@ -43,6 +44,7 @@ WORDS = {
         "softmax": r"softmax 的微分 $\mathrm{d}s = (\operatorname{diag}(s) - s s^\top)\,\mathrm{d}u$",
         "elementwise": r"逐元素函数 $\mathrm{d}f(U) = f'(U) \odot \mathrm{d}U$",
         "differential": "微分", "trace": r"迹技巧 $\operatorname{tr}(AB) = \operatorname{tr}(BA)$",
+        "trace_hadamard": r"迹技巧 $\operatorname{tr}(AB) = \operatorname{tr}(BA)$, $\operatorname{tr}(A^\top (B \odot C)) = \operatorname{tr}((A \odot B)^\top C)$，化简",
         "collect": "合并同类项", "vec": r"向量化 $\operatorname{vec}(AXB) = (B^\top \otimes A)\operatorname{vec}(X)$",
         "identify": "对照定义得导数", "layout": "分子布局",
         "scalar": r"$\mathrm{d}F = F'\,\mathrm{d}t$",
@@ -125,7 +127,8 @@ def derivation(f: Expr, var: Symbol, kind: str, natural: Expr, arranged: Expr, l
         grads = [simplify(gradient(t)) for t in terms]
         pieces = [_trace_form(g, dX) for g in grads]
         tree = add(*pieces) if pieces else None
-        lines.append(Line("", _join(_latex_trace(g, dX) for g in grads), _note(w["trace"]), tree))
+        note = w["trace_hadamard"] if any(isinstance(n, Hadamard) for n in full.walk()) else w["trace"]
+        lines.append(Line("", _join(_latex_trace(g, dX) for g in grads), _note(note), tree))
         if len(grads) > 1 or grads[0] != natural:
             lines.append(Line("", _latex_trace(natural, dX), _note(w["collect"]), _trace_form(natural, dX)))
     else:
@@ -140,7 +143,22 @@ def derivation(f: Expr, var: Symbol, kind: str, natural: Expr, arranged: Expr, l
             lines.append(Line("", _latex_product(natural, vec_dx), _note(w["collect"]), mul(natural, vec_dx), kind_line))
     note = w["identify"] + ("; " + w["layout"] if layout == "numerator" and kind == "gradient" else "")
     lines.append(Line(r"\Rightarrow\quad " + lhs_symbol, latex(arranged), _note(note), None, "result"))
-    return lines
+    return _without_repeats(lines)
+
+
+def _without_repeats(lines: list[Line]) -> list[Line]:
+    """Drop a line that repeats the line before it (same left and right side)."""
+    import re
+
+    def norm(t: str) -> str:
+        return re.sub(r"\\[,;:!]|\s", "", t)
+
+    out: list[Line] = []
+    for ln in lines:
+        if out and norm(ln.rhs) == norm(out[-1].rhs) and (not ln.lhs or ln.lhs == out[-1].lhs):
+            continue
+        out.append(ln)
+    return out
 
 
 def _is_name(s: str) -> bool:
@@ -186,7 +204,9 @@ def _latex_trace(g: Expr, dX: Differential) -> str:
     sign = ""
     if coef < 0:
         sign, g = "-", build_product(-coef, scalars, chain)
-    gt = simplify(transpose(g))
+    from .calculus.simplify import prettify
+
+    gt = prettify(simplify(transpose(g)))
     body = latex(mul(gt, dX))
     if dX.shape[1] == ONE:
         return sign + body

@@ -189,7 +189,7 @@ class Differentiator:
                 f"{MAX_EXPANDED_POWER} are not supported (tr(X^k) is)")
         db = self(b)
         self._log("power", e)
-        return add(*[mul(_power(b, c(i)), db, _power(b, c(n - 1 - i))) for i in range(n)])
+        return add(*[mul(_power_or_none(b, i), db, _power_or_none(b, n - 1 - i)) for i in range(n)])
 
     def _d_scalar_power(self, e: Power):
         b, k = e.base, e.exponent
@@ -248,6 +248,11 @@ def _power(b: Expr, k: Expr) -> Expr:
         if k.value == 1:
             return b
     return Power(b, k)
+
+
+def _power_or_none(b: Expr, k: int) -> Expr | None:
+    """``b^k`` as a factor of a product; ``None`` (no factor) for k = 0."""
+    return None if k == 0 else _power(b, c(k))
 
 
 def _ones_like(u: Expr) -> Expr:

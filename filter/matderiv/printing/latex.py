@@ -349,6 +349,9 @@ class LatexPrinter:
                     sep = r" \cdot "
                 elif self._is_function_like(prev) and not _is_scalar(f):
                     sep = r"\, "
+                elif isinstance(prev, Differential) or (
+                        isinstance(prev, Transpose) and isinstance(prev.arg, Differential)):
+                    sep = r"\, "  # d X X^{-1} would read as "dXX"
                 else:
                     sep = " "
                 parts.append(sep)
