@@ -111,7 +111,9 @@ def derivation(f: Expr, var: Symbol, kind: str, natural: Expr, arranged: Expr, l
     d_lhs = r"\mathrm{d}" + (f_latex if _is_name(f_latex) else r"\left(" + f_latex + r"\right)")
     stages = differential_stages(f, var)
     if not stages:
-        lines.append(Line(d_lhs, "0", _note(w["differential"]), None))
+        from .calculus.build import zero
+
+        lines.append(Line(d_lhs, "0", _note(w["differential"]), zero(f.shape)))
         lines.append(Line(r"\Rightarrow\quad " + lhs_symbol, latex(arranged), _note(w["identify"]), None, "result"))
         return lines
     for i, (tree, names) in enumerate(stages):
