@@ -6,6 +6,9 @@
   ``@pytest.mark.parametrize("case", corpus_cases(), ids=lambda c: c["id"])``.
 - ``corpus_dir()``: the directory it came from (``score.py`` lives beside it).
 - fixture ``corpus`` (session scope): the same list.
+- the results cache of matderiv (``MATDERIV_CACHE_DIR``) points to a temporary directory for
+  the whole session, set before collection and inherited by subprocesses, so that no test
+  reads or writes the user's ``~/.cache/matderiv``.
 """
 from __future__ import annotations
 
@@ -44,3 +47,31 @@ def corpus_cases() -> list[dict]:
 @pytest.fixture(scope="session")
 def corpus() -> list[dict]:
     return corpus_cases()
+
+
+_SAVED_CACHE_ENV: dict = {}
+
+
+def pytest_configure(config):
+    """Before collection (which may already parse expressions): every test, and every
+    subprocess it starts, uses a fresh results cache of its own, never ~/.cache/matderiv."""
+    import os
+    import tempfile
+
+    _SAVED_CACHE_ENV["MATDERIV_CACHE_DIR"] = os.environ.get("MATDERIV_CACHE_DIR")
+    _SAVED_CACHE_ENV["dir"] = tempfile.mkdtemp(prefix="matderiv-test-cache-")
+    os.environ["MATDERIV_CACHE_DIR"] = _SAVED_CACHE_ENV["dir"]
+
+
+def pytest_unconfigure(config):
+    import os
+    import shutil
+
+    if "dir" not in _SAVED_CACHE_ENV:
+        return
+    shutil.rmtree(_SAVED_CACHE_ENV.pop("dir"), ignore_errors=True)
+    old = _SAVED_CACHE_ENV.pop("MATDERIV_CACHE_DIR", None)
+    if old is None:
+        os.environ.pop("MATDERIV_CACHE_DIR", None)
+    else:
+        os.environ["MATDERIV_CACHE_DIR"] = old

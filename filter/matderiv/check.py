@@ -9,7 +9,9 @@ Finds macros exactly as ``matderiv process`` does (:func:`matderiv.locate.locate
 comments, code and verbatim are skipped), applies the same document options (front matter, then
 the command line, then the macro's own) and renders each macro with
 :func:`matderiv.render.render_macro`, so a macro passes here exactly when ``process`` typesets it
-without an error or a wrong claim.  Writes nothing but the report.
+without an error or a wrong claim.  Writes nothing but the report (and, like ``process``,
+the results cache of :mod:`matderiv.cache`: a macro checked before with the same options is
+not computed again; ``--no-cache`` or ``cache=false`` turn that off).
 """
 from __future__ import annotations
 

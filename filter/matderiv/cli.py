@@ -1,4 +1,4 @@
-"""The ``matderiv`` command line (SPEC 3): ``diff``, ``process`` and ``check``.
+"""The ``matderiv`` command line (SPEC 3): ``diff``, ``process``, ``check`` and ``cache``.
 
 Owns argument parsing, the terminal output of ``matderiv diff``, and the rule that no traceback
 ever reaches the user (``MATDERIV_DEBUG=1`` shows one).  Delegates all work to the API.
@@ -80,13 +80,19 @@ def _process_parser(sub):
                        help=f"declare {key} symbols for the whole document (comma separated)")
     p.add_argument("--no-check", dest="check", action="store_false", default=None,
                    help="skip numerical verification")
+    _no_cache_option(p)
     return p
+
+
+def _no_cache_option(p):
+    p.add_argument("--no-cache", dest="cache", action="store_false", default=None,
+                   help="neither read nor write the results cache (see matderiv cache info)")
 
 
 def _cmd_process(args) -> int:
     from .process import process_file
 
-    opts = _doc_options(args, ("layout", "steps", "show", "lang", "check"))
+    opts = _doc_options(args, ("layout", "steps", "show", "lang", "check", "cache"))
     return process_file(args.input, args.output, fmt=args.format, options=opts, strict=args.strict)
 
 
@@ -118,7 +124,49 @@ def _check_parser(sub):
                        help=f"declare {key} symbols for every document (comma separated)")
     p.add_argument("--no-check", dest="check", action="store_false", default=None,
                    help="skip the numerical verification of results (claims are still checked)")
+    _no_cache_option(p)
     return p
+
+
+def _cache_parser(sub):
+    p = sub.add_parser("cache", help="show or empty the results cache",
+                       description="Results of macros are kept on disk, keyed by the macro, its "
+                                   "effective options, the output context and the matderiv "
+                                   "version, so that rebuilding a document does not compute "
+                                   "them again.  The cache lives in $MATDERIV_CACHE_DIR, else "
+                                   "$XDG_CACHE_HOME/matderiv, else ~/.cache/matderiv; "
+                                   "MATDERIV_CACHE=0, --no-cache or the option cache=false "
+                                   "turn it off.")
+    p.add_argument("action", choices=["info", "clean"],
+                   help="info: where it is, how many entries, how big; clean: delete it")
+    return p
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)  # pragma: no cover
+
+
+def _cmd_cache(args) -> int:
+    from . import cache
+
+    if args.action == "clean":
+        where = cache.cache_dir()
+        files, freed = cache.clean()
+        print(f"removed {files} file(s), {_size(freed)}, from {where}")
+        return 0
+    st = cache.info()
+    print(f"location: {st['location']}")
+    print(f"entries: {st['entries']} cached result(s)"
+          + (f", {st['parser_files']} parser file(s)" if st["parser_files"] else ""))
+    print(f"size: {_size(st['bytes'])}")
+    print(f"key includes: matderiv {st['fingerprint']}")
+    if not st["enabled"]:
+        print("disabled: MATDERIV_CACHE is set to turn it off")
+    return 0
 
 
 def _doc_options(args, keys) -> dict:
@@ -133,7 +181,7 @@ def _cmd_check(args) -> int:
     from .check import run_check
 
     return run_check(args.inputs, fmt=args.format,
-                     options=_doc_options(args, ("layout", "steps", "lang", "check")),
+                     options=_doc_options(args, ("layout", "steps", "lang", "check", "cache")),
                      as_json=args.json, verbose=args.verbose)
 
 
@@ -156,9 +204,11 @@ def main(argv=None) -> int:
     _diff_parser(sub)
     _process_parser(sub)
     _check_parser(sub)
+    _cache_parser(sub)
     args = ap.parse_args(argv)
     try:
-        return {"diff": _cmd_diff, "process": _cmd_process, "check": _cmd_check}[args.command](args)
+        return {"diff": _cmd_diff, "process": _cmd_process, "check": _cmd_check,
+                "cache": _cmd_cache}[args.command](args)
     except MatDerivError as err:
         print(report(err), file=sys.stderr)
         return 1

@@ -16,6 +16,11 @@ sources that load amssymb (or unicode-math, or are beamer); elsewhere a claim th
 just "as claimed".  A wrong claim is reported as ``file:line:col: wrong: ...`` with a caret
 under ``expect=...`` and ``claimed: ...; computed: ...``; under strict mode it fails the run
 like an error.
+
+Results come from the disk cache of :mod:`matderiv.cache` when a macro was rendered before with
+the same options in the same context (``cache: false`` in the front matter, ``--no-cache`` or
+``[cache=false]`` on one macro turn it off); a rebuild whose results are all cached imports
+neither numpy nor lark.
 """
 from __future__ import annotations
 

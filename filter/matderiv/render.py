@@ -23,6 +23,12 @@ Owns:
   a wrong claim has the severity ``wrong`` and a ``claimed: ...; computed: ...`` detail
   (:func:`claim_detail`).
 
+Results are kept on disk between runs (:mod:`matderiv.cache`): a macro rendered before, with
+the same effective options and output context, is rebuilt from its cache entry without the engine
+(no numpy, no lark).  The option ``cache=false`` (per macro, in the document metadata, or
+``--no-cache``) turns that off; only the real engine's results are cached, never those of a
+``derive_fn`` or of a stub put in place of :func:`derive`.
+
 Knows nothing of pandoc or of file formats; calls the engine only through :func:`derive`
 (tests replace it with a stub).
 """
@@ -38,10 +44,12 @@ __all__ = ["derive", "normalize_options", "merge_options", "render_macro", "Rend
            "expect_span", "claim_detail", "DOCUMENT_KEYS", "DECLARATION_KEYS"]
 
 DECLARATION_KEYS = ("scalar", "vector", "matrix", "symmetric")
-BOOL_KEYS = ("steps", "check")
+BOOL_KEYS = ("steps", "check", "cache")
 STRING_KEYS = ("layout", "show", "name", "expect", "lang")
 # keys that only make sense for a whole document (metadata, command line), never for derive()
 DOCUMENT_KEYS = ("strict",)
+# keys for render_macro itself, never passed to derive(): the disk cache of results
+RENDER_KEYS = ("cache",)
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
 
@@ -51,6 +59,9 @@ def derive(expr, wrt, **options):
     from . import derive as _derive
 
     return _derive(expr, wrt, **options)
+
+
+_ENGINE = derive  # the real engine: only its results go to the disk cache
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,7 +291,10 @@ def render_macro(macro, doc_options=None, *, math: str = "inline", color: bool =
     the replacement will stand, ``"inline"`` or ``"display"`` (steps are typeset only in display
     math); ``color``: whether ``\color`` may be used; ``sep``: what separates the lines of a
     steps block (``" "`` or a newline plus indentation); ``checkmark``: whether ``\checkmark``
-    (amssymb) may be used in a claim's verdict (else the mark is left out).  Never raises.
+    (amssymb) may be used in a claim's verdict (else the mark is left out); ``cache``: a dict
+    kept by the caller for one run, mapping (EXPR, VAR, options) to the engine's result.  With
+    the real engine, the result is also looked up in (and written to) the disk cache
+    (:mod:`matderiv.cache`) unless the effective options say ``cache=false``.  Never raises.
     """
     fn = derive_fn or derive
     if not getattr(macro, "ok", False):
@@ -301,6 +315,33 @@ def render_macro(macro, doc_options=None, *, math: str = "inline", color: bool =
                             error_offset=macro.options_start)
     opts = merge_options({k: v for k, v in (doc_options or {}).items() if k not in DOCUMENT_KEYS},
                          mine)
+    use_disk = bool(opts.pop("cache", True))
+    for key in RENDER_KEYS:
+        opts.pop(key, None)
+    if fn is not _ENGINE:
+        # a stub or another engine: its results are its own business
+        return _compute(macro, fn, opts, math, color, sep, checkmark, cache)[0]
+    from . import cache as disk
+
+    if not use_disk or not disk.enabled():
+        with disk.suspended():
+            return _compute(macro, fn, opts, math, color, sep, checkmark, cache)[0]
+    key = disk.result_key({"macro": macro.raw, "options": opts, "math": math, "color": color,
+                           "sep": sep, "checkmark": checkmark})
+    hit = disk.get(key)
+    if hit is not None:
+        r = _from_entry(hit, macro)
+        if r is not None:
+            return r
+    r, keep = _compute(macro, fn, opts, math, color, sep, checkmark, cache)
+    if keep:
+        disk.put(key, _to_entry(r, macro))
+    return r
+
+
+def _compute(macro, fn, opts, math, color, sep, checkmark, cache) -> tuple[Rendered, bool]:
+    """(the rendering of a macro by the engine ``fn``, whether it may be cached on disk: not
+    after an internal error)."""
     wrt = macro.wrt[0] if len(macro.wrt) == 1 else tuple(macro.wrt)
     key = _cache_key(macro.expr, macro.wrt, opts)
     try:
@@ -327,14 +368,14 @@ def render_macro(macro, doc_options=None, *, math: str = "inline", color: bool =
                          claim_diagnosis=verdict.diagnosis, claim=verdict.claim)
         if steps:
             return Rendered(_steps_block(steps, main, sep, after), display=True, notes=notes,
-                            **claim)
+                            **claim), True
         if after and math == "display" and _visible_length(main + after) > WRAP_VERDICT:
             # a long result and verdict do not fit one line of a page: the verdict goes on a
             # line of its own, aligned at the '=' (as in a steps block)
             lines = [_align_line(main), "&" + after.strip()]
             return Rendered("\\begin{aligned}" + sep + (" \\\\" + sep).join(lines) + sep
-                            + "\\end{aligned}", display=True, notes=notes, **claim)
-        return Rendered(main + after, notes=notes, **claim)
+                            + "\\end{aligned}", display=True, notes=notes, **claim), True
+        return Rendered(main + after, notes=notes, **claim), True
     except MatDerivError as err:
         off = None
         if err.position is not None and 0 <= err.position <= len(macro.expr):
@@ -344,12 +385,12 @@ def render_macro(macro, doc_options=None, *, math: str = "inline", color: bool =
             span = expect_span(macro)
             if span is not None:
                 return Rendered(error_latex(macro.expr, macro.wrt, color=color), error=err,
-                                error_offset=span[0], error_end=span[1])
+                                error_offset=span[0], error_end=span[1]), True
         end = None
         if off is not None and getattr(err, "end", None) is not None and err.end > err.position:
             end = macro.expr_start + min(err.end, len(macro.expr))
         return Rendered(error_latex(macro.expr, macro.wrt, color=color), error=err,
-                        error_offset=off, error_end=end)
+                        error_offset=off, error_end=end), True
     except Exception as exc:  # noqa: BLE001 - no traceback reaches the user
         err = MatDerivError(f"internal error: {type(exc).__name__}: {exc}",
                             hint="please report this macro (MATDERIV_DEBUG=1 shows the traceback)")
@@ -359,7 +400,67 @@ def render_macro(macro, doc_options=None, *, math: str = "inline", color: bool =
             import traceback
 
             traceback.print_exc()
-        return Rendered(error_latex(macro.expr, macro.wrt, color=color), error=err)
+        return Rendered(error_latex(macro.expr, macro.wrt, color=color), error=err), False
+
+
+# ---------------------------------------------------------------------------------------------
+# disk cache entries
+# ---------------------------------------------------------------------------------------------
+_CLAIM_FIELDS = ("claim_ok", "claim_message", "claim_diagnosis", "claim", "computed")
+
+
+def _to_entry(r: Rendered, macro) -> dict:
+    """What the disk cache keeps of a rendering: everything but the absolute offsets, which
+    are kept relative to the start of the macro (the same text may stand anywhere)."""
+    def rel(off):
+        return None if off is None else off - macro.start
+
+    e = r.error
+    out = {"latex": r.latex, "display": r.display, "notes": list(r.notes),
+           "error": None if e is None else {
+               "message": e.message, "hint": e.hint, "position": e.position,
+               "end": getattr(e, "end", None), "source": getattr(e, "source", None),
+               "unsupported": type(e).__name__ == "UnsupportedError"},
+           "error_offset": rel(r.error_offset), "error_end": rel(r.error_end)}
+    for f in _CLAIM_FIELDS:
+        out[f] = getattr(r, f)
+    return out
+
+
+def _opt(v, *types):
+    if v is None or isinstance(v, types):
+        return v
+    raise TypeError(v)
+
+
+def _from_entry(v: dict, macro) -> Rendered | None:
+    """A :class:`Rendered` rebuilt from a disk cache entry, or ``None`` when the entry does not
+    have the expected form (it is then recomputed and rewritten)."""
+    try:
+        latex = v["latex"]
+        if not isinstance(latex, str) or not isinstance(v["display"], bool):
+            return None
+        notes = v["notes"]
+        if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+            return None
+        err = None
+        e = v["error"]
+        if e is not None:
+            from .errors import UnsupportedError
+
+            cls = UnsupportedError if e.get("unsupported") is True else MatDerivError
+            err = cls(_opt(e["message"], str) or "", position=_opt(e["position"], int),
+                      hint=_opt(e["hint"], str) or "", end=_opt(e["end"], int),
+                      source=_opt(e["source"], str))
+        off, end = _opt(v["error_offset"], int), _opt(v["error_end"], int)
+        claim = {f: _opt(v[f], str) for f in _CLAIM_FIELDS if f != "claim_ok"}
+        claim["claim_ok"] = _opt(v["claim_ok"], bool)
+        return Rendered(latex, display=v["display"], error=err,
+                        error_offset=None if off is None else macro.start + off,
+                        error_end=None if end is None else macro.start + end,
+                        notes=list(notes), **claim)
+    except (KeyError, TypeError, AttributeError):
+        return None
 
 
 # a display result and its verdict longer than this (in visible symbols, roughly) are split
