@@ -576,21 +576,73 @@ class _Tokenizer:
 # ------------------------------------------------------------------------------------------
 # Lark
 # ------------------------------------------------------------------------------------------
+_NoLexer = None  # made by _no_lexer(): a module-level class, so that Lark.save can pickle it
+
+
+def _no_lexer():
+    """The lexer class given to Lark: tokens are fed by hand (``parse_interactive``).  Defined
+    on first use (importing lark is not free) but stored as this module's ``_NoLexer``, so that
+    pickle finds it by name when the parser tables are saved to and loaded from the cache."""
+    global _NoLexer
+    if _NoLexer is None:
+        from lark.lexer import Lexer
+
+        class _NoLexer(Lexer):  # noqa: F811
+            def __init__(self, lexer_conf):
+                pass
+
+            def lex(self, lexer_state, parser_state):  # pragma: no cover - never used
+                return iter(())
+
+        _NoLexer.__qualname__ = "_NoLexer"
+    return _NoLexer
+
+
 @lru_cache(maxsize=1)
 def _lark():
+    """The LALR parser of grammar.lark.  Building its tables costs ~60 ms, so they are kept in
+    the disk cache (:func:`matderiv.cache.parser_file`) under a name made of the grammar, the
+    options, and the lark and Python versions, saved with ``Lark.save`` and written atomically;
+    a file that cannot be loaded is rebuilt and rewritten.  (Lark's own ``cache=`` option
+    cannot pickle a lexer class defined in a function, and writes its file in place.)"""
+    import hashlib
+    import sys
+
+    import lark
     from lark import Lark
-    from lark.lexer import Lexer
-
-    class _NoLexer(Lexer):  # tokens are fed by hand (parse_interactive)
-        def __init__(self, lexer_conf):
-            pass
-
-        def lex(self, lexer_state, parser_state):  # pragma: no cover - never used
-            return iter(())
 
     grammar = (Path(__file__).with_name("grammar.lark")).read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", lexer=_NoLexer, start="start",
-                maybe_placeholders=False, keep_all_tokens=True)
+    options = dict(parser="lalr", lexer=_no_lexer(), start="start", maybe_placeholders=False,
+                   keep_all_tokens=True)
+    path = None
+    try:
+        from .. import cache
+
+        tag = hashlib.sha256("\0".join(
+            [grammar, repr(sorted((k, str(v)) for k, v in options.items())), lark.__version__,
+             "%d.%d" % sys.version_info[:2]]).encode("utf-8")).hexdigest()[:32]
+        path = cache.parser_file(f"lark-{tag}.pickle")
+    except Exception:  # noqa: BLE001 - no cache is fine
+        path = None
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                return Lark.load(fh)
+        except FileNotFoundError:
+            pass
+        except Exception:  # noqa: BLE001 - unreadable or from elsewhere: rebuild, rewrite
+            pass
+    parser = Lark(grammar, **options)
+    if path is not None:
+        import io
+
+        try:
+            buf = io.BytesIO()
+            parser.save(buf)
+            cache.write_parser_file(path, buf.getvalue())
+        except Exception:  # noqa: BLE001 - a parser that cannot be saved still parses
+            pass
+    return parser
 
 
 def _expected_words(expected) -> str:
