@@ -20,10 +20,19 @@ Owns walking the pandoc AST (with panflute) and replacing macros in
 Options: the macro's own, then the document's ``matderiv:`` metadata map, then the defaults;
 ``strict: true`` in that map makes the filter exit 1 after writing its output when any macro
 failed or any claim (``expect=``) is wrong.  The document's ``lang`` is passed to ``derive``.
-One line on stderr per problem (an error, a wrong claim, a note), never a traceback.  A
-document whose JSON holds no ``matderiv`` is copied through without being parsed (the fast
-path).  Knows nothing of differentials: all typesetting is in
-:mod:`matderiv.render`.
+One line on stderr per problem (an error, a wrong claim, a note), never a traceback.  Knows
+nothing of differentials: all typesetting is in :mod:`matderiv.render`.
+
+Speed (issue 6): a document whose JSON holds no ``matderiv`` is copied through without being
+parsed, and that path imports nothing but the standard library (the fast path).  Otherwise the
+top-level blocks are read one by one with :mod:`json`'s scanner and only those whose text holds
+``matderiv`` are looked at; the others are copied to the output as pandoc sent them.  A block
+whose macros all stand in ``Math`` elements of paragraphs, headers, divs, quotes and lists (the
+usual case) is changed in place in its JSON; any other block that holds ``matderiv`` is turned
+into panflute's object model, filtered as above, and written back -- panflute is imported only
+then.  The output is the same as with the whole document in panflute's object model (tested).
+Results come from the disk cache (:mod:`matderiv.cache`) when they can, so a rebuild imports
+neither numpy nor lark.
 """
 from __future__ import annotations
 
@@ -33,10 +42,8 @@ import re
 import sys
 import unicodedata
 
-from .errors import MatDerivError
-from .locate import MATH_ENVS, find_macros, locate_document, locate_math
-from .process import splice
-from .render import DOCUMENT_KEYS, claim_detail, diagnostic_filter, normalize_options, render_macro
+# heavy or merely unneeded on the fast path: imported where used (locate, process, render,
+# panflute, json)
 
 __all__ = ["main", "run_filter", "filter_json"]
 
@@ -48,6 +55,8 @@ _ALTERED = re.compile("[\u2018\u2019\u201c\u201d\u2013\u2014\u2026\u00a0]")
 
 def _meta_value(m):
     """A metadata value as plain Python: bool, str, list or dict (TeX kept as written)."""
+    if isinstance(m, _Plain):
+        return m.value
     import panflute as pf
 
     if isinstance(m, pf.MetaBool):
@@ -101,6 +110,8 @@ _WHOLE_ENV = re.compile(r"\s*\\begin\{(([A-Za-z]+)\*?)\}.*\\end\{\1\}\s*\Z", re.
 
 def _whole_math_env(tex: str) -> bool:
     """True when raw TeX is exactly one math environment (``\\begin{align}...\\end{align}``)."""
+    from .locate import MATH_ENVS
+
     m = _WHOLE_ENV.match(tex)
     return bool(m) and m.group(2) in MATH_ENVS and tex.count("\\begin{" + m.group(1) + "}") == 1
 
@@ -110,8 +121,14 @@ def _has_math(tex: str) -> bool:
 
 
 class _Filter:
-    def __init__(self, doc, derive_fn=None, stderr=None):
-        self.doc = doc
+    """One run of the filter.  ``meta``: the document's metadata, a mapping from names to
+    panflute metadata values or to plain Python values already converted (bool, str, list,
+    dict), of which ``lang`` and ``matderiv`` are read."""
+
+    def __init__(self, meta, derive_fn=None, stderr=None):
+        from .errors import MatDerivError
+        from .render import DOCUMENT_KEYS, normalize_options
+
         self.derive_fn = derive_fn
         self.stderr = stderr or sys.stderr
         self.n = 0
@@ -119,14 +136,13 @@ class _Filter:
         self.wrong = 0  # claims (expect=) that do not hold
         self.cache: dict = {}
         raw = {}
-        meta = doc.metadata
         try:
-            if "lang" in meta.content:
-                lang = _meta_value(meta.content["lang"])
+            if "lang" in meta:
+                lang = _meta_value(meta["lang"])
                 if isinstance(lang, str) and lang:
                     raw["lang"] = lang
-            if "matderiv" in meta.content:
-                m = _meta_value(meta.content["matderiv"])
+            if "matderiv" in meta:
+                m = _meta_value(meta["matderiv"])
                 if not isinstance(m, dict):
                     raise MatDerivError("the matderiv metadata must be a map of options",
                                         hint="write e.g.  matderiv: {layout: denominator}")
@@ -149,6 +165,8 @@ class _Filter:
 
     def report(self, raw: str, r) -> None:
         """Count and report one rendered macro (it already has its number)."""
+        from .render import claim_detail, diagnostic_filter
+
         if r.error is not None:
             self.errors += 1
             self.say(diagnostic_filter(self.n, raw, r.error.message, r.error.hint))
@@ -160,17 +178,31 @@ class _Filter:
             self.say(diagnostic_filter(self.n, raw, note, severity="note"))
 
     def render(self, mac, math):
+        from .render import render_macro
+
         self.n += 1
         return render_macro(mac, self.opts, math=math, color=True, derive_fn=self.derive_fn,
                             cache=self.cache, sep="\n")
 
     def splice_tex(self, text: str, located) -> str:
+        from .process import splice
+
         def report(loc, r):
             self.n += 1
             self.report(loc.macro.raw, r)
 
         return splice(text, located, self.opts, fmt="tex", color=True, derive_fn=self.derive_fn,
                       cache=self.cache, report=report)
+
+    def finish(self) -> int:
+        """The exit status of a run (and the strict-mode line on stderr when it fails)."""
+        if self.strict and (self.errors or self.wrong):
+            what = [f"{self.errors} error(s)"] if self.errors else []
+            what += [f"{self.wrong} wrong claim(s)"] if self.wrong else []
+            self.say(f"pandoc-matderiv: {' and '.join(what)}; failing because of strict mode "
+                     "(matderiv: {strict: true})")
+            return 1
+        return 0
 
     # --- traversal ------------------------------------------------------------------------
     def walk(self, elem) -> None:
@@ -193,6 +225,36 @@ class _Filter:
             elif isinstance(child, pf.Element):
                 self.walk(child)
 
+    def json_blocks(self, blocks: list) -> list:
+        """A list of JSON blocks with their macros replaced, in document order: blocks without
+        ``matderiv`` as they are; blocks whose macros all stand in ``Math`` elements of simple
+        blocks changed in place; any other as panflute elements (written back by
+        :func:`filter_json`)."""
+        out = []
+        for b in blocks:
+            if not _mentions(b):
+                out.append(b)
+                continue
+            t = b.get("t") if isinstance(b, dict) else None
+            if t == "Div":
+                b["c"][1] = self.json_blocks(b["c"][1])
+                out.append(b)
+                continue
+            if t == "BlockQuote":
+                b["c"] = self.json_blocks(b["c"])
+                out.append(b)
+                continue
+            found: list = []
+            if _scan_blocks([b], found):
+                for x in found:
+                    x["c"][1] = self.math_text(x["c"][1], x["c"][0].get("t") == "DisplayMath")
+                out.append(b)
+            else:
+                lst = [_pf(b)]
+                self.blocks(lst)
+                out.extend(lst)
+        return out
+
     def blocks(self, lst) -> None:
         import panflute as pf
 
@@ -214,6 +276,8 @@ class _Filter:
     def raw_block(self, b):
         import panflute as pf
 
+        from .locate import locate_document
+
         located = locate_document(b.text, "tex")
         if (len(located) == 1 and located[0].context == "text"
                 and not b.text[:located[0].macro.start].strip()
@@ -227,22 +291,30 @@ class _Filter:
         return None
 
     def math(self, x) -> None:
-        if "\\matderiv" not in x.text:
-            return
-        display = x.format == "DisplayMath"
-        located = locate_math(x.text, display)
+        x.text = self.math_text(x.text, x.format == "DisplayMath")
+
+    def math_text(self, text: str, display: bool) -> str:
+        """The content of a ``Math`` element with its macros replaced."""
+        if "\\matderiv" not in text:
+            return text
+        from .locate import locate_math
+        from .process import splice
+
+        located = locate_math(text, display)
         if not located:
-            return
+            return text
 
         def report(loc, r):
             self.n += 1
             self.report(loc.macro.raw, r)
 
-        x.text = splice(x.text, located, self.opts, fmt="tex", color=True,
-                        derive_fn=self.derive_fn, cache=self.cache, report=report)
+        return splice(text, located, self.opts, fmt="tex", color=True,
+                      derive_fn=self.derive_fn, cache=self.cache, report=report)
 
     def inlines(self, lst, para: bool) -> None:
         import panflute as pf
+
+        from .locate import locate_document
 
         items = list(lst)
         out = []
@@ -323,6 +395,9 @@ class _Filter:
     def run(self, pieces, at_start: bool, at_end: bool, para: bool):
         """(new pieces, whether a damaged macro continues after them)."""
         import panflute as pf
+
+        from .locate import find_macros
+        from .render import diagnostic_filter
 
         texts = [_piece_text(p) for p in pieces]
         full = "".join(texts)
@@ -408,21 +483,247 @@ class _Filter:
 
 def filter_doc(doc, derive_fn=None, stderr=None) -> int:
     """Apply the filter to a panflute ``Doc`` in place; returns the exit status."""
-    f = _Filter(doc, derive_fn=derive_fn, stderr=stderr)
+    f = _Filter(doc.metadata.content, derive_fn=derive_fn, stderr=stderr)
     f.blocks(doc.content)
-    if f.strict and (f.errors or f.wrong):
-        what = [f"{f.errors} error(s)"] if f.errors else []
-        what += [f"{f.wrong} wrong claim(s)"] if f.wrong else []
-        f.say(f"pandoc-matderiv: {' and '.join(what)}; failing because of strict mode "
-              "(matderiv: {strict: true})")
-        return 1
-    return 0
+    return f.finish()
+
+
+# ---------------------------------------------------------------------------------------------
+# the JSON itself (issue 6): only the blocks that hold a macro are looked at
+# ---------------------------------------------------------------------------------------------
+class _Plain:
+    """A metadata value already converted to plain Python (see :func:`_meta_value`)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+
+class _NotPlain(Exception):
+    pass
+
+
+# inline elements whose content (at this index of "c", or "c" itself) is a list of inlines,
+# walked by the filter like panflute's traversal: their other parts never hold a macro
+_INLINE_LISTS = {"Emph": None, "Strong": None, "Underline": None, "Strikethrough": None,
+                 "Superscript": None, "Subscript": None, "SmallCaps": None, "Span": 1,
+                 "Quoted": 1}
+_SPACES = ("Space", "SoftBreak", "LineBreak")
+
+
+def _mentions(obj) -> bool:
+    """Whether ``matderiv`` occurs anywhere in a JSON value (text, attributes...)."""
+    import json
+
+    return "matderiv" in json.dumps(obj, ensure_ascii=False)
+
+
+def _pf(obj):
+    """The panflute element (or metadata value) of a pandoc JSON value."""
+    import json
+
+    from panflute.elements import from_json
+
+    return json.loads(json.dumps(obj, ensure_ascii=False), object_hook=from_json)
+
+
+def _plain_inline_text(items) -> str:
+    """:func:`_inline_text` of pandoc JSON inlines; :class:`_NotPlain` for an unusual one."""
+    out = []
+    for x in items:
+        t, c = x.get("t"), x.get("c")
+        if t == "Str":
+            out.append(c)
+        elif t in _SPACES:
+            out.append(" ")
+        elif t in ("RawInline", "Math", "Code"):
+            out.append(c[1])
+        elif t == "Quoted":
+            q = '"' if c[0].get("t") == "DoubleQuote" else "'"
+            out.append(q + _plain_inline_text(c[1]) + q)
+        elif t in _INLINE_LISTS:
+            out.append(_plain_inline_text(c if _INLINE_LISTS[t] is None else c[_INLINE_LISTS[t]]))
+        else:
+            raise _NotPlain(t)
+    return "".join(out)
+
+
+def _plain_meta(m):
+    """:func:`_meta_value` of a pandoc JSON metadata value; :class:`_NotPlain` when it holds
+    something unusual (then panflute converts it)."""
+    t, c = m.get("t"), m.get("c")
+    if t == "MetaBool" and isinstance(c, bool):
+        return c
+    if t == "MetaString" and isinstance(c, str):
+        return c
+    if t == "MetaList":
+        return [_plain_meta(x) for x in c]
+    if t == "MetaMap":
+        return {k: _plain_meta(v) for k, v in c.items()}
+    if t == "MetaInlines":
+        return _plain_inline_text(c).strip()
+    raise _NotPlain(t)
+
+
+def _json_meta(meta: dict) -> dict:
+    """The ``lang`` and ``matderiv`` entries of pandoc JSON metadata, for :class:`_Filter`."""
+    out = {}
+    for k in ("lang", "matderiv"):
+        if k in meta:
+            try:
+                out[k] = _Plain(_plain_meta(meta[k]))
+            except (_NotPlain, AttributeError, TypeError, IndexError, KeyError):
+                out[k] = _pf(meta[k])
+    return out
+
+
+def _scan_inlines(items, found: list) -> bool:
+    """Collect into ``found`` the JSON ``Math`` elements of ``items`` that mention matderiv;
+    False when matderiv stands anywhere else that the filter looks at (then the block goes
+    through panflute)."""
+    for x in items:
+        t = x.get("t")
+        if t == "Math":
+            if "matderiv" in x["c"][1]:
+                found.append(x)
+        elif t in _SPACES:
+            continue
+        elif t == "Str":
+            if "matderiv" in x["c"]:
+                return False
+        elif t in _INLINE_LISTS:
+            k = _INLINE_LISTS[t]
+            if not _scan_inlines(x["c"] if k is None else x["c"][k], found):
+                return False
+        elif _mentions(x):
+            return False
+    return True
+
+
+def _scan_blocks(items, found: list) -> bool:
+    """:func:`_scan_inlines` for a list of JSON blocks."""
+    for b in items:
+        t = b.get("t")
+        if t in ("Para", "Plain"):
+            ok = _scan_inlines(b["c"], found)
+        elif t == "Header":
+            ok = _scan_inlines(b["c"][2], found)
+        elif t == "BlockQuote":
+            ok = _scan_blocks(b["c"], found)
+        elif t == "Div":
+            ok = _scan_blocks(b["c"][1], found)
+        elif t == "BulletList":
+            ok = all(_scan_blocks(item, found) for item in b["c"])
+        elif t == "OrderedList":
+            ok = all(_scan_blocks(item, found) for item in b["c"][1])
+        else:
+            ok = not _mentions(b)
+        if not ok:
+            return False
+    return True
 
 
 def filter_json(text: str, derive_fn=None, stderr=None) -> tuple[str, int]:
-    """(filtered pandoc JSON, exit status) for pandoc JSON ``text``."""
+    """(filtered pandoc JSON, exit status) for pandoc JSON ``text``.
+
+    The top-level blocks are read one by one (:func:`_split_document`); a block whose text has
+    no ``matderiv`` is copied to the output as it came, the others go through
+    :meth:`_Filter.json_blocks`.  JSON of another shape is read whole (and JSON of an older
+    pandoc API by panflute)."""
     if "matderiv" not in text:  # fast path: nothing to do, nothing parsed
         return text, 0
+    import json
+
+    def dump(x):
+        return json.dumps(x, default=lambda e: e.to_json(), check_circular=False,
+                          separators=(",", ":"), ensure_ascii=False)
+
+    split = _split_document(text)
+    if split is not None:
+        meta, open_, close, spans = split
+        f = _Filter(_json_meta(meta), derive_fn=derive_fn, stderr=stderr)
+        pieces = []
+        for a, b, block in spans:
+            if text.find("matderiv", a, b) < 0:
+                pieces.append(text[a:b])
+            else:
+                pieces.extend(dump(x) for x in f.json_blocks([block]))
+        return text[:open_ + 1] + ",".join(pieces) + text[close:], f.finish()
+    data = json.loads(text)
+    if not (isinstance(data, dict) and isinstance(data.get("blocks"), list)
+            and isinstance(data.get("meta", {}), dict)):
+        return _filter_json_panflute(text, derive_fn, stderr)
+    f = _Filter(_json_meta(data.get("meta", {})), derive_fn=derive_fn, stderr=stderr)
+    data["blocks"] = f.json_blocks(data["blocks"])
+    return dump(data), f.finish()
+
+
+_JSON_WS = re.compile(r"[ \t\n\r]*")
+
+
+def _split_document(text: str):
+    """Pandoc JSON ``{"pandoc-api-version": ..., "meta": {...}, "blocks": [...]}`` read member
+    by member and block by block: (meta, offset of the blocks' ``[``, offset of their ``]``,
+    [(start, end, block) of each top-level block]), or ``None`` when ``text`` has another
+    shape.  Each value is decoded by the :mod:`json` module's own scanner."""
+    import json
+
+    decode = json.JSONDecoder().raw_decode
+    ws = _JSON_WS.match
+    try:
+        i = ws(text).end()
+        if text[i:i + 1] != "{":
+            return None
+        i += 1
+        meta, spans, open_, close = {}, None, None, None
+        while True:
+            i = ws(text, i).end()
+            key, i = decode(text, i)
+            i = ws(text, i).end()
+            if not isinstance(key, str) or text[i:i + 1] != ":":
+                return None
+            i = ws(text, i + 1).end()
+            if key == "blocks":
+                if text[i:i + 1] != "[" or spans is not None:
+                    return None
+                open_, spans = i, []
+                i = ws(text, i + 1).end()
+                if text[i:i + 1] == "]":
+                    close = i
+                else:
+                    while True:
+                        block, j = decode(text, i)
+                        spans.append((i, j, block))
+                        j = ws(text, j).end()
+                        if text[j:j + 1] == ",":
+                            i = ws(text, j + 1).end()
+                            continue
+                        if text[j:j + 1] != "]":
+                            return None
+                        close = i = j
+                        break
+                i += 1
+            else:
+                value, i = decode(text, i)
+                if key == "meta":
+                    if not isinstance(value, dict):
+                        return None
+                    meta = value
+            i = ws(text, i).end()
+            if text[i:i + 1] == ",":
+                i += 1
+                continue
+            if text[i:i + 1] == "}" and not text[i + 1:].strip() and spans is not None:
+                return meta, open_, close, spans
+            return None
+    except ValueError:
+        return None
+
+
+def _filter_json_panflute(text: str, derive_fn=None, stderr=None) -> tuple[str, int]:
+    """The whole document through panflute (JSON of an older pandoc API, which panflute
+    reads)."""
     import panflute as pf
 
     doc = pf.load(io.StringIO(text))
