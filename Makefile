@@ -84,8 +84,11 @@ texlive:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
 	    texlive-latex-base texlive-latex-recommended > /dev/null; }
 
+# Figures, not pass/fail: derive vs SymPy's .diff, then pandoc with the filter vs a pass-through
+# JSON filter (cold and warm results cache); about two minutes on two cores.
 bench: install
 	$(VPY) bench/derive.py
+	$(VPY) bench/filter.py
 
 clean:
 	rm -rf $(VENV) node_modules build dist examples/build .pytest_cache .hypothesis
