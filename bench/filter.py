@@ -18,7 +18,8 @@ pypandoc-binary) on each document:
 
 Prints the median wall time and CPU time (user + system, of pandoc and its filter) of R runs
 (default 5) of each, taken round robin, and the ratios to the pass-through filter on the same
-document; CPU time is the steadier figure on a busy machine.  Python runs with its bytecode cache
+document; CPU time is the steadier figure on a busy machine.  Then the filters alone on the JSON
+pandoc gives them (3R runs each): what each adds to a build, without pandoc's time around it.  Python runs with its bytecode cache
 on (kept in the bench's temporary directory), as it does for users, unless --as-is.
 
 It prints figures; it asserts nothing.  The targets of issue 6: macro-free <= 1.1x the
@@ -126,11 +127,18 @@ def documents(n: int, m: int, d: int) -> tuple[str, str]:
     return plain, "# A long document\n\n" + "\n\n".join(with_macros) + "\n"
 
 
-def run(cmd, env=None) -> tuple[float, float]:
+def run_on(cmd, src: Path, env=None) -> tuple[float, float]:
+    """:func:`run` with ``src`` on standard input."""
+    with open(src, "rb") as fh:
+        return run(cmd, env, stdin=fh)
+
+
+def run(cmd, env=None, stdin=None) -> tuple[float, float]:
     """(wall time, CPU time of pandoc and its filter: user + system) of one run, in seconds."""
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.run(cmd, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          env=env)
     dt = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
@@ -212,6 +220,23 @@ def main(argv=None) -> int:
                 if hook is not None:
                     hook()
                 times[k].append(run(cmd, env))
+        # the filters alone, on the JSON pandoc hands them: what each adds to a build, measured
+        # without pandoc's own time (and its noise) around it
+        for doc in ("plain", "macros"):
+            subprocess.run([pandoc, str(tmp / f"{doc}.md"), "-f", "markdown", "-t", "json",
+                            "-o", str(tmp / f"{doc}.json")], check=True, env=base_env)
+        alone_cfg = [("no macros", "pass-through JSON filter", [str(passthru)], "plain", base_env,
+                      None),
+                     ("no macros", "pandoc-matderiv", [flt, "html"], "plain", env_cold, wipe),
+                     (n, "pass-through JSON filter", [str(passthru)], "macros", base_env, None),
+                     (n, "pandoc-matderiv, cold cache", [flt, "html"], "macros", env_cold, wipe),
+                     (n, "pandoc-matderiv, warm cache", [flt, "html"], "macros", env_warm, None)]
+        alone: dict = {k: [] for k in range(len(alone_cfg))}
+        for _ in range(3 * args.runs):
+            for k, (_, _, cmd, doc, env, hook) in enumerate(alone_cfg):
+                if hook is not None:
+                    hook()
+                alone[k].append(run_on(cmd, tmp / f"{doc}.json", env))
         total = time.perf_counter() - t0
         wall = {k: statistics.median(t for t, _ in v) for k, v in times.items()}
         cpu = {k: statistics.median(c for _, c in v) for k, v in times.items()}
@@ -231,6 +256,16 @@ def main(argv=None) -> int:
     print()
     print("wall: median elapsed time; CPU: median user + system time of pandoc and the filter; "
           "ratio: to the pass-through filter on the same document")
+    print()
+    print(f"the filter alone on pandoc's JSON of the document (median of {3 * args.runs} runs):")
+    print(f"{'document':<12} {'filter':<30} {'wall ms':>8} {'added':>9}   (to the pass-through)")
+    for k, (label, what, *_rest) in enumerate(alone_cfg):
+        pt = next(j for j, c in enumerate(alone_cfg)
+                  if c[0] == label and c[1].startswith("pass-through"))
+        w, wp = (statistics.median(t for t, _ in alone[j]) * 1000 for j in (k, pt))
+        added = "" if k == pt else f"{w - wp:+8.0f}"
+        print(f"{label:<12} {what:<30} {w:>8.0f} {added:>9}")
+    print()
     print("targets (issue 6): no macros <= 1.10x the pass-through; "
           f"{args.macros} macros on a warm cache <= 1.30x; cold cache: reported")
     print(f"bench time: {total:.0f} s")
