@@ -292,6 +292,46 @@ def _verdict(ok: bool, diagnosis: str, message: str, claim: str, res_latex: str,
     return Verdict(ok, diagnosis, message, claim, tex)
 
 
+def _same_tree_up_to_size_names(tree: Expr, result: Expr, by_name: dict) -> bool:
+    """Whether ``tree`` (read back from the printed text) is ``result`` once its size names,
+    which inference on the text chose afresh, are renamed after the original symbols' sizes.
+    False when the renaming is not one-to-one, or when anything else differs."""
+    from dataclasses import replace
+
+    from .expr import Commutation, Identity, Ones, Zero
+
+    rename: dict = {}
+    for s in symbols_of(tree):
+        o = by_name[s.name]
+        for mine, theirs in ((s.rows, o.rows), (s.cols, o.cols)):
+            if rename.setdefault(mine, theirs) != theirs:
+                return False
+    if len(set(rename.values())) != len(rename):
+        return False
+
+    def rn(d):
+        return rename.get(d, d)
+
+    def leaf(node: Expr) -> Expr:
+        if isinstance(node, Symbol):
+            renamed = replace(node, rows=rn(node.rows), cols=rn(node.cols))
+            return by_name[node.name] if renamed == by_name[node.name] else renamed
+        if isinstance(node, Ones):
+            return Ones(rn(node.n))
+        if isinstance(node, Identity):
+            return Identity(rn(node.n))
+        if isinstance(node, Zero):
+            return Zero(rn(node.rows), rn(node.cols))
+        if isinstance(node, Commutation):
+            return Commutation(rn(node.m), rn(node.n))
+        return node
+
+    try:
+        return tree.map(leaf) == result
+    except Exception:  # noqa: BLE001  (a rebuilt node that does not type: not the same tree)
+        return False
+
+
 def printed_matches(printed: str, f: Expr, result: Expr, all_syms, declarations: dict,
                     seed_text: str = "") -> bool | None:
     """Whether the LaTeX ``printed`` for ``result`` reads back as the same function: parsed
@@ -319,6 +359,8 @@ def printed_matches(printed: str, f: Expr, result: Expr, all_syms, declarations:
         o = by_name.get(s.name)
         if o is None or (s.rows == ONE) != (o.rows == ONE) or (s.cols == ONE) != (o.cols == ONE):
             return None
+    if _same_tree_up_to_size_names(tree, result, by_name):
+        return True  # the text reads back as the very tree that was verified
     rng = np.random.default_rng(zlib.crc32(("printed:" + seed_text).encode("utf-8")))
     whole = whole_number_symbols(f)
     checked = 0

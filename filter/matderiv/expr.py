@@ -55,10 +55,24 @@ class Expr:
         return self
 
     def walk(self) -> Iterator["Expr"]:
-        """Pre-order traversal."""
-        yield self
-        for c in self.children():
-            yield from c.walk()
+        """Pre-order traversal (the node list is kept on the node: trees are immutable)."""
+        return iter(self.nodes())
+
+    def nodes(self) -> tuple["Expr", ...]:
+        """Every node of the tree, pre-order, computed once per node."""
+        d = self.__dict__
+        got = d.get("_nodes")
+        if got is None:
+            kids = self.children()
+            if not kids:
+                got = (self,)
+            else:
+                acc = [self]
+                for c in kids:
+                    acc.extend(c.nodes())
+                got = tuple(acc)
+            object.__setattr__(self, "_nodes", got)
+        return got
 
     def map(self, fn: Callable[["Expr"], "Expr"]) -> "Expr":
         """Bottom-up rewrite: ``fn`` is applied to each node after its children."""

@@ -731,12 +731,10 @@ class _Builder:
     # ---------------------------------------------------------------------------------------
     def build(self, t):
         """Returns (expr, start, end)."""
-        from lark import Token
-
         if isinstance(t, Expr):  # already built
             s, e = self.span_of(t)
             return t, s, e
-        if isinstance(t, Token):
+        if isinstance(t, str):  # a lark Token (a str subclass; a Tree is not)
             return self.token(t)
         meth = getattr(self, "r_" + t.data, None)
         if meth is None:  # pragma: no cover
