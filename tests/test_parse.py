@@ -352,3 +352,24 @@ def test_random_garbage_only_raises_matderiv_error(text):
         parse(text)
     except MatDerivError:
         pass
+
+
+@pytest.mark.parametrize("text, name", [
+    (r"\sigma'(x)", "dsigmoid"), (r"\sigma^\prime(x)", "dsigmoid"),
+    (r"\sigma^{\prime}\left(x\right)", "dsigmoid"),
+    (r"\operatorname{sech}^2(x)", "sech2"), (r"\operatorname{sech}^{2}(x)", "sech2"),
+])
+def test_derivative_function_spellings(text, name):
+    """The engine prints sigma'(u) and sech^2(u); they read back as those functions, never as
+    a transposed symbol sigma times u."""
+    from matderiv.expr import Func
+
+    tree = parse(text).tree
+    assert isinstance(tree, Func) and tree.name == name
+
+
+def test_sigma_prime_derivative_is_verified():
+    from matderiv import derive
+
+    d = derive(r"\operatorname{sum}(\sigma'(x))", "x")  # verified against finite differences
+    assert r"\sigma'(x)" in d.latex and r"\sigma(x)" in d.latex

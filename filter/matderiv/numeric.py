@@ -119,6 +119,10 @@ def _as_float(v) -> float:
 # --------------------------------------------------------------------------------------------
 # The evaluator
 # --------------------------------------------------------------------------------------------
+#: Matrices whose condition number (infinity norm) exceeds this count as singular.
+SINGULAR_CONDITION = 1e12
+
+
 class Evaluator:
     """Evaluates trees for one ``env``/``sizes`` pair, memoising on node identity.
 
@@ -255,10 +259,16 @@ class Evaluator:
                 raise NumericDomainError("division by zero (inverse of 0)")
             return 1.0 / v
         try:
-            return np.linalg.inv(v)
+            inv = np.linalg.inv(v)
         except np.linalg.LinAlgError:
+            inv = None
+        # LAPACK inverts a rank-deficient floating-point matrix without complaint (C C^T for a
+        # tall C): the infinity-norm condition estimate catches it
+        if inv is None or not (np.abs(v).sum(axis=1).max() * np.abs(inv).sum(axis=1).max()
+                               < SINGULAR_CONDITION):
             raise NumericDomainError("the matrix to invert is singular at these values",
-                                     hint="choose values where the matrix is invertible") from None
+                                     hint="choose values where the matrix is invertible")
+        return inv
 
     def _eval_Trace(self, e: Trace):
         v = self.ev(e.arg)

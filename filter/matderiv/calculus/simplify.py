@@ -245,17 +245,20 @@ def _are_inverses(a: Expr, b: Expr) -> bool:
 
 
 def _matpow_parts(e: Expr):
-    r"""(symbol, whole exponent, transposed?) of X, X^k, X^{-1}, X^\top, X^{-\top}, (X^k)^\top."""
+    r"""(base, whole exponent, transposed?) of X, X^k, X^{-1}, X^\top, X^{-\top}, (X^k)^\top,
+    where the base is a square symbol, or a square sum or product in brackets (B^{-1} B^{-1}
+    is B^{-2} for B = X^\top X)."""
     if isinstance(e, Transpose):
         b, k, t = _matpow_parts(e.arg)
         return (b, k, not t) if b is not None else (None, None, None)
-    if isinstance(e, Power) and isinstance(e.base, Symbol) and isinstance(e.exponent, Const):
+    if isinstance(e, Power) and isinstance(e.exponent, Const) and not e.base.is_scalar and \
+            isinstance(e.base, (Symbol, Mul, Add)):
         return e.base, e.exponent.value, False
     if isinstance(e, Inverse):
         b, k, t = _matpow_parts(e.arg)
         return (b, -k, t) if b is not None and k == 1 else (None, None, None)
-    if isinstance(e, Symbol) and e.rows == e.cols:
-        return e, Fraction(1), False
+    if isinstance(e, (Symbol, Mul, Add)) and e.shape[0] == e.shape[1] and not e.is_scalar:
+        return e, Fraction(1), False  # (a product or sum only as a factor of a chain)
     return None, None, None
 
 
@@ -452,7 +455,7 @@ def _factor_hadamard(terms):
 
 
 def _worth_factoring(chains, bare=None) -> bool:
-    """Textbook factoring, ``(A + A^T) x`` and ``(A^T C + C^T A) x``: what stays inside the
+    r"""Textbook factoring, ``(A + A^T) x`` and ``(A^T C + C^T A) x``: what stays inside the
     parentheses is short; an identity appears only beside single matrices and for a bare
     term (``A x + x -> (A + I) x``, but ``2\lambda W - 2\mu W M`` stays as it is)."""
     rests = [len(ch) - 1 for ch in chains]
@@ -552,6 +555,9 @@ def _rewrite_transpose(e: Transpose) -> Expr:
         return Kron(tuple(_t(t) for t in a.args))
     if isinstance(a, Inverse):
         return _rewrite_inverse(Inverse(_t(a.arg)))
+    if isinstance(a, Power) and not a.base.is_scalar and \
+            _rewrite_transpose(Transpose(a.base)) == a.base:
+        return a  # the power of a symmetric matrix ((X^T X)^2) is symmetric
     return e
 
 
@@ -596,6 +602,11 @@ def _rewrite_power(e: Power) -> Expr:
             return Power(b.arg, Const(-k.value))
         if isinstance(b, Power) and isinstance(b.exponent, Const) and b.base.is_scalar and k.value.denominator == 1:
             return Power(b.base, Const(b.exponent.value * k.value))
+        if isinstance(b, Func) and b.name == "sqrt" and b.is_scalar and \
+                k.value.denominator == 1 and abs(k.value) >= 2:
+            # (sqrt u)^n = u^(n div 2) (sqrt u)^(n mod 2), true wherever sqrt u is real
+            whole, odd = divmod(int(k.value), 2)
+            return build_product(Fraction(1), [Power(b.arg, Const(whole))] + ([b] if odd else []), [])
     if b.is_scalar and isinstance(b, Mul):
         coef, scalars, chain = split(b)
         if not chain and isinstance(k, Const) and k.value.denominator == 1 and (coef != 1 or len(scalars) > 1):
@@ -624,7 +635,7 @@ def _rewrite_hadamard(e: Hadamard) -> Expr:
     coef, scalars, parts = Fraction(1), [], []
     for f in e.args:
         for g in (f.args if isinstance(f, Hadamard) else (f,)):
-            if isinstance(g, Ones):
+            if isinstance(g, Ones) or g == _ones(e.shape):
                 continue
             if isinstance(g, Zero):
                 return zero(e.shape)
@@ -713,6 +724,8 @@ def _hadamard_distribute(s: Add, others):
 
 def _rewrite_hdiv(e: HadamardDiv) -> Expr:
     n, d = e.num, e.den
+    if isinstance(n, Zero):
+        return zero(e.shape)
     if n.is_scalar:
         return _rewrite_mul(Mul((n, Power(d, c(-1)))))
     if n == d:
@@ -785,8 +798,16 @@ def _rewrite_det(e: Det) -> Expr:
     return e
 
 
+#: Elementwise functions at 0: f(0) = value * 1 (values for a zero vector or matrix argument).
+_AT_ZERO = {"exp": 1, "cos": 1, "sin": 0, "tanh": 0, "sqrt": 0, "abs": 0, "sigmoid": Fraction(1, 2),
+            "dsigmoid": Fraction(1, 4), "sech2": 1}
+
+
 def _rewrite_func(e: Func) -> Expr:
     a = e.arg
+    if isinstance(a, Zero) and e.name in _AT_ZERO:
+        v = _AT_ZERO[e.name]
+        return zero(e.shape) if v == 0 else build_product(Fraction(v), [], [_ones(e.shape)])
     if e.name == "log" and isinstance(a, Func) and a.name == "exp":
         return a.arg
     if isinstance(a, Transpose):

@@ -24,7 +24,8 @@ Reading rules (the decisions where LaTeX is ambiguous)
   logdet inv``) are functions only when an opening bracket follows; otherwise the letters
   are symbols (``det`` alone is d·e·t).
 * ``\sigma`` directly followed by an opening round bracket (``(``, ``\left(``, ``\big(``, ...)
-  is the logistic function; otherwise it is a scalar symbol (``\sigma^2 I``).
+  is the logistic function, and ``\sigma'(`` (or ``\sigma^\prime(``) its derivative
+  sigma(1 - sigma); otherwise it is a scalar symbol (``\sigma^2 I``).
 * ``e^{...}`` and ``\mathrm{e}^{...}`` are the exponential; ``e^T``/``e^\top`` (a transpose)
   and ``e`` anywhere else are the ordinary symbol ``e``.
 * ``|...|``: a ``|`` closes the innermost open bar when the previous token ends an operand,
@@ -113,6 +114,8 @@ NORMSUB_RE = re.compile(
     r"\s*_\s*(?:\{\s*(?:\\(?:mathrm|text|textrm|operatorname|mathsf)\s*\{\s*([A-Za-z0-9]+)\s*\}"
     r"|\\(?:mathrm|rm)\s*([A-Za-z0-9])|([A-Za-z0-9]+|\\infty))\s*\}"
     r"|\\(?:mathrm|text|textrm|mathsf)\s*\{\s*([A-Za-z0-9]+)\s*\}|([A-Za-z0-9])|(\\infty))")
+SIGMA_PRIME_RE = re.compile(r"\s*(?:'|\^\s*\{\s*\\prime\s*\}|\^\s*\\prime)")
+SQUARED_CALL_RE = re.compile(r"(\s*\^\s*(?:2|\{\s*2\s*\}))\s*(?:\(|\\left\s*\(|\\[bB]igg?l?\s*\()")
 SIGMA_CALL_RE = re.compile(r"\s*(?:\(|\\left\s*\(|\\[bB]igg?l?\s*\()")
 COMMAND_RE = re.compile(r"\\([A-Za-z]+|.)")
 ARG_RE = re.compile(r"\s*(?:\{\s*((?:[^{}]|\{[^{}]*\})*?)\s*\}|(\\[A-Za-z]+|[A-Za-z0-9]))")
@@ -438,6 +441,11 @@ class _Tokenizer:
             if name == "sigma" and SIGMA_CALL_RE.match(text, j):
                 self.emit("FUNC", "sigmoid", i, j)
                 return j
+            prime = SIGMA_PRIME_RE.match(text, j) if name == "sigma" else None
+            if prime and SIGMA_CALL_RE.match(text, prime.end()):
+                # sigma'(u): the derivative of the logistic function, as the printer writes it
+                self.emit("FUNC", "dsigmoid", i, prime.end())
+                return prime.end()
             return self.symbol(i, j, name, greek=True, bold=False)
         if name in FUNC_COMMANDS:
             self.emit("FUNC", FUNC_COMMANDS[name], i, j)
@@ -556,6 +564,10 @@ class _Tokenizer:
         if word in FUNC_NAMES:
             self.emit("FUNC", FUNC_NAMES[word], i, k)
             return k
+        sq = SQUARED_CALL_RE.match(text, k) if word == "sech" else None
+        if sq:  # sech^2(u), the derivative of tanh, as the printer writes it
+            self.emit("FUNC", "sech2", i, sq.end(1))
+            return sq.end(1)
         if word == "e":
             self.emit("EXP_E", "e", i, k)
             return k
@@ -1007,7 +1019,9 @@ class _Builder:
         return self.node(Func("exp", arg), s, e), s, e
 
     def apply(self, fname, arg, s, e, ftok):
-        if fname in ("exp", "log", "sin", "cos", "tanh", "sqrt", "sigmoid", "abs", "diag"):
+        if fname in ("exp", "log", "sin", "cos", "tanh", "sqrt", "sigmoid", "dsigmoid", "sech2",
+                     "abs",
+                     "diag"):
             node = Func(fname, arg)
         elif fname == "softmax":
             node = Softmax(arg)
