@@ -31,12 +31,17 @@ def _diff_parser(sub):
     p.add_argument("--steps", action="store_true", help="also print the derivation")
     p.add_argument("--show", choices=["equation", "result"], default="equation")
     p.add_argument("--name", help="name of the function on the left-hand side, e.g. f")
+    p.add_argument("--lang", default="en",
+                   help="language of the words in the steps: en (default) or zh")
+    p.add_argument("--expect", metavar="LATEX",
+                   help="a claimed result to check; exit status 1 when it is wrong")
     for key in ("scalar", "vector", "matrix", "symmetric"):
         p.add_argument("--" + key, action="append", metavar="NAMES",
                        help=f"declare {key} symbols (comma separated)")
     p.add_argument("--no-check", action="store_true", help="skip numerical verification")
     p.add_argument("--json", action="store_true",
-                   help='print {"latex", "equation", "steps", "shape", "kind", "numpy"}')
+                   help='print {"latex", "equation", "steps", "shape", "kind", "numpy"} '
+                        '(and "verdict" with --expect)')
     return p
 
 
@@ -46,16 +51,23 @@ def _cmd_diff(args) -> int:
     wrt = [w for item in args.wrt for w in _decl([item])]
     d = derive(args.expr, wrt[0] if len(wrt) == 1 else wrt, layout=args.layout, steps=args.steps,
                show=args.show, name=args.name, scalar=_decl(args.scalar), vector=_decl(args.vector),
-               matrix=_decl(args.matrix), symmetric=_decl(args.symmetric), check=not args.no_check)
+               matrix=_decl(args.matrix), symmetric=_decl(args.symmetric), check=not args.no_check,
+               lang=args.lang, expect=args.expect)
+    status = 0 if d.verdict is None or d.verdict.ok else 1
     if args.json:
-        print(json.dumps({"latex": d.latex, "equation": d.equation, "steps": d.steps,
-                          "shape": list(d.shape), "kind": d.kind, "numpy": d.numpy_source},
-                         indent=2, ensure_ascii=False))
-        return 0
+        out = {"latex": d.latex, "equation": d.equation, "steps": d.steps,
+               "shape": list(d.shape), "kind": d.kind, "numpy": d.numpy_source}
+        if d.verdict is not None:
+            out["verdict"] = {"ok": d.verdict.ok, "diagnosis": d.verdict.diagnosis,
+                              "message": d.verdict.message}
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return status
     print(d.equation if args.show == "equation" else d.latex)
     for line in d.steps:
         print("  " + line)
-    return 0
+    if d.verdict is not None:
+        print(("claim holds: " if d.verdict.ok else "claim is wrong: ") + d.verdict.message)
+    return status
 
 
 def _process_parser(sub):
