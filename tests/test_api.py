@@ -129,6 +129,18 @@ def test_name_option_on_the_left_hand_side():
     (r"\operatorname{sum}(\sigma(X - X) \odot X)", "X", {}, r"\frac{1}{2} \mathbf{1} \mathbf{1}^\top"),
     # a projection with a wide C: verified at sizes where C C^T is invertible
     (r"x^\top C^\top (C C^\top)^{-1} C x", "x", {}, r"2 C^\top (C C^\top)^{-1} C x"),
+    # a row of ones in an elementwise product; the 1 x 1 ones vector is the number 1
+    (r"\operatorname{sum}(\exp(x^\top) \odot \mathbf{1}^\top)", "x", {}, r"\exp(x)"),
+    (r"\log(\mathbf{1}^\top\exp(x))", ("x", "x"), {},
+     r"\frac{\operatorname{diag}(\exp(x))}{\mathbf{1}^\top \exp(x)} - "
+     r"\frac{\exp(x) \exp(x)^\top}{(\mathbf{1}^\top \exp(x))^2}"),
+    # Kronecker forms keep their transposes inside
+    (r"X^\top X", "X", {}, r"(X^\top \otimes I_n) K_{mn} + I_n \otimes X^\top"),
+    (r"X^\top X", "X", {"layout": "denominator"}, r"K_{nm} (X \otimes I_n) + I_n \otimes X"),
+    # the logistic function recognised: exp(v) / (1 + exp(v)) = sigma(v)
+    (r"\mathbf{1}^\top \log(\mathbf{1} + \exp(X w))", "w", {}, r"X^\top \sigma(X w)"),
+    (r"\operatorname{sum}(\log(\mathbf{1} + \exp(-y \odot (X w))))", "w", {},
+     r"-X^\top (\sigma(-(y \odot X w)) \odot y)"),
 ])
 def test_textbook_forms_of_cancellations_and_powers(expr, wrt, decl, form):
     """Each result is verified against finite differences inside derive (check is on)."""

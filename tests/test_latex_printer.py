@@ -97,6 +97,7 @@ CASES = [
     (c(F(-3, 4)), r"-\frac{3}{4}"),
     (I_n, "I_n"),
     (Identity(("m", "n")), "I_{mn}"),
+    (Identity(("n", "n")), "I_{n^2}"),
     (Identity(()), "1"),
     (Zero((), ()), "0"),
     (Zero(("n",), ()), r"\mathbf{0}"),

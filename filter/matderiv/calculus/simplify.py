@@ -669,8 +669,25 @@ def _one_minus(u: Expr):
     return None
 
 
+def _logistic_of(num: Expr, den: Expr):
+    """sigma(v) when num / den is exp(v) / (1 + exp(v)), else None."""
+    if not (isinstance(num, Func) and num.name == "exp" and isinstance(den, Add)
+            and len(den.args) == 2 and num in den.args):
+        return None
+    other = den.args[0] if den.args[1] == num else den.args[1]
+    return Func("sigmoid", num.arg) if other == _ones(num.shape) else None
+
+
 def _logistic_cancel(parts):
-    """sigma'(u) / sigma(u) = 1 - sigma(u) and sigma'(u) / (1 - sigma(u)) = sigma(u)."""
+    """sigma'(u) / sigma(u) = 1 - sigma(u), sigma'(u) / (1 - sigma(u)) = sigma(u), and
+    exp(v) / (1 + exp(v)) = sigma(v) (written (1 / (1 + exp(v))) * exp(v) too)."""
+    for i, p in enumerate(parts):
+        if isinstance(p, HadamardDiv) and p.num == _ones(p.shape):
+            for j, q in enumerate(parts):
+                sig = _logistic_of(q, p.den) if j != i else None
+                if sig is not None:
+                    rest = [x for k, x in enumerate(parts) if k not in (i, j)]
+                    return _logistic_cancel(rest + [sig])
     for i, p in enumerate(parts):
         if not (isinstance(p, Func) and p.name == "dsigmoid"):
             continue
@@ -730,6 +747,9 @@ def _rewrite_hdiv(e: HadamardDiv) -> Expr:
         return _rewrite_mul(Mul((n, Power(d, c(-1)))))
     if n == d:
         return _ones(e.shape)
+    sig = _logistic_of(n, d)
+    if sig is not None:
+        return sig
     if isinstance(n, Hadamard) and d in n.args:
         rest = list(n.args)
         rest.remove(d)
@@ -741,7 +761,12 @@ def _rewrite_hdiv(e: HadamardDiv) -> Expr:
 
 
 def _ones(shape):
+    """The all-ones value of a shape: 1, a column 1, a row 1^T, or the matrix 1 1^T."""
     r, col = shape
+    if r == ONE and col == ONE:
+        return c(1)
+    if r == ONE:
+        return Transpose(Ones(col))
     return Ones(r) if col == ONE else Mul((Ones(r), Transpose(Ones(col))))
 
 
@@ -847,8 +872,18 @@ def _rewrite_vec(e: Vec) -> Expr:
     return e
 
 
+def _rewrite_unit(e: Expr) -> Expr:
+    """The 1 x 1 ones vector, identity and zero are the numbers 1, 1 and 0."""
+    if isinstance(e, (Ones, Identity)) and e.n == ONE:
+        return c(1)
+    if isinstance(e, Zero) and e.rows == ONE and e.cols == ONE:
+        return c(0)
+    return e
+
+
 #: One rewrite rule per node type; node types without an entry are already canonical.
 _RULES = {
+    Ones: _rewrite_unit, Identity: _rewrite_unit, Zero: _rewrite_unit,
     Mul: _rewrite_mul, Add: _rewrite_add, Transpose: _rewrite_transpose, Inverse: _rewrite_inverse,
     Power: _rewrite_power, Trace: _rewrite_trace, Hadamard: _rewrite_hadamard,
     HadamardDiv: _rewrite_hdiv, Kron: _rewrite_kron, Det: _rewrite_det, Func: _rewrite_func,
@@ -878,7 +913,9 @@ def _transposes(e: Expr) -> int:
 
 def _pretty(e: Expr) -> Expr:
     if isinstance(e, Add):
-        if e.shape != SCALAR:
+        # (not for Kronecker forms: I_n \otimes X^T + (X^T \otimes I_n) K_{mn} is the textbook
+        # Jacobian, the transpose of a sum of Kronecker products is not)
+        if e.shape != SCALAR and not any(isinstance(n, (Kron, Commutation)) for n in e.walk()):
             flipped = simplify(Add(tuple(_t(t) for t in e.args)))
             if _transposes(flipped) + 1 < _transposes(e):
                 return Transpose(_positive_first(flipped))

@@ -155,6 +155,8 @@ class LatexPrinter:
             return "1"
         if e.n == UNKNOWN:
             return "I"
+        if len(e.n) > 1 and len(set(e.n)) == 1:
+            return "I_{%s^%d}" % (_fmt_dim(e.n[:1]), len(e.n))  # I_{n^2}, not I_{nn}
         return "I" + _sub(e.n)
 
     def _print_Zero(self, e: Zero) -> str:
