@@ -166,7 +166,21 @@ def jacobian(term: Expr, var: Symbol) -> Expr:
     if isinstance(e, Vec):
         return jacobian(e.arg, var)
     if isinstance(e, Diag):
-        raise UnsupportedError("the Jacobian of diag(u) as a matrix is not supported yet")
+        # vec(diag(du)) = diag(vec I_n) (1 (x) I_n) du: the copies of du, masked to the diagonal
+        n = e.arg.shape[0]
+        return mul(Diag(Vec(Identity(n))), Kron((Ones(n), Identity(n))), jacobian(e.arg, var))
+    if isinstance(e, DiagPart):
+        # diag(dM) = (1^T (x) I_n) diag(vec I_n) vec(dM): the diagonal of I o dM, summed by rows
+        n = e.arg.shape[0]
+        return mul(Kron((Transpose(Ones(n)), Identity(n))), Diag(Vec(Identity(n))),
+                   jacobian(e.arg, var))
+    if isinstance(e, Kron) and all(a.shape[1] == ONE for a in e.args):
+        # of column vectors: L (x) du (x) R = (L (x) I_m (x) R) du
+        idx = next(i for i, f in enumerate(e.args) if has_d(f))
+        u = e.args[idx]
+        parts = e.args[:idx] + (identity(u.shape[0]),) + e.args[idx + 1:]
+        core = parts[0] if len(parts) == 1 else Kron(tuple(parts))
+        return mul(core, jacobian(u, var))
     raise UnsupportedError(f"identifying a Jacobian through {type(e).__name__} is not supported yet")
 
 
