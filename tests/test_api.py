@@ -165,3 +165,21 @@ def test_second_derivative_that_cancels_is_zero():
 def test_jacobians_through_diag_and_kron(expr, wrt, layout, form):
     d = derive(expr, wrt, layout=layout)  # verified against finite differences inside derive
     assert d.latex == form
+
+
+@pytest.mark.parametrize("expr, wrt, decl, form", [
+    # scalar coefficients of one matrix part are expanded and collected when that is shorter
+    (r"y \log \sigma(x^\top w) + (1-y)\log(1 - \sigma(x^\top w))", "w", {"scalar": "y"},
+     r"(y - \sigma(w^\top x)) x"),
+    (r"-y \log \sigma(\tau) - (1-y)\log(1 - \sigma(\tau))", r"\tau", {"scalar": "y"},
+     r"\sigma(\tau) - y"),
+    (r"\log \sigma(x^\top w)", "w", {}, r"(1 - \sigma(w^\top x)) x"),
+    # gradients through vec, with (B (x) A) vec(X) = vec(A X B^T)
+    (r"\operatorname{vec}(X)^\top \operatorname{vec}(X)", "X", {}, "2 X"),
+    (r"\operatorname{vec}(X)^\top (B \otimes A) \operatorname{vec}(X)", "X", {},
+     r"A X B^\top + A^\top X B"),
+    # a size carried only by a constant (the identity) gets a value in the check
+    (r"x^\top x\, I", "x", {}, r"2 \operatorname{vec}(I_m) x^\top"),
+])
+def test_collected_coefficients_vec_gradients_and_free_sizes(expr, wrt, decl, form):
+    assert derive(expr, wrt, **decl).latex == form  # verified numerically inside derive

@@ -58,9 +58,12 @@ def size_maps(symbols, *trees):
     """Size assignments to try: the standard one (every size different), then one where the
     outer sizes of determinants and inverses are the smallest (so that ``A X B`` with
     rectangular factors has full rank), then all sizes equal."""
-    from .expr import Det, Inverse
+    from .expr import Commutation, Det, Identity, Inverse, Ones, Zero
 
-    base = size_map(symbols)
+    # sizes that only constants carry (the I of x^T x I) need values too
+    unit_dims = [d for t in trees for n in t.walk()
+                 if isinstance(n, (Identity, Ones, Zero, Commutation)) for d in n.shape]
+    base = size_map(symbols, unit_dims)
     maps = [base]
     outer = []
     for t in trees:
@@ -78,13 +81,12 @@ def size_maps(symbols, *trees):
     return maps
 
 
-def size_map(symbols) -> dict[str, int]:
+def size_map(symbols, extra_dims=()) -> dict[str, int]:
     names = []
-    for s in symbols:
-        for d in (s.rows, s.cols):
-            for n in d:
-                if n not in names:
-                    names.append(n)
+    for d in [d for s in symbols for d in (s.rows, s.cols)] + list(extra_dims):
+        for n in d:
+            if n not in names:
+                names.append(n)
     out, extra = {}, 2
     for n in names:
         if n in SIZES and SIZES[n] not in out.values():

@@ -114,7 +114,41 @@ def gradient(term: Expr, cot: Expr | None = None) -> Expr:
         return gradient(e.arg, Diag(cot))
     if isinstance(e, Vec) and e.arg.shape[1] == ONE:
         return gradient(e.arg, cot)
+    if isinstance(e, Vec):
+        from .simplify import simplify
+
+        back = _unvec(simplify(cot), e.arg.shape)
+        if back is not None:  # <c, vec(dM)> = tr(unvec(c)^T dM)
+            return gradient(e.arg, back)
     raise UnsupportedError(f"identifying a gradient through {type(e).__name__} is not supported yet")
+
+
+def _unvec(v: Expr, shape):
+    """The matrix M of the given shape with vec(M) = v, when v is written through vec (a scaled
+    vec, a sum of them); None otherwise."""
+    if isinstance(v, Vec) and v.arg.shape == shape:
+        return v.arg
+    if isinstance(v, Transpose) and v.arg.shape[0] == ONE:
+        return _unvec(v.arg, shape) if isinstance(v.arg, Vec) else None
+    if isinstance(v, Add):
+        parts = [_unvec(t, shape) for t in v.args]
+        return None if any(p is None for p in parts) else add(*parts)
+    if isinstance(v, Mul):
+        vecs = [a for a in v.args if not a.is_scalar]
+        if len(vecs) == 2 and isinstance(vecs[1], Vec):
+            k = vecs[0]
+            if isinstance(k, Transpose) and isinstance(k.arg, Kron):
+                k = Kron(tuple(transpose(a) for a in k.arg.args))
+            if isinstance(k, Kron) and len(k.args) == 2:  # (B (x) A) vec(M) = vec(A M B^T)
+                B, A = k.args
+                inner = mul(A, vecs[1].arg, transpose(B))
+                if inner.shape == shape:
+                    return mul(*[a for a in v.args if a.is_scalar], inner)
+        if len(vecs) == 1:
+            inner = _unvec(vecs[0], shape)
+            if inner is not None:
+                return mul(*[a for a in v.args if a.is_scalar], inner)
+    return None
 
 
 def _inner(g: Expr, r: Expr) -> Expr:

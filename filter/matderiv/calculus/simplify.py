@@ -130,6 +130,18 @@ def _merge_scalars(scalars):
                 i = order.index(b)
                 order[i] = Func("sigmoid", b.arg)
                 expo[order[i]] = expo.pop(b)
+    for b in list(order):  # sigma'(u) / sigma(u) = 1 - sigma(u); sigma'(u) / (1 - sigma(u)) = sigma(u)
+        if isinstance(b, Func) and b.name == "dsigmoid" and b.arg.is_scalar and expo[b] == c(1):
+            sig = Func("sigmoid", b.arg)
+            one_minus = Add((c(1), Mul((c(-1), sig))))
+            for den, repl in ((sig, one_minus), (one_minus, sig)):
+                if expo.get(den) == c(-1):
+                    order.remove(den)
+                    del expo[den]
+                    i = order.index(b)
+                    order[i] = repl
+                    expo[repl] = expo.pop(b)
+                    break
     for b in list(order):  # s sign(s) = |s|
         sg = Func("sign", b)
         if sg in expo and expo[sg] == c(1) and expo[b] == c(1):
@@ -377,6 +389,10 @@ def _rewrite_add(e: Add) -> Expr:
     terms = [(cf, s, ch) for cf, s, ch in collected.values() if cf != 0]
     if not terms:
         return zero(shape)
+    if len(terms) > 1:
+        terms = _collect_scalar_coefficients(terms)
+        if not terms:
+            return zero(shape)
     if len(terms) > 1 and not _DISTRIBUTING and any(
             len(ch) == 1 and isinstance(ch[0], Hadamard) and any(isinstance(a, Add) for a in ch[0].args)
             for _, _, ch in terms):
@@ -393,6 +409,66 @@ def _rewrite_add(e: Add) -> Expr:
     if all(len(t[2]) == 1 and not t[1] for t in terms):
         terms.sort(key=lambda t: _n_transposes(t[2][0]))
     return Add(tuple(build_product(*t) for t in terms))
+
+
+MAX_MONOMIALS = 16
+
+
+def _monomials(coef, scalars):
+    """The scalar coef * prod(scalars) expanded over the sums among them, as (coef, factors)
+    pairs; None when that would make more than MAX_MONOMIALS."""
+    out = [(coef, [])]
+    for s in scalars:
+        alts = [split(t)[:2] for t in s.args] if isinstance(s, Add) else [(Fraction(1), [s])]
+        out = [(c0 * c1, f0 + f1) for c0, f0 in out for c1, f1 in alts]
+        if len(out) > MAX_MONOMIALS:
+            return None
+    return out
+
+
+def _collect_scalar_coefficients(terms):
+    r"""Terms with the same matrix part and scalar coefficients that cancel once expanded are
+    combined: ``y (1 - s) x + s (y - 1) x -> (y - s) x``.  Only when the result is smaller."""
+    groups: dict = {}
+    for t in terms:
+        groups.setdefault(tuple(skey(f) for f in t[2]), []).append(t)
+    if all(len(g) == 1 for g in groups.values()):
+        return terms
+    out = []
+    for g in groups.values():
+        if len(g) == 1 or not any(isinstance(s, Add) for _, sc, _ in g for s in sc):
+            out.extend(g)
+            continue
+        monos: dict = {}
+        ok = True
+        for cf, sc, _ in g:
+            ms = _monomials(cf, sc)
+            if ms is None:
+                ok = False
+                break
+            for c0, fs in ms:
+                fs = _merge_scalars(fs)
+                key = tuple(sorted(skey(f) for f in fs))
+                if key in monos:
+                    monos[key][0] += c0
+                else:
+                    monos[key] = [c0, fs]
+        if not ok:
+            out.extend(g)
+            continue
+        kept = [(c0, fs) for c0, fs in monos.values() if c0 != 0]
+        chain = g[0][2]
+        if not kept:
+            continue  # the group cancels
+        if len(kept) == 1:
+            new = [(kept[0][0], kept[0][1], chain)]
+        else:
+            coef_sum = Add(tuple(build_product(c0, fs, []) for c0, fs in kept))
+            new = [(Fraction(1), [coef_sum], chain)]
+        before = sum(size(build_product(*t)) for t in g)
+        after = sum(size(build_product(*t)) for t in new)
+        out.extend(new if after < before else g)
+    return out
 
 
 def _flatten_add(e: Add):
