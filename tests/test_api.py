@@ -183,3 +183,15 @@ def test_jacobians_through_diag_and_kron(expr, wrt, layout, form):
 ])
 def test_collected_coefficients_vec_gradients_and_free_sizes(expr, wrt, decl, form):
     assert derive(expr, wrt, **decl).latex == form  # verified numerically inside derive
+
+
+@pytest.mark.parametrize("expr, form", [
+    (r"|\tau|^3", r"6 |\tau|"),        # sign(t)^2 |t| = |t|
+    (r"|\tau|^4", r"12 \tau^2"),       # |t|^2 = t^2
+])
+def test_second_derivatives_of_absolute_values(expr, form):
+    assert derive(expr, [r"\tau", r"\tau"]).latex == form
+
+
+def test_abs_times_sign_is_the_variable():
+    assert derive(r"|\tau|^2", r"\tau").latex == r"2 \tau"

@@ -142,6 +142,24 @@ def _merge_scalars(scalars):
                     order[i] = repl
                     expo[repl] = expo.pop(b)
                     break
+    for b in list(order):  # sign(s)^2 |s| = |s| and sign(s)^2 s = s (sign(s)^2 = 1 unless s = 0)
+        if isinstance(b, Func) and b.name == "sign" and isinstance(expo[b], Const) and \
+                expo[b].value.denominator == 1 and expo[b].value % 2 == 0 and \
+                (b.arg in expo or Func("abs", b.arg) in expo):
+            order.remove(b)
+            del expo[b]
+    for b in list(order):  # |s| sign(s) = s
+        if isinstance(b, Func) and b.name == "sign" and expo[b] == c(1):
+            ab = Func("abs", b.arg)
+            if expo.get(ab) == c(1):
+                order.remove(ab)
+                del expo[ab]
+                i = order.index(b)
+                order[i] = b.arg
+                expo[b.arg] = _add_exponents(expo.pop(b), expo[b.arg]) if b.arg in expo \
+                    else expo.pop(b)
+                if b.arg in order[:i] or b.arg in order[i + 1:]:
+                    order.pop(i)
     for b in list(order):  # s sign(s) = |s|
         sg = Func("sign", b)
         if sg in expo and expo[sg] == c(1) and expo[b] == c(1):
@@ -678,6 +696,9 @@ def _rewrite_power(e: Power) -> Expr:
             return Power(b.arg, Const(-k.value))
         if isinstance(b, Power) and isinstance(b.exponent, Const) and b.base.is_scalar and k.value.denominator == 1:
             return Power(b.base, Const(b.exponent.value * k.value))
+        if isinstance(b, Func) and b.name == "abs" and k.value.denominator == 1 and \
+                k.value % 2 == 0:
+            return Power(b.arg, k)  # |s|^2 = s^2
         if isinstance(b, Func) and b.name == "sqrt" and b.is_scalar and \
                 k.value.denominator == 1 and abs(k.value) >= 2:
             # (sqrt u)^n = u^(n div 2) (sqrt u)^(n mod 2), true wherever sqrt u is real
