@@ -195,3 +195,32 @@ def test_second_derivatives_of_absolute_values(expr, form):
 
 def test_abs_times_sign_is_the_variable():
     assert derive(r"|\tau|^2", r"\tau").latex == r"2 \tau"
+
+
+@pytest.mark.parametrize("expr, wrt, form", [
+    # signs and absolute values: s^a |s|^b sign(s)^c brought to one factor
+    (r"\ln|\det X|", "X", r"X^{-\top}"),
+    (r"\log|\tau|", r"\tau", r"\frac{1}{\tau}"),
+    (r"\tau / |\tau|", r"\tau", "0"),
+    (r"\tau|\tau|", r"\tau", r"2 |\tau|"),
+    # roots with an index
+    (r"\sqrt[3]{\tau}", r"\tau", r"\frac{1}{3 \tau^{2/3}}"),
+    (r"\sqrt[2]{\tau}", r"\tau", r"\frac{1}{2 \sqrt{\tau}}"),
+    # products of diagonal matrices, and the logistic identities inside them
+    (r"\log(\operatorname{sigmoid}(z))", "z", r"\operatorname{diag}(\mathbf{1} - \sigma(z))"),
+    (r"\log(\exp(x) \odot x)", "x", r"I_n + \operatorname{diag}(x)^{-1}"),
+    (r"\operatorname{diag}(\exp(x)) b", "x", r"\operatorname{diag}(b \odot \exp(x))"),
+])
+def test_signs_roots_and_diagonals(expr, wrt, form):
+    assert derive(expr, wrt).latex == form  # each verified numerically inside derive
+
+
+@pytest.mark.parametrize("expr, words", [
+    (r"\sqrt[n]{\tau}", "root index"),
+    (r"\sqrt[3]{X}", "roots of a vector or matrix are not supported"),
+    (r"X^{-1/2}", "roots of a vector or matrix are not supported"),
+])
+def test_roots_that_are_refused(expr, words):
+    with pytest.raises(MatDerivError) as err:
+        derive(expr, r"\tau" if "tau" in expr else "X")
+    assert words in str(err.value)

@@ -174,7 +174,12 @@ class Differentiator:
             return self._d_scalar_power(e)
         if self._depends(k):
             raise UnsupportedError("a matrix power whose exponent depends on the variable is not supported")
-        if not (isinstance(k, Const) and k.value.denominator == 1):
+        if isinstance(k, Const) and k.value.denominator != 1:
+            raise UnsupportedError(
+                "fractional powers and roots of a vector or matrix are not supported",
+                hint=r"a matrix power needs a whole-number exponent; \sqrt{X} (elementwise square "
+                     "root) is the one root of a matrix that is supported")
+        if not isinstance(k, Const):
             raise UnsupportedError(
                 "the derivative of a matrix power with a symbolic exponent is only supported inside a trace, "
                 "as in tr(X^k)")

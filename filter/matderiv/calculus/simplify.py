@@ -142,32 +142,7 @@ def _merge_scalars(scalars):
                     order[i] = repl
                     expo[repl] = expo.pop(b)
                     break
-    for b in list(order):  # sign(s)^2 |s| = |s| and sign(s)^2 s = s (sign(s)^2 = 1 unless s = 0)
-        if isinstance(b, Func) and b.name == "sign" and isinstance(expo[b], Const) and \
-                expo[b].value.denominator == 1 and expo[b].value % 2 == 0 and \
-                (b.arg in expo or Func("abs", b.arg) in expo):
-            order.remove(b)
-            del expo[b]
-    for b in list(order):  # |s| sign(s) = s
-        if isinstance(b, Func) and b.name == "sign" and expo[b] == c(1):
-            ab = Func("abs", b.arg)
-            if expo.get(ab) == c(1):
-                order.remove(ab)
-                del expo[ab]
-                i = order.index(b)
-                order[i] = b.arg
-                expo[b.arg] = _add_exponents(expo.pop(b), expo[b.arg]) if b.arg in expo \
-                    else expo.pop(b)
-                if b.arg in order[:i] or b.arg in order[i + 1:]:
-                    order.pop(i)
-    for b in list(order):  # s sign(s) = |s|
-        sg = Func("sign", b)
-        if sg in expo and expo[sg] == c(1) and expo[b] == c(1):
-            order.remove(sg)
-            del expo[sg]
-            i = order.index(b)
-            order[i] = Func("abs", b)
-            expo[order[i]] = expo.pop(b)
+    _merge_signs(order, expo)
     out = []
     for b in order:
         k = expo[b]
@@ -175,6 +150,42 @@ def _merge_scalars(scalars):
             continue
         out.append(b if (isinstance(k, Const) and k.value == 1) else Power(b, k))
     return sorted(out, key=_scalar_order)
+
+
+def _whole(k) -> int | None:
+    return int(k.value) if isinstance(k, Const) and k.value.denominator == 1 else None
+
+
+def _merge_signs(order: list, expo: dict) -> None:
+    r"""s^a |s|^b sign(s)^c with whole a, b, c: since |s| = s sign(s) and sign(s)^2 = 1 (s != 0,
+    where the derivative exists), it is s^p sign(s)^q with p = a + b, q = (b + c) mod 2, written
+    s^p (q = 0), |s|^p (q = 1, p odd) or s^p sign(s) (q = 1, p even): sign(t)/|t| = 1/t,
+    t sign(t) = |t|, 6 sign(t)^2 |t| = 6 |t|, |det X|^{-1} det(X) sign(det X) = 1."""
+    bases = []
+    for b in order:
+        if isinstance(b, Func) and b.name in ("sign", "abs") and b.arg not in bases:
+            bases.append(b.arg)
+    for s in bases:
+        ab, sg = Func("abs", s), Func("sign", s)
+        parts = [x for x in (s, ab, sg) if x in expo]
+        ks = [_whole(expo[x]) for x in parts]
+        if any(k is None for k in ks) or (len(parts) == 1 and parts[0] == ab):
+            continue
+        a, b, c_ = (_whole(expo[x]) if x in expo else 0 for x in (s, ab, sg))
+        p, q = a + b, (b + c_) % 2
+        if q == 0:
+            new = [(s, p)]
+        elif p % 2:
+            new = [(ab, p)]
+        else:
+            new = [(s, p), (sg, 1)]
+        at = min(order.index(x) for x in parts)
+        for x in parts:
+            order.remove(x)
+            del expo[x]
+        for off, (x, k) in enumerate(new):
+            order.insert(at + off, x)
+            expo[x] = Const(Fraction(k))
 
 
 def _add_exponents(a, b):
@@ -216,6 +227,15 @@ def _extract_scalar_groups(chain: list[Expr]):
     return groups, rest
 
 
+def _diag_parts(f: Expr):
+    """(a, inverted?) for diag(a) and diag(a)^{-1} of a column a; None otherwise."""
+    if isinstance(f, Diag) and f.arg.shape[1] == ONE:
+        return f.arg, False
+    if isinstance(f, Inverse) and isinstance(f.arg, Diag) and f.arg.arg.shape[1] == ONE:
+        return f.arg.arg, True
+    return None
+
+
 def _cancel_chain(chain: list[Expr]) -> list[Expr]:
     out: list[Expr] = []
     for f in chain:
@@ -239,6 +259,19 @@ def _cancel_chain(chain: list[Expr]) -> list[Expr]:
                 continue
             if _are_inverses(prev, f):
                 out.pop()
+                continue
+            # diagonal matrices commute and multiply entrywise: diag(a) diag(b) = diag(a o b),
+            # diag(a)^{-1} diag(b) = diag(b / a)
+            da, db = _diag_parts(prev), _diag_parts(f)
+            if da is not None and db is not None and da[0].shape == db[0].shape:
+                (a, inv_a), (b, inv_b) = da, db
+                if inv_a and inv_b:
+                    out[-1] = Inverse(Diag(Hadamard((a, b))))
+                elif inv_a or inv_b:
+                    num, den = (b, a) if inv_a else (a, b)
+                    out[-1] = Diag(HadamardDiv(num, den))
+                else:
+                    out[-1] = Diag(Hadamard((a, b)))
                 continue
             merged = _merge_powers(prev, f)
             if merged is not None:
@@ -847,6 +880,15 @@ def _rewrite_hdiv(e: HadamardDiv) -> Expr:
     sig = _logistic_of(n, d)
     if sig is not None:
         return sig
+    if isinstance(d, Hadamard) and n in d.args:  # a / (a o b) = 1 / b
+        rest = list(d.args)
+        rest.remove(n)
+        return HadamardDiv(_ones(e.shape), rest[0] if len(rest) == 1 else Hadamard(tuple(rest)))
+    if isinstance(n, Func) and n.name == "dsigmoid":  # sigma'(u) / sigma(u) = 1 - sigma(u), ...
+        parts = [n, HadamardDiv(_ones(e.shape), d)]
+        got = _logistic_cancel(parts)
+        if got != parts:
+            return _rewrite_hadamard(Hadamard(tuple(got))) if len(got) > 1 else got[0]
     if isinstance(n, Hadamard) and d in n.args:
         rest = list(n.args)
         rest.remove(d)
@@ -941,6 +983,8 @@ def _rewrite_diag(e: Diag) -> Expr:
     a = e.arg
     if isinstance(a, Ones):
         return Identity(a.n)
+    if isinstance(a, HadamardDiv) and a.num == _ones(a.shape) and a.shape[1] == ONE:
+        return Inverse(Diag(a.den))  # diag(1 / x) = diag(x)^{-1}
     coef, scalars, chain = split(a)
     if chain and (coef != 1 or scalars):
         return build_product(coef, scalars, [Diag(_chain(chain))])

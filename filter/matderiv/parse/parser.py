@@ -116,6 +116,7 @@ NORMSUB_RE = re.compile(
     r"|\\(?:mathrm|text|textrm|mathsf)\s*\{\s*([A-Za-z0-9]+)\s*\}|([A-Za-z0-9])|(\\infty))")
 SIGMA_PRIME_RE = re.compile(r"\s*(?:'|\^\s*\{\s*\\prime\s*\}|\^\s*\\prime)")
 SQUARED_CALL_RE = re.compile(r"(\s*\^\s*(?:2|\{\s*2\s*\}))\s*(?:\(|\\left\s*\(|\\[bB]igg?l?\s*\()")
+ROOT_INDEX_RE = re.compile(r"\s*\[\s*([^\]]*?)\s*\]")
 SIGMA_CALL_RE = re.compile(r"\s*(?:\(|\\left\s*\(|\\[bB]igg?l?\s*\()")
 COMMAND_RE = re.compile(r"\\([A-Za-z]+|.)")
 ARG_RE = re.compile(r"\s*(?:\{\s*((?:[^{}]|\{[^{}]*\})*?)\s*\}|(\\[A-Za-z]+|[A-Za-z0-9]))")
@@ -447,6 +448,15 @@ class _Tokenizer:
                 self.emit("FUNC", "dsigmoid", i, prime.end())
                 return prime.end()
             return self.symbol(i, j, name, greek=True, bold=False)
+        if name == "sqrt":
+            m = ROOT_INDEX_RE.match(text, j)
+            if m:  # \sqrt[n]{u} is u^(1/n)
+                if not m.group(1).isdigit() or int(m.group(1)) < 2:
+                    raise _err(f"root index `{m.group(1).strip()}` is not a whole number of 2 or more",
+                               m.start(1), "write \\sqrt[3]{x} for a cube root, or a power x^{1/3}",
+                               m.end(1), text)
+                self.emit("FUNC", "sqrt" if m.group(1) == "2" else "root" + m.group(1), i, m.end())
+                return m.end()
         if name in FUNC_COMMANDS:
             self.emit("FUNC", FUNC_COMMANDS[name], i, j)
             return j
@@ -1023,6 +1033,8 @@ class _Builder:
                      "abs",
                      "diag"):
             node = Func(fname, arg)
+        elif fname.startswith("root"):
+            node = Power(arg, Const(Fraction(1, int(fname[4:]))))
         elif fname == "softmax":
             node = Softmax(arg)
         elif fname == "vec":
