@@ -373,3 +373,10 @@ def test_sigma_prime_derivative_is_verified():
 
     d = derive(r"\operatorname{sum}(\sigma'(x))", "x")  # verified against finite differences
     assert r"\sigma'(x)" in d.latex and r"\sigma(x)" in d.latex
+
+
+@pytest.mark.parametrize("text, value", [("1e-3", Fraction(1, 1000)), ("1.5E2", Fraction(150)),
+                                         (".5", Fraction(1, 2))])
+def test_scientific_numbers(text, value):
+    tree = parse(text).tree
+    assert isinstance(tree, Const) and tree.value == value

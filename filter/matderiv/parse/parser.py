@@ -108,7 +108,7 @@ TRANSPOSE_RE = re.compile(r"\^\s*(?:T|\\top(?![A-Za-z])|\\prime(?![A-Za-z])|\\in
                           r"|\{" + _SP + _T + _SP + r"\})")
 INVERSE_RE = re.compile(r"\^\s*(?:\{" + _SP + r"-\s*1" + _SP + r"\}|-\s*1(?![\d.]))")
 INVTRANSPOSE_RE = re.compile(r"\^\s*(?:\{" + _SP + r"-\s*" + _T + _SP + r"\}|-\s*T)")
-NUMBER_RE = re.compile(r"\d+(?:\.\d+)?|\.\d+")
+NUMBER_RE = re.compile(r"(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?")  # 0.5, .5, 1e-3
 SUBSCRIPT_RE = re.compile(r"\s*_\s*(?:\{\s*([A-Za-z0-9]+|\\[A-Za-z]+)\s*\}|([A-Za-z0-9])|\\([A-Za-z]+))")
 NORMSUB_RE = re.compile(
     r"\s*_\s*(?:\{\s*(?:\\(?:mathrm|text|textrm|operatorname|mathsf)\s*\{\s*([A-Za-z0-9]+)\s*\}"
