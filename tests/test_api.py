@@ -224,3 +224,13 @@ def test_roots_that_are_refused(expr, words):
     with pytest.raises(MatDerivError) as err:
         derive(expr, r"\tau" if "tau" in expr else "X")
     assert words in str(err.value)
+
+
+@pytest.mark.parametrize("expr, wrt, form", [
+    (r"\frac{\tau}{1+\tau^2}", r"\tau", r"\frac{1 - \tau^2}{(1 + \tau^2)^2}"),
+    (r"\frac{\tau^2+1}{\tau - 1}", r"\tau", r"\frac{\tau^2 - 2 \tau - 1}{(\tau - 1)^2}"),
+    # different matrix parts are not forced over one denominator
+    (r"\frac{a^\top x}{b^\top x}", "x", r"\frac{a}{b^\top x} - \frac{(a^\top x) b}{(b^\top x)^2}"),
+])
+def test_quotient_rule_results_over_one_denominator(expr, wrt, form):
+    assert derive(expr, wrt).latex == form  # verified numerically inside derive

@@ -442,6 +442,8 @@ def _rewrite_add(e: Add) -> Expr:
         return zero(shape)
     if len(terms) > 1:
         terms = _collect_scalar_coefficients(terms)
+        if len(terms) > 1:
+            terms = _over_common_denominator(terms)
         if not terms:
             return zero(shape)
     if len(terms) > 1 and not _DISTRIBUTING and any(
@@ -520,6 +522,69 @@ def _collect_scalar_coefficients(terms):
         after = sum(size(build_product(*t)) for t in new)
         out.extend(new if after < before else g)
     return out
+
+
+def _over_common_denominator(terms):
+    r"""Terms with the same matrix part whose scalar coefficients are fractions with powers of
+    the same denominators are put over one denominator when that is shorter:
+    ``\frac{1}{1 + t^2} - \frac{2 t^2}{(1 + t^2)^2} -> \frac{1 - t^2}{(1 + t^2)^2}``."""
+    groups: dict = {}
+    for t in terms:
+        groups.setdefault(tuple(skey(f) for f in t[2]), []).append(t)
+    if all(len(g) == 1 for g in groups.values()):
+        return terms
+    out = []
+    for g in groups.values():
+        new = _common_denominator_group(g) if len(g) > 1 else None
+        out.extend(new if new is not None else g)
+    return out
+
+
+def _common_denominator_group(g):
+    split_terms = []
+    lcd: dict = {}
+    for cf, sc, ch in g:
+        num, den = [], {}
+        for f in sc:
+            b, k = _power_parts(f)
+            w = _whole(k)
+            if w is not None and w < 0:
+                den[b] = den.get(b, 0) - w
+            else:
+                num.append(f)
+        split_terms.append((cf, num, den))
+        for b, e in den.items():
+            lcd[b] = max(lcd.get(b, 0), e)
+    if not lcd or all(den == lcd for _, _, den in split_terms):
+        return None
+    monos: dict = {}
+    for cf, num, den in split_terms:
+        factors = list(num)
+        for b, e in lcd.items():
+            factors.extend([b] * (e - den.get(b, 0)))
+        ms = _monomials(cf, factors)
+        if ms is None:
+            return None
+        for c0, fs in ms:
+            fs = _merge_scalars(fs)
+            key = tuple(sorted(skey(f) for f in fs))
+            if key in monos:
+                monos[key][0] += c0
+            else:
+                monos[key] = [c0, fs]
+    kept = [(c0, fs) for c0, fs in monos.values() if c0 != 0]
+    chain = g[0][2]
+    if not kept:
+        return []
+    inverse = [Power(b, Const(Fraction(-e))) for b, e in lcd.items()]
+    if len(kept) == 1:
+        new = [(kept[0][0], list(kept[0][1]) + inverse, chain)]
+    else:
+        new = [(Fraction(1), [Add(tuple(build_product(c0, fs, []) for c0, fs in kept))] + inverse,
+                chain)]
+    before = sum(size(build_product(*t)) for t in g)
+    after = sum(size(build_product(*t)) for t in new)
+    return new if after < before else None
 
 
 def _flatten_add(e: Add):
