@@ -30,6 +30,7 @@ WORDS = {
         "elementwise": r"elementwise: $\mathrm{d}f(U) = f'(U) \odot \mathrm{d}U$",
         "differential": "differential", "trace": r"trace trick: $\operatorname{tr}(AB) = \operatorname{tr}(BA)$",
         "trace_hadamard": r"trace trick: $\operatorname{tr}(AB) = \operatorname{tr}(BA)$, $\operatorname{tr}(A^\top (B \odot C)) = \operatorname{tr}((A \odot B)^\top C)$; simplify",
+        "scalar_transpose": r"trace trick for a scalar: $a = \operatorname{tr}(a) = \operatorname{tr}(a^\top)$; simplify",
         "collect": "collect terms", "vec": r"vectorise: $\operatorname{vec}(AXB) = (B^\top \otimes A)\operatorname{vec}(X)$",
         "identify": "identify the derivative", "layout": "numerator layout",
         "scalar": r"$\mathrm{d}F = F'\,\mathrm{d}t$",
@@ -45,6 +46,7 @@ WORDS = {
         "elementwise": r"逐元素函数 $\mathrm{d}f(U) = f'(U) \odot \mathrm{d}U$",
         "differential": "微分", "trace": r"迹技巧 $\operatorname{tr}(AB) = \operatorname{tr}(BA)$",
         "trace_hadamard": r"迹技巧 $\operatorname{tr}(AB) = \operatorname{tr}(BA)$, $\operatorname{tr}(A^\top (B \odot C)) = \operatorname{tr}((A \odot B)^\top C)$，化简",
+        "scalar_transpose": r"迹技巧：标量 $a = \operatorname{tr}(a) = \operatorname{tr}(a^\top)$，化简",
         "collect": "合并同类项", "vec": r"向量化 $\operatorname{vec}(AXB) = (B^\top \otimes A)\operatorname{vec}(X)$",
         "identify": "对照定义得导数", "layout": "分子布局",
         "scalar": r"$\mathrm{d}F = F'\,\mathrm{d}t$",
@@ -129,7 +131,13 @@ def derivation(f: Expr, var: Symbol, kind: str, natural: Expr, arranged: Expr, l
         grads = [simplify(gradient(t)) for t in terms]
         pieces = [_trace_form(g, dX) for g in grads]
         tree = add(*pieces) if pieces else None
-        note = w["trace_hadamard"] if any(isinstance(n, Hadamard) for n in full.walk()) else w["trace"]
+        nodes = full.nodes()
+        if any(isinstance(n, Hadamard) for n in nodes):
+            note = w["trace_hadamard"]
+        elif var.shape[1] == ONE and not any(isinstance(n, Trace) for n in nodes):
+            note = w["scalar_transpose"]  # a vector variable, no trace: a^T b = b^T a does it
+        else:
+            note = w["trace"]
         lines.append(Line("", _join(_latex_trace(g, dX) for g in grads), _note(note), tree))
         if len(grads) > 1 or grads[0] != natural:
             lines.append(Line("", _latex_trace(natural, dX), _note(w["collect"]), _trace_form(natural, dX)))
