@@ -295,6 +295,39 @@ def _verdict(ok: bool, diagnosis: str, message: str, claim: str, res_latex: str,
     return Verdict(ok, diagnosis, message, claim, tex)
 
 
+def _same_as_parsed(raw: Expr, result: Expr) -> bool:
+    """Whether ``raw``, the tree the parser made of the printed text before any typing, has
+    exactly the structure of the verified ``result``: same node types, names, numbers and
+    operators.  Sizes and letter kinds are left out (typing the same structure with the same
+    declarations gives the same function); nodes whose meaning typing decides differ in type
+    (``|.|``, ``diag``, a norm without subscript), and sized constants never match, so those go
+    the long way."""
+    from dataclasses import fields
+
+    from .expr import Commutation, Identity, Ones, Zero
+
+    stack = [(raw, result)]
+    while stack:
+        a, b = stack.pop()
+        if type(a) is not type(b) or isinstance(a, (Identity, Ones, Zero, Commutation)):
+            return False
+        if isinstance(a, Symbol):
+            if a.name != b.name or a.latex != b.latex:
+                return False
+            continue
+        ka, kb = a.children(), b.children()
+        if len(ka) != len(kb):
+            return False
+        for fd in fields(a):
+            v = getattr(a, fd.name)
+            if isinstance(v, Expr) or (isinstance(v, tuple) and v and isinstance(v[0], Expr)):
+                continue
+            if v != getattr(b, fd.name):
+                return False
+        stack.extend(zip(ka, kb))
+    return True
+
+
 def _same_tree_up_to_size_names(tree: Expr, result: Expr, by_name: dict) -> bool:
     """Whether ``tree`` (read back from the printed text) is ``result`` once its size names,
     which inference on the text chose afresh, are renamed after the original symbols' sizes.
@@ -355,6 +388,8 @@ def printed_matches(printed: str, f: Expr, result: Expr, all_syms, declarations:
         return None
     if any(isinstance(n, (Identity, Zero, Kron, Vec)) for n in parsed.tree.walk()):
         return None  # sizes of I, 0, (x) and vec are not fixed by the text: cannot say
+    if _same_as_parsed(parsed.tree, result):
+        return True  # the text parses to the very tree that was verified (before typing)
     try:
         tree = infer(parsed, (), **_with_expression_kinds(declarations, all_syms)).tree
     except MatDerivError:
