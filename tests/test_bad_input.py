@@ -101,3 +101,45 @@ def test_cli_reports_without_traceback():
     assert r.returncode == 1
     assert "Traceback" not in r.stderr
     assert "error:" in r.stderr and "hint:" in r.stderr and "^" in r.stderr
+
+
+def test_time_limit_stops_a_derivation(monkeypatch):
+    """Nothing hangs: past MATDERIV_TIME_LIMIT seconds the derivation stops with an error (the
+    engine's own broad error handling cannot swallow the stop)."""
+    monkeypatch.setenv("MATDERIV_TIME_LIMIT", "0.05")
+    expr = " + ".join(f"x^T A_{i % 9} x" for i in range(400))  # ~0.2 s of honest work
+    t0 = time.perf_counter()
+    with pytest.raises(MatDerivError) as info:
+        derive(expr, "x")
+    assert time.perf_counter() - t0 < 1.0
+    assert "took longer than 0.05 s" in info.value.message and info.value.hint
+    assert derive("x^T x", "x").latex == "2 x"  # the next derivation has its own budget
+
+
+def test_time_limit_can_be_turned_off(monkeypatch):
+    monkeypatch.setenv("MATDERIV_TIME_LIMIT", "0")
+    assert derive(" + ".join(f"x^T A_{i % 9} x" for i in range(50)), "x").latex
+
+
+def test_an_enormous_result_is_refused_not_printed():
+    t0 = time.perf_counter()
+    with pytest.raises(MatDerivError) as info:
+        derive("x^{" * 30 + "2" + "}" * 30, "x")  # a power tower: the result grows quadratically
+    assert time.perf_counter() - t0 < 5.0
+    assert "characters long" in info.value.message and info.value.hint
+
+
+def test_process_reports_a_timed_out_macro_and_keeps_the_text(tmp_path):
+    import os
+
+    src = tmp_path / "notes.md"
+    macro = r"\matderiv<" + " + ".join(f"x^T A_{i % 9} x" for i in range(400)) + ", x>"
+    src.write_text("Before.\n\n$$" + macro + "$$\n\nAfter $\\matderiv<x^T x, x>$.\n",
+                   encoding="utf-8")
+    env = dict(os.environ, MATDERIV_TIME_LIMIT="0.05", MATDERIV_CACHE="0")
+    r = subprocess.run([sys.executable, "-m", "matderiv.cli", "process", str(src)],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0 and "Traceback" not in r.stderr
+    assert "took longer than 0.05 s" in r.stderr and "notes.md:3:" in r.stderr
+    assert r"A\_8" in r.stdout and "(matderiv error)" in r.stdout  # the text, shown as an error
+    assert "2 x" in r.stdout and "After" in r.stdout

@@ -431,3 +431,23 @@ def test_json_path_internal_error_passes_the_document_through():
     out, err = io.BytesIO(), io.StringIO()
     assert run_filter(io.BytesIO(bad), out, err, derive_fn=Stub) == 1
     assert out.getvalue() == bad and "internal error" in err.getvalue()
+
+
+def test_a_stop_at_the_time_limit_is_not_cached(tmp_path, monkeypatch):
+    """A macro stopped by MATDERIV_TIME_LIMIT is computed again next time (with a larger limit
+    it succeeds), not served from the cache as an error."""
+    import os
+    import subprocess
+    import sys
+
+    src = tmp_path / "notes.md"
+    src.write_text("$\\matderiv<" + " + ".join(f"x^T A_{i % 9} x" for i in range(300))
+                   + ", x>$\n", encoding="utf-8")
+    env = {**os.environ, "MATDERIV_CACHE_DIR": str(tmp_path / "cache")}
+    run = lambda limit: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "matderiv.cli", "process", str(src)], capture_output=True,
+        text=True, timeout=120, env={**env, "MATDERIV_TIME_LIMIT": limit})
+    first = run("0.02")
+    assert "took longer" in first.stderr
+    second = run("60")
+    assert "took longer" not in second.stderr and "(matderiv error)" not in second.stdout

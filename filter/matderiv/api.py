@@ -97,7 +97,21 @@ def _flag(v, key) -> bool:
 def derive(expr: str, wrt, layout: str = "mixed", steps=False, show: str = "equation",
            name: str | None = None, expect: str | None = None, scalar=(), vector=(), matrix=(),
            symmetric=(), check=True, lang: str = "en", **unknown) -> Derivation:
-    """Differentiate ``expr`` (LaTeX or ASCII) with respect to ``wrt``; see SPEC 4."""
+    """Differentiate ``expr`` (LaTeX or ASCII) with respect to ``wrt``; see SPEC 4.  Stopped
+    with a :class:`MatDerivError` after ``MATDERIV_TIME_LIMIT`` seconds (default 10)."""
+    from .deadline import time_limit
+
+    with time_limit():
+        return _derive(expr, wrt, layout, steps, show, name, expect, scalar, vector, matrix,
+                       symmetric, check, lang, **unknown)
+
+
+#: A typeset result longer than this is refused rather than printed (and read back).
+MAX_RESULT_CHARS = 20_000
+
+
+def _derive(expr, wrt, layout, steps, show, name, expect, scalar, vector, matrix, symmetric,
+            check, lang, **unknown) -> Derivation:
     if unknown:
         key = next(iter(unknown))
         import difflib
@@ -209,6 +223,11 @@ def _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang="en",
             verify(Check(func, result, var, arrangement), all_syms, seed_text=expr)
     result = res.arranged
     rhs = latex(result)
+    if len(rhs) > MAX_RESULT_CHARS:
+        raise MatDerivError(f"the derivative is {len(rhs)} characters long when typeset; it is "
+                            "not printed",
+                            hint="split the expression, or name its parts and differentiate "
+                                 "them one by one")
     if check:
         _check_printed(rhs, f, result, all_syms, decls, expr)
     var_kind = "scalar" if var.shape == ((), ()) else ("vector" if var.cols == ONE else "matrix")

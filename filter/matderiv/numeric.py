@@ -21,6 +21,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from .deadline import tick
 from .errors import MatDerivError
 from .expr import (
     ONE, SCALAR, UNKNOWN, Add, Commutation, Const, Det, Diag, DiagPart, Differential, Dim, Expr,
@@ -139,6 +140,7 @@ class Evaluator:
 
     # --- driver ----------------------------------------------------------------------------
     def ev(self, node: Expr):
+        tick()
         key = id(node)
         memo = self.memo
         if key in memo:

@@ -389,8 +389,11 @@ def _compute(macro, fn, opts, math, color, sep, checkmark, cache) -> tuple[Rende
         end = None
         if off is not None and getattr(err, "end", None) is not None and err.end > err.position:
             end = macro.expr_start + min(err.end, len(macro.expr))
+        from .deadline import TimeLimitExceeded
+
+        # a stop at the time limit depends on the machine and the limit: never cached
         return Rendered(error_latex(macro.expr, macro.wrt, color=color), error=err,
-                        error_offset=off, error_end=end), True
+                        error_offset=off, error_end=end), not isinstance(err, TimeLimitExceeded)
     except Exception as exc:  # noqa: BLE001 - no traceback reaches the user
         err = MatDerivError(f"internal error: {type(exc).__name__}: {exc}",
                             hint="please report this macro (MATDERIV_DEBUG=1 shows the traceback)")

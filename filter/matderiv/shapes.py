@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Sequence
 
+from .deadline import tick
 from .errors import MatDerivError, Span, UnsupportedError
 from .expr import (ONE, SCALAR, UNKNOWN, Add, Const, Det, Diag, DiagPart, Expr, Func, Hadamard,
                    HadamardDiv, Identity, Inverse, Kron, Mul, Norm, Ones, Power, ShapeError,
@@ -249,6 +250,7 @@ class _Infer:
         return s
 
     def _visit(self, node: Expr):
+        tick()
         if isinstance(node, Symbol):
             kind = self.kinds.get(node.name, node.kind)
             return self.dims_for(node.name, kind, node.name in self.symmetric)

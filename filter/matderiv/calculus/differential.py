@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from ..errors import UnsupportedError
+from ..deadline import tick
 from ..expr import (ONE, SCALAR, Add, Commutation, Const, Det, Diag, DiagPart, Differential,
                     DifferentialOf,
                     Expr, Func, Hadamard, HadamardDiv, Identity, Inverse, Kron, Mul, Norm, Ones,
@@ -42,6 +43,7 @@ class Differentiator:
 
     def __call__(self, e: Expr) -> Expr | None:
         """``d(e)``, or ``None`` when ``e`` does not depend on the variable."""
+        tick()
         key = (id(e), self._depth if self.levels is not None else 0)
         hit = self._memo.get(key)
         if hit is not None:

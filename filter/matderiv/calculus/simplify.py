@@ -17,6 +17,7 @@ from functools import lru_cache
 from ..expr import (ONE, SCALAR, Add, Commutation, Const, Det, Diag, DiagPart, Differential,
                     Expr, Func, Hadamard, HadamardDiv, Identity, Inverse, Kron, Mul, Norm, Ones,
                     Power, Softmax, Sum, Symbol, Trace, Transpose, Vec, Zero, dim_mul)
+from ..deadline import tick
 from .build import c, zero
 
 MAX_PASSES = 12
@@ -1009,6 +1010,7 @@ def _rewrite(e: Expr) -> Expr:
     hit = _REWRITTEN.get(key)
     if hit is not None:
         return hit
+    tick()
     out = _rewrite_node(e)
     if len(_REWRITTEN) > 200_000:
         _REWRITTEN.clear()

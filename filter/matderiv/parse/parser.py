@@ -55,6 +55,7 @@ from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 
+from ..deadline import tick
 from ..errors import MatDerivError, Span
 from ..expr import (Add, Const, Det, Expr, Func, Hadamard, HadamardDiv, Identity, Inverse, Kron,
                     Mul, Norm, Ones, Power, Softmax, Sum, Symbol, Trace, Transpose, UNKNOWN,
@@ -292,6 +293,7 @@ class _Tokenizer:
                 i = m.end()
             if i >= n:
                 break
+            tick()
             i = self.token_at(i)
         if self.stack:
             kind, s, e = self.stack[-1]
@@ -690,6 +692,7 @@ def _tokens_to_tree(toks: list[_Tok], text: str):
     ip = parser.parse_interactive("")
     lt = None
     for t in toks:
+        tick()
         lt = Token(t.type, t.value, t.start, 1, t.start + 1, 1, t.end + 1, t.end)
         try:
             ip.feed_token(lt)
@@ -753,6 +756,7 @@ class _Builder:
     # ---------------------------------------------------------------------------------------
     def build(self, t):
         """Returns (expr, start, end)."""
+        tick()
         if isinstance(t, Expr):  # already built
             s, e = self.span_of(t)
             return t, s, e

@@ -34,6 +34,7 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
+from ..deadline import tick
 from ..expr import (DifferentialOf, 
     ONE,
     SCALAR,
@@ -137,6 +138,7 @@ class LatexPrinter:
 
     # ------------------------------------------------------------------ dispatch
     def _print(self, expr: Expr) -> str:
+        tick()
         for cls in type(expr).__mro__:
             meth = getattr(self, "_print_" + cls.__name__, None)
             if meth is not None and cls is not Expr and cls is not object:

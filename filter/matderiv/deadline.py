@@ -1,0 +1,78 @@
+"""The time limit of one derivation: nothing a document holds may hang a build.
+
+Owns a process-wide deadline that :func:`matderiv.derive` sets around one derivation and that
+the long-running loops (parsing, differentiation, simplification, numerical evaluation,
+printing) poll through :func:`tick`.  Cooperative rather than a signal, so it also works off the
+main thread.  Polling is cheap: the clock is read once every few hundred ticks.
+
+The limit is ``MATDERIV_TIME_LIMIT`` seconds (default 10; 0 turns it off).
+"""
+from __future__ import annotations
+
+import os
+import time
+from contextlib import contextmanager
+
+from .errors import MatDerivError
+
+DEFAULT_SECONDS = 10.0
+_EVERY = 256
+
+_deadline: float | None = None
+_limit: float = 0.0
+_countdown = _EVERY
+
+
+class TimeLimitExceeded(MatDerivError):
+    """A derivation took longer than the time limit and was stopped."""
+
+
+class _Expired(BaseException):
+    """Raised by :func:`tick` past the deadline.  A BaseException, so that no ``except
+    MatDerivError`` or ``except Exception`` inside the engine can swallow it; :func:`time_limit`
+    turns it into :class:`TimeLimitExceeded` for the caller."""
+
+
+def limit_seconds() -> float:
+    """The configured limit in seconds (0: none)."""
+    raw = os.environ.get("MATDERIV_TIME_LIMIT", "").strip()
+    try:
+        return max(0.0, float(raw)) if raw else DEFAULT_SECONDS
+    except ValueError:
+        return DEFAULT_SECONDS
+
+
+@contextmanager
+def time_limit(seconds: float | None = None):
+    """Run the block under a deadline (nested blocks keep the outer, earlier one)."""
+    global _deadline, _limit, _countdown
+    seconds = limit_seconds() if seconds is None else seconds
+    outer, outer_limit = _deadline, _limit
+    if seconds > 0:
+        mine = time.monotonic() + seconds
+        if outer is None or mine < outer:
+            _deadline, _limit = mine, seconds
+    _countdown = _EVERY
+    try:
+        yield
+    except _Expired:
+        raise TimeLimitExceeded(
+            f"the derivative took longer than {_limit:g} s and was stopped",
+            hint="simplify or split the expression (the limit is MATDERIV_TIME_LIMIT "
+                 "seconds)") from None
+    finally:
+        _deadline, _limit = outer, outer_limit
+
+
+def tick() -> None:
+    """Poll the deadline (the clock every ``_EVERY`` calls); past it, unwind to
+    :func:`time_limit`."""
+    global _countdown
+    if _deadline is None:
+        return
+    _countdown -= 1
+    if _countdown > 0:
+        return
+    _countdown = _EVERY
+    if time.monotonic() > _deadline:
+        raise _Expired()
