@@ -102,8 +102,14 @@ def derive(expr: str, wrt, layout: str = "mixed", steps=False, show: str = "equa
     from .deadline import time_limit
 
     with time_limit():
-        return _derive(expr, wrt, layout, steps, show, name, expect, scalar, vector, matrix,
-                       symmetric, check, lang, **unknown)
+        try:
+            return _derive(expr, wrt, layout, steps, show, name, expect, scalar, vector, matrix,
+                           symmetric, check, lang, **unknown)
+        except (MatDerivError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # an engine bug: a clear error, never a traceback or a result
+            raise MatDerivError(f"internal error: {type(exc).__name__}: {exc}",
+                                hint="please report this expression; nothing was typeset") from exc
 
 
 #: A typeset result longer than this is refused rather than printed (and read back).

@@ -81,12 +81,17 @@ def commutation_matrix(m: int, n: int) -> np.ndarray:
 # Elementwise functions (work on floats and arrays alike; callers convert floats back)
 # --------------------------------------------------------------------------------------------
 def _sigmoid(z):
-    return 0.5 * (np.tanh(0.5 * z) + 1.0)
+    """1 / (1 + e^-z), accurate in both tails (e^-|z| never overflows, nothing cancels: the
+    far tail matters to log sigma(z) and to finite differences)."""
+    e = np.exp(-np.abs(z))
+    out = np.where(np.asarray(z) >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return float(out) if np.ndim(out) == 0 else out
 
 
 def _dsigmoid(z):
-    s = _sigmoid(z)
-    return s * (1.0 - s)
+    """sigma(z) (1 - sigma(z)) = e^-|z| / (1 + e^-|z|)^2 (even in z; no cancellation)."""
+    e = np.exp(-np.abs(z))
+    return e / (1.0 + e) ** 2
 
 
 def _sech2(z):

@@ -109,7 +109,7 @@ class Differentiator:
             terms.append(build(*e.args[:i], df, *e.args[i + 1:]))
         if len(terms) > 1:
             self._log(rule, e)
-        return add(*terms)
+        return add(*terms) if terms else None  # every factor constant (sign(u) has d = 0)
 
     def _d_Mul(self, e: Mul):
         return self._product_rule(e, mul, "product")

@@ -170,7 +170,7 @@ def _merge_signs(order: list, expo: dict) -> None:
         ab, sg = Func("abs", s), Func("sign", s)
         parts = [x for x in (s, ab, sg) if x in expo]
         ks = [_whole(expo[x]) for x in parts]
-        if any(k is None for k in ks) or (len(parts) == 1 and parts[0] == ab):
+        if not parts or any(k is None for k in ks) or (len(parts) == 1 and parts[0] == ab):
             continue
         a, b, c_ = (_whole(expo[x]) if x in expo else 0 for x in (s, ab, sg))
         p, q = a + b, (b + c_) % 2
@@ -471,9 +471,14 @@ MAX_MONOMIALS = 16
 def _monomials(coef, scalars):
     """The scalar coef * prod(scalars) expanded over the sums among them, as (coef, factors)
     pairs; None when that would make more than MAX_MONOMIALS."""
+    def parts(t):
+        # a 1 x 1 chain (x^T x) is one more scalar factor, kept whole
+        cf, sc, ch = split(t)
+        return cf, list(sc) + ([ch[0] if len(ch) == 1 else Mul(tuple(ch))] if ch else [])
+
     out = [(coef, [])]
     for s in scalars:
-        alts = [split(t)[:2] for t in s.args] if isinstance(s, Add) else [(Fraction(1), [s])]
+        alts = [parts(t) for t in s.args] if isinstance(s, Add) else [(Fraction(1), [s])]
         out = [(c0 * c1, f0 + f1) for c0, f0 in out for c1, f1 in alts]
         if len(out) > MAX_MONOMIALS:
             return None
@@ -1041,9 +1046,31 @@ def _rewrite_func(e: Func) -> Expr:
         return zero(e.shape) if v == 0 else build_product(Fraction(v), [], [_ones(e.shape)])
     if e.name == "log" and isinstance(a, Func) and a.name == "exp":
         return a.arg
+    if e.name in ("abs", "sign") and _nonnegative(a):
+        # |u| = u and sign(u) = 1 for u >= 0 (u != 0 where a derivative exists)
+        return a if e.name == "abs" else (c(1) if e.is_scalar else _ones(e.shape))
+    if e.name in ("abs", "sign") and isinstance(a, Func) and a.name == e.name:
+        return a  # ||u|| = |u|, sign(sign(u)) = sign(u)
     if isinstance(a, Transpose):
         return _t(Func(e.name, a.arg))
     return e
+
+
+def _nonnegative(a: Expr) -> bool:
+    """Whether ``a`` is >= 0 wherever it is defined: |u|, a norm, exp, sqrt, sigma, and
+    products, powers and positive multiples of those."""
+    if isinstance(a, Func):
+        return a.name in ("abs", "exp", "sqrt", "sigmoid", "sech2")
+    if isinstance(a, Norm):
+        return True
+    if isinstance(a, Const):
+        return a.value >= 0
+    if isinstance(a, Power):
+        k = _whole(a.exponent)
+        return (k is not None and k % 2 == 0) or _nonnegative(a.base)
+    if isinstance(a, Mul):
+        return all(_nonnegative(f) for f in a.args)
+    return False
 
 
 def _rewrite_diag(e: Diag) -> Expr:

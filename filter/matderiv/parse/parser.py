@@ -88,7 +88,7 @@ FUNC_NAMES = {
     "exp": "exp", "log": "log", "ln": "log", "sin": "sin", "cos": "cos", "tanh": "tanh",
     "sqrt": "sqrt", "sigmoid": "sigmoid", "softmax": "softmax", "diag": "diag", "vec": "vec",
     "sum": "sum", "tr": "tr", "Tr": "tr", "trace": "tr", "det": "det", "logdet": "logdet",
-    "inv": "inv", "abs": "abs",
+    "inv": "inv", "abs": "abs", "sign": "sign", "sgn": "sign",
 }
 #: LaTeX commands that are functions (``\exp`` ...).
 FUNC_COMMANDS = {
@@ -97,7 +97,7 @@ FUNC_COMMANDS = {
     "logdet": "logdet", "softmax": "softmax", "sigmoid": "sigmoid",
 }
 ASCII_FUNC_RE = re.compile(
-    r"(logdet|softmax|sigmoid|trace|tanh|sqrt|diag|exp|log|sin|cos|vec|sum|det|inv|abs|ln|tr|Tr)"
+    r"(logdet|softmax|sigmoid|trace|sign|tanh|sqrt|diag|exp|log|sin|cos|vec|sum|det|inv|abs|ln|tr|Tr)"
     r"(?=\s*(?:\(|\[|\\left\s*[(\[]|\\[bB]igg?l?\s*[(\[]))")
 
 SPACE_RE = re.compile(r"(?:\s|~|\\[,;:!> ]|\\q?quad(?![A-Za-z])|\\(?:displaystyle|textstyle)"
@@ -140,7 +140,7 @@ KNOWN_COMMANDS = sorted(
        "lvert", "rvert", "vert", "Vert", "quad", "qquad", "operatorname", "displaystyle"})
 KNOWN_FUNCTIONS = sorted({"exp", "log", "ln", "sin", "cos", "tanh", "sqrt", "det", "tr",
                           "softmax", "diag", "vec", "sum", "logdet", "inv", "sigmoid",
-                          "sigma"})
+                          "sigma", "sign"})
 
 # Token types that end an operand (used to read `|` as an opening or closing bar).
 _OPERAND_END = {"SYM", "NUMBER", "IDENT", "ONES", "RPAR", "RBRACE", "RBAR", "RNORM", "NORMSUB",
@@ -1034,7 +1034,7 @@ class _Builder:
 
     def apply(self, fname, arg, s, e, ftok):
         if fname in ("exp", "log", "sin", "cos", "tanh", "sqrt", "sigmoid", "dsigmoid", "sech2",
-                     "abs",
+                     "abs", "sign",
                      "diag"):
             node = Func(fname, arg)
         elif fname.startswith("root"):

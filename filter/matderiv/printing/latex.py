@@ -428,7 +428,9 @@ class LatexPrinter:
     # ------------------------------------------------------------------ postfix
     def _print_Transpose(self, e: Transpose) -> str:
         a = e.arg
-        if isinstance(a, Inverse):
+        if isinstance(a, Inverse) and not isinstance(a.arg, Transpose):
+            # (Y^{-1})^T is Y^{-T}, as (Y^T)^{-1} is; ((Y^T)^{-1})^T keeps its outer ^T, so that
+            # the text reads back as the same tree
             return self._postfix_base(a.arg) + r"^{-\top}"
         if isinstance(a, Differential):
             return self._print(a) + r"^\top"

@@ -34,14 +34,15 @@ PREC_ATOM = 100     # names, calls, attribute access, parenthesised code
 HELPERS: dict[str, str] = {
     "_sigmoid": (
         "def _sigmoid(z):\n"
-        "    \"\"\"Logistic function 1 / (1 + exp(-z)), elementwise and overflow-free.\"\"\"\n"
-        "    return 0.5 * (np.tanh(0.5 * z) + 1.0)\n"
+        "    \"\"\"Logistic function 1 / (1 + exp(-z)), elementwise, accurate in both tails.\"\"\"\n"
+        "    e = np.exp(-np.abs(z))\n"
+        "    return np.where(np.asarray(z) >= 0, 1.0 / (1.0 + e), e / (1.0 + e))\n"
     ),
     "_dsigmoid": (
         "def _dsigmoid(z):\n"
         "    \"\"\"Derivative of the logistic function, sigmoid(z) * (1 - sigmoid(z)).\"\"\"\n"
-        "    s = _sigmoid(z)\n"
-        "    return s * (1.0 - s)\n"
+        "    e = np.exp(-np.abs(z))\n"
+        "    return e / (1.0 + e) ** 2\n"
     ),
     "_softmax": (
         "def _softmax(z):\n"
