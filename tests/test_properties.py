@@ -585,3 +585,16 @@ def test_fixed_bug13_log_sigmoid_far_in_the_tail():
     from matderiv import derive
     d = derive(r"\ln(\operatorname{sigmoid}[t - \left(C x\right)^\top C x])", "t", scalar="t")
     assert d.latex == r"1 - \sigma(t - x^\top C^\top C x)"
+
+
+def test_fixed_bug14_bars_inside_bars_read_back():
+    # |\|x\|_2 |t|| could not be parsed back: nested absolute values print with \lvert \rvert
+    for text in (r"|(\|x\| |t|)| / t", r"|(|(|t| - 1)| - 2)|"):
+        p1 = _printed(text, "x")
+        assert _printed(p1, "x") == p1
+
+
+def test_fixed_bug14_signs_of_scaled_arguments():
+    case = _case(r"|(-\|x\| |t|)|", "t", lambda e: float(np.linalg.norm(e["x"])) * abs(e["t"]),
+                 ("1", "1"))
+    assert check_case(case, Counter()) == "ok"

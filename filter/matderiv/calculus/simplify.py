@@ -1051,6 +1051,12 @@ def _rewrite_func(e: Func) -> Expr:
         return a if e.name == "abs" else (c(1) if e.is_scalar else _ones(e.shape))
     if e.name in ("abs", "sign") and isinstance(a, Func) and a.name == e.name:
         return a  # ||u|| = |u|, sign(sign(u)) = sign(u)
+    if e.name in ("abs", "sign") and e.is_scalar and isinstance(a, Mul):
+        coef, scalars, chain = split(a)
+        if coef != 1 and coef != 0:  # |c u| = |c| |u|, sign(c u) = sign(c) sign(u)
+            rest = build_product(Fraction(1), scalars, chain)
+            k = abs(coef) if e.name == "abs" else Fraction(1 if coef > 0 else -1)
+            return build_product(k, [Func(e.name, rest)], [])
     if isinstance(a, Transpose):
         return _t(Func(e.name, a.arg))
     return e

@@ -484,7 +484,18 @@ class LatexPrinter:
         if e.name == "sqrt":
             return r"\sqrt{" + self._print(e.arg) + "}"
         if e.name == "abs":
-            return "|" + self._print(e.arg) + "|"
+            if getattr(self, "_sided_bars", False):
+                return r"\lvert " + self._print(e.arg) + r" \rvert"
+            inner = self._print(e.arg)
+            if "|" in inner.replace(r"\|", ""):
+                # bars inside bars (|\|x\| |t||) cannot be read back: every pair inside says
+                # which side it is on
+                self._sided_bars = True
+                try:
+                    return r"\lvert " + self._print(e.arg) + r" \rvert"
+                finally:
+                    self._sided_bars = False
+            return "|" + inner + "|"
         if e.name == "log" and isinstance(e.arg, Det):
             return r"\log" + self._print(e.arg)
         if e.name not in _FUNC_HEADS:
