@@ -598,3 +598,17 @@ def test_fixed_bug14_signs_of_scaled_arguments():
     case = _case(r"|(-\|x\| |t|)|", "t", lambda e: float(np.linalg.norm(e["x"])) * abs(e["t"]),
                  ("1", "1"))
     assert check_case(case, Counter()) == "ok"
+
+
+def test_fixed_bug15_ones_inner_product_in_a_result():
+    # (1^T 1) softmax(x): the read-back cannot size 1^T 1 and once called that a mismatch
+    from matderiv import derive
+    d = derive(r"\sin(\operatorname{sum}(\log(\operatorname{softmax}(x))))", "x",
+               layout="numerator")
+    assert r"(\mathbf{1}^\top \mathbf{1})" in d.latex
+
+
+def test_fixed_bug15_signs_of_products_with_nonnegative_factors():
+    case = _case(r"|(t |-x^\top x|)|", "x",
+                 lambda e: abs(e["t"] * abs((e["x"].T @ e["x"]).item())), ("1", "1"))
+    assert check_hessian(case, Counter()) == "ok"

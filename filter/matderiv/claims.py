@@ -401,6 +401,11 @@ def printed_matches(printed: str, f: Expr, result: Expr, all_syms, declarations:
             return None
     if _same_tree_up_to_size_names(tree, result, by_name):
         return True  # the text reads back as the very tree that was verified
+    from .expr import Ones
+
+    sized = {n for s in symbols_of(tree) for d in (s.rows, s.cols) for n in d}
+    if any(isinstance(n, Ones) and not set(n.n) <= sized for n in tree.walk()):
+        return None  # a ones vector whose size the text leaves open (1^T 1): cannot say
     rng = np.random.default_rng(zlib.crc32(("printed:" + seed_text).encode("utf-8")))
     whole = whole_number_symbols(f)
     checked = 0

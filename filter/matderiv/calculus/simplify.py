@@ -1057,6 +1057,11 @@ def _rewrite_func(e: Func) -> Expr:
             rest = build_product(Fraction(1), scalars, chain)
             k = abs(coef) if e.name == "abs" else Fraction(1 if coef > 0 else -1)
             return build_product(k, [Func(e.name, rest)], [])
+        factors = list(scalars) + ([_chain(chain)] if chain else [])
+        if e.name == "sign" and len(factors) > 1 and any(_nonnegative(f) for f in factors):
+            # sign(u v) = sign(u) sign(v), and sign(v) = 1 for v >= 0
+            kept = [f for f in factors if not _nonnegative(f)]
+            return build_product(Fraction(1), [Func("sign", f) for f in kept], [])
     if isinstance(a, Transpose):
         return _t(Func(e.name, a.arg))
     return e
@@ -1075,7 +1080,10 @@ def _nonnegative(a: Expr) -> bool:
         k = _whole(a.exponent)
         return (k is not None and k % 2 == 0) or _nonnegative(a.base)
     if isinstance(a, Mul):
-        return all(_nonnegative(f) for f in a.args)
+        args = [f for f in a.args if not (isinstance(f, Const) and f.value > 0)]
+        if len(args) == 2 and isinstance(args[0], Transpose) and args[0].arg == args[1]:
+            return True  # u^T u
+        return all(_nonnegative(f) for f in args)
     return False
 
 
