@@ -612,3 +612,9 @@ def test_fixed_bug15_signs_of_products_with_nonnegative_factors():
     case = _case(r"|(t |-x^\top x|)|", "x",
                  lambda e: abs(e["t"] * abs((e["x"].T @ e["x"]).item())), ("1", "1"))
     assert check_hessian(case, Counter()) == "ok"
+
+
+def test_fixed_bug16_norm_inside_a_norm_reads_back():
+    # \|A C^T \|x\|_2 C x\|_2 could not be parsed back: nested norms print with \lVert \rVert
+    p1 = _printed(r"\|(A (A C^\top) (\|x\| (C x)))\|", "x")
+    assert r"\lVert" in p1 and _printed(p1, "x") == p1

@@ -519,7 +519,19 @@ class LatexPrinter:
 
     def _print_Norm(self, e: Norm) -> str:
         k = str(e.kind)
-        return r"\|" + self._print(e.arg) + r"\|" + ("_" + k if len(k) == 1 else "_{" + k + "}")
+        sub = "_" + k if len(k) == 1 else "_{" + k + "}"
+        if getattr(self, "_sided_bars", False):
+            return r"\lVert " + self._print(e.arg) + r" \rVert" + sub
+        inner = self._print(e.arg)
+        if "|" in inner:
+            # a norm or bars inside a norm (\|A \|x\| b\|) cannot be read back: every pair
+            # inside says which side it is on
+            self._sided_bars = True
+            try:
+                return r"\lVert " + self._print(e.arg) + r" \rVert" + sub
+            finally:
+                self._sided_bars = False
+        return r"\|" + inner + r"\|" + sub
 
 
 def latex(expr: Expr) -> str:
