@@ -192,6 +192,10 @@ class LatexPrinter:
     # ------------------------------------------------------------------ helpers
     def _postfix_base(self, e: Expr) -> str:
         """``e`` ready to take a postfix superscript (parenthesised unless atomic)."""
+        if isinstance(e, Mul):
+            coeff, rest = self._flatten_mul(e.args)
+            if coeff == 1 and len(rest) == 1:
+                return self._postfix_base(rest[0])  # 1/2 (2 x) prints as x: no brackets
         if isinstance(e, _ATOMS):
             s = self._print(e)
             if isinstance(e, Symbol) and "^" in s:
