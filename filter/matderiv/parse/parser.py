@@ -690,12 +690,13 @@ def _tokens_to_tree(toks: list[_Tok], text: str):
 
     parser = _lark()
     ip = parser.parse_interactive("")
+    feed = ip.parser_state.feed_token
     lt = None
     for t in toks:
         tick()
         lt = Token(t.type, t.value, t.start, 1, t.start + 1, 1, t.end + 1, t.end)
         try:
-            ip.feed_token(lt)
+            feed(lt)
         except UnexpectedInput as e:
             exp = getattr(e, "expected", None) or ()
             shown = text[t.start:t.end]
