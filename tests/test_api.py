@@ -234,3 +234,30 @@ def test_roots_that_are_refused(expr, words):
 ])
 def test_quotient_rule_results_over_one_denominator(expr, wrt, form):
     assert derive(expr, wrt).latex == form  # verified numerically inside derive
+
+
+@pytest.mark.parametrize("expr, form, fn", [
+    (r"\operatorname{tr}(X \otimes A)", r"\operatorname{tr}(A)\, I_n",
+     lambda X, A: np.trace(np.kron(X, A))),
+    (r"\operatorname{tr}(X \otimes X)", r"2 \operatorname{tr}(X)\, I_n",
+     lambda X, A: np.trace(np.kron(X, X))),
+    (r"\operatorname{tr}(A \otimes X^\top)", r"\operatorname{tr}(A)\, I_n",
+     lambda X, A: np.trace(np.kron(A, X.T))),
+])
+def test_trace_of_a_kronecker_product_is_a_product_of_traces(expr, form, fn):
+    X, A = RNG.standard_normal((3, 3)), RNG.standard_normal((2, 2))
+    d = derive(expr, "X")
+    assert d.latex == form
+    got = d.evaluate({"X": X, "A": A})
+    np.testing.assert_allclose(got, fd_gradient(lambda V: fn(V, A), X), rtol=1e-6, atol=1e-8)
+    assert d.steps == [] and derive(expr, "X", steps=True).steps  # and it can be derived
+
+
+
+def test_equal_halves_of_a_differential_are_counted_not_expanded():
+    # d((x - a)^T (x - a)) = 2 (x - a)^T dx: the textbook 2 (x - a), not 2 x - 2 a
+    x, a = RNG.standard_normal(3), RNG.standard_normal(3)
+    d = derive("(x-a)^T(x-a)", "x")
+    assert d.latex == "2 (x - a)"
+    np.testing.assert_allclose(d.evaluate({"x": x, "a": a}).ravel(),
+                               fd_gradient(lambda v: (v - a) @ (v - a), x), rtol=1e-6)

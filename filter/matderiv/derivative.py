@@ -70,10 +70,26 @@ def _identify(f: Expr, var: Symbol, df: Expr | None, kind: str) -> Expr:
     if not terms:
         return zero(shape)
     if var.shape == SCALAR:
-        return add(*[by_scalar(t, var) for t in terms])
+        return _add_collecting_equal([by_scalar(t, var) for t in terms])
     if f.shape == SCALAR:
-        return add(*[gradient(t) for t in terms])
-    return add(*[jacobian(t, var) for t in terms])
+        return _add_collecting_equal([gradient(t) for t in terms])
+    return _add_collecting_equal([jacobian(t, var) for t in terms])
+
+
+def _add_collecting_equal(parts: list) -> Expr:
+    """The sum of the identified parts, equal parts counted first: the two halves of
+    ``d((x - a)^T (x - a))`` give ``2 (x - a)``, not the flattened ``2x - 2a``."""
+    from .calculus.build import c, mul
+
+    counted: list = []
+    for p in parts:
+        for item in counted:
+            if item[0] == p:
+                item[1] += 1
+                break
+        else:
+            counted.append([p, 1])
+    return add(*[p if k == 1 else mul(c(k), p) for p, k in counted])
 
 
 def arrange(natural: Expr, kind: str, layout: str):

@@ -133,6 +133,10 @@ class Differentiator:
             k = u.exponent
             km1 = c(k.value - 1) if isinstance(k, Const) else add(k, c(-1))
             return mul(k, Trace(mul(_power(u.base, km1), du)))
+        if isinstance(u, Kron) and all(a.is_square for a in u.args):
+            # tr(A (x) B) = tr(A) tr(B) for square factors: a product of scalars
+            self._log("trace-kronecker", e)
+            return self(mul(*[Trace(a) for a in u.args]))
         self._log("trace", e)
         return Trace(self(u))
 
