@@ -261,3 +261,34 @@ def test_equal_halves_of_a_differential_are_counted_not_expanded():
     assert d.latex == "2 (x - a)"
     np.testing.assert_allclose(d.evaluate({"x": x, "a": a}).ravel(),
                                fd_gradient(lambda v: (v - a) @ (v - a), x), rtol=1e-6)
+
+
+def fd_jacobian(f, x, h=1e-6):
+    """Numerator Jacobian of a vector function of a vector, by central differences."""
+    x = np.asarray(x, dtype=float)
+    cols = []
+    for k in range(x.size):
+        e = np.zeros_like(x)
+        e[k] = h
+        cols.append((f(x + e) - f(x - e)) / (2 * h))
+    return np.stack(cols, axis=1)
+
+
+def test_textbook_forms_of_diagonals_and_quotients():
+    x, A = RNG.standard_normal(3), RNG.standard_normal((3, 3))
+    # diag(u) + diag(v) is one diagonal matrix
+    d = derive(r"\exp(x) \odot \sin(x)", "x")
+    assert d.latex == r"\operatorname{diag}(\exp(x) \odot (\sin(x) + \cos(x)))"
+    np.testing.assert_allclose(d.evaluate({"x": x}),
+                               fd_jacobian(lambda v: np.exp(v) * np.sin(v), x), rtol=1e-6)
+    # the diagonal of I is the ones vector
+    d = derive(r"\operatorname{tr}(\operatorname{diag}(x))", "x")
+    assert d.latex == r"\mathbf{1}"
+    np.testing.assert_allclose(d.evaluate({"x": x}).ravel(),
+                               fd_gradient(lambda v: np.sum(v), x), rtol=1e-6)
+    # terms with the same scalar factors share their right factor: (A + A^T) x / (x^T x)
+    d = derive(r"\frac{x^T A x}{x^T x}", "x")
+    assert d.latex == (r"\frac{(A + A^\top) x}{x^\top x} - "
+                       r"\frac{2 (x^\top A x) x}{(x^\top x)^2}")
+    np.testing.assert_allclose(d.evaluate({"x": x, "A": A}).ravel(),
+                               fd_gradient(lambda v: v @ A @ v / (v @ v), x), rtol=1e-6)

@@ -441,6 +441,7 @@ def _rewrite_add(e: Add) -> Expr:
     terms = [(cf, s, ch) for cf, s, ch in collected.values() if cf != 0]
     if not terms:
         return zero(shape)
+    terms = _merge_diagonals(terms)
     if len(terms) > 1:
         terms = _collect_scalar_coefficients(terms)
         if len(terms) > 1:
@@ -593,6 +594,21 @@ def _common_denominator_group(g):
     return new if after < before else None
 
 
+def _merge_diagonals(terms):
+    r"""``diag(u) + c diag(v) -> diag(u + c v)`` (one diagonal matrix, as a textbook writes
+    the Jacobian of ``\exp(x) \odot \sin(x)``); other terms are left as they are."""
+    idx = [i for i, (_, _, ch) in enumerate(terms) if len(ch) == 1 and isinstance(ch[0], Diag)]
+    if len(idx) < 2:
+        return terms
+    inner = _rewrite_add(Add(tuple(build_product(terms[i][0], terms[i][1], [terms[i][2][0].arg])
+                                   for i in idx)))
+    merged = split(_rewrite_diag(Diag(inner)))
+    out = [t for i, t in enumerate(terms) if i not in idx]
+    if not (isinstance(inner, Zero) or (isinstance(inner, Const) and inner.value == 0)):
+        out.insert(idx[0], merged)
+    return out
+
+
 def _flatten_add(e: Add):
     for t in e.args:
         if isinstance(t, Add):
@@ -696,10 +712,16 @@ def _factor(terms, shape):
             if ch and not isinstance(ch[side], Identity):
                 counts.setdefault(ch[side], []).append(i)
         for f, idx in counts.items():
-            bare = [terms[i][0] == 1 and not terms[i][1] for i in idx]
-            if len(idx) >= 2 and _worth_factoring([terms[i][2] for i in idx], bare) and (
-                    best is None or len(idx) > len(best[2])):
-                best = (side, f, idx)
+            # the whole group sharing f, else its parts with the same scalar factors
+            # (A x / (x^T x) + A^T x / (x^T x) - 2 (x^T A x) x / (x^T x)^2)
+            by_scalars: dict = {}
+            for i in idx:
+                by_scalars.setdefault(tuple(skey(x) for x in terms[i][1]), []).append(i)
+            for group in [idx] + [g for g in by_scalars.values() if len(by_scalars) > 1]:
+                bare = [terms[i][0] == 1 and not terms[i][1] for i in group]
+                if len(group) >= 2 and _worth_factoring([terms[i][2] for i in group], bare) and (
+                        best is None or len(group) > len(best[2])):
+                    best = (side, f, group)
     if best is None:
         return None
     side, f, idx = best
@@ -1102,6 +1124,8 @@ def _rewrite_diag(e: Diag) -> Expr:
 def _rewrite_diagpart(e: DiagPart) -> Expr:
     if isinstance(e.arg, Diag):
         return e.arg.arg
+    if isinstance(e.arg, Identity):
+        return Ones(e.arg.n)  # the diagonal of I is the ones vector
     if isinstance(e.arg, Transpose):
         return DiagPart(e.arg.arg)
     return e
