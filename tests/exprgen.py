@@ -476,9 +476,13 @@ def norm(draw, g: Gen) -> Gen:
     inner = in_norm(draw, g)
     gf = inner.fn
     if g.shape[1] == "1":
-        text = draw(st.sampled_from([r"\|{}\|", r"\|{}\|_2", r"\lVert {} \rVert"]))
+        text = draw(st.sampled_from([r"\|{}\|", r"\|{}\|_2", r"\lVert {} \rVert", r"\|{}\|_1"]))
     else:
         text = draw(st.sampled_from([r"\|{}\|_F", r"\|{}\|_{{F}}"]))
+    if text.endswith("_1"):  # the 1-norm: entries near 0 raise NearKink, as for |s|
+        return Gen(text.format(inner.text),
+                   lambda e: float(sum(_abs_away_from_kink(float(v)) for v in np.ravel(gf(e)))),
+                   ("1", "1"), ATOM, g.syms, frozenset({"bars", "pos"}))
     return Gen(text.format(inner.text), lambda e: float(np.sqrt(np.sum(gf(e) ** 2))),
                ("1", "1"), ATOM, g.syms, frozenset({"bars", "pos"}))
 

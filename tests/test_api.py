@@ -292,3 +292,19 @@ def test_textbook_forms_of_diagonals_and_quotients():
                        r"\frac{2 (x^\top A x) x}{(x^\top x)^2}")
     np.testing.assert_allclose(d.evaluate({"x": x, "A": A}).ravel(),
                                fd_gradient(lambda v: v @ A @ v / (v @ v), x), rtol=1e-6)
+
+
+def test_one_norm_of_a_vector():
+    X, y, w = RNG.standard_normal((4, 3)), RNG.standard_normal(4), RNG.standard_normal(3)
+    d = derive(r"\|X w - y\|^2 + \lambda \|w\|_1", "w")
+    assert d.latex == r"2 X^\top (X w - y) + \lambda \operatorname{sign}(w)"
+    lam = 0.7
+    ref = fd_gradient(lambda v: np.sum((X @ v - y) ** 2) + lam * np.sum(np.abs(v)), w)
+    np.testing.assert_allclose(d.evaluate({"X": X, "y": y, "w": w, "lambda": lam}).ravel(), ref,
+                               rtol=1e-6)
+    d = derive(r"\|A x - b\|_1", "x")
+    assert d.latex == r"A^\top \operatorname{sign}(A x - b)"
+    ref = fd_gradient(lambda v: np.sum(np.abs(X @ v - y)), w)
+    np.testing.assert_allclose(d.evaluate({"A": X, "b": y, "x": w}).ravel(), ref, rtol=1e-6)
+    with pytest.raises(MatDerivError, match="1-norm .* of a matrix is not supported"):
+        derive(r"\|X\|_1", "X")

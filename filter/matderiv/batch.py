@@ -211,6 +211,8 @@ class BatchEvaluator:
 
     def _eval_Norm(self, e: Norm):
         v = self.ev(e.arg)
+        if e.kind == "1":
+            return np.abs(v).sum(axis=(-2, -1), keepdims=True)
         if e.kind == "2" and v.shape[-1] != 1 and v.shape[-2] != 1:
             return np.linalg.norm(v, 2, axis=(-2, -1))[..., None, None]  # spectral norm
         return np.sqrt((v * v).sum(axis=(-2, -1), keepdims=True))

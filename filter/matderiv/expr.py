@@ -350,7 +350,8 @@ class Sum(_Unary):
 
 @dataclass(frozen=True, eq=True)
 class Norm(Expr):
-    """``kind`` is ``"2"`` (Euclidean norm of a vector) or ``"F"`` (Frobenius norm)."""
+    """``kind`` is ``"2"`` (Euclidean norm of a vector), ``"1"`` (sum of the absolute values
+    of a vector's entries) or ``"F"`` (Frobenius norm)."""
 
     arg: Expr
     kind: str = "2"

@@ -316,6 +316,8 @@ class Evaluator:
         v = self.ev(e.arg)
         if type(v) is float:
             return abs(v)
+        if e.kind == "1":
+            return float(np.abs(v).sum())
         if e.kind == "2" and v.shape[1] != 1 and v.shape[0] != 1:
             return float(np.linalg.norm(v, 2))       # spectral norm of a matrix
         return float(math.sqrt(float(np.vdot(v, v))))

@@ -327,6 +327,13 @@ class _Infer:
         if isinstance(node, Norm):
             s = self.visit(node.arg)
             k = self.kind_of(s)
+            if k == "matrix" and node.kind == "1":
+                sp = self.span(node)
+                raise UnsupportedError(
+                    f"the 1-norm `{self.text(node)}` of a matrix is not supported",
+                    sp.start if sp else None, "the 1-norm is supported for vectors; for a matrix "
+                    "use the Frobenius norm \\|X\\|_F", end=sp.end if sp else None,
+                    source=self.src)
             if k == "matrix":
                 if node.kind == "2" and re.search(r"_\s*\{?\s*2\s*\}?\s*$", self.p.text(node) or ""):
                     sp = self.span(node)

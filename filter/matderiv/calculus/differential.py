@@ -170,6 +170,8 @@ class Differentiator:
         u = e.arg
         du = self(u)
         self._log("norm", e)
+        if e.kind == "1":  # d ||u||_1 = sign(u)^T du (where no entry of u is 0)
+            return mul(Transpose(Func("sign", u)), du)
         if e.kind == "F":
             return mul(Power(e, c(-1)), Trace(mul(Transpose(u), du)))
         return mul(Power(e, c(-1)), Transpose(u), du)
@@ -206,7 +208,7 @@ class Differentiator:
         b, k = e.base, e.exponent
         db, dk = self(b), self(k)
         terms = []
-        if isinstance(b, Norm) and isinstance(k, Const) and db is not None:
+        if isinstance(b, Norm) and b.kind != "1" and isinstance(k, Const) and db is not None:
             # d ||u||^c = c ||u||^{c-2} u^T du (and tr(U^T dU) for Frobenius): no ||u||/||u||.
             self._log("norm-power", e)
             u, du = b.arg, self(b.arg)

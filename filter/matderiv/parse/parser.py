@@ -33,7 +33,8 @@ Reading rules (the decisions where LaTeX is ambiguous)
   ``Func("bars", X)``; shape inference makes it ``Det`` (square matrix) or ``abs`` (scalar).
   ``\|...\|`` is read the same way; ``\left|``/``\right|`` and ``\lVert``/``\rVert`` are
   unambiguous.
-* Norms: ``\|x\|`` and ``\|x\|_2`` give ``Norm(x, "2")``, ``\|X\|_F`` ``Norm(X, "F")``; an
+* Norms: ``\|x\|`` and ``\|x\|_2`` give ``Norm(x, "2")``, ``\|x\|_1`` ``Norm(x, "1")``,
+  ``\|X\|_F`` ``Norm(X, "F")``; an
   unsubscripted norm of a *matrix* is read as the Frobenius norm (done by shape inference).
 * ``\operatorname{diag}(.)`` gives ``Func("diag", .)``; inference makes it ``Diag`` for a
   vector and ``DiagPart`` for a square matrix.
@@ -1011,13 +1012,14 @@ class _Builder:
             e = ch[3].end_pos
             if sub in ("F", "fro", "Fro"):
                 kind = "F"
-            elif sub == "2":
-                kind = "2"
+            elif sub in ("2", "1"):
+                kind = sub
             else:
                 from ..errors import UnsupportedError
                 raise UnsupportedError(f"the norm `_{sub}` is not supported", ch[3].start_pos,
-                                       "only the 2-norm (\\|x\\|_2) and the Frobenius norm "
-                                       "(\\|X\\|_F) are supported", end=e, source=self.text)
+                                       "the 2-norm (\\|x\\|_2), the 1-norm of a vector "
+                                       "(\\|x\\|_1) and the Frobenius norm (\\|X\\|_F) are "
+                                       "supported", end=e, source=self.text)
         return self.node(Norm(x, kind), s, e), s, e
 
     def r_bars(self, ch):

@@ -306,6 +306,8 @@ class NumpyPrinter:
         if e.arg.shape == SCALAR:
             return f"abs({self.doprint(e.arg)})", PREC_ATOM
         r, c = e.arg.shape
+        if e.kind == "1":
+            return f"np.abs({self.doprint(e.arg)}).sum()", PREC_ATOM
         if e.kind == "2" and r != ONE and c != ONE:
             return f"np.linalg.norm({self.doprint(e.arg)}, 2)", PREC_ATOM   # spectral norm
         return f"np.linalg.norm({self.doprint(e.arg)})", PREC_ATOM
