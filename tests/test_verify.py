@@ -62,3 +62,39 @@ def test_wrong_derivatives_are_refused(func, result, var, arrangement):
 
 def test_a_symmetric_declaration_makes_2Ax_true():
     _check(r"x^\top A x", r"2 A x", "x", "grad", symmetric=["A"])
+
+
+def test_a_symmetric_variable_is_checked_in_unconstrained_directions():
+    # the convention: the unconstrained gradient at a symmetric point.  tr(A X) has gradient
+    # A^T there; A agrees with it on symmetric directions only, so the check must move X in
+    # general directions to refuse it
+    _check(r"\operatorname{tr}(A X)", r"A^\top", "X", "grad", symmetric=["X"])
+    with pytest.raises(VerificationError):
+        _check(r"\operatorname{tr}(A X)", r"A", "X", "grad", symmetric=["X"])
+
+
+def test_hessian_of_a_symmetric_variable_is_the_unconstrained_one():
+    """The Hessian of log det X for a symmetric X, against finite differences of the gradient
+    taken entry by entry (as an outside reference does), not along symmetric directions."""
+    import numpy as np
+
+    from matderiv import derive
+
+    rng = np.random.default_rng(3)
+    M = rng.standard_normal((3, 3))
+    X = M @ M.T + 3 * np.eye(3)
+    d = derive(r"\log\det X", ["X", "X"], symmetric=["X"])
+    assert d.latex == r"-(X^{-1} \otimes X^{-1}) K_{nn}"
+
+    def grad(V):  # the unconstrained gradient X^{-T}, vec'd column-major
+        return np.linalg.inv(V).T.reshape(-1, order="F")
+
+    h = 1e-5
+    cols = []
+    for k in range(9):
+        E = np.zeros(9)
+        E[k] = h
+        E = E.reshape(3, 3, order="F")
+        cols.append((grad(X + E) - grad(X - E)) / (2 * h))
+    np.testing.assert_allclose(d.evaluate({"X": X}), np.stack(cols, axis=1), rtol=1e-5,
+                               atol=1e-8)

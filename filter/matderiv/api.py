@@ -173,14 +173,21 @@ def _steps(f, var, res, layout, name, lang, all_syms, expr, check, first, var_ki
     else:
         g_lhs = latex_derivative_symbol(name, var.latex or var.name, first.kind, "mixed",
                                         expr_latex=None if name else latex(f), var_kind=var_kind)
-        groups.append((f, derivation(f, var, first.kind, first.natural, first.natural, "mixed",
-                                     g_lhs, f_latex, lang)))
+        # a symmetric variable: both derivations are the unconstrained ones (the Hessian
+        # differentiates the unconstrained gradient, X^{-T} rather than X^{-1})
+        g, g_var, g_f = first.natural, var, f
+        if first.raw is not None:
+            from dataclasses import replace
+
+            g, g_var = first.raw, replace(var, symmetric=False)
+            g_f = f.map(lambda n: g_var if n == var else n)
+        groups.append((f, derivation(g_f, g_var, first.kind, g, g, "mixed", g_lhs, f_latex,
+                                     lang)))
         h_lhs = latex_derivative_symbol(name, var.latex or var.name, res.kind, layout, second=True,
                                         expr_latex=None if name else latex(f), var_kind=var_kind)
         kind = "derivative" if var_kind == "scalar" else "matrix-by-matrix"
-        groups.append((first.natural, derivation(first.natural, var, kind, res.natural,
-                                                 res.arranged, "mixed", h_lhs,
-                                                 latex(first.natural), lang)))
+        groups.append((g, derivation(g, g_var, kind, res.natural, res.arranged, "mixed", h_lhs,
+                                     latex(g), lang)))
     if check:
         from .verify import verify_lines
 
@@ -218,7 +225,8 @@ def _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang="en",
             raise UnsupportedError("second derivatives with respect to two different variables are not supported",
                                    hint="SPEC 1.4 gives them no shape; differentiate twice by the same variable")
         first, res = second_derivative(f, var)
-        checks = [(f, first.natural, "grad" if first.kind == "gradient" else "J"), (first.natural, res.arranged, "J")]
+        checks = [(f, first.natural, "grad" if first.kind == "gradient" else "J"),
+                  (first.raw if first.raw is not None else first.natural, res.arranged, "J")]
     else:
         res = first_derivative(f, var, layout)
         checks = [(f, res.arranged, res.arrangement)]

@@ -31,6 +31,9 @@ class Result:
     arrangement: str
     differential: Expr | None
     rules: tuple
+    #: for a symmetric variable, the unconstrained derivative (before X^T was written X): what
+    #: a second derivative differentiates and what its check compares against
+    raw: Expr | None = None
 
 
 def _kind(f: Expr, var: Symbol) -> str:
@@ -52,6 +55,18 @@ def first_derivative(f: Expr, var: Symbol, layout: str = "mixed") -> Result:
     natural = simplify(natural)
     arranged, arrangement = arrange(natural, kind, layout)
     return Result(kind, natural, prettify(arranged), arrangement, df, tuple(d.rules))
+
+
+def _substitute(e: Expr, old: Symbol, new: Symbol) -> Expr:
+    return e.map(lambda n: new if n == old else n)
+
+
+def _resymmetrized(r: Result, var_u: Symbol, var: Symbol) -> Result:
+    """``r`` (computed for the unconstrained ``var_u``) at a symmetric point: ``var`` put back
+    and the symmetric simplifications applied."""
+    natural = simplify(_substitute(r.natural, var_u, var))
+    arranged = prettify(simplify(_substitute(r.arranged, var_u, var)))
+    return Result(r.kind, natural, arranged, r.arrangement, r.differential, r.rules)
 
 
 def _natural_shape(f: Expr, var: Symbol, kind: str):
@@ -114,7 +129,20 @@ def arrange(natural: Expr, kind: str, layout: str):
 
 def second_derivative(f: Expr, var: Symbol) -> tuple[Result, Result]:
     """(first derivative in mixed layout, second derivative) of a scalar ``f``.  The second
-    derivative is d vec(G) / d (vec X)^T of the gradient G: the n x n (or mn x mn) Hessian."""
+    derivative is d vec(G) / d (vec X)^T of the gradient G: the n x n (or mn x mn) Hessian.
+
+    For a symmetric variable both are the unconstrained derivatives evaluated at a symmetric
+    point (the convention of the gradient): the Hessian differentiates the unconstrained
+    gradient (``X^{-T}`` for ``log det X``), not its symmetric spelling (``X^{-1}``), whose
+    derivative differs off the symmetric matrices (``-(X^{-1} (x) X^{-1}) K_nn``, not
+    ``-(X^{-1} (x) X^{-1})``)."""
+    if var.symmetric:
+        from dataclasses import replace
+
+        var_u = replace(var, symmetric=False)
+        first_u, res_u = second_derivative(_substitute(f, var, var_u), var_u)
+        return (replace(_resymmetrized(first_u, var_u, var), raw=first_u.natural),
+                _resymmetrized(res_u, var_u, var))
     if f.shape != SCALAR:
         raise UnsupportedError("second derivatives are only supported for scalar functions")
     first = first_derivative(f, var, "mixed")

@@ -32,7 +32,7 @@ WORDS = {
         "differential": "differential", "trace": r"trace trick: $\operatorname{tr}(AB) = \operatorname{tr}(BA)$",
         "trace_hadamard": r"trace trick: $\operatorname{tr}(AB) = \operatorname{tr}(BA)$, $\operatorname{tr}(A^\top (B \odot C)) = \operatorname{tr}((A \odot B)^\top C)$; simplify",
         "scalar_transpose": r"trace trick for a scalar: $a = \operatorname{tr}(a) = \operatorname{tr}(a^\top)$; simplify",
-        "collect": "collect terms", "vec": r"vectorise: $\operatorname{vec}(AXB) = (B^\top \otimes A)\operatorname{vec}(X)$",
+        "collect": "collect terms", "simplify": "simplify", "vec": r"vectorise: $\operatorname{vec}(AXB) = (B^\top \otimes A)\operatorname{vec}(X)$",
         "identify": "identify the derivative", "layout": "numerator layout",
         "scalar": r"$\mathrm{d}F = F'\,\mathrm{d}t$",
     },
@@ -49,7 +49,7 @@ WORDS = {
         "differential": "微分", "trace": r"迹技巧 $\operatorname{tr}(AB) = \operatorname{tr}(BA)$",
         "trace_hadamard": r"迹技巧 $\operatorname{tr}(AB) = \operatorname{tr}(BA)$, $\operatorname{tr}(A^\top (B \odot C)) = \operatorname{tr}((A \odot B)^\top C)$，化简",
         "scalar_transpose": r"迹技巧：标量 $a = \operatorname{tr}(a) = \operatorname{tr}(a^\top)$，化简",
-        "collect": "合并同类项", "vec": r"向量化 $\operatorname{vec}(AXB) = (B^\top \otimes A)\operatorname{vec}(X)$",
+        "collect": "合并同类项", "simplify": "化简", "vec": r"向量化 $\operatorname{vec}(AXB) = (B^\top \otimes A)\operatorname{vec}(X)$",
         "identify": "对照定义得导数", "layout": "分子布局",
         "scalar": r"$\mathrm{d}F = F'\,\mathrm{d}t$",
     },
@@ -81,6 +81,19 @@ def _note(text: str) -> str:
             continue
         out.append(p if i % 2 else r"\text{" + p + "}")
     return r"\quad " + "".join(out) if out else ""
+
+
+def _tidy_note(w: dict, parts: list, natural: Expr) -> str:
+    """The note of the line that brings the identified parts to the result: collecting terms,
+    or (one part) simplifying, naming the symmetric matrices (their transposes are dropped)."""
+    if len(parts) > 1:
+        return w["collect"]
+    note = w["simplify"]
+    sym = sorted({n.latex or n.name for n in natural.walk()
+                  if isinstance(n, Symbol) and n.symmetric})
+    if sym:
+        note += ", " + ", ".join(f"${m} = {m}^\\top$" for m in sym)
+    return note
 
 
 def differential_stages(f: Expr, var: Symbol):
@@ -142,7 +155,8 @@ def derivation(f: Expr, var: Symbol, kind: str, natural: Expr, arranged: Expr, l
             note = w["trace"]
         lines.append(Line("", _join(_latex_trace(g, dX) for g in grads), _note(note), tree))
         if len(grads) > 1 or grads[0] != natural:
-            lines.append(Line("", _latex_trace(natural, dX), _note(w["collect"]), _trace_form(natural, dX)))
+            lines.append(Line("", _latex_trace(natural, dX), _note(_tidy_note(w, grads, natural)),
+                              _trace_form(natural, dX)))
     else:
         jacs = [simplify(jacobian(t, var)) for t in terms]
         vec_dx = dX if var.shape[1] == ONE else Vec(dX)
@@ -152,7 +166,8 @@ def derivation(f: Expr, var: Symbol, kind: str, natural: Expr, arranged: Expr, l
         rhs = _join(_latex_product(j, vec_dx) for j in jacs)
         lines.append(Line(vec_lhs, rhs, _note(w["vec"]), add(*[mul(j, vec_dx) for j in jacs]), kind_line))
         if len(jacs) > 1 or jacs[0] != natural:
-            lines.append(Line("", _latex_product(natural, vec_dx), _note(w["collect"]), mul(natural, vec_dx), kind_line))
+            lines.append(Line("", _latex_product(natural, vec_dx), _note(_tidy_note(w, jacs, natural)),
+                              mul(natural, vec_dx), kind_line))
     note = w["identify"] + ("; " + w["layout"] if layout == "numerator" and kind == "gradient" else "")
     lines.append(Line(r"\Rightarrow\quad " + lhs_symbol, latex(arranged), _note(note), None, "result"))
     return _without_repeats(lines)

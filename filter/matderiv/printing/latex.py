@@ -103,6 +103,15 @@ def _fmt_dim(d) -> str:
     return "".join(d)
 
 
+def _fmt_size(d) -> str:
+    """A size as a product with powers: ``mn``, ``n^2`` (not ``nn``), ``mn^2``."""
+    out = []
+    for name in dict.fromkeys(d):
+        k = d.count(name)
+        out.append(name if k == 1 else "%s^%d" % (name, k))
+    return "".join(out)
+
+
 def _sub(d) -> str:
     """Subscript for a dimension: ``_n``, ``_{mn}``."""
     s = _fmt_dim(d)
@@ -157,9 +166,8 @@ class LatexPrinter:
             return "1"
         if e.n == UNKNOWN:
             return "I"
-        if len(e.n) > 1 and len(set(e.n)) == 1:
-            return "I_{%s^%d}" % (_fmt_dim(e.n[:1]), len(e.n))  # I_{n^2}, not I_{nn}
-        return "I" + _sub(e.n)
+        size = _fmt_size(e.n)  # I_{n^2}, not I_{nn}
+        return "I_" + size if len(size) == 1 else "I_{" + size + "}"
 
     def _print_Zero(self, e: Zero) -> str:
         r, c = e.rows, e.cols
@@ -171,7 +179,7 @@ class LatexPrinter:
             return r"\mathbf{0}"
         if r == ONE:
             return r"\mathbf{0}^\top"
-        return "0_{" + _fmt_dim(r) + r" \times " + _fmt_dim(c) + "}"
+        return "0_{" + _fmt_size(r) + r" \times " + _fmt_size(c) + "}"
 
     def _print_Ones(self, e: Ones) -> str:
         return r"\mathbf{1}"
