@@ -16,7 +16,13 @@ from matderiv.expr import DifferentialOf, Symbol
 from matderiv.numeric import DIFF_PREFIX, evaluate
 from renderers import katex_errors, pandoc_errors
 
-CASES = corpus_cases()
+CASES = corpus_cases() + [
+    # beyond the corpus: rules and routes the corpus does not reach
+    {"id": "extra-hessian-logdet-symmetric", "expr": r"\log\det X", "wrt": ["X", "X"],
+     "options": {"symmetric": ["X"]}},
+    {"id": "extra-trace-of-kron", "expr": r"\operatorname{tr}(X \otimes A)", "wrt": ["X"]},
+    {"id": "extra-one-norm", "expr": r"\|A x - b\|_1", "wrt": ["x"]},
+]
 
 
 def _derive(case, **kw):
