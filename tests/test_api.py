@@ -308,3 +308,18 @@ def test_one_norm_of_a_vector():
     np.testing.assert_allclose(d.evaluate({"A": X, "b": y, "x": w}).ravel(), ref, rtol=1e-6)
     with pytest.raises(MatDerivError, match="1-norm .* of a matrix is not supported"):
         derive(r"\|X\|_1", "X")
+
+
+def test_a_size_met_by_a_product_becomes_that_product():
+    # A vec(X): the columns of A are mn; x^T (A (x) B) x: x has the size of A (x) B
+    A, X = RNG.standard_normal((5, 12)), RNG.standard_normal((3, 4))
+    d = derive(r"A \operatorname{vec}(X)", "X")
+    assert d.latex == "A" and d.shape == ("p", "mn")
+    np.testing.assert_allclose(
+        d.evaluate({"A": A, "X": X}),
+        fd_jacobian(lambda v: A @ v, X.reshape(-1, order="F")), rtol=1e-6)
+    A, B, x = RNG.standard_normal((2, 2)), RNG.standard_normal((3, 3)), RNG.standard_normal(6)
+    d = derive(r"x^\top (A \otimes B) x", "x")
+    assert d.latex == r"(A \otimes B + A^\top \otimes B^\top) x"
+    np.testing.assert_allclose(d.evaluate({"A": A, "B": B, "x": x}).ravel(),
+                               fd_gradient(lambda v: v @ np.kron(A, B) @ v, x), rtol=1e-6)

@@ -119,10 +119,22 @@ class _Infer:
         self.info: dict[int, object] = {}     # id(node) -> resolution info
         self.wrt = wrt
         self._names = None
+        #: sizes that are products of others (the a of a^T vec(X) has size mn): root -> factors
+        self.prod: dict[int, tuple] = {}
 
     # --- helpers ---------------------------------------------------------------------------
+    def _expand(self, v) -> tuple:
+        """The unbound size roots whose product ``v`` is (``()`` for 1), fastest first."""
+        r = self.uf.find(v)
+        if r == 0:
+            return ()
+        factors = self.prod.get(r)
+        if factors is None:
+            return (r,)
+        return tuple(x for f in factors for x in self._expand(f))
+
     def canon(self, d: tuple) -> tuple:
-        return tuple(sorted(r for r in (self.uf.find(v) for v in d) if r != 0))
+        return tuple(sorted(x for v in d for x in self._expand(v)))
 
     def cshape(self, s):
         return self.canon(s[0]), self.canon(s[1])
@@ -215,15 +227,27 @@ class _Infer:
         return None
 
     def _ordered(self, d) -> tuple:
-        return tuple(r for r in (self.uf.find(v) for v in d) if r != 0)
+        return tuple(x for v in d for x in self._expand(v))
+
+    @staticmethod
+    def _bindable(oa, ob) -> bool:
+        """A single free size against a product of others (not containing it)."""
+        return len(oa) == 1 and len(ob) >= 2 and oa[0] not in ob
 
     def unify_dim(self, a, b) -> bool:
         """Unify two sizes.  Products (Kronecker, vec) are kept in index order, fastest
-        first, and unified factor by factor when they have the same number of factors."""
+        first, and unified factor by factor when they have the same number of factors; a
+        single size met by a product becomes that product (``a^T vec(X)``: a has mn rows)."""
         ca, cb = self.canon(a), self.canon(b)
         if ca == cb:
             return True
         oa, ob = self._ordered(a), self._ordered(b)
+        if self._bindable(oa, ob):
+            self.prod[oa[0]] = ob
+            return True
+        if self._bindable(ob, oa):
+            self.prod[ob[0]] = oa
+            return True
         if len(oa) != len(ob) or not oa:
             return False
         return all(self.uf.union(p, q) for p, q in zip(oa, ob))
@@ -235,7 +259,9 @@ class _Infer:
         return self.unify_dim(s[0], t[0]) and self.unify_dim(s[1], t[1])
 
     def _compatible(self, a, b) -> bool:
-        return self.canon(a) == self.canon(b) or len(self._ordered(a)) == len(self._ordered(b))
+        oa, ob = self._ordered(a), self._ordered(b)
+        return self.canon(a) == self.canon(b) or len(oa) == len(ob) or \
+            self._bindable(oa, ob) or self._bindable(ob, oa)
 
     def node_err(self, node, msg, hint):
         sp = self.span(node)
@@ -540,7 +566,7 @@ def _name_classes(inf: _Infer) -> dict:
 
     def assign(v, pref=None):
         r = uf.find(v)
-        if r == 0 or r in names:
+        if r == 0 or r in names or r in inf.prod:  # a product of named sizes has no letter
             return
         L = pick(pref)
         names[r] = L

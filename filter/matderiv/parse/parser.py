@@ -96,6 +96,8 @@ FUNC_COMMANDS = {
     "exp": "exp", "log": "log", "ln": "log", "sin": "sin", "cos": "cos", "tanh": "tanh",
     "sqrt": "sqrt", "det": "det", "tr": "tr", "Tr": "tr", "trace": "tr", "diag": "diag",
     "logdet": "logdet", "softmax": "softmax", "sigmoid": "sigmoid",
+    # common user macros (\newcommand{\inv}..., mathtools' \abs)
+    "inv": "inv", "sign": "sign", "sgn": "sign", "abs": "abs",
 }
 ASCII_FUNC_RE = re.compile(
     r"(logdet|softmax|sigmoid|trace|sign|tanh|sqrt|diag|exp|log|sin|cos|vec|sum|det|inv|abs|ln|tr|Tr)"
@@ -139,9 +141,8 @@ KNOWN_COMMANDS = sorted(
     set(GREEK) | set(FUNC_COMMANDS) | BOLD_CMDS | NAME_CMDS | SIZE_CMDS | set(OPERATOR_CMDS)
     | {"frac", "tfrac", "dfrac", "cfrac", "top", "intercal", "mathsf", "lVert", "rVert",
        "lvert", "rvert", "vert", "Vert", "quad", "qquad", "operatorname", "displaystyle"})
-KNOWN_FUNCTIONS = sorted({"exp", "log", "ln", "sin", "cos", "tanh", "sqrt", "det", "tr",
-                          "softmax", "diag", "vec", "sum", "logdet", "inv", "sigmoid",
-                          "sigma", "sign"})
+#: What the hint of an unknown command suggests: the function commands the parser takes.
+KNOWN_FUNCTIONS = sorted(set(FUNC_COMMANDS) - {"Tr", "trace", "sgn"} | {"sigma"})
 
 # Token types that end an operand (used to read `|` as an opening or closing bar).
 _OPERAND_END = {"SYM", "NUMBER", "IDENT", "ONES", "RPAR", "RBRACE", "RBAR", "RNORM", "NORMSUB",
@@ -463,6 +464,13 @@ class _Tokenizer:
         if name in FUNC_COMMANDS:
             self.emit("FUNC", FUNC_COMMANDS[name], i, j)
             return j
+        if name == "vec":
+            if re.match(r"\s*(?:\(|\\left\s*\(|\\[bB]igg?l?\s*\()", text[j:]):
+                self.emit("FUNC", "vec", i, j)  # \vec(X): vectorisation
+                return j
+            raise _err("`\\vec` with a brace is the arrow accent, which is not read", i,
+                       "write the vector as x or \\mathbf{x}; vectorisation is "
+                       "\\operatorname{vec}(X)", j, text)
         if name in OPERATOR_CMDS:
             self.emit(OPERATOR_CMDS[name], text[i:j], i, j)
             return j
@@ -497,7 +505,8 @@ class _Tokenizer:
         fclose = difflib.get_close_matches(name, KNOWN_FUNCTIONS, n=3, cutoff=0.5)
         sugg = list(dict.fromkeys(fclose + close))[:3]
         hint = ("did you mean " + " or ".join("\\" + s for s in sugg) + "?") if sugg else \
-            "known functions: " + ", ".join("\\" + f for f in KNOWN_FUNCTIONS)
+            "known functions: " + ", ".join("\\" + f for f in KNOWN_FUNCTIONS) + \
+            ", \\operatorname{vec}, \\operatorname{sum}"
         raise _err(f"unknown command `\\{name}`", i, hint, j, text)
 
     def sized(self, i, j, name):
