@@ -629,3 +629,15 @@ def test_fixed_bug16_norm_inside_a_norm_reads_back():
     # \|A C^T \|x\|_2 C x\|_2 could not be parsed back: nested norms print with \lVert \rVert
     p1 = _printed(r"\|(A (A C^\top) (\|x\| (C x)))\|", "x")
     assert r"\lVert" in p1 and _printed(p1, "x") == p1
+
+
+@pytest.mark.parametrize("text, var, fn", [
+    (r"\|C b / t\|_1", "t", lambda e: float(np.abs(e["C"] @ e["b"] / e["t"]).sum())),
+    (r"\|\operatorname{diag}\big(C X\big)\|_1", "X",
+     lambda e: float(np.abs(np.diag(e["C"] @ e["X"])).sum())),
+])
+def test_fixed_bug17_second_derivative_through_a_one_norm(text, var, fn):
+    # crashed (an internal error): sign(u) mentions the variable but its differential is 0,
+    # and the transpose rule was handed nothing to transpose
+    case = _case(text, var, fn, ("1", "1"), xshape=("p", "n") if var == "X" else ("n", "n"))
+    assert check_hessian(case, Counter()) == "ok"

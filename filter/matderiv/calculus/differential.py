@@ -63,6 +63,8 @@ class Differentiator:
             return hit[1]
         if isinstance(e, Symbol):
             out = e == self.var
+        elif isinstance(e, Func) and e.name == "sign":
+            out = False  # piecewise constant: d sign(u) = 0 wherever the derivative exists
         else:
             out = any(self._depends(c) for c in e.children())
         memo[id(e)] = (e, out)
