@@ -131,9 +131,10 @@ def test_name_option_on_the_left_hand_side():
     (r"x^\top C^\top (C C^\top)^{-1} C x", "x", {}, r"2 C^\top (C C^\top)^{-1} C x"),
     # a row of ones in an elementwise product; the 1 x 1 ones vector is the number 1
     (r"\operatorname{sum}(\exp(x^\top) \odot \mathbf{1}^\top)", "x", {}, r"\exp(x)"),
+    # exp(u) / (1^T exp(u)) is softmax(u): the Hessian of log-sum-exp in its textbook form
     (r"\log(\mathbf{1}^\top\exp(x))", ("x", "x"), {},
-     r"\frac{\operatorname{diag}(\exp(x))}{\mathbf{1}^\top \exp(x)} - "
-     r"\frac{\exp(x) \exp(x)^\top}{(\mathbf{1}^\top \exp(x))^2}"),
+     r"\operatorname{diag}(\operatorname{softmax}(x)) - "
+     r"\operatorname{softmax}(x) \operatorname{softmax}(x)^\top"),
     # Kronecker forms keep their transposes inside
     (r"X^\top X", "X", {}, r"(X^\top \otimes I_n) K_{mn} + I_n \otimes X^\top"),
     (r"X^\top X", "X", {"layout": "denominator"}, r"K_{nm} (X \otimes I_n) + I_n \otimes X"),
@@ -323,3 +324,21 @@ def test_a_size_met_by_a_product_becomes_that_product():
     assert d.latex == r"(A \otimes B + A^\top \otimes B^\top) x"
     np.testing.assert_allclose(d.evaluate({"A": A, "B": B, "x": x}).ravel(),
                                fd_gradient(lambda v: v @ np.kron(A, B) @ v, x), rtol=1e-6)
+
+
+def test_exp_over_its_sum_is_softmax():
+    W, x, y = RNG.standard_normal((4, 3)), RNG.standard_normal(3), RNG.standard_normal(4)
+
+    def softmax(z):
+        e = np.exp(z - z.max())
+        return e / e.sum()
+    d = derive(r"\log(\mathbf{1}^T \exp(x))", "x")
+    assert d.latex == r"\operatorname{softmax}(x)"
+    np.testing.assert_allclose(d.evaluate({"x": x}).ravel(), softmax(x), rtol=1e-12)
+    np.testing.assert_allclose(d.evaluate({"x": x}).ravel(),
+                               fd_gradient(lambda v: np.log(np.exp(v).sum()), x), rtol=1e-6)
+    d = derive(r"-y^T W x + \log(\mathbf{1}^T\exp(W x))", "W")
+    assert d.latex == r"(\operatorname{softmax}(W x) - y) x^\top"
+    np.testing.assert_allclose(
+        d.evaluate({"W": W, "x": x, "y": y}),
+        fd_gradient(lambda V: -y @ V @ x + np.log(np.exp(V @ x).sum()), W), rtol=1e-6)

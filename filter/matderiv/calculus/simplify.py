@@ -415,7 +415,57 @@ def _rewrite_mul(e: Mul) -> Expr:
     elif chain and shape == SCALAR:
         chain = _orient(chain)
     scalars = scalars + groups
+    scalars, chain = _softmax_from_ratio(scalars, chain)
     return build_product(coef, scalars, chain)
+
+
+def _sum_of_exp(e: Expr):
+    """``u`` when ``e`` is ``1^T exp(u)``, ``exp(u)^T 1`` or ``sum(exp(u))`` for a vector u."""
+    if isinstance(e, Sum) and isinstance(e.arg, Func) and e.arg.name == "exp":
+        u = e.arg.arg
+    elif isinstance(e, Mul) and len(e.args) == 2:
+        a, b = e.args
+        if isinstance(a, Transpose) and isinstance(a.arg, Ones) and isinstance(b, Func) \
+                and b.name == "exp":
+            u = b.arg
+        elif isinstance(b, Ones) and isinstance(a, Transpose) and isinstance(a.arg, Func) \
+                and a.arg.name == "exp":
+            u = a.arg.arg
+        else:
+            return None
+    else:
+        return None
+    return u if u.shape[1] == ONE and u.shape[0] != ONE else None
+
+
+def _softmax_from_ratio(scalars, chain):
+    """``exp(u) / (1^T exp(u))`` is ``softmax(u)`` (and ``diag(exp(u))``, ``exp(u)^T`` likewise):
+    as many factors of the chain as the power of the denominator allows."""
+    for i, s in enumerate(scalars):
+        base, k = _power_parts(s)
+        if not (isinstance(k, Const) and k.value < 0 and k.value.denominator == 1):
+            continue
+        u = _sum_of_exp(base)
+        if u is None:
+            continue
+        left = -k.value
+        e = Func("exp", u)
+        new_chain = []
+        for f in chain:
+            if left and f == e:
+                f, left = Softmax(u), left - 1
+            elif left and isinstance(f, Transpose) and f.arg == e:
+                f, left = Transpose(Softmax(u)), left - 1
+            elif left and isinstance(f, Diag) and f.arg == e:
+                f, left = Diag(Softmax(u)), left - 1
+            new_chain.append(f)
+        if left == -k.value:
+            continue
+        rest = scalars[:i] + scalars[i + 1:]
+        if left:
+            rest.append(Power(base, c(-left)))
+        return _softmax_from_ratio(rest, new_chain)
+    return scalars, chain
 
 
 # --------------------------------------------------------------------------------------------
