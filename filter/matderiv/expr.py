@@ -93,14 +93,12 @@ class Expr:
     # --- shape ---------------------------------------------------------------------------
     @property
     def shape(self) -> Shape:
-        s = self.__dict__.get("_shape") if hasattr(self, "__dict__") else None
-        if s is None:
+        try:  # every node type is a dataclass with a __dict__; the shape is kept there
+            return self.__dict__["_shape"]
+        except KeyError:
             s = self._shape_()
-            try:
-                object.__setattr__(self, "_shape", s)
-            except AttributeError:
-                pass
-        return s
+            object.__setattr__(self, "_shape", s)
+            return s
 
     def _shape_(self) -> Shape:  # pragma: no cover - every node overrides
         raise NotImplementedError

@@ -7,6 +7,7 @@ simplification lives in :mod:`matderiv.calculus.simplify`.
 from __future__ import annotations
 
 from fractions import Fraction
+from functools import lru_cache
 
 from ..expr import (ONE, SCALAR, Add, Const, Expr, Hadamard, Identity, Mul, Transpose, Zero,
                     Ones, Shape, ShapeError, mul_shape)
@@ -17,10 +18,12 @@ def is_zero(e: Expr | None) -> bool:
 
 
 def zero(shape: Shape) -> Expr:
-    return Const(Fraction(0)) if shape == SCALAR else Zero(*shape)
+    return c(0) if shape == SCALAR else Zero(*shape)
 
 
+@lru_cache(maxsize=4096)
 def c(v) -> Const:
+    """The constant ``v`` (shared: nodes are immutable, and rules build 1, -1, 2 ... often)."""
     return Const(Fraction(v))
 
 
