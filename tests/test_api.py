@@ -342,3 +342,23 @@ def test_exp_over_its_sum_is_softmax():
     np.testing.assert_allclose(
         d.evaluate({"W": W, "x": x, "y": y}),
         fd_gradient(lambda V: -y @ V @ x + np.log(np.exp(V @ x).sum()), W), rtol=1e-6)
+
+
+@pytest.mark.parametrize("expr, form, fn", [
+    (r"A \otimes X", r"(I_q \otimes K_{np} \otimes I_m) (\operatorname{vec}(A) \otimes I_{mn})",
+     lambda X, A: np.kron(A, X)),
+    (r"X \otimes A", r"(I_n \otimes K_{qm} \otimes I_p) (I_{mn} \otimes \operatorname{vec}(A))",
+     lambda X, A: np.kron(X, A)),
+    (r"X \otimes X",
+     r"(I_n \otimes K_{nm} \otimes I_m) (I_{mn} \otimes \operatorname{vec}(X) + "
+     r"\operatorname{vec}(X) \otimes I_{mn})",
+     lambda X, A: np.kron(X, X)),
+])
+def test_jacobians_of_kronecker_products_of_matrices(expr, form, fn):
+    # vec(P (x) Q) = (I (x) K (x) I)(vec P (x) vec Q), Magnus & Neudecker Thm 3.10
+    X, A = RNG.standard_normal((4, 3)), RNG.standard_normal((5, 2))
+    d = derive(expr, "X")
+    assert d.latex == form
+    vec = lambda M: M.reshape(-1, order="F")  # noqa: E731
+    ref = fd_jacobian(lambda v: vec(fn(v.reshape(4, 3, order="F"), A)), vec(X))
+    np.testing.assert_allclose(d.evaluate({"X": X, "A": A}), ref, rtol=1e-6, atol=1e-9)

@@ -215,6 +215,21 @@ def jacobian(term: Expr, var: Symbol) -> Expr:
         parts = e.args[:idx] + (identity(u.shape[0]),) + e.args[idx + 1:]
         core = parts[0] if len(parts) == 1 else Kron(tuple(parts))
         return mul(core, jacobian(u, var))
+    if isinstance(e, Kron):
+        # vec(P (x) Q) = (I_{q1} (x) K_{q2 p1} (x) I_{p2}) (vec P (x) vec Q) for P p1 x q1 and
+        # Q p2 x q2 (Magnus & Neudecker, Thm 3.10); the differential is in P or in Q
+        P = e.args[0]
+        Q = e.args[1] if len(e.args) == 2 else Kron(e.args[1:])
+        (p1, q1), (p2, q2) = P.shape, Q.shape
+        if has_d(P):
+            inner = _kron(jacobian(P, var), _vec(Q))
+        else:
+            inner = _kron(_vec(P), jacobian(Q, var))
+        if q2 == ONE or p1 == ONE:  # K_{1 p} = I_p: the whole permutation is an identity
+            return inner
+        parts = [f for f, trivial in ((Identity(q1), q1 == ONE), (Commutation(q2, p1), False),
+                                      (Identity(p2), p2 == ONE)) if not trivial]
+        return mul(parts[0] if len(parts) == 1 else Kron(tuple(parts)), inner)
     raise UnsupportedError(f"identifying a Jacobian through {type(e).__name__} is not supported yet")
 
 
