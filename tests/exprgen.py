@@ -240,6 +240,15 @@ def hadamard(draw, f: Gen, g: Gen) -> Gen:
                lambda e: ff(e) * gf(e), f.shape, HAD, _syms(f, g), _flags(f, g, keep=keep))
 
 
+def kron(draw, f: Gen, g: Gen) -> Gen:
+    r"""``F \otimes G`` (same precedence level as the Hadamard product).  Its shape is a product
+    of sizes, which the other builders do not take: it is only used inside a trace or a sum."""
+    lf, rg = need(draw, f, MUL), need(draw, g, MUL)
+    ff, gf = lf.fn, rg.fn
+    return Gen(f"{lf.text} \\otimes {rg.text}", lambda e: np.kron(ff(e), gf(e)), ("?", "?"),
+               HAD, _syms(f, g), _flags(f, g))
+
+
 def divide(draw, g: Gen, s: Gen) -> Gen:
     """g / s with s a positive scalar."""
     gf, sf = g.fn, s.fn
@@ -606,8 +615,19 @@ def scalar(draw, v: Vocab, d: int) -> Gen:
         m = matrix(draw, v, i, j, d - 1)
         return norm_sq(draw, m) if draw(st.booleans()) else norm(draw, m)
 
+    def kron_scalar():
+        # tr(P (x) Q) of square factors, or sum(P (x) Q) of any
+        if draw(st.booleans()):
+            kp = kron(draw, square_matrix(k()), square_matrix(k()))
+            return trace(draw, kp)
+        kp = kron(draw, matrix(draw, v, k(), k(), d - 1), matrix(draw, v, k(), k(), d - 1))
+        kf = kp.fn
+        return Gen(r"\operatorname{sum}" + call_args(draw, kp), lambda e: float(np.sum(kf(e))),
+                   ("1", "1"), ATOM, kp.syms, _flags(kp))
+
     return _weights(draw, [
         (2, lambda: t),
+        (1, kron_scalar),
         (3, inner),
         (3, bilinear),
         (1, row_times_vec),

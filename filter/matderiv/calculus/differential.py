@@ -152,6 +152,10 @@ class Differentiator:
         return Vec(self(e.arg))
 
     def _d_Sum(self, e: Sum):
+        if isinstance(e.arg, Kron):
+            # sum(A (x) B) = sum(A) sum(B): a product of scalars
+            self._log("sum-kronecker", e)
+            return self(mul(*[Sum(a) for a in e.arg.args]))
         return Sum(self(e.arg))
 
     # --- nonlinear matrix functions -------------------------------------------------------------
