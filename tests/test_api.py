@@ -362,3 +362,12 @@ def test_jacobians_of_kronecker_products_of_matrices(expr, form, fn):
     vec = lambda M: M.reshape(-1, order="F")  # noqa: E731
     ref = fd_jacobian(lambda v: vec(fn(v.reshape(4, 3, order="F"), A)), vec(X))
     np.testing.assert_allclose(d.evaluate({"X": X, "A": A}), ref, rtol=1e-6, atol=1e-9)
+
+
+def test_exponent_sums_are_written_one_way():
+    # tau^(tau^2): two powers tau^(tau^2 + 1) and tau^(1 + tau^2) were not recognised as equal
+    d = derive(r"\tau^{\tau^2}", r"\tau")
+    assert d.latex == r"\tau^{\tau^2 + 1} (1 + 2 \log(\tau))"
+    t, h = 1.3, 1e-6
+    f = lambda s: s ** (s ** 2)  # noqa: E731
+    assert abs(float(d.evaluate({"tau": t})) - (f(t + h) - f(t - h)) / (2 * h)) < 1e-6

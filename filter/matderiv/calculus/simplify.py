@@ -190,9 +190,14 @@ def _merge_signs(order: list, expo: dict) -> None:
 
 
 def _add_exponents(a, b):
+    """``a + b`` as an exponent, in one order whatever the order of the factors was (the
+    constant last: ``\tau^{\tau^2 + 1}``), so that equal powers are recognised as equal."""
     if isinstance(a, Const) and isinstance(b, Const):
         return Const(a.value + b.value)
-    return simplify(Add((a, b)))
+    k = simplify(Add((a, b)))
+    if isinstance(k, Add):
+        k = Add(tuple(sorted(k.args, key=lambda t: (isinstance(t, Const), skey(t)))))
+    return k
 
 
 def _orient(chain: list[Expr]) -> list[Expr]:
