@@ -265,3 +265,34 @@ def test_verdicts_render_in_katex(verdict_formulas):
 
 def test_verdicts_convert_in_texmath(verdict_formulas):
     assert pandoc_errors(verdict_formulas) == {}
+
+
+def test_symmetric_directions_only():
+    # the Hessian of log det X restricted to symmetric X (no K_nn) is a common published form:
+    # it agrees with the unconstrained Hessian only on symmetric dX, and the verdict says so
+    d, v = verdict(r"\log\det X", ["X", "X"], r"-X^{-1} \otimes X^{-1}", symmetric=["X"])
+    assert not v.ok and v.diagnosis == "symmetric-directions"
+    assert "only for symmetric dX" in v.message and r"K_{nn}" in v.message
+    assert r"\text{ holds only for symmetric }\mathrm{d}X" in v.latex
+    assert not katex_errors([v.latex]) and not pandoc_errors([v.latex])
+    # without the declaration it is plainly wrong
+    d, v = verdict(r"\log\det X", ["X", "X"], r"-X^{-1} \otimes X^{-1}")
+    assert not v.ok and v.diagnosis == "wrong"
+
+
+@pytest.mark.parametrize("expr, wrt, claim, decl", [
+    # the engine's own notation reads back as a claim: K_{mn} and I_{n^2}
+    (r"\log\det X", ["X", "X"], r"-(X^{-1} \otimes X^{-1}) K_{nn}", {"symmetric": ["X"]}),
+    (r"\log\det X", ["X", "X"], r"-K_{nn} (X^{-\top} \otimes X^{-1})", {}),
+    ("X^T", "X", r"K_{mn}", {}),
+    (r"\operatorname{tr}(X^\top X)", ["X", "X"], r"2 I_{mn}", {}),
+    (r"\operatorname{tr}(X^2)", ["X", "X"], r"2 K_{nn}", {}),
+])
+def test_claims_in_the_engines_notation(expr, wrt, claim, decl):
+    d, v = verdict(expr, wrt, claim, **decl)
+    assert v.ok, v.message
+
+
+def test_a_transposed_commutation_claim_is_the_other_layout():
+    d, v = verdict("X^T", "X", r"K_{nm}")
+    assert not v.ok and v.diagnosis == "transpose"

@@ -12,6 +12,7 @@ Knows nothing of documents; the document layers typeset :attr:`Verdict.latex`.
 """
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass
 from fractions import Fraction
@@ -65,7 +66,13 @@ def check_claim(claim: str, f: Expr, result: Expr, kind: str, layout: str, all_s
         raise bad from None
     claim_tree = typed.tree
     by_name = {s.name: s for s in all_syms}
+    size_names = {n for s in all_syms for d in (s.rows, s.cols) for n in d}
+    commutations = {}  # K_{mn} as the engine prints it: the commutation matrix of those sizes
     for s in symbols_of(claim_tree):
+        m = re.fullmatch(r"K_([a-z])([a-z])", s.name)
+        if s.name not in by_name and m and set(m.groups()) <= size_names:
+            commutations[s.name] = m.groups()
+            continue
         if s.name not in by_name:
             raise MatDerivError(f"the claim uses `{s.latex or s.name}`, which does not occur in the expression",
                                 None, "write the claim in the symbols of the expression (no where-clauses)")
@@ -89,6 +96,7 @@ def check_claim(claim: str, f: Expr, result: Expr, kind: str, layout: str, all_s
         return None
 
     def compare_at(sizes, sym_names):
+        from .numeric import commutation_matrix
         from .verify import STRATEGIES, draw, whole_number_symbols
 
         out = []
@@ -99,6 +107,8 @@ def check_claim(claim: str, f: Expr, result: Expr, kind: str, layout: str, all_s
                 env = draw(all_syms, sizes, rng, strategy, whole)
                 for n in sym_names:
                     env[n] = (env[n] + env[n].T) / 2
+                for name, (a, b) in commutations.items():
+                    env[name] = commutation_matrix(sizes[a], sizes[b]).copy()
                 try:
                     R = _value(result, env, sizes)
                     F0 = _value(f, env, sizes)
@@ -155,6 +165,14 @@ def check_claim(claim: str, f: Expr, result: Expr, kind: str, layout: str, all_s
             else:
                 msg = (prefix + "is " if flip else "the claim is ") + f"{_fmt_times(factor)} the correct result"
             return _verdict(False, "factor", msg, claim, res_latex, factor=factor, transposed=flip)
+    var_sym = by_name.get(variable)
+    if var_sym is not None and var_sym.symmetric and kind in ("hessian", "matrix-by-matrix") \
+            and _agree_on_symmetric_directions(general):
+        name = var_sym.latex or var_sym.name
+        msg = (f"the claim agrees with the computed result only for symmetric d{name} (it is the "
+               f"derivative restricted to symmetric matrices); the unconstrained derivative at a "
+               f"symmetric {name}, which this tool computes, is " + res_latex)
+        return _verdict(False, "symmetric-directions", msg, claim, res_latex, who=name)
     msg = "the claim is wrong; the correct result is " + res_latex
     if all(C is None for C, _ in general) and square and all(C is not None for C, _ in square):
         names = _and([s.latex or s.name for s in rect])
@@ -162,6 +180,30 @@ def check_claim(claim: str, f: Expr, result: Expr, kind: str, layout: str, all_s
               "the correct result is " + res_latex
     return _verdict(False, "wrong", msg, claim, res_latex)
 
+
+
+def _agree_on_symmetric_directions(pairs) -> bool:
+    """Whether claim and result are equal once applied to vec of a symmetric matrix: C S = R S
+    with S = (I + K_nn) / 2 the projection onto symmetric matrices (on whichever side has n^2
+    entries)."""
+    from .numeric import commutation_matrix
+
+    if not pairs or any(C is None for C, _ in pairs):
+        return False
+    for C, R in pairs:
+        C, R = np.atleast_2d(np.asarray(C, dtype=float)), np.atleast_2d(np.asarray(R, dtype=float))
+        if C.shape != R.shape:
+            return False
+        side = 1 if round(np.sqrt(R.shape[1])) ** 2 == R.shape[1] else 0
+        n = int(round(np.sqrt(R.shape[side])))
+        if n * n != R.shape[side] or n < 2:
+            return False
+        S = (np.eye(n * n) + commutation_matrix(n, n)) / 2
+        if side == 1 and not _close(C @ S, R @ S):
+            return False
+        if side == 0 and not _close(S @ C, S @ R):
+            return False
+    return True
 
 
 def _with_expression_kinds(declarations: dict, all_syms) -> dict:
@@ -285,6 +327,8 @@ def _verdict(ok: bool, diagnosis: str, message: str, claim: str, res_latex: str,
             (r"\text{ is symmetric}" if " and " not in who else r"\text{ are symmetric}")
     elif diagnosis == "square":
         reason = lead + r"\text{ holds only for square }" + _tex_list(who)
+    elif diagnosis == "symmetric-directions":
+        reason = r"\text{ holds only for symmetric }\mathrm{d}" + who
     elif diagnosis == "factor" and factor == -1:
         reason = lead + r"\text{ has the wrong sign}"
     elif diagnosis == "factor":

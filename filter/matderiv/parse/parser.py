@@ -118,6 +118,7 @@ NORMSUB_RE = re.compile(
     r"\s*_\s*(?:\{\s*(?:\\(?:mathrm|text|textrm|operatorname|mathsf)\s*\{\s*([A-Za-z0-9]+)\s*\}"
     r"|\\(?:mathrm|rm)\s*([A-Za-z0-9])|([A-Za-z0-9]+|\\infty))\s*\}"
     r"|\\(?:mathrm|text|textrm|mathsf)\s*\{\s*([A-Za-z0-9]+)\s*\}|([A-Za-z0-9])|(\\infty))")
+IDENT_POWER_SUB_RE = re.compile(r"\s*_\s*\{\s*(?:[A-Za-z]\s*(?:\^\s*\d+)?\s*)+\}")
 SIGMA_PRIME_RE = re.compile(r"\s*(?:'|\^\s*\{\s*\\prime\s*\}|\^\s*\\prime)")
 SQUARED_CALL_RE = re.compile(r"(\s*\^\s*(?:2|\{\s*2\s*\}))\s*(?:\(|\\left\s*\(|\\[bB]igg?l?\s*\()")
 ROOT_INDEX_RE = re.compile(r"\s*\[\s*([^\]]*?)\s*\]")
@@ -419,6 +420,11 @@ class _Tokenizer:
         text = self.text
         sub, j = (None, end)
         if not (self.toks and self.toks[-1].type == "CARET"):
+            if letter == "I" and not greek:
+                m = IDENT_POWER_SUB_RE.match(text, end)  # I_{n^2}, as the engine prints it
+                if m:
+                    self.emit("IDENT", text[start:m.end()], start, m.end())
+                    return m.end()
             sub, j = _read_sub(text, end)
         if letter == "I" and not greek:
             self.emit("IDENT", text[start:j], start, j)
