@@ -296,3 +296,16 @@ def test_claims_in_the_engines_notation(expr, wrt, claim, decl):
 def test_a_transposed_commutation_claim_is_the_other_layout():
     d, v = verdict("X^T", "X", r"K_{nm}")
     assert not v.ok and v.diagnosis == "transpose"
+
+
+@pytest.mark.parametrize("expr, claim", [
+    (r"\log\det X", r"2 X^{-1} - X^{-1} \odot I"),
+    (r"\operatorname{tr}(A X)", r"A + A^T - A \odot I"),
+])
+def test_gradient_in_the_free_entries_of_a_symmetric_matrix(expr, claim):
+    # G + G^T - diag(G): the structured-matrix convention, not this tool's (the unconstrained
+    # gradient at a symmetric point): named as such rather than "wrong"
+    d, v = verdict(expr, "X", claim, symmetric=["X"])
+    assert not v.ok and v.diagnosis == "symmetric-entries"
+    assert "free entries of a symmetric X" in v.message
+    assert not katex_errors([v.latex]) and not pandoc_errors([v.latex])

@@ -166,6 +166,14 @@ def check_claim(claim: str, f: Expr, result: Expr, kind: str, layout: str, all_s
                 msg = (prefix + "is " if flip else "the claim is ") + f"{_fmt_times(factor)} the correct result"
             return _verdict(False, "factor", msg, claim, res_latex, factor=factor, transposed=flip)
     var_sym = by_name.get(variable)
+    if var_sym is not None and var_sym.symmetric and kind == "gradient" and general and all(
+            C is not None and C.shape == R.shape and R.shape[0] == R.shape[1]
+            and _close(C, R + R.T - np.diag(np.diag(R))) for C, R in general):
+        name = var_sym.latex or var_sym.name
+        msg = (f"the claim is the gradient with respect to the free entries of a symmetric {name} "
+               f"(G + G^T - diag(G), the Matrix Cookbook's rule for structured matrices); this tool gives the "
+               f"unconstrained gradient at a symmetric {name}, G = " + res_latex)
+        return _verdict(False, "symmetric-entries", msg, claim, res_latex, who=name)
     if var_sym is not None and var_sym.symmetric and kind in ("hessian", "matrix-by-matrix") \
             and _agree_on_symmetric_directions(general):
         name = var_sym.latex or var_sym.name
@@ -327,6 +335,8 @@ def _verdict(ok: bool, diagnosis: str, message: str, claim: str, res_latex: str,
             (r"\text{ is symmetric}" if " and " not in who else r"\text{ are symmetric}")
     elif diagnosis == "square":
         reason = lead + r"\text{ holds only for square }" + _tex_list(who)
+    elif diagnosis == "symmetric-entries":
+        reason = r"\text{ is the gradient in the free entries of a symmetric }" + who
     elif diagnosis == "symmetric-directions":
         reason = r"\text{ holds only for symmetric }\mathrm{d}" + who
     elif diagnosis == "factor" and factor == -1:
