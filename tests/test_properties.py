@@ -242,10 +242,13 @@ def known_printer_bug(tree) -> str | None:
 # ---------------------------------------------------------------------------------------------
 # Property 1b: second derivatives (SPEC 1.4: n x n Hessian, mn x mn by a matrix) of scalars
 # ---------------------------------------------------------------------------------------------
-def fd_hessian(fn, values: dict, var: str) -> np.ndarray:
+def fd_hessian(fn, values: dict, var: str, settled: list | None = None) -> np.ndarray:
     """d^2 y / d vec(VAR) d vec(VAR)^T: central differences of central differences, one
-    Richardson step (fourth order)."""
+    Richardson step (fourth order).  ``settled`` (a list) receives whether the two step sizes
+    agree well enough for the result to be trusted at the property's tolerance."""
     h1, h2 = _fd_hessian(fn, values, var, 2e-3), _fd_hessian(fn, values, var, 1e-3)
+    if settled is not None:
+        settled.append(bool(np.max(np.abs(h1 - h2)) <= 3e-4 * (1 + np.max(np.abs(h2)))))
     return (4 * h2 - h1) / 3
 
 
@@ -284,8 +287,9 @@ def check_hessian(case: exprgen.Case, stats: Counter = STATS) -> str:
         stats["hessian: skipped (huge value)"] += 1
         return "huge"
     call = f"derive({case.text!r}, [{var!r}, {var!r}], **{case.decl()})"
+    settled: list = []
     try:
-        want = fd_hessian(case.gen.fn, vals, var)
+        want = fd_hessian(case.gen.fn, vals, var, settled)
     except exprgen.NearKink:
         stats["hessian: skipped (near a kink of |.|)"] += 1
         return "kink"
@@ -304,7 +308,12 @@ def check_hessian(case: exprgen.Case, stats: Counter = STATS) -> str:
         got = got.reshape(()) if got.size == 1 else got
     assert got.shape == want.shape, f"{call} = {d.latex}: shape {got.shape}, want {want.shape}"
     scale = 1.0 + float(np.max(np.abs(want))) + abs(float(f0))
-    assert np.all(np.abs(got - want) <= 1e-4 * np.abs(want) + 1e-5 * scale), \
+    agree = np.all(np.abs(got - want) <= 1e-4 * np.abs(want) + 1e-5 * scale)
+    if not agree and not settled[0]:
+        # the reference itself is unreliable here (it moves between its step sizes): skip
+        stats["hessian: skipped (the finite differences do not settle)"] += 1
+        return "unsettled"
+    assert agree, \
         f"{call} = {d.latex}: wrong value\n  got  {got.tolist()}\n  want {want.tolist()}"
     stats["hessian: ok"] += 1
     return "ok"
