@@ -388,3 +388,17 @@ def test_hessian_of_a_fast_oscillation_against_an_accurate_reference():
     ref = fd_jacobian(grad, x, h=1e-7)
     got = d.evaluate({"B": B, "X": X, "x": x})
     assert np.max(np.abs(got - ref)) <= 1e-6 * np.max(np.abs(ref))
+
+
+@pytest.mark.parametrize("expr, form, fn", [
+    (r"\|X \otimes B\|_F^2", r"2 \|B\|_F^2\, X", lambda X, B: np.sum(np.kron(X, B) ** 2)),
+    (r"\|X \otimes X\|_F^2", r"4 \|X\|_F^2\, X", lambda X, B: np.sum(np.kron(X, X) ** 2)),
+    (r"\|X \otimes B\|_F", r"\frac{\|B\|_F\, X}{\|X\|_F}",
+     lambda X, B: np.sqrt(np.sum(np.kron(X, B) ** 2))),
+])
+def test_norms_of_kronecker_products_split(expr, form, fn):
+    X, B = RNG.standard_normal((3, 2)), RNG.standard_normal((2, 4))
+    d = derive(expr, "X")
+    assert d.latex == form
+    np.testing.assert_allclose(d.evaluate({"X": X, "B": B}), fd_gradient(lambda V: fn(V, B), X),
+                               rtol=1e-6)

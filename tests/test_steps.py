@@ -23,6 +23,7 @@ CASES = corpus_cases() + [
     {"id": "extra-trace-of-kron", "expr": r"\operatorname{tr}(X \otimes A)", "wrt": ["X"]},
     {"id": "extra-one-norm", "expr": r"\|A x - b\|_1", "wrt": ["x"]},
     {"id": "extra-kron-jacobian", "expr": r"A \otimes X \otimes B", "wrt": ["X"]},
+    {"id": "extra-norm-of-kron", "expr": r"\|X \otimes B\|_F^2", "wrt": ["X"]},
     {"id": "extra-log-sum-exp-hessian", "expr": r"\log(\mathbf{1}^\top \exp(x))",
      "wrt": ["x", "x"]},
 ]

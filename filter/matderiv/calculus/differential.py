@@ -174,6 +174,10 @@ class Differentiator:
 
     def _d_Norm(self, e: Norm):
         u = e.arg
+        if isinstance(u, Kron):
+            # ||A (x) B|| = ||A|| ||B|| (Frobenius, Euclidean, spectral and 1-norms alike)
+            self._log("norm-kronecker", e)
+            return self(mul(*[Norm(a, e.kind) for a in u.args]))
         du = self(u)
         self._log("norm", e)
         if e.kind == "1":  # d ||u||_1 = sign(u)^T du (where no entry of u is 0)
@@ -212,9 +216,14 @@ class Differentiator:
 
     def _d_scalar_power(self, e: Power):
         b, k = e.base, e.exponent
+        if isinstance(b, Norm) and isinstance(b.arg, Kron) and not self._depends(k):
+            # ||A (x) B||^k = ||A||^k ||B||^k: each factor keeps its own norm rule
+            self._log("norm-kronecker", e)
+            return self(mul(*[Power(Norm(a, b.kind), k) for a in b.arg.args]))
         db, dk = self(b), self(k)
         terms = []
-        if isinstance(b, Norm) and b.kind != "1" and isinstance(k, Const) and db is not None:
+        if isinstance(b, Norm) and b.kind != "1" and not isinstance(b.arg, Kron) \
+                and isinstance(k, Const) and db is not None:
             # d ||u||^c = c ||u||^{c-2} u^T du (and tr(U^T dU) for Frobenius): no ||u||/||u||.
             self._log("norm-power", e)
             u, du = b.arg, self(b.arg)
