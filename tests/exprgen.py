@@ -429,10 +429,22 @@ def pos_scalar(draw, v: Vocab, d: int) -> Gen:
         nrm = norm_sq(draw, vv)
         return _pos(add(draw, one, nrm) if draw(st.booleans()) else add(draw, nrm, one))
 
+    def sum_exp():
+        # 1^T exp(u) (its log is log-sum-exp, whose gradient the engine writes softmax(u))
+        j = draw(st.sampled_from(["n", "p"]))
+        u = vector(draw, v, j, d - 1)
+        uf = u.fn
+        ones = Gen(r"\mathbf{1}", lambda e: np.ones((SIZES[j], 1)), (j, "1"), ATOM, frozenset(),
+                   frozenset())
+        ex = Gen(r"\exp" + call_args(draw, u), lambda e: np.exp(uf(e)), (j, "1"), ATOM, u.syms,
+                 _flags(u))
+        return _pos(product(draw, transpose(draw, ones), ex))
+
     return _weights(draw, [
         (3, lambda: t),
         (2, one_plus_sq),
         (2, one_plus_norm),
+        (1, sum_exp),
         (1, lambda: func(draw, "exp", scalar(draw, v, d - 1))),
         (1, lambda: func(draw, "sigmoid", scalar(draw, v, d - 1))),
         (1, lambda: _pos(det(draw, v, d - 1))),
@@ -850,3 +862,25 @@ def cases(draw, max_depth: int = 3, max_len: int = 160, scalar_only: bool = Fals
     layout = draw(st.sampled_from(["mixed", "numerator", "denominator"]))
     seed = draw(st.integers(0, 2**32 - 1))
     return Case(g, v, layout, seed)
+
+
+@st.composite
+def log_sum_exp_cases(draw, max_depth: int = 2) -> Case:
+    r"""``\log(\mathbf{1}^\top \exp(u))`` of a random vector expression u: the engine writes its
+    gradient and Hessian with softmax(u), a rewrite worth a property of its own."""
+    from hypothesis import assume
+
+    v = draw(vocabs())
+    j = draw(st.sampled_from(["n", "p"]))
+    u = vector(draw, v, j, draw(st.integers(1, max_depth)))
+    uf = u.fn
+    text = rf"\log(\mathbf{{1}}^\top \exp{call_args(draw, u)})"
+
+    def fn(e):
+        z = uf(e)
+        m = float(np.max(z))
+        return float(m + np.log(np.sum(np.exp(z - m))))
+    assume(v.var in u.syms and len(text) <= 160)
+    g = Gen(text, fn, ("1", "1"), ATOM, u.syms, _flags(u))
+    return Case(g, v, draw(st.sampled_from(["mixed", "numerator", "denominator"])),
+                draw(st.integers(0, 2**32 - 1)))

@@ -650,3 +650,12 @@ def test_fixed_bug17_second_derivative_through_a_one_norm(text, var, fn):
     # and the transpose rule was handed nothing to transpose
     case = _case(text, var, fn, ("1", "1"), xshape=("p", "n") if var == "X" else ("n", "n"))
     assert check_hessian(case, Counter()) == "ok"
+
+
+@settings(max_examples=80, **SETTINGS)
+@given(exprgen.log_sum_exp_cases())
+def test_log_sum_exp_and_its_softmax_forms(case):
+    """Gradient and Hessian of log 1^T exp(u) (written with softmax(u)) against finite
+    differences of the generator's own, overflow-safe, meaning."""
+    event(check_case(case))
+    event("hessian " + check_hessian(case))
