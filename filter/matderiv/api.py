@@ -177,10 +177,10 @@ def _steps(f, var, res, layout, name, lang, all_syms, expr, check, first, var_ki
         # differentiates the unconstrained gradient, X^{-T} rather than X^{-1})
         g, g_var, g_f = first.natural, var, f
         if first.raw is not None:
-            from dataclasses import replace
+            from .derivative import unconstrained
 
-            g, g_var = first.raw, replace(var, symmetric=False)
-            g_f = f.map(lambda n: g_var if n == var else n)
+            g = first.raw
+            g_f, g_var = unconstrained(f, var)
         groups.append((f, derivation(g_f, g_var, first.kind, g, g, "mixed", g_lhs, f_latex,
                                      lang)))
         h_lhs = latex_derivative_symbol(name, var.latex or var.name, res.kind, layout, second=True,

@@ -30,6 +30,7 @@ from .expr import (
 )
 from .numeric import (
     _FUNCS, DIFF_PREFIX, SINGULAR_CONDITION, NumericDomainError, commutation_matrix, dim_size,
+    dispatch_for_subclass,
 )
 
 __all__ = ["evaluate_batch", "BatchUnsupported"]
@@ -252,13 +253,10 @@ _DISPATCH: dict = {t: getattr(BatchEvaluator, "_eval_" + t.__name__) for t in (
 
 
 def _resolve(t: type):
-    """Dispatch for a subclass of a known node type (cached)."""
-    for base in t.__mro__[1:]:
-        fn = _DISPATCH.get(base)
-        if fn is not None:
-            _DISPATCH[t] = fn
-            return fn
-    raise BatchUnsupported(f"no batched evaluation of a {t.__name__} node")
+    fn = dispatch_for_subclass(_DISPATCH, t)
+    if fn is None:
+        raise BatchUnsupported(f"no batched evaluation of a {t.__name__} node")
+    return fn
 
 
 def evaluate_batch(expr: Expr, env: Mapping[str, object], sizes: Mapping[str, int],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .calculus.build import add, identity, transpose, zero
+from .calculus.build import add, c, identity, mul, transpose, zero
 from .calculus.differential import Differentiator
 from .calculus.identify import by_scalar, gradient, jacobian, linear_terms
 from .calculus.simplify import prettify, simplify
@@ -61,6 +61,15 @@ def _substitute(e: Expr, old: Symbol, new: Symbol) -> Expr:
     return e.map(lambda n: new if n == old else n)
 
 
+def unconstrained(f: Expr, var: Symbol) -> tuple[Expr, Symbol]:
+    """``f`` and ``var`` with the variable no longer declared symmetric: what the derivatives of
+    a symmetric variable are computed from (its transposes are not dropped)."""
+    from dataclasses import replace
+
+    var_u = replace(var, symmetric=False)
+    return _substitute(f, var, var_u), var_u
+
+
 def _resymmetrized(r: Result, var_u: Symbol, var: Symbol) -> Result:
     """``r`` (computed for the unconstrained ``var_u``) at a symmetric point: ``var`` put back
     and the symmetric simplifications applied."""
@@ -94,8 +103,6 @@ def _identify(f: Expr, var: Symbol, df: Expr | None, kind: str) -> Expr:
 def _add_collecting_equal(parts: list) -> Expr:
     """The sum of the identified parts, equal parts counted first: the two halves of
     ``d((x - a)^T (x - a))`` give ``2 (x - a)``, not the flattened ``2x - 2a``."""
-    from .calculus.build import c, mul
-
     counted: list = []
     for p in parts:
         for item in counted:
@@ -139,8 +146,8 @@ def second_derivative(f: Expr, var: Symbol) -> tuple[Result, Result]:
     if var.symmetric:
         from dataclasses import replace
 
-        var_u = replace(var, symmetric=False)
-        first_u, res_u = second_derivative(_substitute(f, var, var_u), var_u)
+        f_u, var_u = unconstrained(f, var)
+        first_u, res_u = second_derivative(f_u, var_u)
         return (replace(_resymmetrized(first_u, var_u, var), raw=first_u.natural),
                 _resymmetrized(res_u, var_u, var))
     if f.shape != SCALAR:

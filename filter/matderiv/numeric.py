@@ -366,14 +366,22 @@ def _build_dispatch(cls) -> dict:
 _DISPATCH: dict = _build_dispatch(Evaluator)
 
 
-def _resolve(t: type):
-    """Dispatch for a subclass of a known node type (cached)."""
+def dispatch_for_subclass(table: dict, t: type):
+    """The entry of ``table`` for the nearest base class of ``t`` (cached in ``table``), or
+    ``None``: dispatch for a subclass of a known node type."""
     for base in t.__mro__[1:]:
-        fn = _DISPATCH.get(base)
+        fn = table.get(base)
         if fn is not None:
-            _DISPATCH[t] = fn
+            table[t] = fn
             return fn
-    raise MatDerivError(f"cannot evaluate a {t.__name__} node numerically")
+    return None
+
+
+def _resolve(t: type):
+    fn = dispatch_for_subclass(_DISPATCH, t)
+    if fn is None:
+        raise MatDerivError(f"cannot evaluate a {t.__name__} node numerically")
+    return fn
 
 
 def evaluate(expr: Expr, env: Mapping[str, object], sizes: Mapping[str, int] | None = None):

@@ -162,14 +162,27 @@ def _vec(v) -> np.ndarray:
 
 def _directional_fd(f: Expr, env, var: Symbol, V, sizes, h: float = 1e-3) -> np.ndarray:
     with np.errstate(all="ignore"):
-        return _directional_fd_raw(f, env, var, V, sizes, h)
+        return _value_and_fd(f, env, var, V, sizes, h)[1]
 
 
-def _directional_fd_raw(f: Expr, env, var: Symbol, V, sizes, h: float) -> np.ndarray:
-    return _value_and_fd(f, env, var, V, sizes, h)[1]
-
-
+#: The points of the stencil, in steps h: f0 first, then the four of the central difference.
 _STENCIL = np.array([0.0, 1.0, -1.0, 2.0, -2.0])
+
+
+def _central(p1, m1, p2, m2, h: float):
+    """The fourth-order central difference from f(x+h), f(x-h), f(x+2h), f(x-2h)."""
+    return (8 * (p1 - m1) - (p2 - m2)) / (12 * h)
+
+
+def _direction(rng, var: Symbol, sizes):
+    """A random direction for ``var`` (unconstrained, also for a symmetric variable)."""
+    r, c = dim_size(var.rows, sizes), dim_size(var.cols, sizes)
+    return float(rng.standard_normal()) if (r, c) == (1, 1) else rng.standard_normal((r, c))
+
+
+def _tolerance(fd, f0) -> float:
+    """How far a true derivative may be from its finite differences (first step)."""
+    return RTOL * (_amax(fd) + (1.0 + _amax(f0)) * 1e-2) + 1e-9
 
 
 def _value_and_fd(f: Expr, env, var: Symbol, V, sizes, h: float = 1e-3):
@@ -191,13 +204,12 @@ def _value_and_fd(f: Expr, env, var: Symbol, V, sizes, h: float = 1e-3):
         vals = None
     if vals is not None:
         flat = np.swapaxes(vals, -1, -2).reshape(len(ts), -1)
-        return flat[0], (8 * (flat[1] - flat[2]) - (flat[3] - flat[4])) / (12 * h)
+        return flat[0], _central(*flat[1:], h)
 
     def at(t):
         e[var.name] = x + t * V
         return _vec(evaluate(f, e, sizes))
-    f0 = at(0.0)
-    return f0, (8 * (at(h) - at(-h)) - (at(2 * h) - at(-2 * h))) / (12 * h)
+    return at(0.0), _central(at(h), at(-h), at(2 * h), at(-2 * h), h)
 
 
 def _predicted(R, arrangement: str, V, var: Symbol) -> np.ndarray:
@@ -247,7 +259,6 @@ def _verify_batched(check: Check, symbols, sizes, seed_text: str) -> bool:
     var = check.var
     whole = whole_number_symbols(check.func) | whole_number_symbols(check.result)
     envs, results, directions = [], [], []
-    r, c = dim_size(var.rows, sizes), dim_size(var.cols, sizes)
     for _ in range(DRAWS):
         env = draw(symbols, sizes, rng, STRATEGIES[0], whole)
         try:
@@ -256,12 +267,12 @@ def _verify_batched(check: Check, symbols, sizes, seed_text: str) -> bool:
             return False
         if not _finite(R):
             return False
-        V = float(rng.standard_normal()) if (r, c) == (1, 1) else rng.standard_normal((r, c))
+        V = _direction(rng, var, sizes)
         envs.append(env)
         results.append(R)
         directions.append(V)
-    k = len(_STENCIL)
-    ts = np.tile(_STENCIL * 1e-3, DRAWS)
+    k, h = len(_STENCIL), 1e-3
+    ts = np.tile(_STENCIL * h, DRAWS)
     batch = {}
     for name in envs[0]:
         vals = [e[name] for e in envs]
@@ -282,14 +293,13 @@ def _verify_batched(check: Check, symbols, sizes, seed_text: str) -> bool:
     flat = np.swapaxes(vals, -1, -2).reshape(k * DRAWS, -1)
     for d in range(DRAWS):
         p = flat[d * k:(d + 1) * k]
-        f0, fd = p[0], (8 * (p[1] - p[2]) - (p[3] - p[4])) / (12 * 1e-3)
+        f0, fd = p[0], _central(*p[1:], h)
         if not (_finite(f0) and _finite(fd)):
             return False
         pred = _predicted(results[d], check.arrangement, directions[d], var)
         if pred.shape != fd.shape:
             return False
-        tol = RTOL * (_amax(fd) + (1.0 + _amax(f0)) * 1e-2) + 1e-9
-        if not _amax(pred - fd) <= tol:
+        if not _amax(pred - fd) <= _tolerance(fd, f0):
             return False
     return True
 
@@ -314,8 +324,7 @@ def _verify_sizes(check: Check, symbols, sizes, seed_text: str) -> None:
                 tried.append(strategy)
                 continue
             for _ in range(DIRECTIONS):
-                r, c = dim_size(var.rows, sizes), dim_size(var.cols, sizes)
-                V = float(rng.standard_normal()) if (r, c) == (1, 1) else rng.standard_normal((r, c))
+                V = _direction(rng, var, sizes)
                 try:
                     f0, fd = _value_and_fd(check.func, env, var, V, sizes)
                 except NumericDomainError:
@@ -324,14 +333,13 @@ def _verify_sizes(check: Check, symbols, sizes, seed_text: str) -> None:
                 if not (_finite(f0) and _finite(fd)):
                     tried.append(strategy)
                     break
-                scale = 1.0 + _amax(f0)
                 pred = _predicted(R, check.arrangement, V, var)
                 if pred.shape != fd.shape:
                     raise VerificationError(
                         f"internal error: the derivative has {pred.size} entries per direction "
                         f"where {fd.size} were expected", hint="please report this expression")
                 err = _amax(pred - fd)
-                tol = RTOL * (_amax(fd) + scale * 1e-2) + 1e-9
+                tol = _tolerance(fd, f0)
                 h = 1e-3
                 trunc = 0.0
                 while err > tol and h > 1e-5:
@@ -410,8 +418,7 @@ def _verify_lines_sizes(func, var, trees, symbols, sizes, seed_text) -> bool:
             break
         strategy = STRATEGIES[min(_ // DRAWS, len(STRATEGIES) - 1)]
         env = draw(symbols, sizes, rng, strategy, whole)
-        r, c = dim_size(var.rows, sizes), dim_size(var.cols, sizes)
-        V = float(rng.standard_normal()) if (r, c) == (1, 1) else rng.standard_normal((r, c))
+        V = _direction(rng, var, sizes)
         try:
             ref = _directional_fd(func, env, var, V, sizes)
         except NumericDomainError:

@@ -119,6 +119,13 @@ class Differentiator:
     def _d_Hadamard(self, e: Hadamard):
         return self._product_rule(e, hadamard, "hadamard")
 
+    def _split_kron(self, e: Expr, kron: Kron, part, rule: str):
+        """``d e`` where ``e`` is ``part`` of the Kronecker product ``kron`` and ``part`` is
+        multiplicative over it (``tr(A (x) B) = tr(A) tr(B)``, likewise sum and norms): the
+        differential of the product of the parts of its factors."""
+        self._log(rule, e)
+        return self(mul(*[part(a) for a in kron.args]))
+
     def _d_Kron(self, e: Kron):
         return self._product_rule(e, lambda *a: Kron(tuple(a)), "kronecker")
 
@@ -136,9 +143,7 @@ class Differentiator:
             km1 = c(k.value - 1) if isinstance(k, Const) else add(k, c(-1))
             return mul(k, Trace(mul(_power(u.base, km1), du)))
         if isinstance(u, Kron) and all(a.is_square for a in u.args):
-            # tr(A (x) B) = tr(A) tr(B) for square factors: a product of scalars
-            self._log("trace-kronecker", e)
-            return self(mul(*[Trace(a) for a in u.args]))
+            return self._split_kron(e, u, Trace, "trace-kronecker")  # square factors only
         self._log("trace", e)
         return Trace(self(u))
 
@@ -153,9 +158,7 @@ class Differentiator:
 
     def _d_Sum(self, e: Sum):
         if isinstance(e.arg, Kron):
-            # sum(A (x) B) = sum(A) sum(B): a product of scalars
-            self._log("sum-kronecker", e)
-            return self(mul(*[Sum(a) for a in e.arg.args]))
+            return self._split_kron(e, e.arg, Sum, "sum-kronecker")
         return Sum(self(e.arg))
 
     # --- nonlinear matrix functions -------------------------------------------------------------
@@ -174,10 +177,8 @@ class Differentiator:
 
     def _d_Norm(self, e: Norm):
         u = e.arg
-        if isinstance(u, Kron):
-            # ||A (x) B|| = ||A|| ||B|| (Frobenius, Euclidean, spectral and 1-norms alike)
-            self._log("norm-kronecker", e)
-            return self(mul(*[Norm(a, e.kind) for a in u.args]))
+        if isinstance(u, Kron):  # (Frobenius, Euclidean, spectral and 1-norms alike)
+            return self._split_kron(e, u, lambda a: Norm(a, e.kind), "norm-kronecker")
         du = self(u)
         self._log("norm", e)
         if e.kind == "1":  # d ||u||_1 = sign(u)^T du (where no entry of u is 0)
@@ -218,8 +219,8 @@ class Differentiator:
         b, k = e.base, e.exponent
         if isinstance(b, Norm) and isinstance(b.arg, Kron) and not self._depends(k):
             # ||A (x) B||^k = ||A||^k ||B||^k: each factor keeps its own norm rule
-            self._log("norm-kronecker", e)
-            return self(mul(*[Power(Norm(a, b.kind), k) for a in b.arg.args]))
+            return self._split_kron(e, b.arg, lambda a: Power(Norm(a, b.kind), k),
+                                    "norm-kronecker")
         db, dk = self(b), self(k)
         terms = []
         if isinstance(b, Norm) and b.kind != "1" and not isinstance(b.arg, Kron) \

@@ -18,7 +18,7 @@ from ..expr import (ONE, SCALAR, Add, Commutation, Const, Det, Diag, DiagPart, D
                     Expr, Func, Hadamard, HadamardDiv, Identity, Inverse, Kron, Mul, Norm, Ones,
                     Power, Softmax, Sum, Symbol, Trace, Transpose, Vec, Zero, dim_mul)
 from ..deadline import tick
-from .build import c, zero
+from .build import c, is_zero, zero
 
 MAX_PASSES = 12
 
@@ -659,7 +659,7 @@ def _merge_diagonals(terms):
                                    for i in idx)))
     merged = split(_rewrite_diag(Diag(inner)))
     out = [t for i, t in enumerate(terms) if i not in idx]
-    if not (isinstance(inner, Zero) or (isinstance(inner, Const) and inner.value == 0)):
+    if not is_zero(inner):
         out.insert(idx[0], merged)
     return out
 

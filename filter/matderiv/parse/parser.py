@@ -122,7 +122,8 @@ IDENT_POWER_SUB_RE = re.compile(r"\s*_\s*\{\s*(?:[A-Za-z]\s*(?:\^\s*\d+)?\s*)+\}
 SIGMA_PRIME_RE = re.compile(r"\s*(?:'|\^\s*\{\s*\\prime\s*\}|\^\s*\\prime)")
 SQUARED_CALL_RE = re.compile(r"(\s*\^\s*(?:2|\{\s*2\s*\}))\s*(?:\(|\\left\s*\(|\\[bB]igg?l?\s*\()")
 ROOT_INDEX_RE = re.compile(r"\s*\[\s*([^\]]*?)\s*\]")
-SIGMA_CALL_RE = re.compile(r"\s*(?:\(|\\left\s*\(|\\[bB]igg?l?\s*\()")
+#: An opening round bracket of a call: ``(``, ``\left(``, ``\big(`` ... (``\sigma(``, ``\vec(``).
+CALL_BRACKET_RE = re.compile(r"\s*(?:\(|\\left\s*\(|\\[bB]igg?l?\s*\()")
 COMMAND_RE = re.compile(r"\\([A-Za-z]+|.)")
 ARG_RE = re.compile(r"\s*(?:\{\s*((?:[^{}]|\{[^{}]*\})*?)\s*\}|(\\[A-Za-z]+|[A-Za-z0-9]))")
 SIZE_CMDS = {"left", "right", "big", "Big", "bigg", "Bigg", "bigl", "bigr", "Bigl", "Bigr",
@@ -449,11 +450,11 @@ class _Tokenizer:
                 self.close("{", "RPAR", i, j)
             return j
         if name in GREEK:
-            if name == "sigma" and SIGMA_CALL_RE.match(text, j):
+            if name == "sigma" and CALL_BRACKET_RE.match(text, j):
                 self.emit("FUNC", "sigmoid", i, j)
                 return j
             prime = SIGMA_PRIME_RE.match(text, j) if name == "sigma" else None
-            if prime and SIGMA_CALL_RE.match(text, prime.end()):
+            if prime and CALL_BRACKET_RE.match(text, prime.end()):
                 # sigma'(u): the derivative of the logistic function, as the printer writes it
                 self.emit("FUNC", "dsigmoid", i, prime.end())
                 return prime.end()
@@ -471,7 +472,7 @@ class _Tokenizer:
             self.emit("FUNC", FUNC_COMMANDS[name], i, j)
             return j
         if name == "vec":
-            if re.match(r"\s*(?:\(|\\left\s*\(|\\[bB]igg?l?\s*\()", text[j:]):
+            if CALL_BRACKET_RE.match(text, j):
                 self.emit("FUNC", "vec", i, j)  # \vec(X): vectorisation
                 return j
             raise _err("`\\vec` with a brace is the arrow accent, which is not read", i,
