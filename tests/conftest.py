@@ -44,6 +44,33 @@ def corpus_cases() -> list[dict]:
     return copy.deepcopy(list(_load_corpus()))
 
 
+#: Sizes for random values: all different, so a transposed or mis-sized result cannot pass.
+TEST_SIZES = {"n": 3, "m": 4, "p": 5, "q": 2, "r": 6, "s": 7, "k": 3, "l": 4}
+
+
+def random_values(symbols, rng, equal_sizes=False):
+    """(values, sizes) for typed symbols: positive entries (logs and roots stay defined),
+    symmetric matrices symmetric, square ones well conditioned with a positive determinant.
+    ``equal_sizes``: every size 3 (det(A X B) of rectangular factors is singular otherwise)."""
+    import numpy as np
+
+    sizes = {k: 3 for k in TEST_SIZES} if equal_sizes else TEST_SIZES
+    env = {}
+    for s in symbols:
+        r = int(np.prod([sizes[d] for d in s.rows])) if s.rows else 1
+        c = int(np.prod([sizes[d] for d in s.cols])) if s.cols else 1
+        if (r, c) == (1, 1):
+            env[s.name] = float(rng.uniform(0.6, 1.4))
+            continue
+        m = rng.uniform(0.5, 2.0, size=(r, c))
+        if s.symmetric:
+            m = (m + m.T) / 2
+        if r == c:
+            m = m + r * np.eye(r)
+        env[s.name] = m
+    return env, sizes
+
+
 @pytest.fixture(scope="session")
 def corpus() -> list[dict]:
     return corpus_cases()

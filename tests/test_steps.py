@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import corpus_cases
+from conftest import corpus_cases, random_values
 from matderiv import derive
 from matderiv.expr import DifferentialOf, Symbol
 from matderiv.numeric import DIFF_PREFIX, evaluate
@@ -32,26 +32,6 @@ CASES = corpus_cases() + [
 def _derive(case, **kw):
     wrt = case["wrt"][0] if len(case["wrt"]) == 1 else tuple(case["wrt"])
     return derive(case["expr"], wrt, steps=True, **(case.get("options") or {}), **kw)
-
-
-def _values(symbols, rng, equal_sizes=False):
-    sizes = {"n": 3, "m": 4, "p": 5, "q": 2, "r": 6, "s": 7, "k": 3, "l": 4}
-    if equal_sizes:  # e.g. det(A X B) with rectangular factors is singular at unequal sizes
-        sizes = {k: 3 for k in sizes}
-    env = {}
-    for s in symbols:
-        r = int(np.prod([sizes[d] for d in s.rows])) if s.rows else 1
-        c = int(np.prod([sizes[d] for d in s.cols])) if s.cols else 1
-        if (r, c) == (1, 1):
-            env[s.name] = float(rng.uniform(0.6, 1.4))
-        else:
-            m = rng.uniform(0.5, 2.0, size=(r, c))  # positive: logs and roots stay defined
-            if s.symmetric:
-                m = (m + m.T) / 2
-            if r == c:
-                m = m + r * np.eye(r)  # well conditioned, positive determinant
-            env[s.name] = m
-    return env, sizes
 
 
 def _fd(func, env, sizes, var, V, h=1e-4):
@@ -88,7 +68,7 @@ def test_every_line_holds_numerically(case):
     checked = 0
     for func, lines in d.step_groups:
         for equal_sizes in (False, True):
-            env, sizes = _values(d.symbols, rng, equal_sizes)
+            env, sizes = random_values(d.symbols, rng, equal_sizes)
             if var.shape == ((), ()):
                 V = float(rng.standard_normal())
             else:
