@@ -98,3 +98,58 @@ def test_hessian_of_a_symmetric_variable_is_the_unconstrained_one():
         cols.append((grad(X + E) - grad(X - E)) / (2 * h))
     np.testing.assert_allclose(d.evaluate({"X": X}), np.stack(cols, axis=1), rtol=1e-5,
                                atol=1e-8)
+
+
+# --- the batched fast path: it may only save time, never pass more ----------------------------
+def _batched(func_text, result_text, var, arrangement, **decl):
+    """_verify_batched alone (True: passed outright) on the first size map."""
+    from matderiv.expr import Symbol
+    from matderiv.verify import _verify_batched, size_maps
+
+    names = {k: tuple(v) for k, v in decl.items()}
+    f = infer(parse(func_text), (var,), **names)
+    r = infer(parse(result_text), (), **names, **_kinds(f))
+    by_name = {s.name: s for s in f.symbols}
+    result = r.tree.map(lambda n: by_name.get(n.name, n) if isinstance(n, Symbol) else n)
+    symbols = tuple(f.symbols)
+    check = Check(f.tree, result, f.variables[0], arrangement)
+    return _verify_batched(check, symbols, size_maps(symbols, f.tree)[0], func_text)
+
+
+@pytest.mark.parametrize("func, right, wrong, var, arrangement", [
+    (r"x^\top A x", r"(A + A^\top) x", r"2 A x", "x", "grad"),
+    (r"x^\top A x", r"x^\top (A + A^\top)", r"2 x^\top A", "x", "gradT"),
+    (r"a^\top X b", r"b a^\top", r"a b^\top", "X", "gradT"),
+    (r"A x", r"A", r"-A", "x", "J"),
+    (r"A x", r"A^\top", r"2 A^\top", "x", "JT"),
+    (r"\tau^2 A", r"2 \tau A", r"2 \tau A^\top", r"\tau", "J"),
+    (r"\tau^2 A", r"2 \tau A^\top", r"2 \tau A", r"\tau", "dT"),
+    (r"\sin(\tau) x", r"\cos(\tau) x", r"-\cos(\tau) x", r"\tau", "J"),
+])
+def test_the_batched_path_passes_true_and_never_wrong_results(func, right, wrong, var,
+                                                               arrangement):
+    assert _batched(func, right, var, arrangement) is True
+    assert _batched(func, wrong, var, arrangement) is False
+    with pytest.raises(VerificationError):  # and the whole check refuses it
+        _check(func, wrong, var, arrangement)
+
+
+def test_batched_draws_honour_the_declarations():
+    import numpy as np
+
+    from matderiv.verify import draw_batch
+
+    f = infer(parse(r"\tau^n + \operatorname{tr}(S A) + x^\top B y"), ("S",), symmetric=("S",))
+    symbols = tuple(f.symbols)
+    from matderiv.verify import size_map
+
+    sizes = size_map(symbols)
+    env = draw_batch(symbols, sizes, np.random.default_rng(0), 6, whole={"n"})
+    assert env["n"].shape == (6,) and set(env["n"]) <= {2.0, 3.0, 4.0}
+    assert env["tau"].shape == (6,) and (np.abs(env["tau"]) >= 0.5).all()
+    S = env["S"]
+    assert S.ndim == 3 and S.shape[0] == 6 and np.array_equal(S, np.swapaxes(S, 1, 2))
+    for m in (S, env["A"]):
+        sv = np.linalg.svd(m, compute_uv=False)
+        assert (sv[:, -1] * 50 >= sv[:, 0]).all()  # well conditioned
+    assert env["x"].shape[2] == 1 and env["B"].shape[0] == 6

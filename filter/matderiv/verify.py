@@ -247,61 +247,107 @@ class _NotFinite(MatDerivError):
     pass
 
 
+def draw_batch(symbols, sizes, rng, count: int, whole=frozenset()) -> dict:
+    """``count`` generic instances at once, as :func:`draw` makes them one at a time: a
+    ``(count,)`` array per scalar and a ``(count, rows, cols)`` array per matrix or vector
+    (symmetric ones symmetric, square ones shifted by a multiple of I and redrawn until their
+    condition number is at most 50).  The values :func:`matderiv.batch.evaluate_batch` takes."""
+    env = {}
+    for s in symbols:
+        if s.name in whole:
+            env[s.name] = rng.integers(2, 5, size=count).astype(float)
+            continue
+        r, c = dim_size(s.rows, sizes), dim_size(s.cols, sizes)
+        if r == 1 and c == 1 and s.rows == ONE and s.cols == ONE:
+            env[s.name] = rng.uniform(0.5, 1.5, count) * rng.choice((-1.0, 1.0), count)
+            continue
+        m = _generic_matrices(rng, count, r, c, s.symmetric)
+        if r == c and c > 1:
+            for _ in range(20):
+                sv = np.linalg.svd(m, compute_uv=False)
+                bad = ~(sv[:, -1] * 50 >= sv[:, 0])
+                if not bad.any():
+                    break
+                m[bad] = _generic_matrices(rng, int(bad.sum()), r, c, s.symmetric)
+        env[s.name] = m
+    return env
+
+
+def _generic_matrices(rng, count: int, r: int, c: int, symmetric: bool) -> np.ndarray:
+    m = rng.standard_normal((count, r, c))
+    if symmetric:
+        m = (m + np.swapaxes(m, 1, 2)) / 2
+    if r == c and c > 1:
+        signs = np.sign(rng.standard_normal(count))
+        signs[signs == 0] = 1.0
+        m = m + 1.5 * signs[:, None, None] * np.eye(r)
+    return m
+
+
 def _verify_batched(check: Check, symbols, sizes, seed_text: str) -> bool:
-    """The common case of :func:`_verify_sizes` in one walk of the expression: the same first
-    draws and directions (same seed, same order), the stencils of all draws evaluated as one
-    batch, the same tolerance.  True only when every draw passes outright; anything else (a
-    point outside the domain, a difference that needs a finer step, a mismatch) returns False
-    and :func:`_verify_sizes` decides, so this path can only save time, never pass more."""
+    """The common case of verification in two walks: ``DRAWS`` generic instances drawn at once
+    (:func:`draw_batch`), the closed form evaluated at all of them as one batch and ``func`` at
+    all their stencil points as another, the tolerance of :func:`_verify_sizes`.  True only
+    when every draw passes outright; anything else (a point outside the domain, a difference
+    that needs a finer step, a mismatch) returns False and :func:`_verify_sizes` decides with
+    its own draws, so this path can only save time, never pass more."""
     from .batch import BatchUnsupported, evaluate_batch
 
     rng = np.random.default_rng(zlib.crc32(seed_text.encode("utf-8")))
     var = check.var
     whole = whole_number_symbols(check.func) | whole_number_symbols(check.result)
-    envs, results, directions = [], [], []
-    for _ in range(DRAWS):
-        env = draw(symbols, sizes, rng, STRATEGIES[0], whole)
-        try:
-            R = evaluate(check.result, env, sizes)
-        except NumericDomainError:
-            return False
-        if not _finite(R):
-            return False
-        V = _direction(rng, var, sizes)
-        envs.append(env)
-        results.append(R)
-        directions.append(V)
+    env = draw_batch(symbols, sizes, rng, DRAWS, whole)
+    r, c = dim_size(var.rows, sizes), dim_size(var.cols, sizes)
+    directions = rng.standard_normal((DRAWS, r, c))
     k, h = len(_STENCIL), 1e-3
-    ts = np.tile(_STENCIL * h, DRAWS)
-    batch = {}
-    for name in envs[0]:
-        vals = [e[name] for e in envs]
-        if type(vals[0]) is float:
-            stacked = np.repeat(np.array(vals), k)
-        else:
-            stacked = np.repeat(np.stack(vals), k, axis=0)
-        if name == var.name:
-            if type(vals[0]) is float:
-                stacked = stacked + ts * np.repeat(np.array(directions), k)
-            else:
-                stacked = stacked + ts[:, None, None] * np.repeat(np.stack(directions), k, axis=0)
-        batch[name] = stacked
     try:
-        vals = evaluate_batch(check.func, batch, sizes, k * DRAWS)
+        results = evaluate_batch(check.result, env, sizes, DRAWS)
     except (BatchUnsupported, NumericDomainError):
         return False
-    flat = np.swapaxes(vals, -1, -2).reshape(k * DRAWS, -1)
-    for d in range(DRAWS):
-        p = flat[d * k:(d + 1) * k]
-        f0, fd = p[0], _central(*p[1:], h)
-        if not (_finite(f0) and _finite(fd)):
-            return False
-        pred = _predicted(results[d], check.arrangement, directions[d], var)
-        if pred.shape != fd.shape:
-            return False
-        if not _amax(pred - fd) <= _tolerance(fd, f0):
-            return False
-    return True
+    if not np.isfinite(results).all():
+        return False
+    stencil = {name: np.repeat(v, k, axis=0) for name, v in env.items()}
+    steps = np.tile(_STENCIL * h, DRAWS)
+    x = stencil[var.name]
+    if x.ndim == 1:
+        stencil[var.name] = x + steps * np.repeat(directions[:, 0, 0], k)
+    else:
+        stencil[var.name] = x + steps[:, None, None] * np.repeat(directions, k, axis=0)
+    try:
+        vals = evaluate_batch(check.func, stencil, sizes, k * DRAWS)
+    except (BatchUnsupported, NumericDomainError):
+        return False
+    flat = np.swapaxes(vals, -1, -2).reshape(DRAWS, k, -1)
+    if not np.isfinite(flat).all():
+        return False
+    f0 = flat[:, 0]
+    fd = _central(flat[:, 1], flat[:, 2], flat[:, 3], flat[:, 4], h)
+    pred = _predicted_batch(results, check.arrangement, directions, var)
+    if pred.shape != fd.shape:
+        return False
+    err = np.abs(pred - fd).max(axis=1) if fd.shape[1] else np.zeros(DRAWS)
+    scale = np.abs(fd).max(axis=1) if fd.shape[1] else np.zeros(DRAWS)
+    size = np.abs(f0).max(axis=1) if f0.shape[1] else np.zeros(DRAWS)
+    return bool((err <= RTOL * (scale + (1.0 + size) * 1e-2) + 1e-9).all())
+
+
+def _predicted_batch(R: np.ndarray, arrangement: str, V: np.ndarray, var: Symbol) -> np.ndarray:
+    """:func:`_predicted` for a batch: ``R`` the results ``(draws, r, c)``, ``V`` the
+    directions ``(draws, rows, cols)`` of the variable; ``(draws, entries)``."""
+    draws = len(R)
+    if arrangement in ("grad", "gradT"):
+        Rv = np.swapaxes(R, 1, 2) if arrangement == "gradT" else R
+        if Rv.shape != V.shape:
+            return np.zeros((draws, 0))
+        return (Rv * V).sum(axis=(1, 2)).reshape(draws, 1)
+    if var.rows == ONE and var.cols == ONE:  # scalar variable: dF = F' dt
+        Rm = np.swapaxes(R, 1, 2) if arrangement == "dT" else R
+        return np.swapaxes(Rm, 1, 2).reshape(draws, -1) * V.reshape(draws, 1)
+    J = R if arrangement == "J" else np.swapaxes(R, 1, 2)
+    v = np.swapaxes(V, 1, 2).reshape(draws, -1, 1)
+    if J.shape[2] != v.shape[1]:
+        return np.zeros((draws, 0))
+    return (J @ v)[:, :, 0]
 
 
 def _verify_sizes(check: Check, symbols, sizes, seed_text: str) -> None:
