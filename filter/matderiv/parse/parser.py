@@ -188,13 +188,24 @@ class Parsed:
 # ------------------------------------------------------------------------------------------
 # Tokenizer
 # ------------------------------------------------------------------------------------------
-@dataclass
 class _Tok:
-    type: str
-    value: str
-    start: int
-    end: int
-    info: object = None
+    """A token: its terminal name, text, span and (for a symbol) what the symbol is."""
+
+    __slots__ = ("type", "value", "start", "end", "info")
+
+    def __init__(self, type_: str, value: str, start: int, end: int, info=None):
+        self.type, self.value, self.start, self.end, self.info = type_, value, start, end, info
+
+    @property
+    def start_pos(self) -> int:
+        return self.start
+
+    @property
+    def end_pos(self) -> int:
+        return self.end
+
+    def __repr__(self) -> str:
+        return f"_Tok({self.type!r}, {self.value!r}, {self.start}, {self.end})"
 
 
 @dataclass(frozen=True)
@@ -701,40 +712,62 @@ def _expected_words(expected) -> str:
     return " or ".join(words) if words else "something else"
 
 
-def _tokens_to_tree(toks: list[_Tok], text: str):
-    from lark import Token
-    from lark.exceptions import LarkError, UnexpectedInput
+@lru_cache(maxsize=1)
+def _tables():
+    """What the LALR driver needs of lark's parser: the state table, the start and end
+    states, and the callbacks that build the parse tree (lark's own, so ``?rule`` inlining and
+    the rest of the grammar's tree shaping are lark's)."""
+    from lark.parsers.lalr_analysis import Shift
 
-    parser = _lark()
-    ip = parser.parse_interactive("")
-    feed = ip.parser_state.feed_token
-    lt = None
-    for t in toks:
+    conf = _lark().parser.parser.parser.parse_table, _lark().parser.parser.parser.callbacks
+    table, callbacks = conf
+    return table.states, table.start_states["start"], table.end_states["start"], callbacks, Shift
+
+
+def _tokens_to_tree(toks: list[_Tok], text: str):
+    """Run lark's LALR tables over our tokens.  The loop is lark's ``feed_token`` without
+    its per-token objects (lark's Token, the interactive parser): parsing is a fifth of the
+    time of a derivation, twice over (the input, and the printed result read back)."""
+    states, start, end_state, callbacks, Shift = _tables()
+    state_stack = [start]
+    value_stack: list = []
+    for t in toks + [_Tok("$END", "", len(text), len(text))]:
         tick()
-        lt = Token(t.type, t.value, t.start, 1, t.start + 1, 1, t.end + 1, t.end)
-        try:
-            feed(lt)
-        except UnexpectedInput as e:
-            exp = getattr(e, "expected", None) or ()
-            shown = text[t.start:t.end]
-            if t.type in ("RPAR", "RBRACE", "RBAR", "RNORM") and toks and \
-                    "RPAR" not in exp:
-                msg = f"unexpected `{shown}`: the bracket is empty or ends in an operator"
+        typ = t.type
+        while True:
+            row = states[state_stack[-1]]
+            try:
+                action, arg = row[typ]
+            except KeyError:
+                raise _unexpected(t, {k for k in row if k.isupper()}, toks, text) from None
+            if action is Shift:
+                state_stack.append(arg)
+                value_stack.append(t)
+                break
+            size = len(arg.expansion)
+            if size:
+                children = value_stack[-size:]
+                del state_stack[-size:]
+                del value_stack[-size:]
             else:
-                msg = f"unexpected `{shown}`"
-            raise _err(msg, t.start, "expected " + _expected_words(exp), t.end, text) from None
-        except LarkError as e:  # pragma: no cover - defensive
-            raise _err(f"cannot parse the expression ({type(e).__name__})", t.start, "",
-                       t.end, text) from None
-    try:
-        return ip.feed_eof(lt)
-    except UnexpectedInput as e:
-        exp = getattr(e, "expected", None) or ()
-        raise _err("the expression ends too early", len(text),
-                   "expected " + _expected_words(exp), None, text) from None
-    except LarkError as e:  # pragma: no cover - defensive
-        raise _err(f"cannot parse the expression ({type(e).__name__})", len(text), "", None,
-                   text) from None
+                children = []
+            value = callbacks[arg](children)
+            state_stack.append(states[state_stack[-1]][arg.origin.name][1])
+            value_stack.append(value)
+            if typ == "$END" and state_stack[-1] == end_state:
+                return value_stack[-1]
+
+
+def _unexpected(t: _Tok, expected: set, toks, text: str) -> MatDerivError:
+    if t.type == "$END":
+        return _err("the expression ends too early", len(text),
+                    "expected " + _expected_words(expected), None, text)
+    shown = text[t.start:t.end]
+    if t.type in ("RPAR", "RBRACE", "RBAR", "RNORM") and toks and "RPAR" not in expected:
+        msg = f"unexpected `{shown}`: the bracket is empty or ends in an operator"
+    else:
+        msg = f"unexpected `{shown}`"
+    return _err(msg, t.start, "expected " + _expected_words(expected), t.end, text)
 
 
 # ------------------------------------------------------------------------------------------
@@ -778,7 +811,7 @@ class _Builder:
         if isinstance(t, Expr):  # already built
             s, e = self.span_of(t)
             return t, s, e
-        if isinstance(t, str):  # a lark Token (a str subclass; a Tree is not)
+        if isinstance(t, _Tok):
             return self.token(t)
         meth = getattr(self, "r_" + t.data, None)
         if meth is None:  # pragma: no cover
