@@ -26,11 +26,39 @@ MAX_PASSES = 12
 def simplify(e: Expr) -> Expr:
     """The textbook form of ``e`` (a fixpoint of the rewrite rules)."""
     for _ in range(MAX_PASSES):
-        new = e.map(_rewrite)
-        if new == e:
+        new = _rewrite_pass(e)
+        if new is e or new == e:
             return new
         e = new
     return e
+
+
+#: The node attribute that marks a subtree as a fixpoint of :func:`_rewrite_pass`, one per value
+#: of ``_DISTRIBUTING`` (the rules differ while a distribution trial runs).
+_FIXED_ATTR = ("_fixed_plain", "_fixed_trial")
+
+
+def _rewrite_pass(e: Expr) -> Expr:
+    """One bottom-up pass of :func:`_rewrite` (``e.map(_rewrite)``), skipping subtrees known to
+    come back unchanged.  A subtree that a pass returned as the very same object is a fixpoint
+    (the rewrite is a pure, memoised function of the node), so it is marked and never walked
+    again: later passes, and later simplifications of trees that contain it, skip it."""
+    attr = _FIXED_ATTR[_DISTRIBUTING]
+    d = e.__dict__
+    if attr in d:
+        return e
+    kids = e.children()
+    node = e
+    if kids:
+        new = tuple([_rewrite_pass(k) for k in kids])
+        for a, b in zip(new, kids):
+            if a is not b:
+                node = e.with_children(new)
+                break
+    out = _rewrite(node)
+    if out is e:
+        object.__setattr__(e, attr, True)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
