@@ -134,6 +134,12 @@ class _Infer:
         return tuple(x for f in factors for x in self._expand(f))
 
     def canon(self, d: tuple) -> tuple:
+        if not self.prod:  # no product sizes: the roots themselves (the common case)
+            find = self.uf.find
+            roots = [r for r in map(find, d) if r]
+            if len(roots) > 1:
+                roots.sort()
+            return tuple(roots)
         return tuple(sorted(x for v in d for x in self._expand(v)))
 
     def cshape(self, s):
@@ -685,8 +691,13 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
     inf._names = None
     names = inf.names()
 
+    dimt_memo: dict = {}
+
     def dimt(d) -> tuple:
-        return tuple(sorted(names[v] for v in inf.canon(d)))
+        got = dimt_memo.get(d)
+        if got is None:
+            got = dimt_memo[d] = tuple(sorted(names[v] for v in inf.canon(d)))
+        return got
 
     latex_of = {n: s.latex for n, s in present.items()}
     typed_syms: dict[str, Symbol] = {}

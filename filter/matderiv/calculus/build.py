@@ -30,27 +30,30 @@ def c(v) -> Const:
 def mul(*factors: Expr) -> Expr:
     """Matrix product of the factors, flattening nested products and folding constants."""
     flat: list[Expr] = []
-    coef = Fraction(1)
+    coef = None  # (a Fraction once a constant is met: Fraction arithmetic is slow)
     factors = [f for f in factors if f is not None]
     all_scalar = all(f.shape == SCALAR for f in factors)
     for f in factors:
         # a 1x1 product inside a matrix product is a scalar group: splicing it into the
         # chain would break the chain's sizes
         splice = isinstance(f, Mul) and (all_scalar or f.shape != SCALAR)
-        parts = f.args if splice else (f,)
-        for p in parts:
+        for p in (f.args if splice else (f,)):
             if isinstance(p, Const):
-                coef *= p.value
+                coef = p.value if coef is None else coef * p.value
             else:
                 flat.append(p)
-    shape = mul_shape([f.shape for f in flat])
-    if coef == 0 or any(isinstance(f, Zero) for f in flat):
+    shape = mul_shape([f.shape for f in flat])  # (raises ShapeError on a broken chain)
+    if coef is not None and coef == 0 or any(isinstance(f, Zero) for f in flat):
         return zero(shape)
-    if coef != 1 or not flat:
+    if coef is not None and coef != 1:
         flat.insert(0, Const(coef))
+    elif not flat:
+        return c(1)
     if len(flat) == 1:
         return flat[0]
-    return Mul(tuple(flat))
+    m = Mul(tuple(flat))
+    object.__setattr__(m, "_shape", shape)  # (what Mul._shape_ would compute again)
+    return m
 
 
 def neg(e: Expr) -> Expr:
