@@ -16,6 +16,7 @@ import re
 import zlib
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
 
@@ -356,8 +357,6 @@ def _same_as_parsed(raw: Expr, result: Expr) -> bool:
     declarations gives the same function); nodes whose meaning typing decides differ in type
     (``|.|``, ``diag``, a norm without subscript), and sized constants never match, so those go
     the long way."""
-    from dataclasses import fields
-
     from .expr import Commutation, Identity, Ones, Zero
 
     stack = [(raw, result)]
@@ -372,14 +371,21 @@ def _same_as_parsed(raw: Expr, result: Expr) -> bool:
         ka, kb = a.children(), b.children()
         if len(ka) != len(kb):
             return False
-        for fd in fields(a):
-            v = getattr(a, fd.name)
+        for name in _field_names(type(a)):
+            v = getattr(a, name)
             if isinstance(v, Expr) or (isinstance(v, tuple) and v and isinstance(v[0], Expr)):
                 continue
-            if v != getattr(b, fd.name):
+            if v != getattr(b, name):
                 return False
         stack.extend(zip(ka, kb))
     return True
+
+
+@lru_cache(maxsize=None)
+def _field_names(cls) -> tuple:
+    from dataclasses import fields
+
+    return tuple(fd.name for fd in fields(cls))
 
 
 def _same_tree_up_to_size_names(tree: Expr, result: Expr, by_name: dict) -> bool:

@@ -175,6 +175,8 @@ class Parsed:
     tree: Expr
     source: str
     spans: dict = field(default_factory=dict, compare=False, repr=False)
+    #: every node the parser built (their ids are keys of ``spans``: kept alive, not reused)
+    built: list = field(default_factory=list, compare=False, repr=False)
 
     def span(self, node: Expr) -> Span | None:
         return self.spans.get(id(node))
@@ -1169,9 +1171,9 @@ def parse(text: str) -> Parsed:
                             "", source=text) from None
     if id(expr) not in b.spans:
         b.node(expr, s, e)
-    live = {id(n) for n in expr.walk()}
-    spans = {k: v for k, v in b.spans.items() if k in live}
-    return Parsed(expr, text, spans)
+    # spans of nodes the builder made and dropped stay in the map: ``keep`` (held by the
+    # Parsed) keeps those nodes alive, so their ids are never reused by a node of the tree
+    return Parsed(expr, text, b.spans, b.keep)
 
 
 def normalize_name(text: str) -> str:
