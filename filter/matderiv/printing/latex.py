@@ -139,6 +139,10 @@ def _sup(s: str) -> str:
     return "^{" + s + "}"
 
 
+#: (printer class, node class) -> the name of the method that prints it (found once)
+_METHOD_OF: dict = {}
+
+
 class LatexPrinter:
     """``LatexPrinter().doprint(expr)``: one ``_print_<Node>`` method per node type."""
 
@@ -148,11 +152,17 @@ class LatexPrinter:
     # ------------------------------------------------------------------ dispatch
     def _print(self, expr: Expr) -> str:
         tick()
-        for cls in type(expr).__mro__:
-            meth = getattr(self, "_print_" + cls.__name__, None)
-            if meth is not None and cls is not Expr and cls is not object:
-                return meth(expr)
-        raise ValueError(f"LatexPrinter: no rule for node {type(expr).__name__}")
+        name = _METHOD_OF.get((type(self), type(expr)))
+        if name is None:
+            name = _METHOD_OF[type(self), type(expr)] = self._method_name(type(expr))
+        return getattr(self, name)(expr)
+
+    def _method_name(self, node_type) -> str:
+        """The ``_print_<Class>`` method for ``node_type``: its own, else its nearest base's."""
+        for cls in node_type.__mro__:
+            if cls is not Expr and cls is not object and hasattr(self, "_print_" + cls.__name__):
+                return "_print_" + cls.__name__
+        raise ValueError(f"LatexPrinter: no rule for node {node_type.__name__}")
 
     # ------------------------------------------------------------------ leaves
     def _print_Symbol(self, e: Symbol) -> str:
