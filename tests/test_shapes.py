@@ -266,6 +266,27 @@ def test_sum_clash_names_both_sides():
     assert e.source == "A x + B"
 
 
+@pytest.mark.parametrize("expr, wrt, name, kind", [
+    (r"x^\top A x + b^\top x + c", "x", "c", "scalar"),   # c is a vector by default
+    (r"\exp(t A)", "t", "t", "scalar"),                    # the variable itself
+    (r"\sin(t) \cos(t)", "t", "t", "scalar"),
+    (r"t^3 - 2 t", "t", "t", "scalar"),
+    (r"(x - \mu)^\top A (x - \mu)", "x", r"\mu", "vector"),  # mu is a scalar by default
+])
+def test_a_clash_from_a_default_kind_names_the_declaration_that_fixes_it(expr, wrt, name, kind):
+    with pytest.raises(MatDerivError) as ei:
+        typed(expr, wrt)
+    hint = ei.value.hint
+    assert f"declare {kind}={{{name}}}" in hint, hint
+    typed(expr, wrt, **{kind: [name]})  # and that declaration does type it
+
+
+def test_no_declaration_hint_when_none_helps():
+    with pytest.raises(MatDerivError) as ei:
+        typed(r"A X + y", "X")
+    assert "declare" not in ei.value.hint
+
+
 def test_product_clash():
     with pytest.raises(MatDerivError) as ei:
         typed("x A", "x")

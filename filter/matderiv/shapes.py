@@ -636,8 +636,35 @@ def _default_kind(name: str) -> str:
     return "matrix" if base[:1].isupper() else "vector"
 
 
+def _declaration_that_types(parsed, wrt_names, present, declared, given) -> str | None:
+    """For an expression that does not type: the one declaration of an undeclared symbol's kind
+    that makes it type, as a hint (``t`` in ``\\exp(t A)`` is a vector by default; declared a
+    scalar, the expression types), or None when no single declaration does."""
+    if len(present) > 12:  # (each trial types the whole expression again)
+        return None
+    for name, sym in present.items():
+        if name in declared:
+            continue
+        default = sym.kind
+        if default == "vector" and not sym.latex.startswith("\\"):
+            wanted, why = "scalar", "a lowercase Latin letter"
+        elif default == "scalar" and sym.latex.startswith("\\"):
+            wanted, why = "vector", "a plain lowercase Greek letter"
+        else:
+            continue
+        trial = {k: tuple(_normalize_list(v, k)) for k, v in given.items()}
+        trial[wanted] = trial[wanted] + (name,)
+        try:
+            infer(parsed, wrt_names, _retrying=True, **trial)
+        except MatDerivError:
+            continue
+        return (f"`{sym.latex}` is a {default} by default ({why}): if it is a {wanted}, "
+                f"declare {wanted}={{{sym.latex}}}")
+    return None
+
+
 def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix=(),
-          symmetric=()) -> Typed:
+          symmetric=(), _retrying: bool = False) -> Typed:
     r"""Type ``parsed``: kinds from letters and declarations, sizes by unification.
 
     ``wrt`` and the declaration lists hold names in either spelling (``\Sigma`` or
@@ -686,6 +713,12 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
         raise MatDerivError("the expression is nested too deeply", 0,
                             "simplify the bracket nesting", source=src) from None
     except MatDerivError as e:
+        if not _retrying and "by default" not in (e.hint or ""):
+            fix = _declaration_that_types(parsed, wrt_names, present, inf.declared,
+                                          dict(scalar=scalar, vector=vector, matrix=matrix,
+                                               symmetric=symmetric))
+            if fix is not None:
+                e.hint = fix + ("; otherwise " + e.hint if e.hint else "")
         raise e.with_source(src)
 
     inf._names = None
