@@ -402,3 +402,39 @@ def test_norms_of_kronecker_products_split(expr, form, fn):
     assert d.latex == form
     np.testing.assert_allclose(d.evaluate({"X": X, "B": B}), fd_gradient(lambda V: fn(V, B), X),
                                rtol=1e-6)
+
+
+@pytest.mark.parametrize("expr, form, fn", [
+    # the Cookbook's X^T a b^T + a b^T X^T, not (X b a^T + b a^T X)^T
+    (r"a^\top X^2 b", r"a b^\top X^\top + X^\top a b^\top", lambda X, a, b, A: a @ X @ X @ b),
+    # a transposed sum where that saves transposes and holds no outer product
+    (r"\operatorname{tr}(A X^2)", r"(X A + A X)^\top", lambda X, a, b, A: np.trace(A @ X @ X)),
+])
+def test_outer_products_keep_their_natural_orientation(expr, form, fn):
+    X, A = RNG.standard_normal((3, 3)), RNG.standard_normal((3, 3))
+    a, b = RNG.standard_normal(3), RNG.standard_normal(3)
+    d = derive(expr, "X")
+    assert d.latex == form
+    got = d.evaluate({"X": X, "a": a, "b": b, "A": A})
+    np.testing.assert_allclose(got, fd_gradient(lambda V: fn(V, a, b, A), X), rtol=1e-6,
+                               atol=1e-8)
+
+
+def test_results_do_not_depend_on_the_hash_seed():
+    """Python randomises string hashes per process; no form may depend on set order (a
+    factoring of Hadamard products once did: sigma' (.) sigma in one run, sigma (.) sigma' in
+    the next)."""
+    import subprocess
+    import sys
+
+    code = ("import matderiv\n"
+            "for e, v in [(r'\\sigma(x) \\odot (1 - \\sigma(x))', 'x'),"
+            " (r'\\exp(x) \\odot \\sin(x) + \\exp(x) \\odot \\cos(x)', 'x'),"
+            " (r'\\operatorname{tr}(A X B X^\\top)', 'X'), (r'a^\\top X^2 b', 'X')]:\n"
+            "    print(matderiv.derive(e, v).latex)\n")
+    outs = set()
+    for seed in ("1", "2", "3"):
+        env = {**__import__("os").environ, "PYTHONHASHSEED": seed}
+        outs.add(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                                text=True, check=True).stdout)
+    assert len(outs) == 1, outs

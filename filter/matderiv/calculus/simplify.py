@@ -729,7 +729,7 @@ def _factor_hadamard(terms):
     counts: dict = {}
     for i, (cf, sc, ch) in enumerate(terms):
         if len(ch) == 1 and isinstance(ch[0], Hadamard):
-            for a in set(ch[0].args):
+            for a in dict.fromkeys(ch[0].args):  # (in order: a set would vary per run)
                 counts.setdefault(a, []).append(i)
     best = max(counts.items(), key=lambda kv: len(kv[1]), default=None)
     if best is None or len(best[1]) < 2:
@@ -1267,13 +1267,25 @@ def _transposes(e: Expr) -> int:
     return _n_transposes(e)
 
 
+def _outer_products(e: Expr) -> bool:
+    """Whether ``e`` holds an outer product: a row vector ``a^T`` as a factor of a product
+    that is not a scalar (``b a^T``, ``X b a^T``)."""
+    return any(isinstance(n, Mul) and n.shape != SCALAR and any(
+        isinstance(a, Transpose) and a.arg.shape[1] == ONE and a.arg.shape[0] != ONE
+        for a in n.args) for n in e.walk())
+
+
 def _pretty(e: Expr) -> Expr:
     if isinstance(e, Add):
         # (not for Kronecker forms: I_n \otimes X^T + (X^T \otimes I_n) K_{mn} is the textbook
         # Jacobian, the transpose of a sum of Kronecker products is not)
         if e.shape != SCALAR and not any(isinstance(n, (Kron, Commutation)) for n in e.walk()):
             flipped = simplify(Add(tuple(_t(t) for t in e.args)))
-            if _transposes(flipped) + 1 < _transposes(e):
+            # flip when that saves transposes: (s - y)^T, (XA + AX)^T; but an outer product
+            # keeps its natural a b^T unless flipping saves two: X^T a b^T + a b^T X^T
+            # (the Cookbook's), not (X b a^T + b a^T X)^T
+            saved = _transposes(e) - (_transposes(flipped) + 1)
+            if saved >= (2 if _outer_products(flipped) else 1):
                 return Transpose(_positive_first(flipped))
         return _positive_first(e)
     if isinstance(e, Inverse) and isinstance(e.arg, Mul):
