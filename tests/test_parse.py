@@ -242,6 +242,13 @@ def test_unknown_command_named_with_hint():
     assert "foo" in e.message
 
 
+def test_accented_symbols_are_refused_with_a_spelling_that_works():
+    e = err(r"-y^\top \log \hat{y}")
+    assert "accented" in e.message and e.position == 13
+    assert "y_{hat}" in e.hint
+    parse(r"-y^\top \log y_{hat}")  # the suggested spelling parses
+
+
 def test_code_injection_is_a_parse_error():
     e = err("__import__('os').system('true')")
     assert e.position == 0

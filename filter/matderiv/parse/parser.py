@@ -521,6 +521,11 @@ class _Tokenizer:
             raise _err(f"`\\{name}` is not supported in an expression", i,
                        "write the expression explicitly; \\operatorname{sum}(x) is the sum of the"
                        " entries of x", j, text)
+        if name in ("hat", "tilde", "bar", "overline", "widehat", "widetilde", "dot", "ddot",
+                    "check", "breve", "acute", "grave", "mathring"):
+            raise _err(f"accented symbols (`\\{name}`) are not supported", i,
+                       "name the symbol with a letter and a subscript instead, e.g. y_{hat} "
+                       "for \\hat{y}", j, text)
         close = difflib.get_close_matches(name, KNOWN_COMMANDS, n=3, cutoff=0.6)
         fclose = difflib.get_close_matches(name, KNOWN_FUNCTIONS, n=3, cutoff=0.5)
         sugg = list(dict.fromkeys(fclose + close))[:3]
