@@ -387,3 +387,16 @@ def test_sigma_prime_derivative_is_verified():
 def test_scientific_numbers(text, value):
     tree = parse(text).tree
     assert isinstance(tree, Const) and tree.value == value
+
+
+@pytest.mark.parametrize("text, words", [
+    (r"\|X\|_*", "nuclear norm"), (r"\|X\|_{*}", "nuclear norm"), (r"\|x\|_\infty", "max norm"),
+    (r"\|x\|_3", "the norm `_3`"),
+])
+def test_unsupported_norms_are_named(text, words):
+    from matderiv.errors import UnsupportedError
+
+    with pytest.raises(UnsupportedError) as info:
+        parse(text)
+    assert words in info.value.message and "not supported" in info.value.message
+    assert info.value.position == text.index("_") and "Frobenius" in info.value.hint

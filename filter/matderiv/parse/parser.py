@@ -116,8 +116,8 @@ NUMBER_RE = re.compile(r"(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?")  # 0.5, .5, 
 SUBSCRIPT_RE = re.compile(r"\s*_\s*(?:\{\s*([A-Za-z0-9]+|\\[A-Za-z]+)\s*\}|([A-Za-z0-9])|\\([A-Za-z]+))")
 NORMSUB_RE = re.compile(
     r"\s*_\s*(?:\{\s*(?:\\(?:mathrm|text|textrm|operatorname|mathsf)\s*\{\s*([A-Za-z0-9]+)\s*\}"
-    r"|\\(?:mathrm|rm)\s*([A-Za-z0-9])|([A-Za-z0-9]+|\\infty))\s*\}"
-    r"|\\(?:mathrm|text|textrm|mathsf)\s*\{\s*([A-Za-z0-9]+)\s*\}|([A-Za-z0-9])|(\\infty))")
+    r"|\\(?:mathrm|rm)\s*([A-Za-z0-9])|([A-Za-z0-9]+|\\infty|\*))\s*\}"
+    r"|\\(?:mathrm|text|textrm|mathsf)\s*\{\s*([A-Za-z0-9]+)\s*\}|([A-Za-z0-9*])|(\\infty))")
 IDENT_POWER_SUB_RE = re.compile(r"\s*_\s*\{\s*(?:[A-Za-z]\s*(?:\^\s*\d+)?\s*)+\}")
 SIGMA_PRIME_RE = re.compile(r"\s*(?:'|\^\s*\{\s*\\prime\s*\}|\^\s*\\prime)")
 SQUARED_CALL_RE = re.compile(r"(\s*\^\s*(?:2|\{\s*2\s*\}))\s*(?:\(|\\left\s*\(|\\[bB]igg?l?\s*\()")
@@ -1072,7 +1072,8 @@ class _Builder:
                 kind = sub
             else:
                 from ..errors import UnsupportedError
-                raise UnsupportedError(f"the norm `_{sub}` is not supported", ch[3].start_pos,
+                what = {"*": "the nuclear norm", "\\infty": "the max norm"}.get(sub, "the norm")
+                raise UnsupportedError(f"{what} `_{sub}` is not supported", ch[3].start_pos,
                                        "the 2-norm (\\|x\\|_2), the 1-norm of a vector "
                                        "(\\|x\\|_1) and the Frobenius norm (\\|X\\|_F) are "
                                        "supported", end=e, source=self.text)
