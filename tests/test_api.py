@@ -438,3 +438,19 @@ def test_results_do_not_depend_on_the_hash_seed():
         outs.add(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                                 text=True, check=True).stdout)
     assert len(outs) == 1, outs
+
+
+def test_log_softmax_jacobian_cancels_the_diagonal():
+    # diag(s)^{-1} s = 1: the textbook I - 1 softmax(x)^T
+    x, W = RNG.standard_normal(3), RNG.standard_normal((4, 3))
+    d = derive(r"\log\operatorname{softmax}(x)", "x")
+    assert d.latex == r"I_n - \mathbf{1} \operatorname{softmax}(x)^\top"
+
+    def log_softmax(v):
+        return v - np.log(np.sum(np.exp(v)))
+    np.testing.assert_allclose(d.evaluate({"x": x}), fd_jacobian(log_softmax, x), rtol=1e-6,
+                               atol=1e-8)
+    d = derive(r"\log(\operatorname{softmax}(W x))", "x")
+    assert d.latex == r"(I_m - \mathbf{1} \operatorname{softmax}(W x)^\top) W"
+    np.testing.assert_allclose(d.evaluate({"x": x, "W": W}),
+                               fd_jacobian(lambda v: log_softmax(W @ v), x), rtol=1e-6, atol=1e-8)

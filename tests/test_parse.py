@@ -400,3 +400,9 @@ def test_unsupported_norms_are_named(text, words):
         parse(text)
     assert words in info.value.message and "not supported" in info.value.message
     assert info.value.position == text.index("_") and "Frobenius" in info.value.hint
+
+
+def test_max_and_min_are_refused_with_a_smooth_alternative():
+    e = err(r"\max(0, 1 - y w^\top x)")
+    assert "\\max" in e.message and "not supported" in e.message and e.position == 0
+    assert "soft maximum" in e.hint

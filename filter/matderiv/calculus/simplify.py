@@ -294,6 +294,15 @@ def _cancel_chain(chain: list[Expr]) -> list[Expr]:
             if _are_inverses(prev, f):
                 out.pop()
                 continue
+            # diag(u)^{-1} u = 1,  u^T diag(u)^{-1} = 1^T
+            if (isinstance(prev, Inverse) and isinstance(prev.arg, Diag) and prev.arg.arg == f
+                    and f.shape[1] == ONE):
+                out[-1] = Ones(f.shape[0])
+                continue
+            if (isinstance(f, Inverse) and isinstance(f.arg, Diag) and isinstance(prev, Transpose)
+                    and prev.arg == f.arg.arg and prev.arg.shape[1] == ONE):
+                out[-1] = Transpose(Ones(prev.arg.shape[0]))
+                continue
             # diagonal matrices commute and multiply entrywise: diag(a) diag(b) = diag(a o b),
             # diag(a)^{-1} diag(b) = diag(b / a)
             da, db = _diag_parts(prev), _diag_parts(f)

@@ -521,6 +521,10 @@ class _Tokenizer:
             raise _err(f"`\\{name}` is not supported in an expression", i,
                        "write the expression explicitly; \\operatorname{sum}(x) is the sum of the"
                        " entries of x", j, text)
+        if name in ("max", "min", "argmax", "argmin", "sup", "inf"):
+            raise _err(f"`\\{name}` is not supported", i,
+                       "it is not differentiable where its arguments tie; write a smooth form, "
+                       "e.g. \\log(\\mathbf{1}^\\top \\exp(x)) for a soft maximum", j, text)
         if name in ("hat", "tilde", "bar", "overline", "widehat", "widetilde", "dot", "ddot",
                     "check", "breve", "acute", "grave", "mathring"):
             raise _err(f"accented symbols (`\\{name}`) are not supported", i,
