@@ -287,10 +287,29 @@ def test_symmetric_directions_only():
     ("X^T", "X", r"K_{mn}", {}),
     (r"\operatorname{tr}(X^\top X)", ["X", "X"], r"2 I_{mn}", {}),
     (r"\operatorname{tr}(X^2)", ["X", "X"], r"2 K_{nn}", {}),
+    # sized identities in Kronecker products, sized zeros (were "wrong" and "cannot be read")
+    ("A X", "X", r"I_n \otimes A", {}),
+    (r"\operatorname{tr}(X^\top A X)", ["X", "X"], r"I_n \otimes (A + A^\top)", {}),
+    (r"a^\top X^\top X a", ["X", "X"], r"2 (a a^\top \otimes I_m)", {}),
+    (r"a^\top X b", ["X", "X"], r"0_{mn \times mn}", {}),
+    (r"a^\top x", ["x", "x"], r"0_{n \times n}", {}),
 ])
 def test_claims_in_the_engines_notation(expr, wrt, claim, decl):
     d, v = verdict(expr, wrt, claim, **decl)
     assert v.ok, v.message
+
+
+def test_a_sized_identity_claim_of_the_wrong_size_is_wrong():
+    # I_m \otimes A is not the Jacobian of A X (X is m x n): the written size is honoured
+    d, v = verdict("A X", "X", r"I_m \otimes A")
+    assert not v.ok
+
+
+def test_a_claim_whose_kronecker_sizes_cannot_be_matched_is_not_called_wrong():
+    d = derive(r"X \otimes A", "X")
+    with pytest.raises(MatDerivError) as info:
+        derive(r"X \otimes A", "X", expect=d.latex)
+    assert "could not be checked" in info.value.message
 
 
 def test_a_transposed_commutation_claim_is_the_other_layout():

@@ -120,7 +120,7 @@ def check_claim(claim: str, f: Expr, result: Expr, kind: str, layout: str, all_s
             else:
                 return None
             try:
-                C = _claim_value(claim_tree, env, R)
+                C = _claim_value(claim_tree, env, R, _written_sizes(typed, claim, sizes))
             except (MatDerivError, ValueError, np.linalg.LinAlgError, FloatingPointError):
                 C = None
             out.append((C, R))
@@ -182,6 +182,14 @@ def check_claim(claim: str, f: Expr, result: Expr, kind: str, layout: str, all_s
                f"derivative restricted to symmetric matrices); the unconstrained derivative at a "
                f"symmetric {name}, which this tool computes, is " + res_latex)
         return _verdict(False, "symmetric-directions", msg, claim, res_latex, who=name)
+    if all(C is None for C, _ in general) and (commutations or _ENGINE_SIZE_RE.search(claim)):
+        # sizes written in the engine's notation (K_{mn}, I_{mn}) that the claim's own typing
+        # could not line up with the expression's (a Kronecker product of three factors): say
+        # so rather than call a formula wrong that was never evaluated
+        raise MatDerivError("the claim could not be checked: its sizes (the commutation and "
+                            "identity matrices) cannot be matched to the expression's", None,
+                            "this tool reads K_{mn} and I_{mn} in a claim, but not yet inside a "
+                            "Kronecker product of three factors; compare that form by eye")
     msg = "the claim is wrong; the correct result is " + res_latex
     if all(C is None for C, _ in general) and square and all(C is not None for C, _ in square):
         names = _and([s.latex or s.name for s in rect])
@@ -245,13 +253,46 @@ def _value(e: Expr, env, sizes):
     return np.atleast_2d(np.asarray(evaluate(e, env, sizes), dtype=float))
 
 
-def _claim_value(tree: Expr, env, R):
-    """Evaluate the claim with the expression's values; sizes no symbol fixes (a lone ``I``)
-    come from the result's shape."""
+_ENGINE_SIZE_RE = re.compile(r"(?:I|\\mathbf\{I\})_")
+_SIZE_SUB_RE = re.compile(r"_\s*(?:\{([^{}]*)\}|([A-Za-z]))\s*$")
+
+
+def _written_sizes(typed, text: str, sizes: dict) -> dict:
+    """The sizes a claim writes on its identities, ``I_n``, ``I_{mn}``, ``I_{n^2}`` (the engine's
+    size letters, so a printed result pasted back as a claim means what it meant): the claim's
+    own size name of each such identity -> its value under ``sizes``."""
+    from .expr import Identity
+
+    out = {}
+    for n in typed.tree.walk():
+        if not isinstance(n, Identity) or len(n.n) != 1:
+            continue
+        sp = typed.spans.get(id(n))
+        m = _SIZE_SUB_RE.search(text[sp.start:sp.end]) if sp is not None else None
+        if m is None:
+            continue
+        letters = re.findall(r"([A-Za-z])(?:\^\s*(\d+))?", m.group(1) or m.group(2))
+        if not letters or any(a not in sizes for a, _ in letters):
+            continue
+        value = 1
+        for a, power in letters:
+            value *= sizes[a] ** int(power or 1)
+        if out.setdefault(n.n[0], value) != value:
+            raise MatDerivError("the claim could not be checked: the sizes it writes on its "
+                                "identities cannot be matched to the expression's", None,
+                                "write the claim's Kronecker products with explicit brackets")
+    return out
+
+
+def _claim_value(tree: Expr, env, R, written=None):
+    """Evaluate the claim with the expression's values; sizes no symbol fixes come from what the
+    claim writes (``I_n``), else from the result's shape (a lone ``I``)."""
     from .numeric import evaluate, sizes_from_env
 
     syms = symbols_of(tree)
     sizes = sizes_from_env(syms, {s.name: env[s.name] for s in syms})
+    for name, value in (written or {}).items():
+        sizes.setdefault(name, value)
     r, c = tree.shape
     for d, got in ((r, R.shape[0]), (c, R.shape[1])):
         if len(d) == 1 and d[0] not in sizes:

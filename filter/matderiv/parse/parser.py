@@ -118,6 +118,9 @@ NORMSUB_RE = re.compile(
     r"\s*_\s*(?:\{\s*(?:\\(?:mathrm|text|textrm|operatorname|mathsf)\s*\{\s*([A-Za-z0-9]+)\s*\}"
     r"|\\(?:mathrm|rm)\s*([A-Za-z0-9])|([A-Za-z0-9]+|\\infty|\*))\s*\}"
     r"|\\(?:mathrm|text|textrm|mathsf)\s*\{\s*([A-Za-z0-9]+)\s*\}|([A-Za-z0-9*])|(\\infty))")
+#: the size subscript of a printed zero, ``0_{m \times n}`` or ``0_{n^2 \times n^2}`` (dropped: a
+#: zero takes the shape its place needs)
+ZERO_SUB_RE = re.compile(r"\s*_\s*\{[A-Za-z0-9^\s]*(?:\\times[A-Za-z0-9^\s]*)?\}")
 IDENT_POWER_SUB_RE = re.compile(r"\s*_\s*\{\s*(?:[A-Za-z]\s*(?:\^\s*\d+)?\s*)+\}")
 SIGMA_PRIME_RE = re.compile(r"\s*(?:'|\^\s*\{\s*\\prime\s*\}|\^\s*\\prime)")
 SQUARED_CALL_RE = re.compile(r"(\s*\^\s*(?:2|\{\s*2\s*\}))\s*(?:\(|\\left\s*\(|\\[bB]igg?l?\s*\()")
@@ -338,8 +341,13 @@ class _Tokenizer:
                 self.emit("NUMBER", c, i, i + 1)
                 return i + 1
             m = NUMBER_RE.match(text, i)
-            self.emit("NUMBER", m.group(), i, m.end())
-            return m.end()
+            end = m.end()
+            if m.group() == "0" and not in_sup:
+                z = ZERO_SUB_RE.match(text, end)  # 0_{mn \times mn}, as the engine prints it
+                if z:
+                    end = z.end()
+            self.emit("NUMBER", m.group(), i, end)
+            return end
         if c == "\\":
             return self.command(i)
         if c == "^":
