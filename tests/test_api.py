@@ -454,3 +454,19 @@ def test_log_softmax_jacobian_cancels_the_diagonal():
     assert d.latex == r"(I_m - \mathbf{1} \operatorname{softmax}(W x)^\top) W"
     np.testing.assert_allclose(d.evaluate({"x": x, "W": W}),
                                fd_jacobian(lambda v: log_softmax(W @ v), x), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("expr, form, fn", [
+    # the Matrix Reference Manual's d/dX det(X^k) = k det(X^k) X^{-T}, d/dX ln det(X^k) = k X^{-T}
+    (r"\det(X^k)", r"k \det(X^{k})\, X^{-\top}", lambda X, k: np.linalg.det(np.linalg.matrix_power(X, k))),
+    (r"\ln(\det(X^k))", r"k X^{-\top}", lambda X, k: np.log(np.linalg.det(np.linalg.matrix_power(X, k)))),
+    (r"\log|X^k|", r"k X^{-\top}", lambda X, k: np.log(abs(np.linalg.det(np.linalg.matrix_power(X, k))))),
+])
+def test_determinants_of_symbolic_matrix_powers(expr, form, fn):
+    X = RNG.standard_normal((3, 3)) + 3 * np.eye(3)
+    d = derive(expr, "X")
+    assert d.latex == form
+    for k in (2, 3):
+        np.testing.assert_allclose(d.evaluate({"X": X, "k": k}), fd_gradient(lambda V: fn(V, k), X),
+                                   rtol=1e-5, atol=1e-8)
+    assert derive(expr, "X", steps=True).steps  # the steps are derived and checked too

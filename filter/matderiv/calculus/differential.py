@@ -167,8 +167,14 @@ class Differentiator:
         return neg(mul(e, self(e.arg), e))
 
     def _d_Det(self, e: Det):
+        u = e.arg
+        if isinstance(u, Power) and not u.base.is_scalar and not self._depends(u.exponent):
+            # d det(U^k) = d det(U)^k = k det(U^k) tr(U^{-1} dU): for every whole k, symbolic
+            # or not (the Matrix Reference Manual's d/dX det(X^k) = k det(X^k) X^{-T})
+            self._log("determinant-power", e)
+            return mul(u.exponent, e, Trace(mul(Inverse(u.base), self(u.base))))
         self._log("determinant", e)
-        return mul(e, Trace(mul(Inverse(e.arg), self(e.arg))))
+        return mul(e, Trace(mul(Inverse(u), self(u))))
 
     def _d_Softmax(self, e: Softmax):
         self._log("softmax", e)
@@ -200,8 +206,8 @@ class Differentiator:
                      "root) is the one root of a matrix that is supported")
         if not isinstance(k, Const):
             raise UnsupportedError(
-                "the derivative of a matrix power with a symbolic exponent is only supported inside a trace, "
-                "as in tr(X^k)")
+                "the derivative of a matrix power with a symbolic exponent is only supported inside a trace "
+                "or a determinant, as in tr(X^k), det(X^k) and log det(X^k)")
         n = int(k.value)
         if n < 0:
             return self(Power(Inverse(b), c(-n)))
@@ -243,9 +249,14 @@ class Differentiator:
     def _d_Func(self, e: Func):
         u = e.arg
         if e.name == "log" and isinstance(u, Det):
+            w = u.arg
+            if isinstance(w, Power) and not w.base.is_scalar and not self._depends(w.exponent):
+                # d log|U^k| = k tr(U^{-1} dU), for every whole k
+                self._log("log-determinant-power", e)
+                return mul(w.exponent, Trace(mul(Inverse(w.base), self(w.base))))
             # d log|U| = tr(U^{-1} dU)
             self._log("log-determinant", e)
-            return Trace(mul(Inverse(u.arg), self(u.arg)))
+            return Trace(mul(Inverse(w), self(w)))
         du = self(u)
         self._log("elementwise:" + e.name, e)
         scalar = u.is_scalar
