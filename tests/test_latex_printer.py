@@ -176,7 +176,7 @@ CASES = [
     (neg(S(B, C)), "-(B + C)"),
     (M(c(-2), S(B, C)), "-2 (B + C)"),
     (neg(Hadamard((x, y))), r"-(x \odot y)"),
-    (Hadamard((neg(y), b)), r"-y \odot b"),
+    (Hadamard((neg(y), b)), r"-(y \odot b)"),  # -y \odot b would read as -(y \odot b)
     (S(x, neg(Kron((a, b)))), r"x - a \otimes b"),
     (neg(c(2)), "-2"),
     (M(c(0), x), "0"),

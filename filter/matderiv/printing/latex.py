@@ -434,18 +434,25 @@ class LatexPrinter:
     def _nary(self, args, op: str) -> str:
         return f" {op} ".join(self._binop_operand(a, i == 0) for i, a in enumerate(args))
 
+    def _minus_out_front(self, e: Expr) -> str | None:
+        r"""``(-x) \odot y`` as ``-(x \odot y)``: a bare ``-x \odot y`` would read back as that
+        (unary minus binds more loosely than the elementwise and Kronecker products), which
+        prints with brackets, so the printed text would not be a fixed point of reading back."""
+        n = self._negated(e)
+        return None if n is None else "-" + _paren(self._print(n))
+
     def _print_Hadamard(self, e: Hadamard) -> str:
         if all(_is_scalar(a) for a in e.args):  # elementwise product of 1 x 1 terms
             return self._print_Mul(Mul(tuple(e.args)))
-        return self._nary(e.args, r"\odot")
+        return self._minus_out_front(e) or self._nary(e.args, r"\odot")
 
     def _print_Kron(self, e: Kron) -> str:
-        return self._nary(e.args, r"\otimes")
+        return self._minus_out_front(e) or self._nary(e.args, r"\otimes")
 
     def _print_HadamardDiv(self, e: HadamardDiv) -> str:
         if _is_scalar(e.num) and _is_scalar(e.den):
             return r"\frac{" + self._print(e.num) + "}{" + self._print(e.den) + "}"
-        return self._nary((e.num, e.den), r"\oslash")
+        return self._minus_out_front(e) or self._nary((e.num, e.den), r"\oslash")
 
     # ------------------------------------------------------------------ postfix
     def _print_Transpose(self, e: Transpose) -> str:
