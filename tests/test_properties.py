@@ -502,7 +502,8 @@ def test_fixed_bug2_sigma_power_reads_back_as_a_power():
 
 
 @pytest.mark.parametrize("text", [r"(-x) \odot x", r"\operatorname{sum}((-B) \otimes (-X))",
-                                  r"-(x \odot y)", r"(-a) \oslash b", r"-2 x \odot y"])
+                                  r"-(x \odot y)", r"(-a) \oslash b", r"-2 x \odot y",
+                                  r"\left[\big(-C a\big) .* C b\right] x^\top"])
 def test_fixed_bug3_negated_first_operand_prints_a_fixed_point(text):
     # (-x) \odot x printed -x \odot x, which reads back as -(x \odot x) and printed
     # -(x \odot x); now both print -x \odot x (a long property run found the Kronecker form)

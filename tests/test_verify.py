@@ -153,3 +153,37 @@ def test_batched_draws_honour_the_declarations():
         sv = np.linalg.svd(m, compute_uv=False)
         assert (sv[:, -1] * 50 >= sv[:, 0]).all()  # well conditioned
     assert env["x"].shape[2] == 1 and env["B"].shape[0] == 6
+
+
+# sin of a huge argument (exp(C C^T) grows fast): at some random points the finite differences
+# of two successive steps agree by chance while neither is near the derivative; a long property
+# run had the check call this true result wrong ("internal error") there
+_WILD = (r"\sin(\log(\mathbf{1} + x \odot x)^\top (C C^\top C + C)^\top \exp(C C^\top) C (b - x))")
+_WILD_GRAD = (r"\cos(\log(\mathbf{1} + x \odot x)^\top (C C^\top C + C)^\top \exp(C C^\top) C (b - x))"
+              r"\, (2 (((C C^\top C + C)^\top \exp(C C^\top) C (b - x) \oslash (\mathbf{1} + x \odot x))"
+              r" \odot x) - C^\top \exp(C C^\top)^\top (C C^\top C + C) \log(\mathbf{1} + x \odot x))")
+
+
+def test_differences_that_agree_by_chance_do_not_refuse_a_true_result():
+    import numpy as np
+
+    from matderiv import derive
+
+    _check(_WILD, _WILD_GRAD, "x", "grad")
+    # the very spelling (and so the random points) of the property run's case
+    d = derive(r"sin(\left[\exp[C C^{T}] \cdot \{C \cdot b - C \cdot x\}\right]^{\prime} "
+               r"\left(C C^{\mathsf T} C - \Big(-C\Big)\right) log\left(\mathbf{1} + x .* x\right))",
+               "x", layout="numerator")
+    rng = np.random.default_rng(3)
+    C, b, x = 0.3 * rng.standard_normal((3, 3)), rng.standard_normal(3), rng.standard_normal(3)
+
+    def f(v):
+        return np.sin(np.log(1 + v * v) @ (C @ C.T @ C + C).T @ np.exp(C @ C.T) @ C @ (b - v))
+    fd = np.array([(f(x + 1e-6 * e) - f(x - 1e-6 * e)) / 2e-6 for e in np.eye(3)])
+    np.testing.assert_allclose(d.evaluate({"C": C, "b": b, "x": x}).ravel(), fd, rtol=1e-6,
+                               atol=1e-9)  # (numerator layout: a row, the same entries)
+
+
+def test_a_wrong_result_is_still_refused_where_differences_are_wild():
+    with pytest.raises(VerificationError):
+        _check(_WILD, "2 " + _WILD_GRAD, "x", "grad")

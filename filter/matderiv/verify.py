@@ -398,20 +398,23 @@ def _verify_sizes(check: Check, symbols, sizes, seed_text: str) -> None:
                 err = _amax(pred - fd)
                 tol = _tolerance(fd, f0)
                 h = 1e-3
-                trunc = 0.0
+                truncs = []
                 while err > tol and h > 1e-5:
                     # refine the step: a true result converges with the differences; a wrong
                     # one stays away from them
                     h /= 4
                     fd_fine = _directional_fd(check.func, env, var, V, sizes, h)
                     trunc = _amax(fd_fine - fd)
+                    truncs.append(trunc)
                     fd = fd_fine
                     err = _amax(pred - fd)
                     if err <= tol + 2 * trunc and trunc < 1e-2 * (1 + _amax(fd)):
                         tol = tol + 2 * trunc
-                if err > tol and trunc > 1e-3 * (1 + _amax(fd)):
-                    # the differences themselves have not settled (sin(e^{u}) with a large u
-                    # oscillates faster than any step): this draw says nothing; try another
+                settled = 1e-3 * (1 + _amax(fd))
+                if err > tol and (len(truncs) < 2 or max(truncs[-2:]) > settled):
+                    # the differences themselves have not settled, two refinements running
+                    # (sin(e^{u}) with a large u oscillates faster than any step, and two
+                    # steps can agree by chance): this draw says nothing; try another
                     tried.append("unsettled")
                     break
                 if err > tol:

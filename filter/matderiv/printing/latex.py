@@ -306,6 +306,9 @@ class LatexPrinter:
                     out.append(Mul(tuple(nons)) if len(nons) > 1 else nons[0])
                 else:
                     out.extend(sub)
+            elif isinstance(a, (Hadamard, Kron, HadamardDiv)) and self._negated(a) is not None:
+                coeff = -coeff  # (-x \odot y) z prints -(x \odot y) z, as that reads back
+                out.append(self._negated(a))
             else:
                 out.append(a)
         return coeff, out
