@@ -186,10 +186,7 @@ def check_claim(claim: str, f: Expr, result: Expr, kind: str, layout: str, all_s
         # sizes written in the engine's notation (K_{mn}, I_{mn}) that the claim's own typing
         # could not line up with the expression's (a Kronecker product of three factors): say
         # so rather than call a formula wrong that was never evaluated
-        raise MatDerivError("the claim could not be checked: its sizes (the commutation and "
-                            "identity matrices) cannot be matched to the expression's", None,
-                            "this tool reads K_{mn} and I_{mn} in a claim, but not yet inside a "
-                            "Kronecker product of three factors; compare that form by eye")
+        raise _unmatched_sizes()
     msg = "the claim is wrong; the correct result is " + res_latex
     if all(C is None for C, _ in general) and square and all(C is not None for C, _ in square):
         names = _and([s.latex or s.name for s in rect])
@@ -278,10 +275,15 @@ def _written_sizes(typed, text: str, sizes: dict) -> dict:
         for a, power in letters:
             value *= sizes[a] ** int(power or 1)
         if out.setdefault(n.n[0], value) != value:
-            raise MatDerivError("the claim could not be checked: the sizes it writes on its "
-                                "identities cannot be matched to the expression's", None,
-                                "write the claim's Kronecker products with explicit brackets")
+            raise _unmatched_sizes()  # (the caller counts the claim as not evaluated)
     return out
+
+
+def _unmatched_sizes() -> MatDerivError:
+    return MatDerivError("the claim could not be checked: its sizes (the commutation and "
+                         "identity matrices) cannot be matched to the expression's", None,
+                         "this tool reads K_{mn} and I_{mn} in a claim, but not yet inside a "
+                         "Kronecker product of three factors; compare that form by eye")
 
 
 def _claim_value(tree: Expr, env, R, written=None):
