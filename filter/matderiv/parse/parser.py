@@ -738,9 +738,9 @@ def _tables():
     the rest of the grammar's tree shaping are lark's)."""
     from lark.parsers.lalr_analysis import Shift
 
-    conf = _lark().parser.parser.parser.parse_table, _lark().parser.parser.parser.callbacks
-    table, callbacks = conf
-    return table.states, table.start_states["start"], table.end_states["start"], callbacks, Shift
+    lalr = _lark().parser.parser.parser  # Lark -> ParsingFrontend -> LALR_Parser -> _Parser
+    table = lalr.parse_table
+    return table.states, table.start_states["start"], table.end_states["start"], lalr.callbacks, Shift
 
 
 def _tokens_to_tree(toks: list[_Tok], text: str):
