@@ -470,3 +470,37 @@ def test_determinants_of_symbolic_matrix_powers(expr, form, fn):
         np.testing.assert_allclose(d.evaluate({"X": X, "k": k}), fd_gradient(lambda V: fn(V, k), X),
                                    rtol=1e-5, atol=1e-8)
     assert derive(expr, "X", steps=True).steps  # the steps are derived and checked too
+
+
+@pytest.mark.parametrize("expr, wrt, decl, form, fn", [
+    (r"\frac{1}{1 + \exp(-\tau)}", r"\tau", {}, r"\sigma'(\tau)",
+     lambda v, y, X: 1 / (1 + np.exp(-v))),
+    (r"\frac{\exp(\tau)}{1 + \exp(\tau)}", r"\tau", {}, r"\sigma'(\tau)",
+     lambda v, y, X: np.exp(v) / (1 + np.exp(v))),
+    # the logistic loss with the sigmoid written out: the textbook (sigma(w^T x) - y) x
+    (r"-y\log\frac{1}{1 + e^{-w^\top x}} - (1-y)\log\left(1 - \frac{1}{1 + e^{-w^\top x}}\right)",
+     "w", {"scalar": ["y"]}, r"(\sigma(w^\top x) - y) x",
+     lambda v, y, X: -y * np.log(1 / (1 + np.exp(-v @ X))) - (1 - y) * np.log(1 - 1 / (1 + np.exp(-v @ X)))),
+    (r"\mathbf{1}^\top \log(\mathbf{1} \oslash (\mathbf{1} + \exp(-X w)))", "w", {"matrix": ["X"]},
+     r"X^\top (\mathbf{1} - \sigma(X w))",
+     lambda v, y, X: np.sum(np.log(1 / (1 + np.exp(-X @ v))))),
+])
+def test_a_written_out_logistic_function_differentiates_as_sigma(expr, wrt, decl, form, fn):
+    d = derive(expr, wrt, **decl)
+    assert d.latex == form
+    y = 0.3
+    if wrt == r"\tau":
+        t = 0.7
+        got = d.evaluate({"tau": t})
+        np.testing.assert_allclose(float(np.ravel(got)[0]), (fn(t + 1e-6, y, None) - fn(t - 1e-6, y, None)) / 2e-6,
+                                   rtol=1e-6)
+    elif "X w" in expr:
+        X, w = RNG.standard_normal((4, 3)), RNG.standard_normal(3)
+        np.testing.assert_allclose(d.evaluate({"X": X, "w": w}).ravel(),
+                                   fd_gradient(lambda v: fn(v, y, X), w), rtol=1e-6, atol=1e-9)
+    else:
+        x, w = RNG.standard_normal(3), RNG.standard_normal(3)
+        np.testing.assert_allclose(d.evaluate({"x": x, "w": w, "y": y}).ravel(),
+                                   fd_gradient(lambda v: fn(v, y, x), w), rtol=1e-6, atol=1e-9)
+    steps = derive(expr, wrt, steps=True, **decl).steps
+    assert "logistic" in steps[0]  # the derivation says why sigma appears

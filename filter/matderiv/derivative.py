@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .calculus.build import add, c, identity, mul, transpose, zero
-from .calculus.differential import Differentiator
+from .calculus.differential import Differentiator, with_logistic
 from .calculus.identify import by_scalar, gradient, jacobian, linear_terms
 from .calculus.simplify import prettify, simplify
 from .errors import MatDerivError, UnsupportedError
@@ -48,6 +48,7 @@ def _kind(f: Expr, var: Symbol) -> str:
 
 
 def first_derivative(f: Expr, var: Symbol, layout: str = "mixed") -> Result:
+    f = with_logistic(f)  # 1/(1 + e^{-u}) differentiates as sigma(u): sigma'(u), not a quotient
     kind = _kind(f, var)
     d = Differentiator(var)
     df = d(f)

@@ -28,6 +28,7 @@ WORDS = {
         "log-determinant-power": r"$\mathrm{d}\log\lvert U^k\rvert = k\operatorname{tr}(U^{-1}\mathrm{d}U)$",
         "trace-power": r"$\mathrm{d}\operatorname{tr}(U^k) = k\operatorname{tr}(U^{k-1}\mathrm{d}U)$",
         "trace-kronecker": r"$\operatorname{tr}(A \otimes B) = \operatorname{tr}(A)\operatorname{tr}(B)$",
+        "logistic": r"the logistic function: $1/(1 + e^{-u}) = \sigma(u)$",
         "sum-kronecker": r"$\operatorname{sum}(A \otimes B) = \operatorname{sum}(A)\operatorname{sum}(B)$",
         "norm-kronecker": r"$\lVert A \otimes B\rVert = \lVert A\rVert\,\lVert B\rVert$",
         "power": "power rule", "scalar-power": "power rule", "norm-power": "norm rule",
@@ -48,6 +49,7 @@ WORDS = {
         "log-determinant-power": r"矩阵幂的对数行列式的微分 $\mathrm{d}\log\lvert U^k\rvert = k\operatorname{tr}(U^{-1}\mathrm{d}U)$",
         "determinant-power": r"矩阵幂的行列式的微分 $\mathrm{d}\lvert U^k\rvert = k\lvert U^k\rvert\operatorname{tr}(U^{-1}\mathrm{d}U)$",
         "trace-power": r"$\mathrm{d}\operatorname{tr}(U^k) = k\operatorname{tr}(U^{k-1}\mathrm{d}U)$",
+        "logistic": r"逻辑斯谛函数 $1/(1 + e^{-u}) = \sigma(u)$",
         "trace-kronecker": r"克罗内克积的迹 $\operatorname{tr}(A \otimes B) = \operatorname{tr}(A)\operatorname{tr}(B)$",
         "sum-kronecker": r"克罗内克积的元素和 $\operatorname{sum}(A \otimes B) = \operatorname{sum}(A)\operatorname{sum}(B)$",
         "norm-kronecker": r"克罗内克积的范数 $\lVert A \otimes B\rVert = \lVert A\rVert\,\lVert B\rVert$",
@@ -107,13 +109,17 @@ def _tidy_note(w: dict, parts: list, natural: Expr) -> str:
 def differential_stages(f: Expr, var: Symbol):
     """[(stage tree, rule names)], one per layer of nonlinear rules, ending with the full
     differential.  Empty when ``f`` does not depend on ``var``."""
+    from .calculus.differential import with_logistic
+
     stages = []
+    written_out = f
+    f = with_logistic(f)
     for k in range(1, MAX_STAGES + 1):
         d = Differentiator(var, levels=k)
         tree = d(f)
         if tree is None:
             return []
-        names = []
+        names = ["logistic"] if k == 1 and f is not written_out else []
         for rule, _node, level in d.rules:
             base = rule.split(":")[0]
             if level == k and base not in names and base not in ("transpose", "trace"):

@@ -21,6 +21,49 @@ from ..expr import (ONE, SCALAR, Add, Commutation, Const, Det, Diag, DiagPart, D
                     Power, Softmax, Sum, Symbol, Trace, Transpose, Vec, Zero)
 from .build import add, c, hadamard, is_zero, mul, neg, transpose
 
+def logistic_argument(e: Expr) -> Expr | None:
+    r"""``u`` when ``e`` is the logistic function of ``u`` written out: ``1/(1 + e^{-u})`` or
+    ``e^{u}/(1 + e^{u})`` for a scalar, ``\mathbf{1} \oslash (\mathbf{1} + \exp(-u))`` or
+    ``\exp(u) \oslash (\mathbf{1} + \exp(u))`` elementwise; else None."""
+    if isinstance(e, Power) and e.base.is_scalar and e.exponent == c(-1):
+        num, den = None, e.base
+    elif isinstance(e, HadamardDiv):
+        num, den = e.num, e.den
+    elif isinstance(e, Mul) and len(e.args) == 2 and e.is_scalar:
+        a, b = e.args
+        if isinstance(a, Power):
+            a, b = b, a
+        if not (isinstance(b, Power) and b.exponent == c(-1)):
+            return None
+        num, den = a, b.base
+    else:
+        return None
+    if not (isinstance(den, Add) and len(den.args) == 2):
+        return None
+    one = c(1) if den.is_scalar else Ones(den.shape[0])
+    if den.shape[1] != ONE and not den.is_scalar:
+        return None
+    exps = [a for a in den.args if isinstance(a, Func) and a.name == "exp"]
+    if len(exps) != 1 or one not in den.args:
+        return None
+    w = exps[0].arg
+    if num is None or num == one:  # 1 / (1 + e^{-u})
+        if isinstance(w, Mul) and isinstance(w.args[0], Const) and w.args[0].value < 0:
+            return neg(w)
+        return None
+    return w if num == exps[0] else None  # e^{u} / (1 + e^{u})
+
+
+def with_logistic(e: Expr) -> Expr:
+    """``e`` with every written-out logistic function replaced by ``sigma(u)`` (the same
+    function), so that derivatives come out in terms of ``sigma`` and ``sigma'`` as textbooks
+    write them; ``e`` itself when there is none."""
+    def sub(n: Expr) -> Expr:
+        u = logistic_argument(n)
+        return n if u is None else Func("sigmoid", u)
+    return e.map(sub)
+
+
 #: Largest whole exponent of a matrix power expanded by the product rule outside a trace.
 MAX_EXPANDED_POWER = 12
 
