@@ -504,3 +504,16 @@ def test_a_written_out_logistic_function_differentiates_as_sigma(expr, wrt, decl
                                    fd_gradient(lambda v: fn(v, y, x), w), rtol=1e-6, atol=1e-9)
     steps = derive(expr, wrt, steps=True, **decl).steps
     assert "logistic" in steps[0]  # the derivation says why sigma appears
+
+
+def test_inverse_diagonals_become_elementwise_divisions():
+    # diag(x)^{-1} a = a / x, (a / x) / x = a / (x o x), diag(u v^T) = u o v
+    x, a, b = RNG.uniform(0.5, 2, 3), RNG.standard_normal(3), RNG.standard_normal(3)
+    d = derive(r"\operatorname{diag}(x)^{-1} a", "x")
+    assert d.latex == r"-\operatorname{diag}(a \oslash (x \odot x))"
+    np.testing.assert_allclose(d.evaluate({"x": x, "a": a}), fd_jacobian(lambda v: a / v, x),
+                               rtol=1e-6, atol=1e-9)
+    d = derive(r"b^\top \operatorname{diag}(x)^{-1} a", "x")
+    assert d.latex == r"-((b \oslash x) \odot (a \oslash x))"
+    np.testing.assert_allclose(d.evaluate({"x": x, "a": a, "b": b}).ravel(),
+                               fd_gradient(lambda v: b @ (a / v), x), rtol=1e-6, atol=1e-9)

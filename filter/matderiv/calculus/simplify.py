@@ -303,6 +303,12 @@ def _cancel_chain(chain: list[Expr]) -> list[Expr]:
                     and prev.arg == f.arg.arg and prev.arg.shape[1] == ONE):
                 out[-1] = Transpose(Ones(prev.arg.shape[0]))
                 continue
+            # diag(u)^{-1} v = v / u for a column v (elementwise division, as diag(u) v = u o v)
+            if (isinstance(prev, Inverse) and isinstance(prev.arg, Diag) and f.shape[1] == ONE
+                    and f.shape[0] != ONE and prev.arg.arg.shape[1] == ONE
+                    and not isinstance(f, (Diag, Inverse))):
+                out[-1] = _rewrite(HadamardDiv(f, prev.arg.arg))
+                continue
             # diagonal matrices commute and multiply entrywise: diag(a) diag(b) = diag(a o b),
             # diag(a)^{-1} diag(b) = diag(b / a)
             da, db = _diag_parts(prev), _diag_parts(f)
@@ -1078,6 +1084,8 @@ def _rewrite_hdiv(e: HadamardDiv) -> Expr:
         rest = list(n.args)
         rest.remove(d)
         return rest[0] if len(rest) == 1 else Hadamard(tuple(rest))
+    if isinstance(n, HadamardDiv):  # (a / b) / c = a / (b o c)
+        return _rewrite_hdiv(HadamardDiv(n.num, _rewrite_hadamard(Hadamard((n.den, d)))))
     coef, scalars, chain = split(n)
     if chain and (coef != 1 or scalars):
         return build_product(coef, scalars, [HadamardDiv(_chain(chain), d)])
@@ -1216,6 +1224,10 @@ def _rewrite_diag(e: Diag) -> Expr:
 def _rewrite_diagpart(e: DiagPart) -> Expr:
     if isinstance(e.arg, Diag):
         return e.arg.arg
+    coef, scalars, chain = split(e.arg)
+    if (len(chain) == 2 and isinstance(chain[1], Transpose) and chain[0].shape[1] == ONE
+            and chain[1].arg.shape[1] == ONE):  # diag(u v^T) = u o v
+        return build_product(coef, scalars, [_rewrite_hadamard(Hadamard((chain[0], chain[1].arg)))])
     if isinstance(e.arg, Identity):
         return Ones(e.arg.n)  # the diagonal of I is the ones vector
     if isinstance(e.arg, Transpose):
