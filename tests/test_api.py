@@ -517,3 +517,16 @@ def test_inverse_diagonals_become_elementwise_divisions():
     assert d.latex == r"-((b \oslash x) \odot (a \oslash x))"
     np.testing.assert_allclose(d.evaluate({"x": x, "a": a, "b": b}).ravel(),
                                fd_gradient(lambda v: b @ (a / v), x), rtol=1e-6, atol=1e-9)
+
+
+def test_sums_of_vecs_merge_like_sums_of_diagonals():
+    X = RNG.standard_normal((3, 3))
+    d = derive(r"\sigma(X) \odot X", "X")
+    assert d.latex == r"\operatorname{diag}(\operatorname{vec}(\sigma'(X) \odot X + \sigma(X)))"
+
+    def f(V):
+        return (1 / (1 + np.exp(-V)) * V).reshape(-1, order="F")
+    x = X.reshape(-1, order="F")
+    np.testing.assert_allclose(d.evaluate({"X": X}),
+                               fd_jacobian(lambda v: f(v.reshape(3, 3, order="F")), x),
+                               rtol=1e-6, atol=1e-9)

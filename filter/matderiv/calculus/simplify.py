@@ -694,13 +694,24 @@ def _common_denominator_group(g):
 
 def _merge_diagonals(terms):
     r"""``diag(u) + c diag(v) -> diag(u + c v)`` (one diagonal matrix, as a textbook writes
-    the Jacobian of ``\exp(x) \odot \sin(x)``); other terms are left as they are."""
-    idx = [i for i, (_, _, ch) in enumerate(terms) if len(ch) == 1 and isinstance(ch[0], Diag)]
+    the Jacobian of ``\exp(x) \odot \sin(x)``), and likewise ``vec(A) + c vec(B) ->
+    vec(A + c B)``; other terms are left as they are."""
+    terms = _merge_linear(terms, Diag, _rewrite_diag)
+    return _merge_linear(terms, Vec, _rewrite_vec)
+
+
+def _merge_linear(terms, cls, rewrite):
+    """The terms that are multiples of one ``cls`` node each (a linear map: diag, vec), with
+    arguments of one shape, merged into that map of their sum."""
+    idx = [i for i, (_, _, ch) in enumerate(terms) if len(ch) == 1 and isinstance(ch[0], cls)]
+    if idx:
+        first = terms[idx[0]][2][0].arg.shape
+        idx = [i for i in idx if terms[i][2][0].arg.shape == first]
     if len(idx) < 2:
         return terms
     inner = _rewrite_add(Add(tuple(build_product(terms[i][0], terms[i][1], [terms[i][2][0].arg])
                                    for i in idx)))
-    merged = split(_rewrite_diag(Diag(inner)))
+    merged = split(rewrite(cls(inner)))
     out = [t for i, t in enumerate(terms) if i not in idx]
     if not is_zero(inner):
         out.insert(idx[0], merged)
