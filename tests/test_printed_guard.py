@@ -42,3 +42,25 @@ def test_derivative_heads_are_read_back_too(monkeypatch, expr, wrong_head):
     monkeypatch.setattr(latex_printer, "_FUNC_HEADS", heads)
     with pytest.raises(VerificationError):
         derive(expr, wrt)
+
+
+def test_rounding_at_huge_values_is_not_taken_for_a_printer_bug():
+    # exp of a product of products: at the check's random points the value is a difference of
+    # terms near 1e26, and two orders of the same arithmetic differ by rounding; a long property
+    # run saw this correct result refused ("does not read back")
+    import numpy as np
+
+    e = (r"(0.5 \operatorname{sum}[\sqrt{\mathbf{1} + C a \circ C a}]) / (\mathbf{1}^{\top} "
+         r"\exp\big(C / t \big(\big(\left(C \cdot b\right)^{\top} \left[C \cdot x\right]\big) * x\big)\big))")
+    d = derive(e, ["t", "t"], scalar=["t"])
+    rng = np.random.default_rng(5)
+    C, a, b, x = (0.4 * rng.standard_normal((3, 3)), rng.standard_normal(3),
+                  rng.standard_normal(3), 0.4 * rng.standard_normal(3))
+
+    def f(t):
+        s = (C @ b) @ (C @ x)
+        return 0.5 * np.sum(np.sqrt(1 + (C @ a) ** 2)) / np.sum(np.exp(C @ (s * x) / t))
+    t, h = 0.8, 1e-4
+    fd2 = (f(t + h) - 2 * f(t) + f(t - h)) / h ** 2
+    got = float(np.ravel(d.evaluate({"C": C, "a": a, "b": b, "x": x, "t": t}))[0])
+    assert abs(got - fd2) <= 1e-5 * max(1.0, abs(fd2))
