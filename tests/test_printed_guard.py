@@ -64,3 +64,45 @@ def test_rounding_at_huge_values_is_not_taken_for_a_printer_bug():
     fd2 = (f(t + h) - 2 * f(t) + f(t - h)) / h ** 2
     got = float(np.ravel(d.evaluate({"C": C, "a": a, "b": b, "x": x, "t": t}))[0])
     assert abs(got - fd2) <= 1e-5 * max(1.0, abs(fd2))
+
+
+def test_results_with_sized_zeros_are_not_refused():
+    # 0_{m \times m} reads back as a plain 0 (its size dropped), so the guard cannot say; it once
+    # compared it anyway and refused a correct Jacobian ("does not read back")
+    import numpy as np
+
+    e = (r"softmax(2 X \big(\big(a^\intercal x\big) \left(C * x\right)\big)) \odot "
+         r"softmax\big(diag\big(\mathbf{A} - \mathbf{A}\big)\big)")
+    d = derive(e, "x")
+    rng = np.random.default_rng(2)
+    X, C, a, x = (0.5 * rng.standard_normal((4, 3)), 0.5 * rng.standard_normal((3, 3)),
+                  rng.standard_normal(3), rng.standard_normal(3))
+
+    def sm(u):
+        z = np.exp(u - u.max())
+        return z / z.sum()
+
+    def f(v):
+        return sm(2 * X @ ((a @ v) * (C @ v))) * sm(np.zeros(4))
+    J = np.stack([(f(x + 1e-6 * k) - f(x - 1e-6 * k)) / 2e-6 for k in np.eye(3)], axis=1)
+    np.testing.assert_allclose(d.evaluate({"X": X, "C": C, "a": a, "x": x, "A": np.eye(4)}), J,
+                               rtol=1e-6, atol=1e-9)
+
+
+def test_the_diagonal_of_a_zero_matrix_is_zero():
+    # diag(C C^T - C C^T) = 0, so this Hessian is 0 (it was printed as a product with diag(0))
+    d = derive(r"\operatorname{diag}\left(C * C^\intercal - C \cdot C^{\prime}\right)^T \cdot "
+               r"[C \mathbf{a} \Big(C \boldsymbol{x}\Big)^T \cdot [C C^{\prime} + C * C^\top]] "
+               r"C \boldsymbol{x}", ["x", "x"])
+    assert d.latex == r"0_{n \times n}"
+    import numpy as np
+
+    rng = np.random.default_rng(4)
+    C, a, x = rng.standard_normal((3, 3)), rng.standard_normal(3), rng.standard_normal(3)
+
+    def f(v):  # the expression itself, entry by entry: identically 0
+        return np.diag(C @ C.T - C @ C.T) @ (np.outer(C @ a, C @ v) @ (C @ C.T + C @ C.T)) @ (C @ v)
+    h = 1e-3
+    H = np.array([[(f(x + h * i + h * j) - f(x + h * i - h * j) - f(x - h * i + h * j)
+                    + f(x - h * i - h * j)) / (4 * h * h) for j in np.eye(3)] for i in np.eye(3)])
+    np.testing.assert_allclose(d.evaluate({"C": C, "a": a, "x": x}), H, atol=1e-9)

@@ -250,6 +250,7 @@ def _value(e: Expr, env, sizes):
     return np.atleast_2d(np.asarray(evaluate(e, env, sizes), dtype=float))
 
 
+_SIZED_ZERO_RE = re.compile(r"(?<![A-Za-z0-9_{])0_\{")  # 0_{m \times n}: read back as a plain 0
 _ENGINE_SIZE_RE = re.compile(r"(?:I|\\mathbf\{I\})_")
 _SIZE_SUB_RE = re.compile(r"_\s*(?:\{([^{}]*)\}|([A-Za-z]))\s*$")
 
@@ -483,7 +484,7 @@ def printed_matches(printed: str, f: Expr, result: Expr, all_syms, declarations:
 
     from .expr import Identity, Kron, Vec, Zero
 
-    if r"\mathbf{0}" in printed:
+    if r"\mathbf{0}" in printed or _SIZED_ZERO_RE.search(printed):
         return None  # a zero vector or matrix whose size the text does not fix: cannot say
     try:
         parsed = parse(printed)

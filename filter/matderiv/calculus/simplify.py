@@ -1224,6 +1224,8 @@ def _rewrite_diag(e: Diag) -> Expr:
     a = e.arg
     if isinstance(a, Ones):
         return Identity(a.n)
+    if isinstance(a, Zero):
+        return Zero(a.rows, a.rows)
     if isinstance(a, HadamardDiv) and a.num == _ones(a.shape) and a.shape[1] == ONE:
         return Inverse(Diag(a.den))  # diag(1 / x) = diag(x)^{-1}
     coef, scalars, chain = split(a)
@@ -1235,6 +1237,8 @@ def _rewrite_diag(e: Diag) -> Expr:
 def _rewrite_diagpart(e: DiagPart) -> Expr:
     if isinstance(e.arg, Diag):
         return e.arg.arg
+    if isinstance(e.arg, Zero):
+        return Zero(e.arg.rows, ONE)
     coef, scalars, chain = split(e.arg)
     if (len(chain) == 2 and isinstance(chain[1], Transpose) and chain[0].shape[1] == ONE
             and chain[1].arg.shape[1] == ONE):  # diag(u v^T) = u o v
