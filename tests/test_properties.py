@@ -14,11 +14,10 @@ r"""Property tests over random well-typed expression strings (generator: ``exprg
    its notation is readable at all (Kronecker forms with sized identities, ``K_{mn}``,
    ``\sigma'`` and sized zeros are not).
 
-Known engine bugs have an xfail(strict) regression each at the end of the file.  The
-generator leaves out the constructs that trigger them where that is simple (see the comments
-in ``exprgen.py``); otherwise a property counts a failure of exactly the known form (a tree
-predicate or error signature below) instead of failing, so the suite stays green while the
-rest of each construct stays covered.  Fixed bugs keep a plain regression test.
+Every bug these properties found has a regression test at the end of the file (``test_fixed_bug*``);
+none is open, so no tree is skipped as a known bug any more.  (Should one be found that cannot be
+fixed at once, give it an xfail(strict) regression there, and let the property count failures of
+exactly that form instead of failing.)
 
 Runtime: about 15 s (``derandomize=True``, no example database, so CI runs are stable).
 ``-s`` prints the outcome counts.
@@ -176,57 +175,6 @@ def test_derivative_agrees_with_finite_differences(case):
 
 
 # ---------------------------------------------------------------------------------------------
-# Known printer bugs (see the xfail regressions at the end).  The properties below check every
-# tree; a tree of a known-bug form that fails is counted instead of failing the suite, so the
-# properties stay green and still cover these constructs everywhere else.
-# ---------------------------------------------------------------------------------------------
-def _flat_mul(args):
-    coeff, out = Fraction(1), []
-    for a in args:
-        if isinstance(a, Const):
-            coeff *= a.value
-        elif isinstance(a, Mul):
-            c, sub = _flat_mul(a.args)
-            coeff *= c
-            out.extend(sub)
-        else:
-            out.append(a)
-    return coeff, out
-
-
-def _scalar(e) -> bool:
-    return e.shape == SCALAR
-
-
-def scalar_inside_inner_product(tree) -> bool:
-    r"""BUG 4 (test_bug4_*): a product with a 1 x 1 run of non-scalars prints differently when
-    that run is a nested product (scalars lifted to the front, parentheses dropped) from when
-    it is flat, so ``(x^\top a / t) t`` prints ``\frac{x^\top a t}{t}``, which reprints as
-    ``\frac{t x^\top a}{t}``."""
-    for n in tree.walk():
-        if not isinstance(n, Mul):
-            continue
-        if any(isinstance(a, Mul) and _scalar(a) and any(not _scalar(f) for f in a.args)
-               for a in n.args):
-            return True
-        _, factors = _flat_mul(n.args)
-        seen_nonscalar = False
-        for f in factors:
-            if not _scalar(f):
-                seen_nonscalar = True
-            elif seen_nonscalar:
-                return True
-    return False
-
-
-def known_printer_bug(tree) -> str | None:
-    for name, pred in (("BUG 4", scalar_inside_inner_product),):
-        if pred(tree):
-            return name
-    return None
-
-
-# ---------------------------------------------------------------------------------------------
 # Property 1b: second derivatives (SPEC 1.4: n x n Hessian, mn x mn by a matrix) of scalars
 # ---------------------------------------------------------------------------------------------
 def fd_hessian(fn, values: dict, var: str, settled: list | None = None) -> np.ndarray:
@@ -359,13 +307,7 @@ def round_trip(case: exprgen.Case) -> str:
 
 
 def check_round_trip(case: exprgen.Case, stats: Counter = STATS) -> str:
-    try:
-        outcome = round_trip(case)
-    except AssertionError:
-        bug = known_printer_bug(typed_tree(case.text, case))
-        if bug is None:
-            raise
-        outcome = f"known {bug}"
+    outcome = round_trip(case)
     stats["round trip: " + outcome] += 1
     return outcome
 
@@ -409,12 +351,8 @@ def check_printed_result(case: exprgen.Case, stats: Counter = STATS) -> str:
     want = np.asarray(d.evaluate(vals), dtype=float)
     ok = got.size == want.size and close(got.reshape(want.shape), want,
                                          1.0 + float(np.max(np.abs(want), initial=0.0)))
-    if not ok:
-        bug = known_printer_bug(d.result_tree)
-        assert bug, (f"{call}.latex = {d.latex!r} reads back as another value:\n"
-                     f"  printed {got.tolist()}\n  computed {want.tolist()}")
-        stats[f"printed result: known {bug}"] += 1
-        return f"known {bug}"
+    assert ok, (f"{call}.latex = {d.latex!r} reads back as another value:\n"
+                f"  printed {got.tolist()}\n  computed {want.tolist()}")
     stats["printed result: reads back"] += 1
     return "ok"
 
@@ -511,17 +449,16 @@ def test_fixed_bug3_negated_first_operand_prints_a_fixed_point(text):
     assert _printed(p1, "x") == p1
 
 
-@pytest.mark.xfail(strict=True, reason="BUG 4: nested 1x1 products print differently from flat "
-                   r"ones: (x^\top a / t) t -> \frac{x^\top a t}{t} -> \frac{t x^\top a}{t}")
-def test_bug4_scalar_after_inner_product_is_not_a_fixed_point():
+def test_fixed_bug4_scalar_after_inner_product_prints_a_fixed_point():
+    # (x^T a / t) t printed \frac{x^\top a t}{t}, which reprinted as \frac{t x^\top a}{t}; the
+    # scalars of a product now go before its 1 x 1 group however the product is nested
     p1 = _printed(r"(x^\top a / t) t", "x")
     assert _printed(p1, "x") == p1
 
 
-@pytest.mark.xfail(strict=True, reason="BUG 4: nested 1x1 products print differently from flat "
-                   r"ones: 2 (2 x^\top (x x^\top) x) -> 4 x^\top x x^\top x -> "
-                   r"4 (x^\top x) x^\top x")
-def test_bug4_coefficient_and_inner_product_is_not_a_fixed_point():
+def test_fixed_bug4_coefficient_and_inner_product_prints_a_fixed_point():
+    # 2 (2 x^T (x x^T) x) printed 4 x^\top x x^\top x, which reprinted as 4 (x^\top x) x^\top x;
+    # a spliced 1 x 1 product is now grouped as a flat one is
     p1 = _printed(r"2 (2 x^\top (x x^\top) x)", "x")
     assert _printed(p1, "x") == p1
 

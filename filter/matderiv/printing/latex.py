@@ -387,6 +387,17 @@ class LatexPrinter:
             parts.append(s)
         return "".join(parts)
 
+    def _splice_lone_group(self, factors):
+        """A 1 x 1 sub-product that is the whole product up to scalars loses its parentheses,
+        with the scalars first (t x^T a) and grouped as a flat product is, so the text reads
+        back as itself however the product was nested."""
+        groups = [f for f in factors if isinstance(f, Mul)]
+        if len(groups) == 1 and all(_is_scalar(f) for f in factors if f is not groups[0]) \
+                and any(not _is_scalar(f) for f in groups[0].args):
+            return self._group_scalar_runs([f for f in factors if f is not groups[0]]
+                                           + list(groups[0].args))
+        return factors
+
     def _print_Mul(self, e: Mul) -> str:
         coeff, factors = self._flatten_mul(e.args)
         num, den = [], []
@@ -395,12 +406,8 @@ class LatexPrinter:
             (den if d is not None else num).append(d if d is not None else f)
         if coeff == 0:
             return "0"
-        num = self._group_scalar_runs(num)
-        groups = [f for f in num if isinstance(f, Mul)]
-        if len(groups) == 1 and all(_is_scalar(f) for f in num if f is not groups[0]):
-            # the 1 x 1 sub-product is the whole product up to scalars: no parentheses
-            i = num.index(groups[0])
-            num = num[:i] + list(groups[0].args) + num[i + 1:]
+        num = self._splice_lone_group(self._group_scalar_runs(num))
+        den = self._splice_lone_group(den)
         sign = "-" if coeff < 0 else ""
         c = abs(coeff)
         if den or (num == [] and c.denominator != 1):
