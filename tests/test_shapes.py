@@ -391,3 +391,17 @@ def test_random_expressions_type_or_fail_cleanly(text):
         for n in t.tree.walk():
             n.shape  # never a ShapeError on a typed tree
         assert all(d != ("?",) for s in t.symbols for d in (s.rows, s.cols))
+
+
+def test_a_size_written_on_an_identity_names_its_class():
+    # the engine prints a free identity with its size (I_q); read back, that name is kept, so
+    # the printed text is a fixed point (it was relabelled I_m by order of appearance)
+    from matderiv.printing.latex import latex
+
+    text = r"\frac{(x^\top a)^2 (B^\top - A + I_q)}{\mathbf{1}^\top \exp(C b)}"
+    t = typed(text, "x")
+    assert latex(t.tree) == text
+    B = next(s for s in t.symbols if s.name == "B")
+    assert B.rows == ("q",)
+    # a written size of the variable's class gives way to the variable's name
+    assert latex(typed(r"x^\top (A + I_q) x", "x").tree) == r"x^\top (A + I_n) x"

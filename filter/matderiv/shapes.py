@@ -552,6 +552,9 @@ class _Infer:
         return cur if cur is not None else ((), ())
 
 
+_WRITTEN_SIZE_RE = re.compile(r"_\s*\{?\s*([a-z])\s*\}?\s*$")
+
+
 def _name_classes(inf: _Infer) -> dict:
     """Letters for the size classes: the variables' first, then by first appearance."""
     uf = inf.uf
@@ -594,6 +597,13 @@ def _name_classes(inf: _Infer) -> dict:
             assign(rows[0], "n")
         elif cc:
             assign(cols[0], "n")
+    # a size written on an identity (I_q, as the engine prints it) names its class
+    for n in inf.p.tree.walk():
+        if isinstance(n, Identity):
+            m = _WRITTEN_SIZE_RE.search(inf.p.text(n))
+            s = inf.shape.get(id(n))
+            if m and s is not None and len(s[0]) == 1:
+                assign(s[0][0], m.group(1))
     # first appearance: leaves in source order
     for n in inf.p.tree.walk():
         if isinstance(n, Symbol):
