@@ -518,9 +518,9 @@ def test_fixed_bug4_coefficient_and_inner_product_prints_a_fixed_point():
     assert _printed(p1, "x") == p1
 
 
-@pytest.mark.xfail(strict=True, reason="BUG 4: a nested 1x1 product inside a 1x1 group: "
-                   r"((\log(s)^\top b) b^\top s) C reprints as (\log(s)^\top b) (b^\top s) C")
-def test_bug4_group_inside_a_group_is_not_a_fixed_point():
+def test_fixed_bug4_group_inside_a_group_prints_a_fixed_point():
+    # ((\log(s)^\top b) b^\top s) C reprinted as (\log(s)^\top b) (b^\top s) C: a leading 1 x 1
+    # run inside a nested 1 x 1 product is now lifted out as a scalar, as the reading-back does
     p1 = _printed(r"(\log[softmax(b)]^T \big(b b^{\top}\big) \operatorname{softmax}\big(b\big)) "
                   r"\left(C^T / t + b \left(C x\right)^T\right)", "x")
     assert _printed(p1, "x") == p1

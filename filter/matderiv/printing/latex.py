@@ -300,6 +300,7 @@ class LatexPrinter:
                 c, sub = self._flatten_mul(a.args)
                 coeff *= c
                 if _is_scalar(a) and any(not _is_scalar(f) for f in sub):
+                    sub = self._group_scalar_runs(sub)  # (a leading 1 x 1 run is a scalar too)
                     scal = [f for f in sub if _is_scalar(f)]
                     nons = [f for f in sub if not _is_scalar(f)]
                     out.extend(scal)
