@@ -526,9 +526,9 @@ def test_fixed_bug4_group_inside_a_group_prints_a_fixed_point():
     assert _printed(p1, "x") == p1
 
 
-@pytest.mark.xfail(strict=True, reason="BUG 4: a scalar after a 1 x 1 run in a fraction: "
-                   r"\frac{\operatorname{softmax}(a)^\top b t}{\exp(b^\top a)} reprints with t first")
-def test_bug4_scalar_after_a_run_in_a_fraction_is_not_a_fixed_point():
+def test_fixed_bug4_scalar_after_a_run_in_a_fraction_prints_a_fixed_point():
+    # \frac{softmax(a)^\top b t}{exp(b^\top a)} reprinted with t first; the scalars of a flat
+    # 1 x 1 chain now go first, as reading back puts them
     p1 = _printed(r"softmax\left(a\right)^{\top} \left(b t / e^{b^{\prime} a}\right)", "x")
     assert _printed(p1, "x") == p1
 

@@ -143,6 +143,16 @@ def _sup(s: str) -> str:
 _METHOD_OF: dict = {}
 
 
+def _chain_shape(factors):
+    """The shape of the matrix product of ``factors`` (None when it is not defined)."""
+    from ..expr import ShapeError, mul_shape
+
+    try:
+        return mul_shape([f.shape for f in factors])
+    except ShapeError:
+        return None
+
+
 class LatexPrinter:
     """``LatexPrinter().doprint(expr)``: one ``_print_<Node>`` method per node type."""
 
@@ -397,6 +407,10 @@ class LatexPrinter:
                 and any(not _is_scalar(f) for f in groups[0].args):
             return self._group_scalar_runs([f for f in factors if f is not groups[0]]
                                            + list(groups[0].args))
+        nons = [f for f in factors if not _is_scalar(f)]
+        if not groups and len(nons) > 1 and _chain_shape(nons) == SCALAR:
+            # a flat 1 x 1 chain with scalars among it: the scalars first (s^T b t -> t s^T b)
+            return [f for f in factors if _is_scalar(f)] + nons
         return factors
 
     def _print_Mul(self, e: Mul) -> str:
