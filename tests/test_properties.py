@@ -200,7 +200,7 @@ def _scalar(e) -> bool:
 
 def scalar_inside_inner_product(tree) -> bool:
     r"""BUG 4 (test_bug4_*): a product with a scalar inside its chain, or a nested 1 x 1 product
-    of non-scalars, can print differently from the flat product its text reads back as (three
+    of non-scalars, can print differently from the flat product its text reads back as (several
     forms are fixed and have regression tests; a 1 x 1 group inside a chain, ``e^\top (x^\top b)
     C x``, still reprints as ``(x^\top b) (e^\top C x)``): same value, another text."""
     for n in tree.walk():
