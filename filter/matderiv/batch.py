@@ -21,7 +21,6 @@ from typing import Mapping
 
 import numpy as np
 
-from .deadline import tick
 from .errors import MatDerivError
 from .expr import (
     ONE, SCALAR, Add, Commutation, Const, Det, Diag, DiagPart, Differential, Dim, Expr, Func,
@@ -29,8 +28,8 @@ from .expr import (
     Symbol, Trace, Transpose, Vec, Zero,
 )
 from .numeric import (
-    _FUNCS, DIFF_PREFIX, SINGULAR_CONDITION, NumericDomainError, commutation_matrix, dim_size,
-    dispatch_for_subclass,
+    _FUNCS, DIFF_PREFIX, SINGULAR_CONDITION, MemoWalk, NumericDomainError, commutation_matrix,
+    dim_size, install_dispatch,
 )
 
 __all__ = ["evaluate_batch", "BatchUnsupported"]
@@ -47,8 +46,9 @@ def _scalar(v: float) -> np.ndarray:
     return np.full((1, 1), v)
 
 
-class BatchEvaluator:
-    """One method ``_eval_<NodeType>`` per node type, memoised on node identity."""
+class BatchEvaluator(MemoWalk):
+    """One method ``_eval_<NodeType>`` per node type, memoised on node identity (the walk is
+    :class:`~matderiv.numeric.MemoWalk`, shared with the point evaluator; the rules are not)."""
 
     __slots__ = ("env", "sizes", "memo")
 
@@ -57,18 +57,9 @@ class BatchEvaluator:
         self.sizes = sizes
         self.memo: dict[int, np.ndarray] = {}
 
-    def ev(self, node: Expr) -> np.ndarray:
-        tick()
-        key = id(node)
-        memo = self.memo
-        if key in memo:
-            return memo[key]
-        fn = _DISPATCH.get(type(node))
-        if fn is None:
-            fn = _resolve(type(node))
-        v = fn(self, node)
-        memo[key] = v
-        return v
+    @classmethod
+    def _no_rule(cls, t: type) -> MatDerivError:
+        return BatchUnsupported(f"no batched evaluation of a {t.__name__} node")
 
     def size(self, d: Dim) -> int:
         return dim_size(d, self.sizes)
@@ -246,17 +237,7 @@ class BatchEvaluator:
         return self.ev(e.num) / self.ev(e.den)
 
 
-_DISPATCH: dict = {t: getattr(BatchEvaluator, "_eval_" + t.__name__) for t in (
-    Symbol, Differential, Const, Identity, Zero, Ones, Commutation, Add, Mul, Hadamard, Kron,
-    Transpose, Inverse, Trace, Det, Sum, Softmax, Diag, DiagPart, Vec, Norm, Func, Power,
-    HadamardDiv)}
-
-
-def _resolve(t: type):
-    fn = dispatch_for_subclass(_DISPATCH, t)
-    if fn is None:
-        raise BatchUnsupported(f"no batched evaluation of a {t.__name__} node")
-    return fn
+install_dispatch(BatchEvaluator)
 
 
 def evaluate_batch(expr: Expr, env: Mapping[str, object], sizes: Mapping[str, int],

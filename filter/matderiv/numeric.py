@@ -129,11 +129,46 @@ def _as_float(v) -> float:
 SINGULAR_CONDITION = 1e12
 
 
-class Evaluator:
+class MemoWalk:
+    """The walk both evaluators share (:class:`Evaluator`, and
+    :class:`matderiv.batch.BatchEvaluator`, which implements the node rules independently):
+    each node evaluated once per walk (memoised on identity) by the ``_eval_<NodeType>`` method
+    that the class's table names (:func:`install_dispatch`; a subclass of a node type uses its
+    nearest base's method)."""
+
+    __slots__ = ()
+    _table: dict = {}
+
+    def ev(self, node: Expr):
+        tick()
+        key = id(node)
+        memo = self.memo
+        if key in memo:
+            return memo[key]
+        fn = self._table.get(type(node))
+        if fn is None:
+            fn = self._resolve(type(node))
+        v = fn(self, node)
+        memo[key] = v
+        return v
+
+    @classmethod
+    def _resolve(cls, t: type):
+        fn = dispatch_for_subclass(cls._table, t)
+        if fn is None:
+            raise cls._no_rule(t)
+        return fn
+
+    @classmethod
+    def _no_rule(cls, t: type) -> MatDerivError:
+        return MatDerivError(f"cannot evaluate a {t.__name__} node numerically")
+
+
+class Evaluator(MemoWalk):
     """Evaluates trees for one ``env``/``sizes`` pair, memoising on node identity.
 
     One method ``_eval_<NodeType>`` per node type; dispatch goes through a per-class table
-    built once (see :data:`_DISPATCH`)."""
+    built once (see :func:`install_dispatch`)."""
 
     __slots__ = ("env", "sizes", "memo", "_dims")
 
@@ -142,20 +177,6 @@ class Evaluator:
         self.sizes = sizes
         self.memo: dict[int, object] = {}
         self._dims: dict[Dim, int] = {}
-
-    # --- driver ----------------------------------------------------------------------------
-    def ev(self, node: Expr):
-        tick()
-        key = id(node)
-        memo = self.memo
-        if key in memo:
-            return memo[key]
-        fn = _DISPATCH.get(type(node))
-        if fn is None:
-            fn = _resolve(type(node))
-        v = fn(self, node)
-        memo[key] = v
-        return v
 
     def size(self, d: Dim) -> int:
         n = self._dims.get(d)
@@ -354,16 +375,15 @@ class Evaluator:
         return a / b
 
 
-def _build_dispatch(cls) -> dict:
-    table = {}
-    for t in (Symbol, Differential, Const, Identity, Zero, Ones, Commutation, Add, Mul,
-              Hadamard, Kron, Transpose, Inverse, Trace, Det, Sum, Softmax, Diag, DiagPart, Vec,
-              Norm, Func, Power, HadamardDiv):
-        table[t] = getattr(cls, "_eval_" + t.__name__)
-    return table
+def install_dispatch(cls) -> None:
+    """Give an evaluator class its table: node type -> its ``_eval_<NodeType>`` method."""
+    cls._table = {t: getattr(cls, "_eval_" + t.__name__) for t in (
+        Symbol, Differential, Const, Identity, Zero, Ones, Commutation, Add, Mul, Hadamard, Kron,
+        Transpose, Inverse, Trace, Det, Sum, Softmax, Diag, DiagPart, Vec, Norm, Func, Power,
+        HadamardDiv)}
 
 
-_DISPATCH: dict = _build_dispatch(Evaluator)
+install_dispatch(Evaluator)
 
 
 def dispatch_for_subclass(table: dict, t: type):
@@ -375,13 +395,6 @@ def dispatch_for_subclass(table: dict, t: type):
             table[t] = fn
             return fn
     return None
-
-
-def _resolve(t: type):
-    fn = dispatch_for_subclass(_DISPATCH, t)
-    if fn is None:
-        raise MatDerivError(f"cannot evaluate a {t.__name__} node numerically")
-    return fn
 
 
 def evaluate(expr: Expr, env: Mapping[str, object], sizes: Mapping[str, int] | None = None):
