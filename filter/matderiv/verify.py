@@ -113,23 +113,10 @@ def whole_number_symbols(e: Expr) -> set:
 
 
 def draw(symbols, sizes, rng, strategy: str, whole=frozenset()) -> dict:
-    env = {}
-    for s in symbols:
-        r, c = dim_size(s.rows, sizes), dim_size(s.cols, sizes)
-        pos = strategy == "positive"
-        if s.name in whole:
-            env[s.name] = float(rng.integers(2, 5))
-            continue
-        if s.rows == ONE and s.cols == ONE:
-            v = rng.uniform(0.5, 1.5)
-            env[s.name] = float(v if pos else v * rng.choice([-1.0, 1.0]))
-            continue
-        for _ in range(20):
-            m = _matrices(rng, 1, r, c, s.symmetric, pos)
-            if _well_conditioned(m, r, c).all():
-                break
-        env[s.name] = m[0]
-    return env
+    """One random instance (floats for scalars, 2-D arrays otherwise): :func:`draw_batch` of
+    one."""
+    return {name: float(v[0]) if v.ndim == 1 else v[0]
+            for name, v in draw_batch(symbols, sizes, rng, 1, whole, strategy).items()}
 
 
 def _matrices(rng, count: int, r: int, c: int, symmetric: bool, positive: bool = False):
@@ -212,24 +199,18 @@ def _tolerance_for(fd_size, f0_size):
 
 def _value_and_fd(f: Expr, env, var: Symbol, V, sizes, h: float = 1e-3):
     """``vec f`` at ``env`` and its fourth-order central difference along ``V`` (step ``h``).
-    The five points are evaluated in one batched walk (:mod:`matderiv.batch`); where that
+    The five points are evaluated in one batched walk (:func:`_stencil_values`); where that
     cannot be done (a singular matrix at one point, ...) point by point, as before."""
-    from .batch import BatchUnsupported, evaluate_batch
+    from .batch import BatchUnsupported
 
     x = env[var.name]
-    ts = _STENCIL * h
-    e = dict(env)
-    if type(x) is float:
-        e[var.name] = x + ts * float(V)
-    else:
-        e[var.name] = x[None, :, :] + ts[:, None, None] * V[None, :, :]
+    one = {k: (np.array([v]) if type(v) is float else np.asarray(v)[None]) for k, v in env.items()}
     try:
-        vals = evaluate_batch(f, e, sizes, len(ts))
+        f0, fd = _stencil_values(f, one, var, np.atleast_2d(V)[None], sizes, h)
+        return f0[0], fd[0]
     except (BatchUnsupported, NumericDomainError):
-        vals = None
-    if vals is not None:
-        flat = np.swapaxes(vals, -1, -2).reshape(len(ts), -1)
-        return flat[0], _central(*flat[1:], h)
+        pass
+    e = dict(env)
 
     def at(t):
         e[var.name] = x + t * V
@@ -237,19 +218,33 @@ def _value_and_fd(f: Expr, env, var: Symbol, V, sizes, h: float = 1e-3):
     return at(0.0), _central(at(h), at(-h), at(2 * h), at(-2 * h), h)
 
 
+def _stencil_values(f: Expr, env, var: Symbol, V, sizes, h: float):
+    """``vec f`` at a batch of points and its central differences along their directions:
+    ``env`` holds each symbol's values for the draws (``(draws,)`` or ``(draws, r, c)``), ``V``
+    the directions ``(draws, rows, cols)``; ``(f0, fd)``, each ``(draws, entries)``.  The five
+    stencil points of every draw are one walk of :func:`matderiv.batch.evaluate_batch`, whose
+    errors (:class:`~matderiv.batch.BatchUnsupported`, a domain error) propagate."""
+    from .batch import evaluate_batch
+
+    draws, k = len(V), len(_STENCIL)
+    stencil = {name: np.repeat(v, k, axis=0) for name, v in env.items()}
+    steps = np.tile(_STENCIL * h, draws)
+    x = stencil[var.name]
+    if x.ndim == 1:
+        stencil[var.name] = x + steps * np.repeat(V[:, 0, 0], k)
+    else:
+        stencil[var.name] = x + steps[:, None, None] * np.repeat(V, k, axis=0)
+    vals = evaluate_batch(f, stencil, sizes, k * draws)
+    flat = np.swapaxes(vals, -1, -2).reshape(draws, k, -1)
+    return flat[:, 0], _central(flat[:, 1], flat[:, 2], flat[:, 3], flat[:, 4], h)
+
+
 def _predicted(R, arrangement: str, V, var: Symbol) -> np.ndarray:
-    v = _vec(V)
-    if isinstance(R, float):
-        R = np.array([[R]])
-    if arrangement == "grad":
-        return np.array([np.sum(_vec(R) * v)])
-    if arrangement == "gradT":
-        return np.array([np.sum(_vec(np.asarray(R).T) * v)])
-    if var.rows == ONE and var.cols == ONE:  # scalar variable: dF = F' dt
-        Rm = np.asarray(R).T if arrangement in ("dT",) else np.asarray(R)
-        return _vec(Rm) * float(V)
-    J = np.asarray(R) if arrangement == "J" else np.asarray(R).T
-    return J @ v
+    """What the closed form ``R`` predicts for the directional derivative along ``V``, as
+    ``vec``: :func:`_predicted_batch` for one draw."""
+    R = np.atleast_2d(np.asarray(R, dtype=float))
+    V = np.atleast_2d(np.asarray(V, dtype=float))
+    return _predicted_batch(R[None], arrangement, V[None], var)[0]
 
 
 def verify(check: Check, symbols, *, seed_text: str = "") -> None:
@@ -272,10 +267,13 @@ class _NotFinite(MatDerivError):
     pass
 
 
-def draw_batch(symbols, sizes, rng, count: int, whole=frozenset()) -> dict:
-    """``count`` generic instances at once, as :func:`draw` makes them one at a time: a
-    ``(count,)`` array per scalar and a ``(count, rows, cols)`` array per matrix or vector.
-    The values :func:`matderiv.batch.evaluate_batch` takes."""
+def draw_batch(symbols, sizes, rng, count: int, whole=frozenset(),
+               strategy: str = "generic") -> dict:
+    """``count`` random instances at once: a ``(count,)`` array per scalar (whole numbers 2-4
+    for ``whole`` exponents; 0.5-1.5, with a random sign unless the strategy is "positive")
+    and a ``(count, rows, cols)`` array per matrix or vector (:func:`_matrices`, square ones
+    redrawn until well conditioned).  The values :func:`matderiv.batch.evaluate_batch` takes."""
+    positive = strategy == "positive"
     env = {}
     for s in symbols:
         if s.name in whole:
@@ -283,14 +281,15 @@ def draw_batch(symbols, sizes, rng, count: int, whole=frozenset()) -> dict:
             continue
         r, c = dim_size(s.rows, sizes), dim_size(s.cols, sizes)
         if s.rows == ONE and s.cols == ONE:
-            env[s.name] = rng.uniform(0.5, 1.5, count) * rng.choice((-1.0, 1.0), count)
+            v = rng.uniform(0.5, 1.5, count)
+            env[s.name] = v if positive else v * rng.choice((-1.0, 1.0), count)
             continue
-        m = _matrices(rng, count, r, c, s.symmetric)
+        m = _matrices(rng, count, r, c, s.symmetric, positive)
         for _ in range(20):
             bad = ~_well_conditioned(m, r, c)
             if not bad.any():
                 break
-            m[bad] = _matrices(rng, int(bad.sum()), r, c, s.symmetric)
+            m[bad] = _matrices(rng, int(bad.sum()), r, c, s.symmetric, positive)
         env[s.name] = m
     return env
 
@@ -310,29 +309,18 @@ def _verify_batched(check: Check, symbols, sizes, seed_text: str) -> bool:
     env = draw_batch(symbols, sizes, rng, DRAWS, whole)
     r, c = dim_size(var.rows, sizes), dim_size(var.cols, sizes)
     directions = rng.standard_normal((DRAWS, r, c))
-    k, h = len(_STENCIL), 1e-3
     try:
         results = evaluate_batch(check.result, env, sizes, DRAWS)
     except (BatchUnsupported, NumericDomainError):
         return False
     if not np.isfinite(results).all():
         return False
-    stencil = {name: np.repeat(v, k, axis=0) for name, v in env.items()}
-    steps = np.tile(_STENCIL * h, DRAWS)
-    x = stencil[var.name]
-    if x.ndim == 1:
-        stencil[var.name] = x + steps * np.repeat(directions[:, 0, 0], k)
-    else:
-        stencil[var.name] = x + steps[:, None, None] * np.repeat(directions, k, axis=0)
     try:
-        vals = evaluate_batch(check.func, stencil, sizes, k * DRAWS)
+        f0, fd = _stencil_values(check.func, env, var, directions, sizes, 1e-3)
     except (BatchUnsupported, NumericDomainError):
         return False
-    flat = np.swapaxes(vals, -1, -2).reshape(DRAWS, k, -1)
-    if not np.isfinite(flat).all():
+    if not (np.isfinite(f0).all() and np.isfinite(fd).all()):
         return False
-    f0 = flat[:, 0]
-    fd = _central(flat[:, 1], flat[:, 2], flat[:, 3], flat[:, 4], h)
     pred = _predicted_batch(results, check.arrangement, directions, var)
     if pred.shape != fd.shape:
         return False
@@ -343,8 +331,9 @@ def _verify_batched(check: Check, symbols, sizes, seed_text: str) -> bool:
 
 
 def _predicted_batch(R: np.ndarray, arrangement: str, V: np.ndarray, var: Symbol) -> np.ndarray:
-    """:func:`_predicted` for a batch: ``R`` the results ``(draws, r, c)``, ``V`` the
-    directions ``(draws, rows, cols)`` of the variable; ``(draws, entries)``."""
+    """The directional derivatives the results ``R`` ``(draws, r, c)`` predict along the
+    directions ``V`` ``(draws, rows, cols)`` of the variable, as ``(draws, entries)`` (no
+    entries when their shapes do not fit), per ``arrangement`` (see :class:`Check`)."""
     draws = len(R)
     if arrangement in ("grad", "gradT"):
         Rv = np.swapaxes(R, 1, 2) if arrangement == "gradT" else R
