@@ -12,6 +12,7 @@ Knows nothing of documents; the document layers typeset :attr:`Verdict.latex`.
 """
 from __future__ import annotations
 
+import math
 import re
 import zlib
 from dataclasses import dataclass
@@ -102,6 +103,10 @@ def check_claim(claim: str, f: Expr, result: Expr, kind: str, layout: str, all_s
 
         out = []
         whole = whole_number_symbols(f)
+        try:
+            written = _written_sizes(typed, claim, sizes)
+        except MatDerivError:
+            written = None  # sizes that contradict each other: the claim is not evaluated
         for i in range(DRAWS):
             for attempt in range(8):
                 strategy = STRATEGIES[attempt % len(STRATEGIES)]
@@ -120,7 +125,7 @@ def check_claim(claim: str, f: Expr, result: Expr, kind: str, layout: str, all_s
             else:
                 return None
             try:
-                C = _claim_value(claim_tree, env, R, _written_sizes(typed, claim, sizes))
+                C = None if written is None else _claim_value(claim_tree, env, R, written)
             except (MatDerivError, ValueError, np.linalg.LinAlgError, FloatingPointError):
                 C = None
             out.append((C, R))
@@ -252,7 +257,6 @@ def _value(e: Expr, env, sizes):
 
 _SIZED_ZERO_RE = re.compile(r"(?<![A-Za-z0-9_{])0_\{")  # 0_{m \times n}: read back as a plain 0
 _ENGINE_SIZE_RE = re.compile(r"(?:I|\\mathbf\{I\})_")
-_SIZE_SUB_RE = re.compile(r"_\s*(?:\{([^{}]*)\}|([A-Za-z]))\s*$")
 
 
 def _written_sizes(typed, text: str, sizes: dict) -> dict:
@@ -260,21 +264,17 @@ def _written_sizes(typed, text: str, sizes: dict) -> dict:
     size letters, so a printed result pasted back as a claim means what it meant): the claim's
     own size name of each such identity -> its value under ``sizes``."""
     from .expr import Identity
+    from .parse import identity_size_letters
 
     out = {}
     for n in typed.tree.walk():
         if not isinstance(n, Identity) or len(n.n) != 1:
             continue
         sp = typed.spans.get(id(n))
-        m = _SIZE_SUB_RE.search(text[sp.start:sp.end]) if sp is not None else None
-        if m is None:
+        letters = identity_size_letters(text[sp.start:sp.end]) if sp is not None else ()
+        if not letters or any(a not in sizes for a in letters):
             continue
-        letters = re.findall(r"([A-Za-z])(?:\^\s*(\d+))?", m.group(1) or m.group(2))
-        if not letters or any(a not in sizes for a, _ in letters):
-            continue
-        value = 1
-        for a, power in letters:
-            value *= sizes[a] ** int(power or 1)
+        value = math.prod(sizes[a] for a in letters)
         if out.setdefault(n.n[0], value) != value:
             raise _unmatched_sizes()  # (the caller counts the claim as not evaluated)
     return out

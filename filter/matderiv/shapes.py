@@ -42,7 +42,7 @@ from .expr import (ONE, SCALAR, UNKNOWN, Add, Const, Det, Diag, DiagPart, Expr, 
                    HadamardDiv, Identity, Inverse, Kron, Mul, Norm, Ones, Power, ShapeError,
                    Softmax, Sum, Symbol, Trace, Transpose, Vec, Zero, Commutation,
                    Differential)
-from .parse import Parsed, normalize_name
+from .parse import Parsed, identity_size_letters, normalize_name
 from .parse.parser import GREEK
 
 __all__ = ["Typed", "infer", "SIZE_LETTERS"]
@@ -552,9 +552,6 @@ class _Infer:
         return cur if cur is not None else ((), ())
 
 
-_WRITTEN_SIZE_RE = re.compile(r"_\s*\{?\s*([a-z])\s*\}?\s*$")
-
-
 def _name_classes(inf: _Infer) -> dict:
     """Letters for the size classes: the variables' first, then by first appearance."""
     uf = inf.uf
@@ -600,10 +597,10 @@ def _name_classes(inf: _Infer) -> dict:
     # a size written on an identity (I_q, as the engine prints it) names its class
     for n in inf.p.tree.walk():
         if isinstance(n, Identity):
-            m = _WRITTEN_SIZE_RE.search(inf.p.text(n))
+            letters = identity_size_letters(inf.p.text(n))
             s = inf.shape.get(id(n))
-            if m and s is not None and len(s[0]) == 1:
-                assign(s[0][0], m.group(1))
+            if len(letters) == 1 and s is not None and len(s[0]) == 1:
+                assign(s[0][0], letters[0])
     # first appearance: leaves in source order
     for n in inf.p.tree.walk():
         if isinstance(n, Symbol):

@@ -1005,8 +1005,6 @@ class _Builder:
         return x, s, end
 
     def postop(self, x, s, op):
-        from lark import Token
-
         # op is a Tree('postop', [...])
         kids = op.children
         t = kids[0]
@@ -1192,6 +1190,22 @@ def parse(text: str) -> Parsed:
     # spans of nodes the builder made and dropped stay in the map: ``keep`` (held by the
     # Parsed) keeps those nodes alive, so their ids are never reused by a node of the tree
     return Parsed(expr, text, b.spans, b.keep)
+
+
+_IDENTITY_SIZE_RE = re.compile(r"_\s*(?:\{([^{}]*)\}|([A-Za-z]))\s*$")
+
+
+def identity_size_letters(text: str) -> tuple[str, ...]:
+    """The size letters written on an identity as the engine prints it, one per factor:
+    ``I_n`` -> ``("n",)``, ``I_{mn}`` -> ``("m", "n")``, ``I_{n^2}`` -> ``("n", "n")``; ``()``
+    for a bare ``I`` or a subscript that is not size letters."""
+    m = _IDENTITY_SIZE_RE.search(text)
+    if m is None:
+        return ()
+    sub = (m.group(1) or m.group(2)).replace(" ", "")
+    if not re.fullmatch(r"(?:[a-z](?:\^\d+)?)+", sub):
+        return ()
+    return tuple(a for a, k in re.findall(r"([a-z])(?:\^(\d+))?", sub) for _ in range(int(k or 1)))
 
 
 def normalize_name(text: str) -> str:
