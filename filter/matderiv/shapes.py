@@ -649,6 +649,7 @@ def _declaration_that_types(parsed, wrt_names, present, declared, given) -> str 
     scalar, the expression types), or None when no single declaration does."""
     if len(present) > 12:  # (each trial types the whole expression again)
         return None
+    base = {k: tuple(_normalize_list(v, k)) for k, v in given.items()}
     for name, sym in present.items():
         if name in declared:
             continue
@@ -659,8 +660,7 @@ def _declaration_that_types(parsed, wrt_names, present, declared, given) -> str 
             wanted, why = "vector", "a plain lowercase Greek letter"
         else:
             continue
-        trial = {k: tuple(_normalize_list(v, k)) for k, v in given.items()}
-        trial[wanted] = trial[wanted] + (name,)
+        trial = dict(base, **{wanted: base[wanted] + (name,)})
         try:
             infer(parsed, wrt_names, _retrying=True, **trial)
         except MatDerivError:
