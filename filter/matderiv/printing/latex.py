@@ -113,8 +113,8 @@ def _fmt_size(d) -> str:
 
 
 def _sub(d) -> str:
-    """Subscript for a dimension: ``_n``, ``_{mn}``."""
-    s = _fmt_dim(d)
+    """Subscript for a size: ``_n``, ``_{mn}``, ``_{n^2}`` (not ``_{nn}``)."""
+    s = _fmt_size(d)
     return "_" + s if len(s) == 1 else "_{" + s + "}"
 
 
@@ -186,8 +186,7 @@ class LatexPrinter:
             return "1"
         if e.n == UNKNOWN:
             return "I"
-        size = _fmt_size(e.n)  # I_{n^2}, not I_{nn}
-        return "I_" + size if len(size) == 1 else "I_{" + size + "}"
+        return "I" + _sub(e.n)
 
     def _print_Zero(self, e: Zero) -> str:
         r, c = e.rows, e.cols
@@ -317,10 +316,11 @@ class LatexPrinter:
                     out.append(Mul(tuple(nons)) if len(nons) > 1 else nons[0])
                 else:
                     out.extend(sub)
-            elif isinstance(a, (Hadamard, Kron, HadamardDiv)) and self._negated(a) is not None:
-                coeff = -coeff  # (-x \odot y) z prints -(x \odot y) z, as that reads back
-                out.append(self._negated(a))
             else:
+                n = self._negated(a) if isinstance(a, (Hadamard, Kron, HadamardDiv)) else None
+                if n is not None:  # (-x \odot y) z prints -(x \odot y) z, as that reads back
+                    coeff = -coeff
+                    a = n
                 out.append(a)
         return coeff, out
 
