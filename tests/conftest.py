@@ -6,6 +6,9 @@
   ``@pytest.mark.parametrize("case", corpus_cases(), ids=lambda c: c["id"])``.
 - ``corpus_dir()``: the directory it came from (``score.py`` lives beside it).
 - fixture ``corpus`` (session scope): the same list.
+- ``fd_gradient(f, X)``, ``fd_jacobian(f, x)``: central finite differences (step 1e-6) of a
+  scalar function of an array, and the numerator Jacobian of a vector function of a vector:
+  the references tests compare the engine's numbers with.
 - the results cache of matderiv (``MATDERIV_CACHE_DIR``) points to a temporary directory for
   the whole session, set before collection and inherited by subprocesses, so that no test
   reads or writes the user's ``~/.cache/matderiv``.
@@ -16,6 +19,7 @@ import copy
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,8 +56,6 @@ def random_values(symbols, rng, equal_sizes=False):
     """(values, sizes) for typed symbols: positive entries (logs and roots stay defined),
     symmetric matrices symmetric, square ones well conditioned with a positive determinant.
     ``equal_sizes``: every size 3 (det(A X B) of rectangular factors is singular otherwise)."""
-    import numpy as np
-
     sizes = {k: 3 for k in TEST_SIZES} if equal_sizes else TEST_SIZES
     env = {}
     for s in symbols:
@@ -102,3 +104,25 @@ def pytest_unconfigure(config):
         os.environ.pop("MATDERIV_CACHE_DIR", None)
     else:
         os.environ["MATDERIV_CACHE_DIR"] = old
+
+
+def fd_gradient(f, X, h=1e-6):
+    """The gradient of the scalar function ``f`` at the array ``X``, by central differences."""
+    X = np.asarray(X, dtype=float)
+    G = np.zeros_like(X)
+    for idx in np.ndindex(X.shape):
+        E = np.zeros_like(X)
+        E[idx] = h
+        G[idx] = (f(X + E) - f(X - E)) / (2 * h)
+    return G
+
+
+def fd_jacobian(f, x, h=1e-6):
+    """Numerator Jacobian of a vector function of a vector, by central differences."""
+    x = np.asarray(x, dtype=float)
+    cols = []
+    for k in range(x.size):
+        e = np.zeros_like(x)
+        e[k] = h
+        cols.append((f(x + e) - f(x - e)) / (2 * h))
+    return np.stack(cols, axis=1)

@@ -7,19 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import fd_gradient, fd_jacobian
 from matderiv import MatDerivError, derive
 
 RNG = np.random.default_rng(7)
-
-
-def fd_gradient(f, X, h=1e-6):
-    X = np.asarray(X, dtype=float)
-    G = np.zeros_like(X)
-    for idx in np.ndindex(X.shape):
-        E = np.zeros_like(X)
-        E[idx] = h
-        G[idx] = (f(X + E) - f(X - E)) / (2 * h)
-    return G
 
 
 def test_fields_of_a_gradient():
@@ -262,17 +253,6 @@ def test_equal_halves_of_a_differential_are_counted_not_expanded():
     assert d.latex == "2 (x - a)"
     np.testing.assert_allclose(d.evaluate({"x": x, "a": a}).ravel(),
                                fd_gradient(lambda v: (v - a) @ (v - a), x), rtol=1e-6)
-
-
-def fd_jacobian(f, x, h=1e-6):
-    """Numerator Jacobian of a vector function of a vector, by central differences."""
-    x = np.asarray(x, dtype=float)
-    cols = []
-    for k in range(x.size):
-        e = np.zeros_like(x)
-        e[k] = h
-        cols.append((f(x + e) - f(x - e)) / (2 * h))
-    return np.stack(cols, axis=1)
 
 
 def test_textbook_forms_of_diagonals_and_quotients():
