@@ -14,10 +14,8 @@ r"""Property tests over random well-typed expression strings (generator: ``exprg
    its notation is readable at all (Kronecker forms with sized identities, ``K_{mn}``,
    ``\sigma'`` and sized zeros are not).
 
-Every bug these properties found has a regression test at the end of the file: ``test_fixed_bug*``
-for the fixed ones, an xfail(strict) one for the one still open (BUG 4, a cosmetic printer
-fixed-point quirk of scalars inside products: same value, another text), whose tree form the
-round-trip property counts instead of failing on.
+Every bug these properties found has a regression test at the end of the file
+(``test_fixed_bug*``); none is open, and no tree form is exempt from any property.
 
 Runtime: about 15 s (``derandomize=True``, no example database, so CI runs are stable).
 ``-s`` prints the outcome counts.
@@ -25,7 +23,6 @@ Runtime: about 15 s (``derandomize=True``, no example database, so CI runs are s
 from __future__ import annotations
 
 from collections import Counter
-from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -35,7 +32,6 @@ from hypothesis import HealthCheck, event, given, settings  # noqa: E402
 
 import exprgen  # noqa: E402
 from matderiv import MatDerivError, derive  # noqa: E402
-from matderiv.expr import SCALAR, Const, Hadamard, Mul  # noqa: E402
 from matderiv.expr import symbols as symbols_of  # noqa: E402
 from matderiv.numeric import evaluate, normalize_value, sizes_from_env  # noqa: E402
 from matderiv.parse import parse  # noqa: E402
@@ -175,55 +171,6 @@ def test_derivative_agrees_with_finite_differences(case):
 
 
 # ---------------------------------------------------------------------------------------------
-# Known printer bug (see its xfail regression at the end).  The properties below check every
-# tree; a tree of the known-bug form that fails is counted instead of failing the suite, so the
-# properties stay green (also with other Hypothesis versions, whose derandomised examples differ)
-# and still cover these constructs everywhere else.
-# ---------------------------------------------------------------------------------------------
-def _flat_mul(args):
-    coeff, out = Fraction(1), []
-    for a in args:
-        if isinstance(a, Const):
-            coeff *= a.value
-        elif isinstance(a, Mul):
-            c, sub = _flat_mul(a.args)
-            coeff *= c
-            out.extend(sub)
-        else:
-            out.append(a)
-    return coeff, out
-
-
-def _scalar(e) -> bool:
-    return e.shape == SCALAR
-
-
-def scalar_inside_inner_product(tree) -> bool:
-    r"""BUG 4 (test_bug4_*): a product with a scalar inside its chain, or a nested 1 x 1 product
-    of non-scalars, can print differently from the flat product its text reads back as (several
-    forms are fixed and have regression tests; a 1 x 1 group inside a chain, ``e^\top (x^\top b)
-    C x``, still reprints as ``(x^\top b) (e^\top C x)``): same value, another text."""
-    for n in tree.walk():
-        if not isinstance(n, Mul):
-            continue
-        if any(isinstance(a, Mul) and _scalar(a) and any(not _scalar(f) for f in a.args)
-               for a in n.args):
-            return True
-        _, factors = _flat_mul(n.args)
-        seen_nonscalar = False
-        for f in factors:
-            if not _scalar(f):
-                seen_nonscalar = True
-            elif seen_nonscalar:
-                return True
-    return False
-
-
-def known_printer_bug(tree) -> str | None:
-    return "BUG 4" if scalar_inside_inner_product(tree) else None
-
-
-# ---------------------------------------------------------------------------------------------
 # Property 1b: second derivatives (SPEC 1.4: n x n Hessian, mn x mn by a matrix) of scalars
 # ---------------------------------------------------------------------------------------------
 def fd_hessian(fn, values: dict, var: str, settled: list | None = None) -> np.ndarray:
@@ -356,13 +303,7 @@ def round_trip(case: exprgen.Case) -> str:
 
 
 def check_round_trip(case: exprgen.Case, stats: Counter = STATS) -> str:
-    try:
-        outcome = round_trip(case)
-    except AssertionError:
-        bug = known_printer_bug(typed_tree(case.text, case))
-        if bug is None:
-            raise
-        outcome = f"known {bug}"
+    outcome = round_trip(case)
     stats["round trip: " + outcome] += 1
     return outcome
 
@@ -407,7 +348,7 @@ def check_printed_result(case: exprgen.Case, stats: Counter = STATS) -> str:
     ok = got.size == want.size and close(got.reshape(want.shape), want,
                                          1.0 + float(np.max(np.abs(want), initial=0.0)))
     assert ok, (f"{call}.latex = {d.latex!r} reads back as another value:\n"
-                f"  printed {got.tolist()}\n  computed {want.tolist()}")  # (never a known bug)
+                f"  printed {got.tolist()}\n  computed {want.tolist()}")
     stats["printed result: reads back"] += 1
     return "ok"
 
@@ -452,7 +393,7 @@ def test_pinned_derivatives_agree_with_finite_differences(text, var, fn, shape, 
 
 
 # ---------------------------------------------------------------------------------------------
-# Engine bugs found by the properties (xfail until fixed; strict, so a fix is noticed)
+# Engine bugs found by the properties, each fixed: their regression tests
 # ---------------------------------------------------------------------------------------------
 def _reads_back(text: str, var: str, fn, shape) -> None:
     """``text`` (printed by the engine) reads back as a tree whose value is ``fn``."""
@@ -533,12 +474,21 @@ def test_fixed_bug4_scalar_after_a_run_in_a_fraction_prints_a_fixed_point():
     assert _printed(p1, "x") == p1
 
 
-@pytest.mark.xfail(strict=True, reason="BUG 4: a 1 x 1 group inside a chain: "
-                   r"\frac{\exp(b)^\top (x^\top b) C^\top C x}{t} reprints as "
-                   r"\frac{(x^\top b) (\exp(b)^\top C^\top C x)}{t}")
-def test_bug4_group_inside_a_chain_is_not_a_fixed_point():
+def test_fixed_bug4_group_inside_a_chain_is_a_fixed_point():
+    # printed \frac{\exp(b)^\top (x^\top b) C^\top C x}{t}, which reprinted as
+    # \frac{(x^\top b) (\exp(b)^\top C^\top C x)}{t}: the 1 x 1 group now comes first either way
     p1 = _printed(r"exp[b]^{\top} (\Big(x^\intercal b\Big) C^{\prime}) \left(C \cdot x / t\right)", "x")
     assert _printed(p1, "x") == p1
+    _reads_back(p1, "x", lambda e: exprgen._s(np.exp(e["b"]).T @ e["C"].T @ e["C"] @ e["x"])
+                * exprgen._s(e["x"].T @ e["b"]) / e["t"], ("1", "1"))
+
+
+def test_fixed_bug4_group_inside_a_flat_chain_prints_as_the_nested_one():
+    flat = _printed(r"a^\top (x^\top b) x", "x")
+    assert _printed(r"\frac{a^\top (x^\top b) x}{2}", "x") == r"\frac{1}{2} " + flat
+    assert _printed(flat, "x") == flat
+    _reads_back(flat, "x", lambda e: exprgen._s(e["a"].T @ e["x"]) * exprgen._s(e["x"].T @ e["b"]),
+                ("1", "1"))
 
 
 def test_fixed_bug5_log_sigmoid_of_a_matrix():

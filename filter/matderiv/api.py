@@ -140,14 +140,13 @@ def _derive(expr, wrt, layout, steps, show, name, expect, scalar, vector, matrix
     if not 1 <= len(wrt_list) <= 2:
         raise MatDerivError("give one variable, or two for a second derivative")
     wrt_names = tuple(normalize_name(w) for w in wrt_list)
-    try:
-        parsed = parse(expr)
-        typed = infer(parsed, wrt_names, scalar=_names(scalar), vector=_names(vector),
-                      matrix=_names(matrix), symmetric=_names(symmetric))
-    except MatDerivError as err:
-        raise err.with_source(expr)
     decls = dict(scalar=_names(scalar), vector=_names(vector), matrix=_names(matrix),
                  symmetric=_names(symmetric))
+    try:
+        parsed = parse(expr)
+        typed = infer(parsed, wrt_names, **decls)
+    except MatDerivError as err:
+        raise err.with_source(expr)
     d = _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang, decls)
     if expect is not None and str(expect).strip():
         from .claims import check_claim

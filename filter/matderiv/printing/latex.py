@@ -327,7 +327,8 @@ class LatexPrinter:
     @staticmethod
     def _group_scalar_runs(factors):
         """In a flat product, a leading run of non-scalars whose product is 1 x 1 and that is
-        followed by more non-scalars becomes one (parenthesised) group: ``(a^\top b) c^\top``."""
+        followed by more non-scalars becomes one (parenthesised) group, the scalars met inside
+        it put before it: ``(a^\top b) c^\top``, ``t (a^\top b) c^\top``."""
         out, run, cur = [], [], None
         nons_total = sum(1 for f in factors if not _is_scalar(f))
         seen = 0
@@ -342,7 +343,10 @@ class LatexPrinter:
                 return factors
             cur = s if cur is None else (cur[0], s[1])
             if cur == SCALAR and seen < nons_total and sum(1 for g in run if not _is_scalar(g)) > 1:
-                out.append(Mul(tuple(run)))
+                # scalars met inside the run go before the group, as a nested 1 x 1 product
+                # prints (_flatten_mul): t (a^T b) c^T, not (t a^T b) c^T
+                out.extend(g for g in run if _is_scalar(g))
+                out.append(Mul(tuple(g for g in run if not _is_scalar(g))))
                 run, cur = [], None
         return out + run
 
@@ -405,12 +409,17 @@ class LatexPrinter:
         groups = [f for f in factors if isinstance(f, Mul)]
         if len(groups) == 1 and all(_is_scalar(f) for f in factors if f is not groups[0]) \
                 and any(not _is_scalar(f) for f in groups[0].args):
-            return self._group_scalar_runs([f for f in factors if f is not groups[0]]
-                                           + list(groups[0].args))
+            factors = self._group_scalar_runs([f for f in factors if f is not groups[0]]
+                                              + list(groups[0].args))
         nons = [f for f in factors if not _is_scalar(f)]
-        if not groups and len(nons) > 1 and _chain_shape(nons) == SCALAR:
-            # a flat 1 x 1 chain with scalars among it: the scalars first (s^T b t -> t s^T b)
-            return [f for f in factors if _is_scalar(f)] + nons
+        if len(nons) > 1 and _chain_shape(nons) == SCALAR:
+            # a flat 1 x 1 chain with scalars among it: the scalars first (s^T b t -> t s^T b);
+            # where a 1 x 1 group stands among it, the rest of the chain becomes a group of its
+            # own, (x^T b) (e^T C x), as a nested 1 x 1 product prints (_flatten_mul)
+            scalars = [f for f in factors if _is_scalar(f)]
+            if any(isinstance(f, Mul) for f in scalars):
+                return scalars + [Mul(tuple(nons))]
+            return scalars + nons
         return factors
 
     def _print_Mul(self, e: Mul) -> str:
