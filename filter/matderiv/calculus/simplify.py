@@ -1350,9 +1350,8 @@ def _pretty(e: Expr) -> Expr:
     if isinstance(e, Mul):
         coef, scalars, chain = split(e)
         adds = [i for i, f in enumerate(chain + scalars) if isinstance(f, Add)]
-        others = [f for f in chain + scalars if not isinstance(f, Add)]
-        shared = adds and any(_mentions_sum(o, (chain + scalars)[adds[0]]) for o in others)
-        if coef < 0 and len(adds) == 1 and not shared:
+        if coef < 0 and len(adds) == 1 and not _mentioned_elsewhere(
+                (chain + scalars)[adds[0]], [f for f in chain + scalars if not isinstance(f, Add)]):
             items = chain + scalars
             i = adds[0]
             s = items[i]
@@ -1364,8 +1363,8 @@ def _pretty(e: Expr) -> Expr:
                 new_chain, new_scalars = items[:len(chain)], items[len(chain):]
                 return build_product(-coef, new_scalars, new_chain)
         for i, f in enumerate(chain):
-            if isinstance(f, Transpose) and isinstance(f.arg, Add) and coef < 0 and not any(
-                    _mentions_sum(o, f.arg) for j, o in enumerate(chain + scalars) if j != i):
+            if isinstance(f, Transpose) and isinstance(f.arg, Add) and coef < 0 and not \
+                    _mentioned_elsewhere(f.arg, [o for j, o in enumerate(chain + scalars) if j != i]):
                 inner = f.arg
                 neg_terms = sum(1 for t in inner.args if split(t)[0] < 0)
                 if 2 * neg_terms >= len(inner.args):
@@ -1387,8 +1386,12 @@ def _positive_first(e: Expr) -> Expr:
     return Add(tuple(terms))
 
 
-def _mentions_sum(e: Expr, s: Add) -> bool:
-    """Whether ``e`` contains the sum ``s`` or its transpose (flipping one copy of a sum that
-    appears twice, as in (x - mu)(x - mu)^T, would make the two read differently)."""
+def _mentioned_elsewhere(s: Add, others) -> bool:
+    """Whether one of the factors ``others`` contains the sum ``s`` or its transpose (flipping
+    one copy of a sum that appears twice, as in (x - mu)(x - mu)^T, would make the two read
+    differently)."""
+    if not others:
+        return False
     st = simplify(Transpose(s))
-    return any(n == s or n == st or (isinstance(n, Transpose) and n.arg == s) for n in e.walk())
+    return any(n == s or n == st or (isinstance(n, Transpose) and n.arg == s)
+               for e in others for n in e.walk())
