@@ -455,17 +455,21 @@ def verify_lines(func: Expr, var: Symbol, trees, symbols, *, seed_text: str = ""
         for sizes in size_maps(symbols, func):
             if _verify_lines_sizes(func, var, trees, symbols, sizes, seed_text):
                 return
-    raise MatDerivError("could not check the derivation steps: the expression is not finite at random points",
+    raise MatDerivError("could not check the derivation steps: at random points the expression is "
+                        "not finite, or its finite differences do not settle",
                         hint="pass check=false to skip verification")
 
 
 def _failing_line(func, var, trees, env, sizes, V, ref):
-    """The first tree that differs from the differential ``ref`` (the directional difference
-    of ``func`` with step 1e-3), or None.  Where one differs, the step is refined (to 1e-5 at
-    most) for the reference and for the differentials the trees leave unexpanded alike: near a
-    singularity a true line converges with the differences, a wrong one stays away from them
-    (as in :func:`_verify_sizes`)."""
+    """``(line, settled)``: the first tree that differs from the differential ``ref`` (the
+    directional difference of ``func`` with step 1e-3), or None.  Where one differs, the step
+    is refined (to 1e-5 at most) for the reference and for the differentials the trees leave
+    unexpanded alike: near a singularity a true line converges with the differences, a wrong
+    one stays away from them (as in :func:`_verify_sizes`).  ``settled`` is False when the
+    last refinement still moved the reference or the differing line by more than the
+    tolerance: the differences have not converged at this point, which then says nothing."""
     h = 1e-3
+    before = None  # (ref, value of the differing line) at the previous step
     while True:
         tol = RTOL * (_amax(ref) + 1.0) * 10 + 1e-8
         bad = None
@@ -473,12 +477,19 @@ def _failing_line(func, var, trees, env, sizes, V, ref):
             t2, env2 = _with_unexpanded_differentials(t, env, sizes, var, V, h)
             got = _vec(evaluate(t2, env2, sizes))
             if got.shape != ref.shape:
-                return t
+                return t, True
             if _amax(got - ref) > tol:
                 bad = t
                 break
-        if bad is None or h / 4 < 1e-5:
-            return bad
+        if bad is None:
+            return None, True
+        if before is not None and before[2] is bad:
+            moved = max(_amax(ref - before[0]), _amax(got - before[1]))
+        else:
+            moved = float("inf")
+        if h / 4 < 1e-5:
+            return bad, moved <= tol
+        before = (ref, got, bad)
         h /= 4
         ref = _directional_fd(func, env, var, V, sizes, h)
 
@@ -500,7 +511,9 @@ def _verify_lines_sizes(func, var, trees, symbols, sizes, seed_text) -> bool:
         if not _finite(ref):
             continue
         env[DIFF_PREFIX + var.name] = V
-        bad = _failing_line(func, var, trees, env, sizes, V, ref)
+        bad, settled = _failing_line(func, var, trees, env, sizes, V, ref)
+        if bad is not None and not settled:
+            continue  # the differences do not converge at this point: another draw decides
         if bad is not None:
             from .printing.latex import latex
 
