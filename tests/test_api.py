@@ -510,3 +510,52 @@ def test_sums_of_vecs_merge_like_sums_of_diagonals():
     np.testing.assert_allclose(d.evaluate({"X": X}),
                                fd_jacobian(lambda v: f(v.reshape(3, 3, order="F")), x),
                                rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("expr, wrt, form, fn", [
+    # a Kronecker product with a zero factor is zero (it printed -(0 \otimes X^{-2} + ...))
+    (r"\operatorname{inv}(X X) (A - A)^\top", "X", r"0_{mn \times n^2}",
+     lambda X, A: np.linalg.inv(X @ X) @ (A - A).T),
+    # sum(0) = 0 (printed \operatorname{sum}(0_{m \times p})\, I_n)
+    (r"\operatorname{sum}(A - A) x", "x", r"0_{n \times n}", lambda x, A: np.sum(A - A) * x),
+    # 1_m (x) 1_n = 1_{mn}; sum(X (x) C) = sum(X) sum(C) (printed sum(C) (1 (x) 1)(1 (x) 1)^T)
+    (r"\operatorname{sum}(X \otimes C)", "X", r"\operatorname{sum}(C)\, \mathbf{1} \mathbf{1}^\top",
+     lambda X, C: np.sum(np.kron(X, C))),
+    # sum(A^T) = sum(A)
+    (r"\operatorname{sum}(X^\top A)", "X", r"A \mathbf{1} \mathbf{1}^\top",
+     lambda X, A: np.sum(X.T @ A)),
+])
+def test_zeros_and_ones_of_kronecker_and_sum_forms_fold(expr, wrt, form, fn):
+    d = derive(expr, wrt)
+    assert d.latex == form
+    sizes = {"m": 4, "n": 3, "p": 5, "q": 2}
+    vals = {}
+    for s in d.symbols:
+        r = int(np.prod([sizes[k] for k in s.rows])) if s.rows else 1
+        c = int(np.prod([sizes[k] for k in s.cols])) if s.cols else 1
+        vals[s.name] = RNG.standard_normal((r, c)) if c > 1 else RNG.standard_normal(r)
+    other = next(s.name for s in d.symbols if s.name != wrt)
+    if np.ndim(fn(vals[wrt], vals[other])) == 0:
+        ref = fd_gradient(lambda X: fn(X, vals[other]), vals[wrt])
+    else:  # the Jacobian d vec F / d vec(VAR)^T
+        shape = vals[wrt].shape
+        ref = fd_jacobian(lambda v: np.ravel(fn(v.reshape(shape, order="F"), vals[other]),
+                                             order="F"), np.ravel(vals[wrt], order="F"))
+    got = d.evaluate(vals)
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-8)
+
+
+def test_hessian_with_a_ones_kronecker_prints_ones():
+    # sigma(t sum(X (x) C)): its Hessian printed (1 (x) 1)(1 (x) 1)^T, which a claim could not
+    # read back (the sizes of the two ones are not in the text)
+    d = derive(r"\sigma(t \operatorname{sum}(X \otimes C))", ["X", "X"], scalar=["t"])
+    assert d.latex.endswith(r"\mathbf{1} \mathbf{1}^\top") and r"\otimes \mathbf{1}" not in d.latex
+    X, C, t = RNG.standard_normal((4, 3)), RNG.standard_normal((5, 2)), 0.3
+    sig = lambda u: 1 / (1 + np.exp(-u))  # noqa: E731
+    grad = lambda v: (t * np.sum(C) * sig(t * np.sum(np.kron(v.reshape(4, 3, order="F"), C)))  # noqa: E731
+                      * (1 - sig(t * np.sum(np.kron(v.reshape(4, 3, order="F"), C))))) * np.ones(12)
+    ref = fd_jacobian(grad, X.reshape(-1, order="F"))
+    np.testing.assert_allclose(d.evaluate({"X": X, "C": C, "t": t}), ref, rtol=1e-6, atol=1e-8)
+    assert derive(r"\sigma(t \operatorname{sum}(X \otimes C))", ["X", "X"], scalar=["t"],
+                  expect=d.latex).verdict.ok

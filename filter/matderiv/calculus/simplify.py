@@ -1131,6 +1131,8 @@ def _rewrite_kron(e: Kron) -> Expr:
     args = []
     for a in e.args:
         args.extend(a.args if isinstance(a, Kron) else (a,))
+    if any(is_zero(a) for a in args):  # 0 (x) B = 0, of the product's shape
+        return zero(e.shape)
     coef, scalars, core = Fraction(1), [], []
     for a in args:
         ac, as_, ach = split(a)
@@ -1142,6 +1144,10 @@ def _rewrite_kron(e: Kron) -> Expr:
     for a in core:
         if merged and isinstance(a, Identity) and isinstance(merged[-1], Identity):
             merged[-1] = Identity(dim_mul(merged[-1].n, a.n))
+        elif merged and isinstance(a, Ones) and isinstance(merged[-1], Ones):
+            merged[-1] = Ones(dim_mul(merged[-1].n, a.n))  # 1_m (x) 1_n = 1_{mn}
+        elif merged and _ones_row(a) and _ones_row(merged[-1]):
+            merged[-1] = Transpose(Ones(dim_mul(merged[-1].arg.n, a.arg.n)))
         elif merged and merged[-1].shape[1] == ONE and a.shape[0] == ONE:
             merged[-1] = _rewrite_mul(Mul((merged[-1], a)))
         elif merged and merged[-1].shape[0] == ONE and a.shape[1] == ONE:
@@ -1150,6 +1156,20 @@ def _rewrite_kron(e: Kron) -> Expr:
             merged.append(a)
     body = merged[0] if len(merged) == 1 else (Kron(tuple(merged)) if merged else None)
     return build_product(coef, scalars, [body] if body is not None else [])
+
+
+def _ones_row(e: Expr) -> bool:
+    return isinstance(e, Transpose) and isinstance(e.arg, Ones)
+
+
+def _rewrite_sum(e: Sum) -> Expr:
+    """sum(0) = 0 and sum(A^T) = sum(A)."""
+    a = e.arg
+    if isinstance(a, Zero):
+        return c(0)
+    if isinstance(a, Transpose):
+        return Sum(a.arg)
+    return e
 
 
 _REWRITTEN: dict = {}
@@ -1266,6 +1286,8 @@ def _rewrite_diagpart(e: DiagPart) -> Expr:
 
 def _rewrite_vec(e: Vec) -> Expr:
     a = e.arg
+    if isinstance(a, Zero):
+        return zero(e.shape)
     if a.shape[1] == ONE:
         return a
     if a.shape[0] == ONE:  # vec of a row is its transpose
@@ -1293,7 +1315,7 @@ _RULES = {
     Mul: _rewrite_mul, Add: _rewrite_add, Transpose: _rewrite_transpose, Inverse: _rewrite_inverse,
     Power: _rewrite_power, Trace: _rewrite_trace, Hadamard: _rewrite_hadamard,
     HadamardDiv: _rewrite_hdiv, Kron: _rewrite_kron, Det: _rewrite_det, Func: _rewrite_func,
-    Diag: _rewrite_diag, DiagPart: _rewrite_diagpart, Vec: _rewrite_vec,
+    Diag: _rewrite_diag, DiagPart: _rewrite_diagpart, Vec: _rewrite_vec, Sum: _rewrite_sum,
 }
 
 
