@@ -511,7 +511,10 @@ def _verify_lines_sizes(func, var, trees, symbols, sizes, seed_text) -> bool:
         if not _finite(ref):
             continue
         env[DIFF_PREFIX + var.name] = V
-        bad, settled = _failing_line(func, var, trees, env, sizes, V, ref)
+        try:
+            bad, settled = _failing_line(func, var, trees, env, sizes, V, ref)
+        except NumericDomainError:
+            continue  # a line is undefined here (X B of rank n < m to invert): another draw
         if bad is not None and not settled:
             continue  # the differences do not converge at this point: another draw decides
         if bad is not None:
