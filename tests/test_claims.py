@@ -328,3 +328,19 @@ def test_gradient_in_the_free_entries_of_a_symmetric_matrix(expr, claim):
     assert not v.ok and v.diagnosis == "symmetric-entries"
     assert "free entries of a symmetric X" in v.message
     assert not katex_errors([v.latex]) and not pandoc_errors([v.latex])
+
+
+def test_ones_of_a_size_the_claim_leaves_open_are_not_guessed():
+    # the engine prints 1^T 1 for m (the rows of C); pasted back as a claim, the claim's own
+    # typing cannot tell that size from n, and the verdict was "holds only when C is square"
+    expr = r"\mathbf{1}^\top \log\operatorname{softmax}(C x)"
+    printed = derive(expr, "x").latex
+    assert r"(\mathbf{1}^\top \mathbf{1})" in printed
+    with pytest.raises(MatDerivError, match="could not be checked: the size of a ones vector"):
+        derive(expr, "x", expect=printed)
+    # a claim whose ones the text ties to a symbol is still judged
+    d, v = verdict(expr, "x", r"C^\top (\mathbf{1} - 2 \operatorname{softmax}(C x))")
+    assert v.diagnosis == "wrong"
+    d, v = verdict(r"\mathbf{1}^\top \log\operatorname{softmax}(x)", "x",
+                   r"\mathbf{1} - (\mathbf{1}^\top \mathbf{1}) \operatorname{softmax}(x)")
+    assert v.ok

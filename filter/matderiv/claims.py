@@ -140,6 +140,11 @@ def check_claim(claim: str, f: Expr, result: Expr, kind: str, layout: str, all_s
                             None, "pass check=false to skip")
     if all_equal(general):
         return _verdict(True, "equal", "the claim matches the computed result", claim, res_latex)
+    if _constants_of_open_size(typed, claim):
+        raise MatDerivError(
+            "the claim could not be checked: the size of a ones vector or identity in it "
+            "(as in \\mathbf{1}^\\top \\mathbf{1}) is not fixed by the text", None,
+            "write the size on it (I_n), or compare that form by eye")
     other = _other_layout(kind, layout)
     transposed = f"the claim is the transpose of the computed result: this is the {other}-layout result; " \
                  f"this document uses {layout} layout"
@@ -278,6 +283,28 @@ def _written_sizes(typed, text: str, sizes: dict) -> dict:
         if out.setdefault(n.n[0], value) != value:
             raise _unmatched_sizes()  # (the caller counts the claim as not evaluated)
     return out
+
+
+def _constants_of_open_size(typed, text: str) -> bool:
+    """Whether the claim holds a ones vector, identity or zero whose size neither a symbol, nor
+    what the claim writes (``I_n``), nor the claim's own shape fixes (``\\mathbf{1}^\\top
+    \\mathbf{1}``, ``\\operatorname{tr}(I)``): :func:`_claim_value` then has to guess it, and a
+    mismatch says nothing about the claim."""
+    from .expr import Identity, Ones, Zero
+    from .parse import identity_size_letters
+
+    tree = typed.tree
+    fixed = {n for s in symbols_of(tree) for d in (s.rows, s.cols) for n in d}
+    fixed |= {n for d in tree.shape for n in d if len(d) == 1}
+    for n in tree.walk():
+        if isinstance(n, Identity):
+            sp = typed.spans.get(id(n))
+            if sp is not None and identity_size_letters(text[sp.start:sp.end]):
+                continue
+        if isinstance(n, (Identity, Ones, Zero)) and any(
+                name not in fixed for d in n.shape for name in d):
+            return True
+    return False
 
 
 def _unmatched_sizes() -> MatDerivError:
