@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
 """Time matderiv's `derive` against SymPy's `.diff` over the public corpus.
 
-    .venv/bin/python bench/derive.py [--repeat N] [--timeout S] [--case ID ...] [-v]
+    .venv/bin/python bench/derive.py [--repeat N [--fresh]] [--timeout S] [--case ID ...] [-v]
 
 For every corpus case this times `matderiv.derive(expr, wrt, **options)` (which includes
 matderiv's numerical self-check, but not `evaluate`) and, for the cases that have a SymPy form,
 SymPy's `.diff` on the MatrixSymbol expression built exactly as the corpus harness `score.py`
 builds it (`SympyEngine`).  It prints the figures; it asserts nothing.  Cases an engine raises
 on (or times out on) are counted and listed, never timed.
+
+By default each case runs once, after the cases before it (what a build sees).  ``--repeat N``
+keeps the best of N runs, with both engines' in-process caches warm from the earlier runs;
+``--repeat N --fresh`` empties both engines' caches before each run (SymPy's cache, with its
+expression then built again; matderiv's memos), so the best of N is a single-shot time with
+the machine's noise taken out: the steadiest figure for comparing two versions.
 
 The corpus is `<repo>/../shared/corpus/public.yaml` when present, else the vendored
 `tests/corpus/public.yaml`; `score.py` is imported from the same directory.
@@ -48,10 +54,13 @@ def _alarm(signum, frame):  # noqa: ARG001
     raise Timeout()
 
 
-def timed(fn, repeat: int, timeout: int) -> float:
-    """Best of `repeat` wall times of fn() in ms; exceptions (and Timeout) propagate."""
+def timed(fn, repeat: int, timeout: int, fresh=None) -> float:
+    """Best of `repeat` wall times of fn() in ms; exceptions (and Timeout) propagate.
+    ``fresh``, when given, is called (untimed) before each run."""
     best = float("inf")
     for _ in range(repeat):
+        if fresh is not None:
+            fresh()
         if timeout:
             signal.signal(signal.SIGALRM, _alarm)
             signal.alarm(timeout)
@@ -72,7 +81,24 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {msg[0][:100] if msg else ''}"
 
 
-def bench_matderiv(cases, repeat, timeout):
+def matderiv_fresh() -> None:
+    """Forget what matderiv's in-process memos hold (simplification results, memoised keys
+    and shapes), as in a new process; the parser tables (loaded once per process from the
+    disk cache) stay."""
+    memo = getattr(sys.modules.get("matderiv.calculus.simplify"), "_REWRITTEN", None)
+    if memo is not None:
+        memo.clear()
+    for name, mod in list(sys.modules.items()):
+        if not name.startswith("matderiv"):
+            continue
+        for obj in list(vars(mod).values()):
+            wrapped = getattr(obj, "__wrapped__", None)
+            if hasattr(obj, "cache_clear") and getattr(wrapped, "__module__", "") == name \
+                    and wrapped.__name__ not in ("_lark", "_tables", "_no_lexer"):
+                obj.cache_clear()
+
+
+def bench_matderiv(cases, repeat, timeout, fresh=False):
     try:
         import matderiv
         derive = matderiv.derive
@@ -88,13 +114,14 @@ def bench_matderiv(cases, repeat, timeout):
         wrt = c["wrt"][0] if len(c["wrt"]) == 1 else tuple(c["wrt"])
         opts = dict(c.get("options") or {})
         try:
-            times[c["id"]] = timed(lambda: derive(c["expr"], wrt, **opts), repeat, timeout)
+            times[c["id"]] = timed(lambda: derive(c["expr"], wrt, **opts), repeat, timeout,
+                                   matderiv_fresh if fresh else None)
         except Exception as e:  # noqa: BLE001
             failed[c["id"]] = describe(e)
     return times, failed
 
 
-def bench_sympy(score, cases, repeat, timeout):
+def bench_sympy(score, cases, repeat, timeout, fresh=False):
     try:
         eng = score.SympyEngine()
     except Exception as e:  # noqa: BLE001
@@ -107,17 +134,29 @@ def bench_sympy(score, cases, repeat, timeout):
             no_form += 1
             continue
         try:
-            ns, syms, _ = eng._namespace(c)
-            expr = eval(src, ns)  # the corpus's own trusted SymPy strings, as score.py does
-            var = syms[score.pyname(c["wrt"][0])]
+            built = {}
+
+            def build(c=c, src=src):
+                ns, syms, _ = eng._namespace(c)
+                # the corpus's own trusted SymPy strings, as score.py does
+                built["expr"] = eval(src, ns)
+                built["var"] = syms[score.pyname(c["wrt"][0])]
+
+            def rebuild():  # SymPy's cache emptied, the expression made again (untimed)
+                from sympy.core.cache import clear_cache
+
+                clear_cache()
+                build()
+
+            build()
             order = len(c["wrt"])
 
             def diff():
-                r = expr.diff(var)
+                r = built["expr"].diff(built["var"])
                 if order == 2:
-                    r = r.diff(var)
+                    r = r.diff(built["var"])
                 return r
-            times[c["id"]] = timed(diff, repeat, timeout)
+            times[c["id"]] = timed(diff, repeat, timeout, rebuild if fresh else None)
         except Exception as e:  # noqa: BLE001
             failed[c["id"]] = describe(e)
     return times, failed, no_form
@@ -137,6 +176,10 @@ def med(xs):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=1, help="time each case N times, keep the best")
+    ap.add_argument("--fresh", action="store_true",
+                    help="before each of the N runs, empty both engines' in-process caches "
+                         "(SymPy's cache, then its expression built again; matderiv's memos), "
+                         "so that the best of N is a single-shot time with the noise taken out")
     ap.add_argument("--timeout", type=int, default=60, help="seconds per case and engine")
     ap.add_argument("--case", action="append", help="only these case ids (or id prefixes)")
     ap.add_argument("-v", "--verbose", action="store_true", help="print one line per case")
@@ -147,10 +190,11 @@ def main(argv=None) -> int:
     cases = score.load_corpus("public")  # score.py reads public.yaml beside itself
     if args.case:
         cases = [c for c in cases if any(c["id"].startswith(k) for k in args.case)]
-    print(f"corpus: {d / 'public.yaml'} ({len(cases)} cases), repeat={args.repeat}")
+    print(f"corpus: {d / 'public.yaml'} ({len(cases)} cases), repeat={args.repeat}"
+          + (", fresh state before each run" if args.fresh else ""))
 
-    m_times, m_failed = bench_matderiv(cases, args.repeat, args.timeout)
-    s_times, s_failed, s_noform = bench_sympy(score, cases, args.repeat, args.timeout)
+    m_times, m_failed = bench_matderiv(cases, args.repeat, args.timeout, args.fresh)
+    s_times, s_failed, s_noform = bench_sympy(score, cases, args.repeat, args.timeout, args.fresh)
 
     if args.verbose:
         print(f"\n{'id':<44} {'matderiv ms':>12} {'sympy ms':>10}")
