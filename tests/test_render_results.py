@@ -33,3 +33,49 @@ def test_outputs_render_in_katex(outputs):
 def test_outputs_convert_with_pandoc_without_warnings(outputs):
     errs = pandoc_errors([s for _, s in outputs])
     assert not errs, {outputs[i][0]: (outputs[i][1], m) for i, m in errs.items()}
+
+
+# ------------------------------------------------------------------------------------------
+# KaTeX's limit of 1000 macro expansions per formula (maxExpand)
+# ------------------------------------------------------------------------------------------
+LONG_STEPS = r"\|\operatorname{softmax}(\log(\mathbf{1} + C x \odot C x))\|_2"
+
+
+def test_the_expansion_count_is_katexs_own():
+    # each \operatorname costs KaTeX 3 expansions, \, 3 and \quad 1: the estimate is exact, so a
+    # formula at the limit renders and one past it does not
+    from matderiv.printing.latex import KATEX_MAX_EXPAND, katex_expansions
+
+    at = r"\operatorname{tr}(X) + " * 333 + r"a \quad b"          # 3 * 333 + 1 = 1000
+    past = at + r" \, c"
+    assert katex_expansions(at) == KATEX_MAX_EXPAND and katex_expansions(past) > KATEX_MAX_EXPAND
+    errs = katex_errors([at, past])
+    assert 0 not in errs and "Too many expansions" in errs[1]
+
+
+def test_steps_past_katexs_limit_are_dropped_with_a_note():
+    from matderiv.locate import find_macros
+    from matderiv.printing.latex import KATEX_MAX_EXPAND, katex_expansions
+    from matderiv.render import render_macro
+
+    d = derive(LONG_STEPS, ("x", "x"), steps=True)
+    assert katex_expansions(" ".join(d.steps)) > KATEX_MAX_EXPAND  # a Hessian's long derivation
+    macro = find_macros(r"\matderiv[steps]<" + LONG_STEPS + ", x, x>")[0]
+    r = render_macro(macro, math="display", cache={})
+    assert r.error is None and r.latex == d.equation
+    assert any("too long to typeset: KaTeX would need" in n for n in r.notes)
+    assert not katex_errors([r.latex])
+    short = render_macro(find_macros(r"\matderiv[steps]<x^\top A x, x>")[0], math="display",
+                         cache={})
+    assert short.latex.startswith(r"\begin{aligned}") and not short.notes
+
+
+def test_a_result_past_katexs_limit_is_refused(monkeypatch):
+    import matderiv.printing.latex as printer
+    from matderiv import MatDerivError
+
+    d = derive(r"\operatorname{tr}(\operatorname{diag}(x) A)", "x")  # diag(A): one \operatorname
+    assert printer.katex_expansions(d.latex) == 3
+    monkeypatch.setattr(printer, "KATEX_MAX_EXPAND", 2)
+    with pytest.raises(MatDerivError, match="too long to typeset: KaTeX would need 3 macro"):
+        derive(r"\operatorname{tr}(\operatorname{diag}(x) A)", "x")

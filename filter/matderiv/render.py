@@ -367,8 +367,15 @@ def _compute(macro, fn, opts, math, color, sep, checkmark, cache) -> tuple[Rende
             claim.update(claim_ok=bool(verdict.ok), claim_message=verdict.message,
                          claim_diagnosis=verdict.diagnosis, claim=verdict.claim)
         if steps:
-            return Rendered(_steps_block(steps, main, sep, after), display=True, notes=notes,
-                            **claim), True
+            from .printing.latex import KATEX_MAX_EXPAND, katex_expansions
+
+            block = _steps_block(steps, main, sep, after)
+            cost = katex_expansions(block)
+            if cost <= KATEX_MAX_EXPAND:
+                return Rendered(block, display=True, notes=notes, **claim), True
+            notes.append(f"the derivation steps are too long to typeset: KaTeX would need {cost} "
+                         f"macro expansions, past its limit of {KATEX_MAX_EXPAND}; only the "
+                         "result is shown")
         if after and math == "display" and _visible_length(main + after) > WRAP_VERDICT:
             # a long result and verdict do not fit one line of a page: the verdict goes on a
             # line of its own, aligned at the '=' (as in a steps block)
