@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from matderiv import MatDerivError, derive
@@ -336,7 +337,7 @@ def test_ones_of_a_size_the_claim_leaves_open_are_not_guessed():
     expr = r"\mathbf{1}^\top \log\operatorname{softmax}(C x)"
     printed = derive(expr, "x").latex
     assert r"(\mathbf{1}^\top \mathbf{1})" in printed
-    with pytest.raises(MatDerivError, match="could not be checked: the size of a ones vector"):
+    with pytest.raises(MatDerivError, match="could not be checked: the size of a ones or zero vector"):
         derive(expr, "x", expect=printed)
     # a claim whose ones the text ties to a symbol is still judged
     d, v = verdict(expr, "x", r"C^\top (\mathbf{1} - 2 \operatorname{softmax}(C x))")
@@ -344,3 +345,18 @@ def test_ones_of_a_size_the_claim_leaves_open_are_not_guessed():
     d, v = verdict(r"\mathbf{1}^\top \log\operatorname{softmax}(x)", "x",
                    r"\mathbf{1} - (\mathbf{1}^\top \mathbf{1}) \operatorname{softmax}(x)")
     assert v.ok
+
+
+def test_a_zero_vector_in_a_claim_is_not_guessed():
+    # the engine prints softmax(0) (a uniform vector) for softmax((X - X) x); pasted back as a
+    # claim, \mathbf{0} was read as the number 0 and a random sweep's claim was called wrong
+    expr = r"a^\top \operatorname{softmax}((X - X) x) t"
+    d = derive(expr, "t", scalar=["t"])
+    printed = d.latex
+    assert printed == r"\operatorname{softmax}(\mathbf{0})^\top a"
+    a = np.array([0.3, -1.2, 2.0])  # d/dt (t a^T softmax(0)) = mean(a)
+    assert abs(float(d.evaluate({"a": a, "X": np.eye(3), "x": a, "t": 0.7})) - a.mean()) < 1e-12
+    with pytest.raises(MatDerivError, match="could not be checked: the size of a ones or zero"):
+        derive(expr, "t", scalar=["t"], expect=printed)
+    d, v = verdict(expr, "t", r"2 \operatorname{softmax}(a)^\top a", scalar=["t"])  # still judged
+    assert not v.ok

@@ -142,8 +142,8 @@ def check_claim(claim: str, f: Expr, result: Expr, kind: str, layout: str, all_s
         return _verdict(True, "equal", "the claim matches the computed result", claim, res_latex)
     if _constants_of_open_size(typed, claim):
         raise MatDerivError(
-            "the claim could not be checked: the size of a ones vector or identity in it "
-            "(as in \\mathbf{1}^\\top \\mathbf{1}) is not fixed by the text", None,
+            "the claim could not be checked: the size of a ones or zero vector or of an "
+            "identity in it (as in \\mathbf{1}^\\top \\mathbf{1}) is not fixed by the text", None,
             "write the size on it (I_n), or compare that form by eye")
     other = _other_layout(kind, layout)
     transposed = f"the claim is the transpose of the computed result: this is the {other}-layout result; " \
@@ -288,11 +288,13 @@ def _written_sizes(typed, text: str, sizes: dict) -> dict:
 def _constants_of_open_size(typed, text: str) -> bool:
     """Whether the claim holds a ones vector, identity or zero whose size neither a symbol, nor
     what the claim writes (``I_n``), nor the claim's own shape fixes (``\\mathbf{1}^\\top
-    \\mathbf{1}``, ``\\operatorname{tr}(I)``): :func:`_claim_value` then has to guess it, and a
-    mismatch says nothing about the claim."""
+    \\mathbf{1}``, ``\\operatorname{tr}(I)``, ``\\operatorname{softmax}(\\mathbf{0})``):
+    :func:`_claim_value` then has to guess it, and a mismatch says nothing about the claim."""
     from .expr import Identity, Ones, Zero
     from .parse import identity_size_letters
 
+    if r"\mathbf{0}" in text:
+        return True  # a zero vector: the reader takes it for the number 0 where it stands alone
     tree = typed.tree
     fixed = {n for s in symbols_of(tree) for d in (s.rows, s.cols) for n in d}
     fixed |= {n for d in tree.shape for n in d if len(d) == 1}
