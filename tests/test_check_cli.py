@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import panflute as pf
-import pytest
 
 from matderiv import cli
 from matderiv.check import check_text, summary

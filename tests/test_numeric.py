@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from matderiv.errors import MatDerivError
 from matderiv.expr import (
-    MINUS_ONE, ONE, SCALAR, Add, Commutation, Const, Det, Diag, DiagPart, Differential, Func,
-    Hadamard, HadamardDiv, Identity, Inverse, Kron, Mul, Norm, Ones, Power, Softmax, Sum, Symbol,
-    Trace, Transpose, Vec, Zero, const, symbols,
+    MINUS_ONE, ONE, SCALAR, Add, Commutation, Det, Diag, DiagPart, Differential, Func, Hadamard,
+    HadamardDiv, Identity, Inverse, Kron, Mul, Norm, Ones, Power, Softmax, Sum, Symbol, Trace,
+    Transpose, Vec, Zero, const, symbols,
 )
 from matderiv.numeric import (
     NumericDomainError, commutation_matrix, evaluate, normalize_env, normalize_value,

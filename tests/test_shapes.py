@@ -7,8 +7,8 @@ import pytest
 
 from conftest import corpus_cases
 from matderiv.errors import MatDerivError, UnsupportedError
-from matderiv.expr import (ONE, SCALAR, Add, Const, Det, Diag, DiagPart, Func, Identity, Mul,
-                           Norm, Ones, Power, Symbol, Zero)
+from matderiv.expr import (ONE, SCALAR, Const, Det, Diag, DiagPart, Func, Identity, Mul, Norm,
+                           Ones, Power, Symbol)
 from matderiv.parse import parse
 from matderiv.shapes import Typed, infer
 

@@ -6,10 +6,10 @@ validation, and the user-facing result object.  Knows nothing of documents or pa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Mapping
 
 from .errors import MatDerivError, UnsupportedError
-from .expr import ONE, Expr, Symbol, fmt_dim, symbols as symbols_of
+from .expr import ONE, Expr, fmt_dim, symbols as symbols_of
 
 OPTION_KEYS = ("layout", "steps", "show", "name", "expect", "scalar", "vector", "matrix",
                "symmetric", "check", "lang")

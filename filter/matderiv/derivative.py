@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .calculus.build import add, c, identity, mul, transpose, zero
+from .calculus.build import add, c, mul, transpose, zero
 from .calculus.differential import Differentiator, with_logistic
 from .calculus.identify import by_scalar, gradient, jacobian, linear_terms
 from .calculus.simplify import prettify, simplify
 from .errors import MatDerivError, UnsupportedError
-from .expr import ONE, SCALAR, Expr, Symbol, Transpose, dim_mul
+from .expr import ONE, SCALAR, Expr, Symbol, dim_mul
 
 LAYOUTS = ("mixed", "numerator", "denominator")
 

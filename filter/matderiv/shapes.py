@@ -38,10 +38,9 @@ from typing import Sequence
 
 from .deadline import tick
 from .errors import MatDerivError, Span, UnsupportedError
-from .expr import (ONE, SCALAR, UNKNOWN, Add, Const, Det, Diag, DiagPart, Expr, Func, Hadamard,
-                   HadamardDiv, Identity, Inverse, Kron, Mul, Norm, Ones, Power, ShapeError,
-                   Softmax, Sum, Symbol, Trace, Transpose, Vec, Zero, Commutation,
-                   Differential)
+from .expr import (ONE, Add, Commutation, Const, Det, Diag, DiagPart, Differential, Expr, Func,
+                   Hadamard, HadamardDiv, Identity, Inverse, Kron, Mul, Norm, Ones, Power,
+                   ShapeError, Softmax, Sum, Symbol, Trace, Transpose, Vec, Zero)
 from .parse import Parsed, identity_size_letters, normalize_name
 from .parse.parser import GREEK
 
@@ -739,7 +738,6 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
             got = dimt_memo[d] = tuple(sorted(names[v] for v in inf.canon(d)))
         return got
 
-    latex_of = {n: s.latex for n, s in present.items()}
     typed_syms: dict[str, Symbol] = {}
 
     def mk_symbol(name: str, fallback_kind: str, latex: str) -> Symbol:

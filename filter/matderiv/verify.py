@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import MatDerivError
-from .expr import ONE, SCALAR, Expr, Symbol
+from .expr import ONE, Expr, Symbol
 from .numeric import DIFF_PREFIX, Evaluator, NumericDomainError, dim_size
 
 

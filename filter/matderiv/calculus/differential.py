@@ -15,11 +15,10 @@ from fractions import Fraction
 
 from ..errors import UnsupportedError
 from ..deadline import tick
-from ..expr import (ONE, SCALAR, Add, Commutation, Const, Det, Diag, DiagPart, Differential,
-                    DifferentialOf,
-                    Expr, Func, Hadamard, HadamardDiv, Identity, Inverse, Kron, Mul, Norm, Ones,
-                    Power, Softmax, Sum, Symbol, Trace, Transpose, Vec, Zero)
-from .build import add, c, hadamard, is_zero, mul, neg, transpose
+from ..expr import (ONE, Add, Commutation, Const, Det, Diag, DiagPart, Differential,
+                    DifferentialOf, Expr, Func, Hadamard, HadamardDiv, Identity, Inverse, Kron,
+                    Mul, Norm, Ones, Power, Softmax, Sum, Symbol, Trace, Transpose, Vec, Zero)
+from .build import add, c, hadamard, mul, neg, transpose
 
 def logistic_argument(e: Expr) -> Expr | None:
     r"""``u`` when ``e`` is the logistic function of ``u`` written out: ``1/(1 + e^{-u})`` or

@@ -17,9 +17,9 @@ contain ``dX``, so constant parts such as ``(A x - b)`` stay whole).
 from __future__ import annotations
 
 from ..errors import UnsupportedError
-from ..expr import (ONE, SCALAR, Add, Commutation, Const, Det, Diag, DiagPart, Differential,
-                    Expr, Func, Hadamard, HadamardDiv, Identity, Inverse, Kron, Mul, Norm, Ones,
-                    Power, Softmax, Sum, Symbol, Trace, Transpose, Vec, Zero, dim_mul)
+from ..expr import (ONE, Add, Commutation, Diag, DiagPart, Differential, Expr, Hadamard,
+                    HadamardDiv, Identity, Inverse, Kron, Mul, Ones, Sum, Symbol, Trace,
+                    Transpose, Vec, dim_mul)
 from .build import add, c, hadamard, identity, mul, transpose
 
 
