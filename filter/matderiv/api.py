@@ -243,9 +243,10 @@ def _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang="en",
                                  "them one by one")
     from .printing.latex import KATEX_MAX_EXPAND, katex_expansions
 
-    if katex_expansions(rhs) > KATEX_MAX_EXPAND:
+    expansions = katex_expansions(rhs)
+    if expansions > KATEX_MAX_EXPAND:
         raise MatDerivError(f"the derivative is too long to typeset: KaTeX would need "
-                            f"{katex_expansions(rhs)} macro expansions, past its limit of "
+                            f"{expansions} macro expansions, past its limit of "
                             f"{KATEX_MAX_EXPAND}; it is not printed",
                             hint="split the expression, or name its parts and differentiate "
                                  "them one by one")

@@ -268,15 +268,10 @@ def _written_sizes(typed, text: str, sizes: dict) -> dict:
     """The sizes a claim writes on its identities, ``I_n``, ``I_{mn}``, ``I_{n^2}`` (the engine's
     size letters, so a printed result pasted back as a claim means what it meant): the claim's
     own size name of each such identity -> its value under ``sizes``."""
-    from .expr import Identity
-    from .parse import identity_size_letters
-
     out = {}
-    for n in typed.tree.walk():
-        if not isinstance(n, Identity) or len(n.n) != 1:
+    for n, letters in _identity_subscripts(typed, text):
+        if len(n.n) != 1:
             continue
-        sp = typed.spans.get(id(n))
-        letters = identity_size_letters(text[sp.start:sp.end]) if sp is not None else ()
         if not letters or any(a not in sizes for a in letters):
             continue
         value = math.prod(sizes[a] for a in letters)
@@ -291,22 +286,32 @@ def _constants_of_open_size(typed, text: str) -> bool:
     \\mathbf{1}``, ``\\operatorname{tr}(I)``, ``\\operatorname{softmax}(\\mathbf{0})``):
     :func:`_claim_value` then has to guess it, and a mismatch says nothing about the claim."""
     from .expr import Identity, Ones, Zero
-    from .parse import identity_size_letters
 
     if r"\mathbf{0}" in text:
         return True  # a zero vector: the reader takes it for the number 0 where it stands alone
     tree = typed.tree
     fixed = {n for s in symbols_of(tree) for d in (s.rows, s.cols) for n in d}
     fixed |= {n for d in tree.shape for n in d if len(d) == 1}
+    sized = {id(n) for n, letters in _identity_subscripts(typed, text) if letters}
     for n in tree.walk():
-        if isinstance(n, Identity):
-            sp = typed.spans.get(id(n))
-            if sp is not None and identity_size_letters(text[sp.start:sp.end]):
-                continue
+        if id(n) in sized:
+            continue
         if isinstance(n, (Identity, Ones, Zero)) and any(
                 name not in fixed for d in n.shape for name in d):
             return True
     return False
+
+
+def _identity_subscripts(typed, text: str):
+    """Each identity of the typed claim with the size letters written on it in ``text``
+    (``I_{mn}`` -> ``("m", "n")``; ``()`` for a bare ``I``)."""
+    from .expr import Identity
+    from .parse import identity_size_letters
+
+    for n in typed.tree.walk():
+        if isinstance(n, Identity):
+            sp = typed.spans.get(id(n))
+            yield n, (identity_size_letters(text[sp.start:sp.end]) if sp is not None else ())
 
 
 def _unmatched_sizes() -> MatDerivError:
