@@ -445,32 +445,24 @@ def test_fixed_bug3_negated_first_operand_prints_a_fixed_point(text):
     assert _printed(p1, "x") == p1
 
 
-def test_fixed_bug4_scalar_after_inner_product_prints_a_fixed_point():
+@pytest.mark.parametrize("text", [
     # (x^T a / t) t printed \frac{x^\top a t}{t}, which reprinted as \frac{t x^\top a}{t}; the
     # scalars of a product now go before its 1 x 1 group however the product is nested
-    p1 = _printed(r"(x^\top a / t) t", "x")
-    assert _printed(p1, "x") == p1
-
-
-def test_fixed_bug4_coefficient_and_inner_product_prints_a_fixed_point():
+    r"(x^\top a / t) t",
     # 2 (2 x^T (x x^T) x) printed 4 x^\top x x^\top x, which reprinted as 4 (x^\top x) x^\top x;
     # a spliced 1 x 1 product is now grouped as a flat one is
-    p1 = _printed(r"2 (2 x^\top (x x^\top) x)", "x")
-    assert _printed(p1, "x") == p1
-
-
-def test_fixed_bug4_group_inside_a_group_prints_a_fixed_point():
+    r"2 (2 x^\top (x x^\top) x)",
     # ((\log(s)^\top b) b^\top s) C reprinted as (\log(s)^\top b) (b^\top s) C: a leading 1 x 1
     # run inside a nested 1 x 1 product is now lifted out as a scalar, as the reading-back does
-    p1 = _printed(r"(\log[softmax(b)]^T \big(b b^{\top}\big) \operatorname{softmax}\big(b\big)) "
-                  r"\left(C^T / t + b \left(C x\right)^T\right)", "x")
-    assert _printed(p1, "x") == p1
-
-
-def test_fixed_bug4_scalar_after_a_run_in_a_fraction_prints_a_fixed_point():
+    r"(\log[softmax(b)]^T \big(b b^{\top}\big) \operatorname{softmax}\big(b\big)) "
+    r"\left(C^T / t + b \left(C x\right)^T\right)",
     # \frac{softmax(a)^\top b t}{exp(b^\top a)} reprinted with t first; the scalars of a flat
     # 1 x 1 chain now go first, as reading back puts them
-    p1 = _printed(r"softmax\left(a\right)^{\top} \left(b t / e^{b^{\prime} a}\right)", "x")
+    r"softmax\left(a\right)^{\top} \left(b t / e^{b^{\prime} a}\right)",
+], ids=["scalar-after-inner-product", "coefficient-and-inner-product", "group-inside-a-group",
+        "scalar-after-a-run-in-a-fraction"])
+def test_fixed_bug4_nested_products_print_a_fixed_point(text):
+    p1 = _printed(text, "x")
     assert _printed(p1, "x") == p1
 
 
