@@ -568,11 +568,18 @@ def test_fixed_bug14_signs_of_scaled_arguments():
 
 
 def test_fixed_bug15_ones_inner_product_in_a_result():
-    # (1^T 1) softmax(x): the read-back cannot size 1^T 1 and once called that a mismatch
+    # (1^T 1) softmax(x): the read-back cannot size 1^T 1 and once called that a mismatch;
+    # 1^T 1 is now printed as the size n, which the read-back reads as that size
+    from conftest import fd_gradient
     from matderiv import derive
     d = derive(r"\sin(\operatorname{sum}(\log(\operatorname{softmax}(x))))", "x",
                layout="numerator")
-    assert r"(\mathbf{1}^\top \mathbf{1})" in d.latex
+    assert r"(\mathbf{1} - n \operatorname{softmax}(x))^\top" in d.latex
+    x = np.array([0.2, -0.7, 1.1, 0.4])
+
+    def f(v):
+        return np.sin(np.sum(v - np.log(np.sum(np.exp(v)))))
+    assert np.allclose(d.evaluate({"x": x}).reshape(-1), fd_gradient(f, x), atol=1e-7)
 
 
 def test_fixed_bug15_signs_of_products_with_nonnegative_factors():

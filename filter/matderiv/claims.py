@@ -59,18 +59,26 @@ def check_claim(claim: str, f: Expr, result: Expr, kind: str, layout: str, all_s
     from .shapes import infer
 
     declarations = _with_expression_kinds(declarations, all_syms)
+    by_name = {s.name: s for s in all_syms}
+    size_names = {n for s in all_syms for d in (s.rows, s.cols) for n in d}
+    # sizes the claim may write as numbers: the symbols' and those only constants carry (the m
+    # of tr(X \otimes I_m)), as the result prints them
+    size_scalars = _sizes_as_scalars(sorted(size_names | {
+        n for t in (f, result) for node in t.walk() for d in node.shape for n in d}), by_name)
     try:
-        typed = infer(parse(claim), (), **declarations)
+        typed = infer(parse(claim), (), **_declare_scalars(declarations, size_scalars))
     except MatDerivError as err:
         bad = MatDerivError(f"the claim `{claim}` cannot be read: {err.message}", None,
                             err.hint or "write the claim as an expression in the same symbols")
         bad.claim_position = err.position  # offset inside the claim text, for carets
         raise bad from None
     claim_tree = typed.tree
-    by_name = {s.name: s for s in all_syms}
-    size_names = {n for s in all_syms for d in (s.rows, s.cols) for n in d}
     commutations = {}  # K_{mn} as the engine prints it: the commutation matrix of those sizes
+    used_sizes = []  # size letters the claim uses as numbers (n for tr(I_n))
     for s in symbols_of(claim_tree):
+        if s.name in size_scalars:
+            used_sizes.append(s.name)
+            continue
         m = re.fullmatch(r"K_([a-z])([a-z])", s.name)
         if s.name not in by_name and m and set(m.groups()) <= size_names:
             commutations[s.name] = m.groups()
@@ -94,7 +102,9 @@ def check_claim(claim: str, f: Expr, result: Expr, kind: str, layout: str, all_s
         for sizes in ([maps[-1]] if square else maps[:-1] or maps):
             out = compare_at(sizes, sym_names)
             if out is not None:
-                return out
+                # and at sizes one larger: a claim that writes 3 for the size n, or 2 where
+                # n is meant, agrees at one size only (or by a factor that is no constant)
+                return out + (compare_at({k: v + 1 for k, v in sizes.items()}, sym_names) or [])
         return None
 
     def compare_at(sizes, sym_names):
@@ -115,6 +125,8 @@ def check_claim(claim: str, f: Expr, result: Expr, kind: str, layout: str, all_s
                     env[n] = (env[n] + env[n].T) / 2
                 for name, (a, b) in commutations.items():
                     env[name] = commutation_matrix(sizes[a], sizes[b]).copy()
+                for name in used_sizes:
+                    env[name] = float(sizes[name])
                 try:
                     R = _value(result, env, sizes)
                     F0 = _value(f, env, sizes)
@@ -247,6 +259,21 @@ def _with_expression_kinds(declarations: dict, all_syms) -> dict:
             out["vector"].append(s.name)
         else:
             out["matrix"].append(s.name)
+    return out
+
+
+def _sizes_as_scalars(names, by_name: dict) -> dict:
+    r"""The size letters among ``names`` that a text may use as numbers (``n \det(X)``, as
+    the engine prints ``tr(I_n)``), each as a scalar Symbol; a letter that names a symbol of
+    the expression is that symbol, not a size."""
+    return {n: Symbol(n, ONE, ONE, "scalar", n) for n in names
+            if len(n) == 1 and "a" <= n <= "z" and n not in by_name}
+
+
+def _declare_scalars(declarations: dict, names) -> dict:
+    out = dict(declarations)
+    out["scalar"] = list(out.get("scalar", ())) + [n for n in names
+                                                   if n not in out.get("scalar", ())]
     return out
 
 
@@ -528,11 +555,18 @@ def printed_matches(printed: str, f: Expr, result: Expr, all_syms, declarations:
         return None  # sizes of I, 0, (x) and vec are not fixed by the text: cannot say
     if _same_as_parsed(parsed.tree, result):
         return True  # the text parses to the very tree that was verified (before typing)
+    from .printing.latex import printed_size
+
+    by_name = {s.name: s for s in all_syms}
+    # sizes printed as numbers (tr(I_n) as n) read back as scalars valued at the size
+    size_scalars = _sizes_as_scalars(
+        sorted({n for node in result.walk() for n in (printed_size(node) or ())}), by_name)
     try:
-        tree = infer(parsed, (), **_with_expression_kinds(declarations, all_syms)).tree
+        tree = infer(parsed, (), **_declare_scalars(_with_expression_kinds(declarations, all_syms),
+                                                   size_scalars)).tree
     except MatDerivError:
         return False  # it reads as an ill-typed formula
-    by_name = {s.name: s for s in all_syms}
+    by_name.update(size_scalars)
     for s in symbols_of(tree):
         o = by_name.get(s.name)
         if o is None or (s.rows == ONE) != (o.rows == ONE) or (s.cols == ONE) != (o.cols == ONE):
@@ -546,11 +580,18 @@ def printed_matches(printed: str, f: Expr, result: Expr, all_syms, declarations:
         return None  # a ones vector whose size the text leaves open (1^T 1): cannot say
     rng = np.random.default_rng(zlib.crc32(("printed:" + seed_text).encode("utf-8")))
     whole = whole_number_symbols(f)
+    maps = size_maps(all_syms, f)
+    if size_scalars:  # a size written as a number must be the size at two sizes (3 is not n)
+        maps = [maps[0], {k: v + 1 for k, v in maps[0].items()}]
     checked = 0
     with np.errstate(all="ignore"):
-        for sizes in size_maps(all_syms, f):
+        for i, sizes in enumerate(maps):
             for attempt in range(4):
                 env = draw(all_syms, sizes, rng, STRATEGIES[attempt % len(STRATEGIES)], whole)
+                for name in size_scalars:
+                    if name not in sizes:
+                        return None  # a printed size that no symbol has: cannot say
+                    env[name] = float(sizes[name])
                 try:
                     R = _value(result, env, sizes)
                 except MatDerivError:
@@ -577,6 +618,10 @@ def printed_matches(printed: str, f: Expr, result: Expr, all_syms, declarations:
                     if not (np.all(np.isfinite(R)) and _close(C, R)):
                         return False
                 checked += 1
-                if checked == 2:
+                if checked == 2 and not size_scalars:
                     return True
+                if size_scalars:
+                    break  # one point at each of the two sizes
+            if size_scalars and checked <= i:
+                return None  # no finite point at these sizes: cannot say
     return None if checked == 0 else True

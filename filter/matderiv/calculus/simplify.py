@@ -461,6 +461,8 @@ def _rewrite_mul(e: Mul) -> Expr:
             isinstance(s, Const) and s.value == 0 for s in scalars):
         return zero(shape)
     chain = _cancel_chain(chain)
+    chain, sizes = _size_products(chain)
+    scalars = scalars + sizes
     if len(chain) > 1 and any(_square_product_inverse(f) for f in chain):
         trial = _cancel_chain([g for f in chain for g in (_expand_inverse(f) or [f])])
         if sum(map(size, trial)) < sum(map(size, chain)):
@@ -1163,13 +1165,37 @@ def _ones_row(e: Expr) -> bool:
 
 
 def _rewrite_sum(e: Sum) -> Expr:
-    """sum(0) = 0 and sum(A^T) = sum(A)."""
+    """sum(0) = 0, sum(A^T) = sum(A), and sum(I_n) = sum(1_n) = tr(I_n) (the size n, the one
+    form of a size as a number: see :func:`_size_products`)."""
     a = e.arg
     if isinstance(a, Zero):
         return c(0)
     if isinstance(a, Transpose):
         return Sum(a.arg)
+    if isinstance(a, Identity) and a.n != ONE:
+        return Trace(a)
+    if isinstance(a, Ones) and a.n != ONE:
+        return Trace(Identity(a.n))
     return e
+
+
+def _size_products(chain: list[Expr]) -> tuple[list[Expr], list[Expr]]:
+    """``1_n^T 1_n = tr(I_n)``: each inner product of two ones vectors in the chain becomes the
+    scalar ``tr(I_n)`` (the one form of the size n as a number, printed ``n``); returns the
+    chain without them and those scalars."""
+    if not any(isinstance(f, Ones) for f in chain):
+        return chain, []
+    out: list[Expr] = []
+    sizes: list[Expr] = []
+    for f in chain:
+        prev = out[-1] if out else None
+        if (isinstance(f, Ones) and isinstance(prev, Transpose) and isinstance(prev.arg, Ones)
+                and prev.arg.n == f.n and f.n != ONE):
+            out.pop()
+            sizes.append(Trace(Identity(f.n)))
+            continue
+        out.append(f)
+    return out, sizes
 
 
 _REWRITTEN: dict = {}

@@ -112,6 +112,37 @@ def _fmt_size(d) -> str:
     return "".join(out)
 
 
+def printed_size(e: Expr):
+    r"""The size ``d`` when ``e`` is ``tr(I_d)`` and is printed as the letters of ``d`` (a size
+    as a number, as textbooks and SymPy write it: ``n``, ``mn``, ``n^2``); else None.  Shape
+    inference never gives a size the letter of a symbol of the expression, so the letters
+    are unambiguous; sizes named otherwise (``n1``) keep ``\operatorname{tr}(I_{...})``."""
+    if not (isinstance(e, Trace) and isinstance(e.arg, Identity)):
+        return None
+    d = e.arg.n
+    if d == ONE or d == UNKNOWN or not all(len(n) == 1 and "a" <= n <= "z" for n in d):
+        return None
+    return d
+
+
+def _size_text(e: Expr) -> str | None:
+    """``n`` for ``tr(I_n)``, ``mn``, ``n^2`` (see :func:`printed_size`), or None."""
+    d = printed_size(e)
+    return None if d is None else _fmt_size(d)
+
+
+def _is_size(e: Expr) -> bool:
+    """A size printed as a number, a power of one, or a sum or product of those and
+    constants (``n``, ``m^2``, ``n^2 - n``): it goes first in a product, as a coefficient
+    does."""
+    if isinstance(e, Power) and isinstance(e.exponent, Const):
+        return _is_size(e.base)
+    if isinstance(e, (Add, Mul)):
+        return any(_is_size(a) for a in e.args) and all(
+            _is_size(a) or isinstance(a, Const) for a in e.args)
+    return printed_size(e) is not None
+
+
 def _sub(d) -> str:
     """Subscript for a size: ``_n``, ``_{mn}``, ``_{n^2}`` (not ``_{nn}``)."""
     s = _fmt_size(d)
@@ -223,6 +254,9 @@ class LatexPrinter:
             coeff, rest = self._flatten_mul(e.args)
             if coeff == 1 and len(rest) == 1:
                 return self._postfix_base(rest[0])  # 1/2 (2 x) prints as x: no brackets
+        size = _size_text(e)
+        if size is not None:
+            return size if len(size) == 1 else _paren(size)  # (mn)^2, not m n^2
         if isinstance(e, _ATOMS):
             s = self._print(e)
             if isinstance(e, Symbol) and "^" in s:
@@ -365,7 +399,8 @@ class LatexPrinter:
     def _is_function_like(f: Expr) -> bool:
         if isinstance(f, Power) and isinstance(f.exponent, Const):
             f = f.base
-        return isinstance(f, (Det, Trace, Func, Norm, Sum)) and _is_scalar(f)
+        return (isinstance(f, (Det, Trace, Func, Norm, Sum)) and _is_scalar(f)
+                and printed_size(f) is None)
 
     def _mul_factor(self, f: Expr, alone: bool) -> str:
         s = self._print(f)
@@ -430,6 +465,8 @@ class LatexPrinter:
             (den if d is not None else num).append(d if d is not None else f)
         if coeff == 0:
             return "0"
+        # a size goes first, as a coefficient does: n \det(X), not \det(X) n
+        num = [f for f in num if _is_size(f)] + [f for f in num if not _is_size(f)]
         num = self._splice_lone_group(self._group_scalar_runs(num))
         den = self._splice_lone_group(den)
         sign = "-" if coeff < 0 else ""
@@ -538,6 +575,9 @@ class LatexPrinter:
 
     # ------------------------------------------------------------------ functions
     def _print_Trace(self, e: Trace) -> str:
+        size = _size_text(e)
+        if size is not None:
+            return size
         return r"\operatorname{tr}(" + self._print(e.arg) + ")"
 
     def _print_Det(self, e: Det) -> str:
