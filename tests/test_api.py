@@ -436,6 +436,43 @@ def test_log_softmax_jacobian_cancels_the_diagonal():
                                fd_jacobian(lambda v: log_softmax(W @ v), x), rtol=1e-6, atol=1e-8)
 
 
+def _softmax(v):
+    z = np.exp(v - np.max(v))
+    return z / np.sum(z)
+
+
+@pytest.mark.parametrize("expr, wrt, form, fn", [
+    # the entries of a softmax sum to one: 1^T softmax(u) = 1, so its derivative is zero (it was
+    # printed (diag(s) - s s^T) 1, true but not simplified)
+    (r"\mathbf{1}^\top \operatorname{softmax}(x)", "x", r"\mathbf{0}",
+     lambda e: np.sum(_softmax(e["x"]))),
+    (r"\operatorname{sum}(\operatorname{softmax}(W x))", "W", r"0_{m \times n}",
+     lambda e: np.sum(_softmax(e["W"] @ e["x"]))),
+    (r"\operatorname{softmax}(x)^\top \mathbf{1} \, x^\top x", "x", r"2 x",
+     lambda e: np.sum(_softmax(e["x"])) * e["x"] @ e["x"]),
+    # diag(u) 1 = u and 1^T diag(u) = u^T: 1^T diag(x) A x is x^T A x
+    (r"\mathbf{1}^\top \operatorname{diag}(x) A x", "x", r"(A + A^\top) x",
+     lambda e: np.sum(e["x"] * (e["A"] @ e["x"]))),
+    # diag(u v^T) = u o v for a longer chain too (was diag(a x^T A^T), the diagonal of a matrix)
+    (r"a^\top \operatorname{diag}(x) A x", "x", r"a \odot A x + A^\top (x \odot a)",
+     lambda e: e["a"] @ (e["x"] * (e["A"] @ e["x"]))),
+])
+def test_ones_softmax_and_diagonal_identities(expr, wrt, form, fn):
+    d = derive(expr, wrt)
+    assert d.latex == form
+    e = {"x": RNG.standard_normal(3), "W": RNG.standard_normal((4, 3)),
+         "A": RNG.standard_normal((3, 3)), "a": RNG.standard_normal(3)}
+    got = np.asarray(d.evaluate(e), dtype=float)
+    want = fd_gradient(lambda v: fn({**e, wrt: v}), e[wrt])
+    np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-6, atol=1e-8)
+
+
+def test_a_softmax_sum_has_a_zero_hessian():
+    d = derive(r"\mathbf{1}^\top \operatorname{softmax}(x)", ["x", "x"])
+    assert d.latex == r"0_{n \times n}"  # was 0_{n \times n}^\top: a zero sum flipped
+    np.testing.assert_array_equal(d.evaluate({"x": RNG.standard_normal(3)}), np.zeros((3, 3)))
+
+
 @pytest.mark.parametrize("expr, form, fn", [
     # the Matrix Reference Manual's d/dX det(X^k) = k det(X^k) X^{-T}, d/dX ln det(X^k) = k X^{-T}
     (r"\det(X^k)", r"k \det(X^{k})\, X^{-\top}", lambda X, k: np.linalg.det(np.linalg.matrix_power(X, k))),

@@ -294,6 +294,15 @@ def _cancel_chain(chain: list[Expr]) -> list[Expr]:
             if _are_inverses(prev, f):
                 out.pop()
                 continue
+            # diag(u) 1 = u,  1^T diag(u) = u^T
+            if isinstance(prev, Diag) and isinstance(f, Ones) and prev.arg.shape[1] == ONE \
+                    and prev.arg.shape[0] == f.n:
+                out[-1] = prev.arg
+                continue
+            if isinstance(f, Diag) and isinstance(prev, Transpose) and isinstance(prev.arg, Ones) \
+                    and f.arg.shape[1] == ONE and f.arg.shape[0] == prev.arg.n:
+                out[-1] = _t(f.arg)
+                continue
             # diag(u)^{-1} u = 1,  u^T diag(u)^{-1} = 1^T
             if (isinstance(prev, Inverse) and isinstance(prev.arg, Diag) and prev.arg.arg == f
                     and f.shape[1] == ONE):
@@ -461,7 +470,7 @@ def _rewrite_mul(e: Mul) -> Expr:
             isinstance(s, Const) and s.value == 0 for s in scalars):
         return zero(shape)
     chain = _cancel_chain(chain)
-    chain, sizes = _size_products(chain)
+    chain, sizes = _size_products(_softmax_sums(chain))
     scalars = scalars + sizes
     if len(chain) > 1 and any(_square_product_inverse(f) for f in chain):
         trial = _cancel_chain([g for f in chain for g in (_expand_inverse(f) or [f])])
@@ -1176,7 +1185,27 @@ def _rewrite_sum(e: Sum) -> Expr:
         return Trace(a)
     if isinstance(a, Ones) and a.n != ONE:
         return Trace(Identity(a.n))
+    if isinstance(a, Softmax):
+        return c(1)  # the entries of a softmax sum to one
     return e
+
+
+def _softmax_sums(chain: list[Expr]) -> list[Expr]:
+    """``1^T softmax(u) = softmax(u)^T 1 = 1``: the entries of a softmax sum to one, so each
+    such inner product in the chain is dropped."""
+    if not any(isinstance(f, Ones) or isinstance(getattr(f, "arg", None), Ones) for f in chain):
+        return chain
+    out: list[Expr] = []
+    for f in chain:
+        prev = out[-1] if out else None
+        if prev is not None and (
+                (isinstance(prev, Transpose) and isinstance(prev.arg, Ones) and isinstance(f, Softmax))
+                or (isinstance(f, Ones) and isinstance(prev, Transpose)
+                    and isinstance(prev.arg, Softmax))) and f.shape[0] != ONE:
+            out.pop()
+            continue
+        out.append(f)
+    return out
 
 
 def _size_products(chain: list[Expr]) -> tuple[list[Expr], list[Expr]]:
@@ -1300,9 +1329,10 @@ def _rewrite_diagpart(e: DiagPart) -> Expr:
     if isinstance(e.arg, Zero):
         return Zero(e.arg.rows, ONE)
     coef, scalars, chain = split(e.arg)
-    if (len(chain) == 2 and isinstance(chain[1], Transpose) and chain[0].shape[1] == ONE
-            and chain[1].arg.shape[1] == ONE):  # diag(u v^T) = u o v
-        return build_product(coef, scalars, [_rewrite_hadamard(Hadamard((chain[0], chain[1].arg)))])
+    for k in range(1, len(chain)):  # diag(u v^T) = u o v, for any column u and row v^T
+        u, v = _chain(chain[:k]), _chain(chain[k:])
+        if u.shape[1] == ONE and v.shape[0] == ONE and u.shape[0] != ONE:
+            return build_product(coef, scalars, [_rewrite_hadamard(Hadamard((u, _t(v))))])
     if isinstance(e.arg, Identity):
         return Ones(e.arg.n)  # the diagonal of I is the ones vector
     if isinstance(e.arg, Transpose):
@@ -1382,6 +1412,8 @@ def _pretty(e: Expr) -> Expr:
             # flip when that saves transposes: (s - y)^T, (XA + AX)^T; but an outer product
             # keeps its natural a b^T unless flipping saves two: X^T a b^T + a b^T X^T
             # (the Cookbook's), not (X b a^T + b a^T X)^T
+            if is_zero(flipped):
+                return zero(e.shape)  # the sum is zero, as its transpose shows
             saved = _transposes(e) - (_transposes(flipped) + 1)
             if saved >= (2 if _outer_products(flipped) else 1):
                 return Transpose(_positive_first(flipped))
