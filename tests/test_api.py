@@ -456,6 +456,12 @@ def _softmax(v):
     # diag(u v^T) = u o v for a longer chain too (was diag(a x^T A^T), the diagonal of a matrix)
     (r"a^\top \operatorname{diag}(x) A x", "x", r"a \odot A x + A^\top (x \odot a)",
      lambda e: e["a"] @ (e["x"] * (e["A"] @ e["x"]))),
+    # diag(u) v = u o v for a column v, so like terms meet (was diag(x) A x + x o A x + ...)
+    (r"x^\top \operatorname{diag}(x) A x", "x", r"2 (x \odot A x) + A^\top (x \odot x)",
+     lambda e: e["x"] @ (e["x"] * (e["A"] @ e["x"]))),
+    (r"\|\operatorname{diag}(A x) (A x + \mathbf{1})\|", "x",
+     r"\frac{A^\top (A x \odot (2 (A x \odot A x) + 3 A x + \mathbf{1}))}{\|A x \odot (A x + \mathbf{1})\|_2}",
+     lambda e: np.linalg.norm((e["A"] @ e["x"]) * (e["A"] @ e["x"] + 1))),
 ])
 def test_ones_softmax_and_diagonal_identities(expr, wrt, form, fn):
     d = derive(expr, wrt)

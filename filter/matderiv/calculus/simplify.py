@@ -469,7 +469,7 @@ def _rewrite_mul(e: Mul) -> Expr:
     if coef == 0 or any(isinstance(f, Zero) for f in chain) or any(
             isinstance(s, Const) and s.value == 0 for s in scalars):
         return zero(shape)
-    chain = _cancel_chain(chain)
+    chain = _diag_times_column(_cancel_chain(chain))
     chain, sizes = _size_products(_softmax_sums(chain))
     scalars = scalars + sizes
     if len(chain) > 1 and any(_square_product_inverse(f) for f in chain):
@@ -1188,6 +1188,18 @@ def _rewrite_sum(e: Sum) -> Expr:
     if isinstance(a, Softmax):
         return c(1)  # the entries of a softmax sum to one
     return e
+
+
+def _diag_times_column(chain: list[Expr]) -> list[Expr]:
+    """``diag(u) v = u o v`` where ``v``, the rest of the chain, is a column (``W^T (u o A x)``
+    as backpropagation writes it; ``diag(u) W`` with a matrix W stays)."""
+    for i in range(len(chain) - 1):
+        f = chain[i]
+        if isinstance(f, Diag) and f.arg.shape[1] == ONE:
+            rest = _chain(chain[i + 1:])
+            if rest.shape[1] == ONE and rest.shape[0] != ONE:
+                return chain[:i] + [_rewrite(Hadamard((f.arg, _rewrite(rest) if len(chain) > i + 2 else rest)))]
+    return chain
 
 
 def _softmax_sums(chain: list[Expr]) -> list[Expr]:
