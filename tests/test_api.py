@@ -459,6 +459,12 @@ def _softmax(v):
     # diag(u) v = u o v for a column v, so like terms meet (was diag(x) A x + x o A x + ...)
     (r"x^\top \operatorname{diag}(x) A x", "x", r"2 (x \odot A x) + A^\top (x \odot x)",
      lambda e: e["x"] @ (e["x"] * (e["A"] @ e["x"]))),
+    # diag(diag(u) M) = u o diag(M), diag(M diag(u)) = diag(M) o u
+    (r"a^\top \operatorname{diag}(\operatorname{diag}(x) A)", "x", r"a \odot \operatorname{diag}(A)",
+     lambda e: e["a"] @ np.diag(np.diag(e["x"]) @ e["A"])),
+    # (u / w) o w = u: the derivative of log(exp(u)) no longer divides by exp and multiplies back
+    (r"\mathbf{1}^\top \log(\exp(A x))", "x", r"A^\top \mathbf{1}",
+     lambda e: np.sum(np.log(np.exp(e["A"] @ e["x"])))),
     (r"\|\operatorname{diag}(A x) (A x + \mathbf{1})\|", "x",
      r"\frac{A^\top (A x \odot (2 (A x \odot A x) + 3 A x + \mathbf{1}))}{\|A x \odot (A x + \mathbf{1})\|_2}",
      lambda e: np.linalg.norm((e["A"] @ e["x"]) * (e["A"] @ e["x"] + 1))),

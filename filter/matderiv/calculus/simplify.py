@@ -1037,7 +1037,14 @@ def _logistic_of(num: Expr, den: Expr):
 
 def _logistic_cancel(parts):
     """sigma'(u) / sigma(u) = 1 - sigma(u), sigma'(u) / (1 - sigma(u)) = sigma(u), and
-    exp(v) / (1 + exp(v)) = sigma(v) (written (1 / (1 + exp(v))) * exp(v) too)."""
+    exp(v) / (1 + exp(v)) = sigma(v) (written (1 / (1 + exp(v))) * exp(v) too); and
+    (u / w) o w = u (where w is not zero, as the division says)."""
+    for i, p in enumerate(parts):
+        if isinstance(p, HadamardDiv):
+            for j, q in enumerate(parts):
+                if j != i and q == p.den:
+                    rest = [x for k, x in enumerate(parts) if k not in (i, j)]
+                    return _logistic_cancel(rest + [p.num])
     for i, p in enumerate(parts):
         if isinstance(p, HadamardDiv) and p.num == _ones(p.shape):
             for j, q in enumerate(parts):
@@ -1345,6 +1352,13 @@ def _rewrite_diagpart(e: DiagPart) -> Expr:
         u, v = _chain(chain[:k]), _chain(chain[k:])
         if u.shape[1] == ONE and v.shape[0] == ONE and u.shape[0] != ONE:
             return build_product(coef, scalars, [_rewrite_hadamard(Hadamard((u, _t(v))))])
+    # diag(diag(u) M) = u o diag(M) and diag(M diag(u)) = diag(M) o u
+    if len(chain) > 1 and isinstance(chain[0], Diag) and chain[0].arg.shape[1] == ONE:
+        rest = _rewrite_diagpart(DiagPart(_chain(chain[1:])))
+        return build_product(coef, scalars, [_rewrite_hadamard(Hadamard((chain[0].arg, rest)))])
+    if len(chain) > 1 and isinstance(chain[-1], Diag) and chain[-1].arg.shape[1] == ONE:
+        rest = _rewrite_diagpart(DiagPart(_chain(chain[:-1])))
+        return build_product(coef, scalars, [_rewrite_hadamard(Hadamard((rest, chain[-1].arg)))])
     if isinstance(e.arg, Identity):
         return Ones(e.arg.n)  # the diagonal of I is the ones vector
     if isinstance(e.arg, Transpose):
