@@ -465,6 +465,13 @@ def _softmax(v):
     # (u / w) o w = u: the derivative of log(exp(u)) no longer divides by exp and multiplies back
     (r"\mathbf{1}^\top \log(\exp(A x))", "x", r"A^\top \mathbf{1}",
      lambda e: np.sum(np.log(np.exp(e["A"] @ e["x"])))),
+    # u / sqrt(u) and (u / sqrt(w)) o w: the derivative of sqrt(exp(x))
+    (r"a^\top \sqrt{\exp(x)}", "x", r"\frac{1}{2} (a \odot \sqrt{\exp(x)})",
+     lambda e: e["a"] @ np.sqrt(np.exp(e["x"]))),
+    # (sigma'(u) o v) / sigma(u) = (1 - sigma(u)) o v
+    (r"a^\top \log(\sigma(x \odot x))", "x",
+     r"2 (x \odot a \odot (\mathbf{1} - \sigma(x \odot x)))",
+     lambda e: e["a"] @ np.log(1 / (1 + np.exp(-e["x"] * e["x"])))),
     (r"\|\operatorname{diag}(A x) (A x + \mathbf{1})\|", "x",
      r"\frac{A^\top (A x \odot (2 (A x \odot A x) + 3 A x + \mathbf{1}))}{\|A x \odot (A x + \mathbf{1})\|_2}",
      lambda e: np.linalg.norm((e["A"] @ e["x"]) * (e["A"] @ e["x"] + 1))),

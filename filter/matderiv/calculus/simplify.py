@@ -1038,13 +1038,17 @@ def _logistic_of(num: Expr, den: Expr):
 def _logistic_cancel(parts):
     """sigma'(u) / sigma(u) = 1 - sigma(u), sigma'(u) / (1 - sigma(u)) = sigma(u), and
     exp(v) / (1 + exp(v)) = sigma(v) (written (1 / (1 + exp(v))) * exp(v) too); and
-    (u / w) o w = u (where w is not zero, as the division says)."""
+    (u / w) o w = u (where w is not zero, as the division says), (u / sqrt(w)) o w = u o sqrt(w)."""
     for i, p in enumerate(parts):
         if isinstance(p, HadamardDiv):
+            root = p.den.arg if isinstance(p.den, Func) and p.den.name == "sqrt" else None
             for j, q in enumerate(parts):
                 if j != i and q == p.den:
                     rest = [x for k, x in enumerate(parts) if k not in (i, j)]
                     return _logistic_cancel(rest + [p.num])
+                if j != i and root is not None and q == root:  # (u / sqrt(w)) o w = u o sqrt(w)
+                    rest = [x for k, x in enumerate(parts) if k not in (i, j)]
+                    return _logistic_cancel(rest + [p.num, p.den])
     for i, p in enumerate(parts):
         if isinstance(p, HadamardDiv) and p.num == _ones(p.shape):
             for j, q in enumerate(parts):
@@ -1118,8 +1122,18 @@ def _rewrite_hdiv(e: HadamardDiv) -> Expr:
         rest = list(d.args)
         rest.remove(n)
         return HadamardDiv(_ones(e.shape), rest[0] if len(rest) == 1 else Hadamard(tuple(rest)))
-    if isinstance(n, Func) and n.name == "dsigmoid":  # sigma'(u) / sigma(u) = 1 - sigma(u), ...
-        parts = [n, HadamardDiv(_ones(e.shape), d)]
+    if isinstance(d, Func) and d.name == "sqrt" and d.arg == n:  # u / sqrt(u) = sqrt(u)
+        return d
+    if isinstance(n, Vec) and isinstance(d, Vec) and n.arg.shape == d.arg.shape:
+        # vec(P) / vec(Q) = vec(P / Q), where P / Q may cancel
+        inner = _rewrite_hdiv(HadamardDiv(n.arg, d.arg))
+        if not isinstance(inner, HadamardDiv):
+            return _rewrite_vec(Vec(inner))
+    factors = n.args if isinstance(n, Hadamard) else (n,)
+    if any(isinstance(f, Func) and f.name == "dsigmoid" for f in factors):
+        # sigma'(u) / sigma(u) = 1 - sigma(u), sigma'(u) / (1 - sigma(u)) = sigma(u), also
+        # inside an elementwise product: (sigma'(u) o v) / sigma(u) = (1 - sigma(u)) o v
+        parts = list(factors) + [HadamardDiv(_ones(e.shape), d)]
         got = _logistic_cancel(parts)
         if got != parts:
             return _rewrite_hadamard(Hadamard(tuple(got))) if len(got) > 1 else got[0]
