@@ -469,9 +469,12 @@ def _rewrite_mul(e: Mul) -> Expr:
     if coef == 0 or any(isinstance(f, Zero) for f in chain) or any(
             isinstance(s, Const) and s.value == 0 for s in scalars):
         return zero(shape)
-    chain = _diag_times_column(_cancel_chain(chain))
-    chain, sizes = _size_products(_softmax_sums(chain))
-    scalars = scalars + sizes
+    chain = _cancel_chain(chain)
+    if len(chain) > 1 and any(isinstance(f, _SPECIAL_IN_CHAIN) or (
+            type(f) is Transpose and isinstance(f.arg, (Ones, Softmax))) for f in chain):
+        chain = _diag_times_column(chain)
+        chain, sizes = _size_products(_softmax_sums(chain))
+        scalars = scalars + sizes
     if len(chain) > 1 and any(_square_product_inverse(f) for f in chain):
         trial = _cancel_chain([g for f in chain for g in (_expand_inverse(f) or [f])])
         if sum(map(size, trial)) < sum(map(size, chain)):
@@ -1209,6 +1212,10 @@ def _rewrite_sum(e: Sum) -> Expr:
     if isinstance(a, Softmax):
         return c(1)  # the entries of a softmax sum to one
     return e
+
+
+#: Factors that the chain rules below look for (and 1^T, softmax(u)^T).
+_SPECIAL_IN_CHAIN = (Diag, Ones)
 
 
 def _diag_times_column(chain: list[Expr]) -> list[Expr]:
