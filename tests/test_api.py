@@ -486,6 +486,47 @@ def test_ones_softmax_and_diagonal_identities(expr, wrt, form, fn):
     np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-6, atol=1e-8)
 
 
+def test_powers_of_scaled_products():
+    # (c u)^k = c^k u^k for a 1 x 1 product u (was 12 (2 x^T A x)^2 (A + A^T) x)
+    d = derive(r"2 (2 x^\top A x)^3", "x")
+    assert d.latex == r"48 (x^\top A x)^2 (A + A^\top) x"
+    x, A = RNG.standard_normal(3), RNG.standard_normal((3, 3))
+    np.testing.assert_allclose(d.evaluate({"x": x, "A": A}).reshape(-1),
+                               fd_gradient(lambda v: 2 * (2 * v @ A @ v) ** 3, x), rtol=1e-6)
+
+
+@pytest.mark.parametrize("expr, form, left", [
+    # a lone sum left after factoring joins the other terms, so I - (I - A) collects to A (the
+    # result was (c - d) e^T X^{-T} - (I_n - X^{-T} diag(b)) (c - d) e^T X^{-T})
+    (r"(c - d)^\top (X - \operatorname{diag}(b)) X^{-1} e",
+     r"X^{-\top} \operatorname{diag}(b) (c - d) e^\top X^{-\top}", lambda v: v["c"] - v["d"]),
+    (r"c^\top (X - \operatorname{diag}(b)) X^{-1} e", r"X^{-\top} (b \odot c) e^\top X^{-\top}",
+     lambda v: v["c"]),
+])
+def test_a_lone_sum_left_after_factoring_is_collected(expr, form, left):
+    d = derive(expr, "X")
+    assert d.latex == form
+    v = {k: RNG.standard_normal(3) for k in "bcde"}
+    v["X"] = RNG.standard_normal((3, 3)) + 3 * np.eye(3)
+
+    def f(X):
+        return left(v) @ (X - np.diag(v["b"])) @ np.linalg.inv(X) @ v["e"]
+    np.testing.assert_allclose(d.evaluate(v), fd_gradient(f, v["X"]), rtol=1e-6, atol=1e-8)
+
+
+def test_hessian_of_a_squared_quadratic_form_is_factored():
+    # the longest shared run is pulled out when what is left is short:
+    # (A + A^T) x x^T A^T + (A + A^T) x x^T A = (A + A^T) x x^T (A + A^T)
+    d = derive(r"(x^\top A x)^2", ["x", "x"])
+    assert d.latex == r"2 ((A + A^\top) x x^\top (A + A^\top) + (x^\top A x) (A + A^\top))"
+    x, A = RNG.standard_normal(3), RNG.standard_normal((3, 3))
+
+    def grad(v):
+        return 2 * (v @ A @ v) * (A + A.T) @ v
+    np.testing.assert_allclose(d.evaluate({"x": x, "A": A}), fd_jacobian(grad, x), rtol=1e-6,
+                               atol=1e-7)
+
+
 def test_a_softmax_sum_has_a_zero_hessian():
     d = derive(r"\mathbf{1}^\top \operatorname{softmax}(x)", ["x", "x"])
     assert d.latex == r"0_{n \times n}"  # was 0_{n \times n}^\top: a zero sum flipped

@@ -819,6 +819,18 @@ def _worth_factoring(chains, bare=None) -> bool:
     return True
 
 
+def _shared_run(chains, side) -> int:
+    """How many factors all ``chains`` share from the right (``side`` -1) or the left (0)."""
+    n = 0
+    shortest = min(len(ch) for ch in chains)
+    while n < shortest:
+        k = -1 - n if side == -1 else n
+        if any(ch[k] != chains[0][k] for ch in chains[1:]):
+            break
+        n += 1
+    return n
+
+
 def _factor(terms, shape):
     """Pull out what all terms share (scalars, sign, a left or right factor); else factor the
     largest group sharing a right or left factor.  ``None`` when nothing can be pulled out."""
@@ -855,23 +867,38 @@ def _factor(terms, shape):
             for i in idx:
                 by_scalars.setdefault(tuple(skey(x) for x in terms[i][1]), []).append(i)
             for group in [idx] + [g for g in by_scalars.values() if len(by_scalars) > 1]:
+                if len(group) < 2 or (best is not None and len(group) <= len(best[2])):
+                    continue
                 bare = [terms[i][0] == 1 and not terms[i][1] for i in group]
-                if len(group) >= 2 and _worth_factoring([terms[i][2] for i in group], bare) and (
-                        best is None or len(group) > len(best[2])):
-                    best = (side, f, group)
+                chains = [terms[i][2] for i in group]
+                if _worth_factoring(chains, bare):
+                    best = (side, f, group, 1)
+                    continue
+                # a longer shared run whose leftovers are short: (A + A^T) x x^T A^T +
+                # (A + A^T) x x^T A is (A + A^T) x x^T (A^T + A)
+                run = _shared_run(chains, side)
+                if run > 1 and _worth_factoring(
+                        [[f] + (ch[:-run] if side == -1 else ch[run:]) for ch in chains], bare):
+                    best = (side, f, group, run)
     if best is None:
         return None
-    side, f, idx = best
+    side, f, idx, run = best
+    ch0 = terms[idx[0]][2]
+    shared = ch0[-run:] if side == -1 else ch0[:run]
     inner = []
     for i in idx:
         cf, s, ch = terms[i]
-        rest = ch[:-1] if side == -1 else ch[1:]
+        rest = ch[:-run] if side == -1 else ch[run:]
         if not rest:
-            n = f.shape[0] if side == -1 else f.shape[1]
+            n = shared[0].shape[0] if side == -1 else shared[-1].shape[1]
             rest = [] if n == ONE else [Identity(n)]
+        if len(rest) == 1 and isinstance(rest[0], Add):
+            # a lone sum left over joins the others' terms: I - (I - A) collects to A
+            inner.extend(build_product(cf, s, [t]) for t in rest[0].args)
+            continue
         inner.append(build_product(cf, s, rest))
     group = _rewrite_add(Add(tuple(inner)))
-    chain = [group, f] if side == -1 else [f, group]
+    chain = [group] + list(shared) if side == -1 else list(shared) + [group]
     factored = Mul(tuple(chain))
     others = [build_product(*terms[i]) for i in range(len(terms)) if i not in idx]
     if not others:
@@ -968,9 +995,11 @@ def _rewrite_power(e: Power) -> Expr:
             whole, odd = divmod(int(k.value), 2)
             return build_product(Fraction(1), [Power(b.arg, Const(whole))] + ([b] if odd else []), [])
     if b.is_scalar and isinstance(b, Mul):
+        # (c u v)^k = c^k u^k v^k for a whole k, a 1 x 1 chain (x^T A x) being one factor
         coef, scalars, chain = split(b)
-        if not chain and isinstance(k, Const) and k.value.denominator == 1 and (coef != 1 or len(scalars) > 1):
-            return build_product(coef ** int(k.value), [Power(s, k) for s in scalars], [])
+        factors = scalars + ([_chain(chain)] if chain else [])
+        if isinstance(k, Const) and k.value.denominator == 1 and (coef != 1 or len(factors) > 1):
+            return build_product(coef ** int(k.value), [Power(s, k) for s in factors], [])
     return e
 
 
