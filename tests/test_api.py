@@ -514,6 +514,22 @@ def test_a_lone_sum_left_after_factoring_is_collected(expr, form, left):
     np.testing.assert_allclose(d.evaluate(v), fd_gradient(f, v["X"]), rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.parametrize("expr, form, fn", [
+    # K_{pm} (A \otimes B) K_{nq} = B \otimes A: the transpose of a transposed product
+    (r"(X^\top C^\top)^\top", r"I_n \otimes C", lambda X, C, B: C @ X),
+    (r"(C X^\top B)^\top", r"C \otimes B^\top", lambda X, C, B: (C @ X.T @ B).T),
+])
+def test_a_kronecker_product_between_commutation_matrices_is_swapped(expr, form, fn):
+    d = derive(expr, "X")
+    assert d.latex == form
+    X, C, B = RNG.standard_normal((3, 3)), RNG.standard_normal((3, 3)), RNG.standard_normal((3, 3))
+
+    def vec_f(v):
+        return fn(v.reshape(3, 3, order="F"), C, B).reshape(-1, order="F")
+    np.testing.assert_allclose(d.evaluate({"X": X, "C": C, "B": B}),
+                               fd_jacobian(vec_f, X.reshape(-1, order="F")), rtol=1e-6, atol=1e-8)
+
+
 def test_hessian_of_a_squared_quadratic_form_is_factored():
     # the longest shared run is pulled out when what is left is short:
     # (A + A^T) x x^T A^T + (A + A^T) x x^T A = (A + A^T) x x^T (A + A^T)

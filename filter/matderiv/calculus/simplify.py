@@ -285,6 +285,14 @@ def _cancel_chain(chain: list[Expr]) -> list[Expr]:
                 out[-1] = Transpose(Ones(f.den.shape[0]))
                 out.append(f.num)
                 continue
+            # K_{pm} (A \otimes B) K_{nq} = B \otimes A  for A m x n and B p x q
+            if (isinstance(f, Commutation) and isinstance(prev, Kron) and len(prev.args) == 2
+                    and len(out) >= 2 and isinstance(out[-2], Commutation)):
+                (ar, ac), (br, bc) = prev.args[0].shape, prev.args[1].shape
+                left = out[-2]
+                if (left.m, left.n, f.m, f.n) == (br, ar, ac, bc):
+                    out[-2:] = [Kron((prev.args[1], prev.args[0]))]
+                    continue
             # K_{pm} (a \otimes B) = B \otimes a  for a column a (m) and B with p rows
             if (isinstance(prev, Commutation) and isinstance(f, Kron) and len(f.args) == 2
                     and f.args[0].shape[1] == ONE and f.args[0].shape[0] == prev.n
