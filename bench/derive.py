@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Time matderiv's `derive` against SymPy's `.diff` over the public corpus.
 
-    .venv/bin/python bench/derive.py [--repeat N [--fresh]] [--timeout S] [--case ID ...] [-v]
+    .venv/bin/python bench/derive.py [--repeat N [--fresh]] [--no-check] [--timeout S] [--case ID ...] [-v]
 
 For every corpus case this times `matderiv.derive(expr, wrt, **options)` (which includes
 matderiv's numerical self-check, but not `evaluate`) and, for the cases that have a SymPy form,
@@ -98,7 +98,7 @@ def matderiv_fresh() -> None:
                 obj.cache_clear()
 
 
-def bench_matderiv(cases, repeat, timeout, fresh=False):
+def bench_matderiv(cases, repeat, timeout, fresh=False, check=True):
     try:
         import matderiv
         derive = matderiv.derive
@@ -113,6 +113,8 @@ def bench_matderiv(cases, repeat, timeout, fresh=False):
     for c in cases:
         wrt = c["wrt"][0] if len(c["wrt"]) == 1 else tuple(c["wrt"])
         opts = dict(c.get("options") or {})
+        if not check:
+            opts["check"] = False
         try:
             times[c["id"]] = timed(lambda: derive(c["expr"], wrt, **opts), repeat, timeout,
                                    matderiv_fresh if fresh else None)
@@ -180,6 +182,10 @@ def main(argv=None) -> int:
                     help="before each of the N runs, empty both engines' in-process caches "
                          "(SymPy's cache, then its expression built again; matderiv's memos), "
                          "so that the best of N is a single-shot time with the noise taken out")
+    ap.add_argument("--no-check", action="store_true",
+                    help="for information only: time matderiv without its numerical self-check "
+                         "and read-back (check=false; what the check costs; never how results "
+                         "are printed)")
     ap.add_argument("--timeout", type=int, default=60, help="seconds per case and engine")
     ap.add_argument("--case", action="append", help="only these case ids (or id prefixes)")
     ap.add_argument("-v", "--verbose", action="store_true", help="print one line per case")
@@ -191,9 +197,11 @@ def main(argv=None) -> int:
     if args.case:
         cases = [c for c in cases if any(c["id"].startswith(k) for k in args.case)]
     print(f"corpus: {d / 'public.yaml'} ({len(cases)} cases), repeat={args.repeat}"
-          + (", fresh state before each run" if args.fresh else ""))
+          + (", fresh state before each run" if args.fresh else "")
+          + (", matderiv WITHOUT its numerical check (check=false)" if args.no_check else ""))
 
-    m_times, m_failed = bench_matderiv(cases, args.repeat, args.timeout, args.fresh)
+    m_times, m_failed = bench_matderiv(cases, args.repeat, args.timeout, args.fresh,
+                                       check=not args.no_check)
     s_times, s_failed, s_noform = bench_sympy(score, cases, args.repeat, args.timeout, args.fresh)
 
     if args.verbose:
@@ -230,8 +238,12 @@ def main(argv=None) -> int:
               f"(medians)")
         print(f"=> {_faster(ms / mm)} (ratio of the medians); per case, the median speed-up "
               f"is {per_case:.1f}x")
-        print("note: matderiv's time includes its numerical verification and LaTeX printing; "
-              "SymPy's is .diff alone")
+        if args.no_check:
+            print("note: matderiv ran WITHOUT its numerical verification (check=false), for "
+                  "information; SymPy's is .diff alone")
+        else:
+            print("note: matderiv's time includes its numerical verification and LaTeX "
+                  "printing; SymPy's is .diff alone")
     return 0 if m_times is not None else 1
 
 

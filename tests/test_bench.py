@@ -15,7 +15,8 @@ from conftest import fd_gradient
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("args", [[], ["--repeat", "2"], ["--repeat", "2", "--fresh"]])
+@pytest.mark.parametrize("args", [[], ["--repeat", "2"], ["--repeat", "2", "--fresh"],
+                                  ["--repeat", "2", "--fresh", "--no-check"]])
 def test_derive_bench_runs_and_prints_the_ratio(args):
     pytest.importorskip("sympy")
     p = subprocess.run([sys.executable, str(ROOT / "bench" / "derive.py"), "--case", "pub-002",
@@ -25,6 +26,7 @@ def test_derive_bench_runs_and_prints_the_ratio(args):
     assert "skipped 0" in p.stdout
     if "--fresh" in args:
         assert "fresh state before each run" in p.stdout
+    assert ("WITHOUT its numerical" in p.stdout) == ("--no-check" in args)
 
 
 def test_fresh_state_forgets_the_simplification_memo():
