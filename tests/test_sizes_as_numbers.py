@@ -114,3 +114,14 @@ def test_claims_may_write_a_size_as_a_number(expr, wrt, claim, diagnosis):
 def test_a_letter_that_is_no_size_of_the_expression_is_still_refused():
     with pytest.raises(MatDerivError, match="does not occur in the expression"):
         derive(r"\det(\tau A)", "tau", expect=r"m \det(\tau A) / \tau")
+
+
+@pytest.mark.parametrize("decl", [{"vector": ["n"]}, {"scalar": ["n"]}])
+def test_a_declared_letter_is_never_a_size(decl):
+    # n declared (for another formula of the document, say) is that symbol, so the size is m
+    d = derive(r"\det(\tau A)", "tau", **decl)
+    assert d.latex == r"\frac{m \det(\tau A)}{\tau}"
+    A = np.diag([2.0, -1.5, 0.5, 3.0])
+    assert np.isclose(float(d.evaluate({"A": A, "tau": 1.3})), 4 * 1.3 ** 3 * np.linalg.det(A))
+    with pytest.raises(MatDerivError, match="does not occur in the expression"):
+        derive(r"\det(\tau A)", "tau", expect=r"n \det(\tau A) / \tau", **decl)

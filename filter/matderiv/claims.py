@@ -271,9 +271,10 @@ def _sizes_as_scalars(names, by_name: dict) -> dict:
 
 
 def _declare_scalars(declarations: dict, names) -> dict:
+    """The declarations with ``names`` added as scalars, except names declared already."""
     out = dict(declarations)
-    out["scalar"] = list(out.get("scalar", ())) + [n for n in names
-                                                   if n not in out.get("scalar", ())]
+    declared = {n for v in out.values() for n in v}
+    out["scalar"] = list(out.get("scalar", ())) + [n for n in names if n not in declared]
     return out
 
 

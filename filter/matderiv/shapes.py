@@ -555,7 +555,10 @@ def _name_classes(inf: _Infer) -> dict:
     """Letters for the size classes: the variables' first, then by first appearance."""
     uf = inf.uf
     names: dict[int, str] = {}
-    taken = {n for n in inf.symdims if len(n) == 1 and n.islower()}
+    # a size never takes the letter of a symbol, of the expression or declared for it (the
+    # printer writes a size used as a number as its letter: n, not tr(I_n))
+    taken = {n for n in set(inf.symdims) | set(getattr(inf, "declared", ()))
+             if len(n) == 1 and n.islower()}
     used: set[str] = set()
 
     def pick(pref=None):
