@@ -1261,9 +1261,10 @@ def _diag_times_column(chain: list[Expr]) -> list[Expr]:
     for i in range(len(chain) - 1):
         f = chain[i]
         if isinstance(f, Diag) and f.arg.shape[1] == ONE:
-            rest = _chain(chain[i + 1:])
+            tail = chain[i + 1:]
+            rest = tail[0] if len(tail) == 1 else _rewrite(Mul(tuple(tail)))
             if rest.shape[1] == ONE and rest.shape[0] != ONE:
-                return chain[:i] + [_rewrite(Hadamard((f.arg, _rewrite(rest) if len(chain) > i + 2 else rest)))]
+                return chain[:i] + [_rewrite(Hadamard((f.arg, rest)))]
     return chain
 
 
