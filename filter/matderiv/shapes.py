@@ -112,6 +112,7 @@ class _Infer:
         self.src = parsed.source
         self.uf = _UF()
         self.kinds = kinds            # name -> kind
+        self.declared = set(kinds)    # the names declared (before variables get their kinds)
         self.symmetric = symmetric    # set of names
         self.symdims: dict[str, tuple] = {}   # name -> (rows, cols) var tuples
         self.shape: dict[int, tuple] = {}     # id(node) -> (rows, cols) var tuples
@@ -557,8 +558,7 @@ def _name_classes(inf: _Infer) -> dict:
     names: dict[int, str] = {}
     # a size never takes the letter of a symbol, of the expression or declared for it (the
     # printer writes a size used as a number as its letter: n, not tr(I_n))
-    taken = {n for n in set(inf.symdims) | set(getattr(inf, "declared", ()))
-             if len(n) == 1 and n.islower()}
+    taken = {n for n in set(inf.symdims) | inf.declared if len(n) == 1 and n.islower()}
     used: set[str] = set()
 
     def pick(pref=None):
@@ -705,7 +705,6 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
                 if isinstance(sub, Symbol):
                     decl.setdefault(sub.name, "scalar")
     inf = _Infer(parsed, wrt_names, decl, sym_names)
-    inf.declared = set(decl)
     # symbols present in the tree, with their parser kinds
     present: dict[str, Symbol] = {}
     for n in parsed.tree.walk():
