@@ -762,19 +762,26 @@ def _flatten_add(e: Add):
             yield t
 
 
+def _shared_run(chains, side) -> int:
+    """How many factors all ``chains`` share from the right (``side`` -1) or the left (0)."""
+    n = 0
+    shortest = min(len(ch) for ch in chains)
+    while n < shortest:
+        k = -1 - n if side == -1 else n
+        if any(ch[k] != chains[0][k] for ch in chains[1:]):
+            break
+        n += 1
+    return n
+
+
 def _factor_sandwich(terms):
     """``P M_1 Q + P M_2 Q -> P (M_1 + M_2) Q`` when all terms share a prefix and a suffix and
     the middles are short, e.g. ``C X M^{-1} (A + A^\top) M^{-1}``."""
     chains = [ch for _, _, ch in terms]
     if len(terms) < 2 or any(len(ch) < 2 for ch in chains):
         return None
-    shortest = min(map(len, chains))
-    left = 0
-    while left < shortest and all(ch[left] == chains[0][left] for ch in chains):
-        left += 1
-    right = 0
-    while right < shortest - left and all(ch[-1 - right] == chains[0][-1 - right] for ch in chains):
-        right += 1
+    left = _shared_run(chains, 0)
+    right = min(_shared_run(chains, -1), min(map(len, chains)) - left)
     if left == 0 and right == 0:
         return None
     middles = [ch[left:len(ch) - right] for ch in chains]
@@ -825,18 +832,6 @@ def _worth_factoring(chains, bare=None) -> bool:
     if min(rests) == 0:
         return max(rests) == 1 and sum(r == 0 for r in rests) == 1
     return True
-
-
-def _shared_run(chains, side) -> int:
-    """How many factors all ``chains`` share from the right (``side`` -1) or the left (0)."""
-    n = 0
-    shortest = min(len(ch) for ch in chains)
-    while n < shortest:
-        k = -1 - n if side == -1 else n
-        if any(ch[k] != chains[0][k] for ch in chains[1:]):
-            break
-        n += 1
-    return n
 
 
 def _factor(terms, shape):
