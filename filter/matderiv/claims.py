@@ -104,7 +104,7 @@ def check_claim(claim: str, f: Expr, result: Expr, kind: str, layout: str, all_s
             if out is not None:
                 # and at sizes one larger: a claim that writes 3 for the size n, or 2 where
                 # n is meant, agrees at one size only (or by a factor that is no constant)
-                return out + (compare_at({k: v + 1 for k, v in sizes.items()}, sym_names) or [])
+                return out + (compare_at(_one_larger(sizes), sym_names) or [])
         return None
 
     def compare_at(sizes, sym_names):
@@ -266,8 +266,16 @@ def _sizes_as_scalars(names, by_name: dict) -> dict:
     r"""The size letters among ``names`` that a text may use as numbers (``n \det(X)``, as
     the engine prints ``tr(I_n)``), each as a scalar Symbol; a letter that names a symbol of
     the expression is that symbol, not a size."""
+    from .printing.latex import size_letter
+
     return {n: Symbol(n, ONE, ONE, "scalar", n) for n in names
-            if len(n) == 1 and "a" <= n <= "z" and n not in by_name}
+            if size_letter(n) and n not in by_name}
+
+
+def _one_larger(sizes: dict) -> dict:
+    """Every size one larger: the second set of sizes at which a text that writes a size as
+    a number must still hold (3 for n agrees at n = 3 only)."""
+    return {k: v + 1 for k, v in sizes.items()}
 
 
 def _declare_scalars(declarations: dict, names) -> dict:
@@ -583,7 +591,7 @@ def printed_matches(printed: str, f: Expr, result: Expr, all_syms, declarations:
     whole = whole_number_symbols(f)
     maps = size_maps(all_syms, f)
     if size_scalars:  # a size written as a number must be the size at two sizes (3 is not n)
-        maps = [maps[0], {k: v + 1 for k, v in maps[0].items()}]
+        maps = [maps[0], _one_larger(maps[0])]
     checked = 0
     with np.errstate(all="ignore"):
         for i, sizes in enumerate(maps):

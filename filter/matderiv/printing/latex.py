@@ -112,6 +112,12 @@ def _fmt_size(d) -> str:
     return "".join(out)
 
 
+def size_letter(name: str) -> bool:
+    """Whether a size's name is one letter, which the printer writes bare where the size is
+    used as a number (:func:`printed_size`), and which a text may use so."""
+    return len(name) == 1 and "a" <= name <= "z"
+
+
 def printed_size(e: Expr):
     r"""The size ``d`` when ``e`` is ``tr(I_d)`` and is printed as the letters of ``d`` (a size
     as a number, as textbooks and SymPy write it: ``n``, ``mn``, ``n^2``); else None.  Shape
@@ -120,7 +126,7 @@ def printed_size(e: Expr):
     if not (isinstance(e, Trace) and isinstance(e.arg, Identity)):
         return None
     d = e.arg.n
-    if d == ONE or d == UNKNOWN or not all(len(n) == 1 and "a" <= n <= "z" for n in d):
+    if d == ONE or d == UNKNOWN or not all(size_letter(n) for n in d):
         return None
     return d
 
@@ -466,7 +472,7 @@ class LatexPrinter:
         if coeff == 0:
             return "0"
         # a size goes first, as a coefficient does: n \det(X), not \det(X) n
-        num = [f for f in num if _is_size(f)] + [f for f in num if not _is_size(f)]
+        num = sorted(num, key=lambda f: not _is_size(f))  # (stable: the rest keep their order)
         num = self._splice_lone_group(self._group_scalar_runs(num))
         den = self._splice_lone_group(den)
         sign = "-" if coeff < 0 else ""
