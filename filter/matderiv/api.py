@@ -115,6 +115,9 @@ def derive(expr: str, wrt, layout: str = "mixed", steps=False, show: str = "equa
 #: A typeset result longer than this is refused rather than printed (and read back).
 MAX_RESULT_CHARS = 20_000
 
+#: What to do about a result too long to typeset (by characters, or by KaTeX's expansions).
+_SPLIT_HINT = "split the expression, or name its parts and differentiate them one by one"
+
 
 def _derive(expr, wrt, layout, steps, show, name, expect, scalar, vector, matrix, symmetric,
             check, lang, **unknown) -> Derivation:
@@ -213,7 +216,7 @@ def _check_printed(rhs, f, result, all_syms, decls, expr) -> None:
 def _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang="en",
                   decls=None) -> Derivation:
     from .derivative import first_derivative, second_derivative
-    from .printing.latex import latex, latex_derivative_symbol
+    from .printing.latex import KATEX_MAX_EXPAND, katex_expansions, latex, latex_derivative_symbol
     f = typed.tree
     var = typed.variables[0]
     all_syms = tuple(typed.symbols)
@@ -239,17 +242,13 @@ def _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang="en",
     if len(rhs) > MAX_RESULT_CHARS:
         raise MatDerivError(f"the derivative is {len(rhs)} characters long when typeset; it is "
                             "not printed",
-                            hint="split the expression, or name its parts and differentiate "
-                                 "them one by one")
-    from .printing.latex import KATEX_MAX_EXPAND, katex_expansions
-
+                            hint=_SPLIT_HINT)
     expansions = katex_expansions(rhs)
     if expansions > KATEX_MAX_EXPAND:
         raise MatDerivError(f"the derivative is too long to typeset: KaTeX would need "
                             f"{expansions} macro expansions, past its limit of "
                             f"{KATEX_MAX_EXPAND}; it is not printed",
-                            hint="split the expression, or name its parts and differentiate "
-                                 "them one by one")
+                            hint=_SPLIT_HINT)
     if check:
         _check_printed(rhs, f, result, all_syms, decls, expr)
     var_kind = "scalar" if var.shape == ((), ()) else ("vector" if var.cols == ONE else "matrix")
