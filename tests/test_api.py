@@ -672,3 +672,38 @@ def test_hessian_with_a_ones_kronecker_prints_ones():
     np.testing.assert_allclose(d.evaluate({"X": X, "C": C, "t": t}), ref, rtol=1e-6, atol=1e-8)
     assert derive(r"\sigma(t \operatorname{sum}(X \otimes C))", ["X", "X"], scalar=["t"],
                   expect=d.latex).verdict.ok
+
+
+@pytest.mark.parametrize("expr, wrt, decl, form, fn", [
+    # terms with the same matrix part are like terms: their scalar coefficients add up
+    (r"\cos(a^\top x) + \sin(a^\top x)", "x", {}, r"(\cos(a^\top x) - \sin(a^\top x)) a",
+     lambda v, a, t: np.cos(a @ v) + np.sin(a @ v)),
+    (r"\exp(a^\top x)\, a^\top x", "x", {}, r"\exp(a^\top x) (a^\top x + 1) a",
+     lambda v, a, t: np.exp(a @ v) * (a @ v)),
+    # a coefficient shared up to sign goes in front; 1 - t keeps its order
+    (r"t\, x^\top x - x^\top x", "x", {"scalar": "t"}, r"2 (t - 1) x",
+     lambda v, a, t: t * (v @ v) - v @ v),
+    (r"x^\top x - t\, x^\top x", "x", {"scalar": "t"}, r"2 (1 - t) x",
+     lambda v, a, t: v @ v - t * (v @ v)),
+])
+def test_like_terms_are_collected(expr, wrt, decl, form, fn):
+    d = derive(expr, wrt, **decl)
+    assert d.latex == form
+    rng = np.random.default_rng(7)
+    x, a, t = rng.standard_normal(4), rng.standard_normal(4), 0.7
+    args = {"x": x.reshape(4, 1), "a": a.reshape(4, 1), "t": t}
+    got = d.evaluate({k: v for k, v in args.items() if k in expr or k == "x"})
+    np.testing.assert_allclose(np.ravel(got), fd_gradient(lambda v: fn(v, a, t), x), rtol=1e-6)
+
+
+def test_like_terms_of_a_matrix_part():
+    """``2 C / det(A) + (b^T b) C + C`` is one term, the bare number last."""
+    d = derive(r"\frac{2 \operatorname{tr}(C^\top X)}{\det(A)} + b^\top b\, \operatorname{tr}(C^\top X)"
+               r" + \operatorname{tr}(C^\top X)", "X")
+    assert d.latex == r"\left(\frac{2}{\det(A)} + b^\top b + 1\right) C"
+    rng = np.random.default_rng(3)
+    A, C, X = (rng.standard_normal((3, 3)) for _ in range(3))
+    b = rng.standard_normal(3)
+    f = lambda M: (2 / np.linalg.det(A) + b @ b + 1) * np.trace(C.T @ M)  # noqa: E731
+    np.testing.assert_allclose(d.evaluate({"A": A, "b": b.reshape(3, 1), "C": C, "X": X}),
+                               fd_gradient(f, X), rtol=1e-6)

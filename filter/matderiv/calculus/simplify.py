@@ -580,6 +580,8 @@ def _rewrite_add(e: Add) -> Expr:
         terms = _collect_scalar_coefficients(terms)
         if len(terms) > 1:
             terms = _over_common_denominator(terms)
+        if len(terms) > 1:
+            terms = _collect_like_terms(terms)
         if not terms:
             return zero(shape)
     if len(terms) > 1 and not _DISTRIBUTING and any(
@@ -620,65 +622,105 @@ def _monomials(coef, scalars):
     return out
 
 
-def _collect_scalar_coefficients(terms):
-    r"""Terms with the same matrix part and scalar coefficients that cancel once expanded are
-    combined: ``y (1 - s) x + s (y - 1) x -> (y - s) x``.  Only when the result is smaller."""
+def _expanded_sum(products):
+    """The sum of the scalar products ``(coef, factors)``, each expanded over the sums among its
+    factors (:func:`_monomials`), like monomials added: ``(coef, factors)`` pairs with nonzero
+    coefficients, in order of first appearance; None when an expansion is too large."""
+    monos: dict = {}
+    for cf, factors in products:
+        ms = _monomials(cf, factors)
+        if ms is None:
+            return None
+        for c0, fs in ms:
+            fs = _merge_scalars(fs)
+            key = tuple(sorted(skey(f) for f in fs))
+            if key in monos:
+                monos[key][0] += c0
+            else:
+                monos[key] = [c0, fs]
+    return [(c0, fs) for c0, fs in monos.values() if c0 != 0]
+
+
+def _per_matrix_part(terms, combine):
+    """Terms grouped by their matrix part, in order of first appearance: ``combine(group)``
+    returns what replaces a group of two or more terms, or None to keep it.  When no group
+    changes, the terms come back as they were, in their order."""
     groups: dict = {}
     for t in terms:
         groups.setdefault(tuple(skey(f) for f in t[2]), []).append(t)
     if all(len(g) == 1 for g in groups.values()):
         return terms
-    out = []
+    out, changed = [], False
     for g in groups.values():
-        if len(g) == 1 or not any(isinstance(s, Add) for _, sc, _ in g for s in sc):
+        new = combine(g) if len(g) > 1 else None
+        if new is None:
             out.extend(g)
-            continue
-        monos: dict = {}
-        ok = True
-        for cf, sc, _ in g:
-            ms = _monomials(cf, sc)
-            if ms is None:
-                ok = False
-                break
-            for c0, fs in ms:
-                fs = _merge_scalars(fs)
-                key = tuple(sorted(skey(f) for f in fs))
-                if key in monos:
-                    monos[key][0] += c0
-                else:
-                    monos[key] = [c0, fs]
-        if not ok:
-            out.extend(g)
-            continue
-        kept = [(c0, fs) for c0, fs in monos.values() if c0 != 0]
-        chain = g[0][2]
-        if not kept:
-            continue  # the group cancels
-        if len(kept) == 1:
-            new = [(kept[0][0], kept[0][1], chain)]
         else:
-            coef_sum = Add(tuple(build_product(c0, fs, []) for c0, fs in kept))
-            new = [(Fraction(1), [coef_sum], chain)]
-        before = sum(size(build_product(*t)) for t in g)
-        after = sum(size(build_product(*t)) for t in new)
-        out.extend(new if after < before else g)
-    return out
+            out.extend(new)
+            changed = True
+    return out if changed else terms
+
+
+def _collect_scalar_coefficients(terms):
+    r"""Terms with the same matrix part and scalar coefficients that cancel once expanded are
+    combined: ``y (1 - s) x + s (y - 1) x -> (y - s) x``.  Only when the result is smaller."""
+    return _per_matrix_part(terms, _expanded_coefficients)
+
+
+def _expanded_coefficients(g):
+    """:func:`_collect_scalar_coefficients` for one group (None: keep it)."""
+    if not any(isinstance(s, Add) for _, sc, _ in g for s in sc):
+        return None
+    kept = _expanded_sum((cf, sc) for cf, sc, _ in g)
+    if kept is None:
+        return None
+    chain = g[0][2]
+    if not kept:
+        return []  # the group cancels
+    if len(kept) == 1:
+        new = [(kept[0][0], kept[0][1], chain)]
+    else:
+        coef_sum = Add(tuple(build_product(c0, fs, []) for c0, fs in _bare_last(kept)))
+        new = [(Fraction(1), [coef_sum], chain)]
+    before = sum(size(build_product(*t)) for t in g)
+    after = sum(size(build_product(*t)) for t in new)
+    return new if after < before else None
+
+
+def _bare_last(parts):
+    """Coefficient terms ``(coef, scalar factors, ...)`` with a bare number moved last (``a^T x
+    + 1``), unless every other term is negative (``1 - s`` stays)."""
+    if all(p[0] < 0 for p in parts if p[1]):
+        return list(parts)
+    return sorted(parts, key=lambda p: not p[1])
+
+
+def _collect_like_terms(terms):
+    r"""Terms with the same matrix part are like terms, whose scalar coefficients add up:
+    ``\cos(u) a - \sin(u) a -> (\cos(u) - \sin(u)) a``, ``(a^T x) a + a -> (a^T x + 1) a``
+    (a bare number last, unless the others are negative: ``(1 - s) a``), ``2 t x - 2 x ->
+    2 (t - 1) x``.  Scalar terms (no matrix part) are left to the sum they are in."""
+    return _per_matrix_part(terms, _like_terms)
+
+
+def _like_terms(g):
+    """:func:`_collect_like_terms` for one group (None: keep it)."""
+    if not g[0][2]:
+        return None
+    g = _bare_last(g)
+    # a coefficient all share up to sign goes in front: 2 t x - 2 x is 2 (t - 1) x
+    sizes = {abs(cf) for cf, _, _ in g}
+    k = sizes.pop() if len(sizes) == 1 else Fraction(1)
+    if all(cf < 0 for cf, _, _ in g):
+        k = -k
+    return [(k, [Add(tuple(build_product(cf / k, sc, []) for cf, sc, _ in g))], g[0][2])]
 
 
 def _over_common_denominator(terms):
     r"""Terms with the same matrix part whose scalar coefficients are fractions with powers of
     the same denominators are put over one denominator when that is shorter:
     ``\frac{1}{1 + t^2} - \frac{2 t^2}{(1 + t^2)^2} -> \frac{1 - t^2}{(1 + t^2)^2}``."""
-    groups: dict = {}
-    for t in terms:
-        groups.setdefault(tuple(skey(f) for f in t[2]), []).append(t)
-    if all(len(g) == 1 for g in groups.values()):
-        return terms
-    out = []
-    for g in groups.values():
-        new = _common_denominator_group(g) if len(g) > 1 else None
-        out.extend(new if new is not None else g)
-    return out
+    return _per_matrix_part(terms, _common_denominator_group)
 
 
 def _common_denominator_group(g):
@@ -698,22 +740,11 @@ def _common_denominator_group(g):
             lcd[b] = max(lcd.get(b, 0), e)
     if not lcd or all(den == lcd for _, _, den in split_terms):
         return None
-    monos: dict = {}
-    for cf, num, den in split_terms:
-        factors = list(num)
-        for b, e in lcd.items():
-            factors.extend([b] * (e - den.get(b, 0)))
-        ms = _monomials(cf, factors)
-        if ms is None:
-            return None
-        for c0, fs in ms:
-            fs = _merge_scalars(fs)
-            key = tuple(sorted(skey(f) for f in fs))
-            if key in monos:
-                monos[key][0] += c0
-            else:
-                monos[key] = [c0, fs]
-    kept = [(c0, fs) for c0, fs in monos.values() if c0 != 0]
+    kept = _expanded_sum((cf, list(num) + [b for b, e in lcd.items()
+                                           for _ in range(e - den.get(b, 0))])
+                         for cf, num, den in split_terms)
+    if kept is None:
+        return None
     chain = g[0][2]
     if not kept:
         return []

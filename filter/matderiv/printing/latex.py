@@ -404,6 +404,8 @@ class LatexPrinter:
     @staticmethod
     def _is_function_like(f: Expr) -> bool:
         if isinstance(f, Power) and isinstance(f.exponent, Const):
+            if f.exponent.value == Fraction(1, 2) and _is_scalar(f.base):
+                return True  # printed \sqrt{...}, as the function sqrt is
             f = f.base
         return (isinstance(f, (Det, Trace, Func, Norm, Sum)) and _is_scalar(f)
                 and printed_size(f) is None)
