@@ -707,3 +707,26 @@ def test_like_terms_of_a_matrix_part():
     f = lambda M: (2 / np.linalg.det(A) + b @ b + 1) * np.trace(C.T @ M)  # noqa: E731
     np.testing.assert_allclose(d.evaluate({"A": A, "b": b.reshape(3, 1), "C": C, "X": X}),
                                fd_gradient(f, X), rtol=1e-6)
+
+
+@pytest.mark.parametrize("expr, wrt, form, fn", [
+    # a power of a scalar beside its square root is one power, so like terms are seen
+    (r"t \sqrt{t}", "t", r"\frac{3}{2} \sqrt{t}", lambda t: t * np.sqrt(t)),
+    (r"\frac{\sqrt{t}}{t}", "t", r"-\frac{1}{2 \sqrt{t} t}", lambda t: np.sqrt(t) / t),
+    (r"\frac{t^2}{\sqrt{t}}", "t", r"\frac{3}{2} \sqrt{t}", lambda t: t ** 2 / np.sqrt(t)),
+])
+def test_powers_beside_their_square_root(expr, wrt, form, fn):
+    d = derive(expr, wrt, scalar="t")
+    assert d.latex == form
+    for t in (0.3, 1.7):
+        h = 1e-6
+        ref = (fn(t + h) - fn(t - h)) / (2 * h)
+        np.testing.assert_allclose(float(d.evaluate({"t": t})), ref, rtol=1e-6)
+
+
+def test_root_of_a_quadratic_form_times_it():
+    d = derive(r"\sqrt{x^\top x}\, x^\top x", "x")
+    assert d.latex == r"3 \sqrt{x^\top x}\, x"
+    x = np.random.default_rng(5).standard_normal(4)
+    np.testing.assert_allclose(d.evaluate({"x": x.reshape(4, 1)}).ravel(),
+                               fd_gradient(lambda v: np.sqrt(v @ v) * (v @ v), x), rtol=1e-6)

@@ -172,6 +172,7 @@ def _merge_scalars(scalars):
                     expo[repl] = expo.pop(b)
                     break
     _merge_signs(order, expo)
+    _merge_roots(order, expo)
     out = []
     for b in order:
         k = expo[b]
@@ -179,6 +180,25 @@ def _merge_scalars(scalars):
             continue
         out.append(b if (isinstance(k, Const) and k.value == 1) else Power(b, k))
     return sorted(out, key=_scalar_order)
+
+
+def _merge_roots(order, expo):
+    r"""``t^k \sqrt{t}^j`` with whole k and j in one form, ``t^q \sqrt{t}^s`` with s = -1, 0 or 1
+    of the sign of ``2k + j`` (the same value where ``\sqrt{t}`` is real): ``t / \sqrt{t} =
+    \sqrt{t}``, ``\sqrt{t} / t^2 = 1 / (t \sqrt{t})``, so that like terms are seen:
+    ``\sqrt{t} + \frac{t}{2 \sqrt{t}} = \frac{3}{2} \sqrt{t}``.  In place, on the bases and
+    exponents of :func:`_merge_scalars`.  Only for a symbol or a product under the root
+    (``\sqrt{x^\top x}``): ``\frac{(6 u^2 + 3) b b^\top}{\sqrt{1 + u^2}}`` keeps its denominator."""
+    for r in list(order):
+        if not (isinstance(r, Func) and r.name == "sqrt" and r.arg in expo
+                and isinstance(r.arg, (Symbol, Mul))):
+            continue  # (a sum or a function under the root: left to the common denominator)
+        k, j = _whole(expo[r.arg]), _whole(expo[r])
+        if k is None or j is None:
+            continue
+        half = 2 * k + j
+        s = (half > 0) - (half < 0) if half % 2 else 0
+        expo[r.arg], expo[r] = c((half - s) // 2), c(s)
 
 
 def _whole(k) -> int | None:
