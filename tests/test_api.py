@@ -730,3 +730,15 @@ def test_root_of_a_quadratic_form_times_it():
     x = np.random.default_rng(5).standard_normal(4)
     np.testing.assert_allclose(d.evaluate({"x": x.reshape(4, 1)}).ravel(),
                                fd_gradient(lambda v: np.sqrt(v @ v) * (v @ v), x), rtol=1e-6)
+
+
+def test_power_of_a_transposed_sum_reads_as_the_transposed_power():
+    """The Matrix Cookbook's -((X + A)^{-2})^T, as tr(X^{-1}) gives -(X^{-2})^T."""
+    d = derive(r"\operatorname{tr}((X + A)^{-1})", "X")
+    assert d.latex == r"-((X + A)^{-2})^\top"
+    rng = np.random.default_rng(11)
+    A = rng.standard_normal((3, 3)) + 4 * np.eye(3)
+    X = rng.standard_normal((3, 3))
+    np.testing.assert_allclose(d.evaluate({"X": X, "A": A}),
+                               fd_gradient(lambda M: np.trace(np.linalg.inv(M + A)), X),
+                               rtol=1e-6, atol=1e-9)

@@ -1555,6 +1555,12 @@ def _pretty(e: Expr) -> Expr:
         if coef == 1 and not scalars and sum(isinstance(f, Transpose) for f in chain) > len(chain) / 2:
             back = simplify(Transpose(e.arg))
             return Inverse(Transpose(back))
+    if isinstance(e, Power) and isinstance(e.base, Transpose) and isinstance(e.base.arg, Add) \
+            and isinstance(e.exponent, Const) and not e.base.is_scalar:
+        # ((X + A)^T)^{-2} (a flipped sum, above) reads as ((X + A)^{-2})^T, as (X^{-2})^T does
+        return Transpose(Power(e.base.arg, e.exponent))
+    if isinstance(e, Transpose) and isinstance(e.arg, Transpose):
+        return e.arg.arg
     if (isinstance(e, Hadamard) or (isinstance(e, Kron) and all(a.shape[0] == ONE for a in e.args))) \
             and all(isinstance(a, Transpose) for a in e.args):
         return Transpose(type(e)(tuple(a.arg for a in e.args)))
