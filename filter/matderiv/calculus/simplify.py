@@ -729,8 +729,8 @@ def _like_terms(g):
         return None
     g = _bare_last(g)
     # a coefficient all share up to sign goes in front: 2 t x - 2 x is 2 (t - 1) x
-    sizes = {abs(cf) for cf, _, _ in g}
-    k = sizes.pop() if len(sizes) == 1 else Fraction(1)
+    magnitudes = {abs(cf) for cf, _, _ in g}
+    k = magnitudes.pop() if len(magnitudes) == 1 else Fraction(1)
     if all(cf < 0 for cf, _, _ in g):
         k = -k
     return [(k, [Add(tuple(build_product(cf / k, sc, []) for cf, sc, _ in g))], g[0][2])]
