@@ -742,3 +742,16 @@ def test_power_of_a_transposed_sum_reads_as_the_transposed_power():
     np.testing.assert_allclose(d.evaluate({"X": X, "A": A}),
                                fd_gradient(lambda M: np.trace(np.linalg.inv(M + A)), X),
                                rtol=1e-6, atol=1e-9)
+
+
+def test_terms_sharing_their_scalar_factors_share_them():
+    """The generalized Rayleigh quotient: each pair of terms over the same denominator is one
+    fraction, as a textbook writes it (was four fractions)."""
+    d = derive(r"\frac{x^\top A x}{x^\top B x}", "x")
+    assert d.latex == (r"\left(\frac{A + A^\top}{x^\top B x} - \frac{(x^\top A x) (B + B^\top)}"
+                       r"{(x^\top B x)^2}\right) x")
+    rng = np.random.default_rng(2)
+    A, B = rng.standard_normal((4, 4)), rng.standard_normal((4, 4)) + 5 * np.eye(4)
+    x = rng.standard_normal(4)
+    np.testing.assert_allclose(d.evaluate({"x": x.reshape(4, 1), "A": A, "B": B}).ravel(),
+                               fd_gradient(lambda v: (v @ A @ v) / (v @ B @ v), x), rtol=1e-6)

@@ -935,7 +935,7 @@ def _factor(terms, shape):
                         [[f] + (ch[:-run] if side == -1 else ch[run:]) for ch in chains], bare):
                     best = (side, f, group, run)
     if best is None:
-        return None
+        return _factor_shared_scalars(terms)
     side, f, idx, run = best
     ch0 = terms[idx[0]][2]
     shared = ch0[-run:] if side == -1 else ch0[:run]
@@ -964,6 +964,31 @@ def _factor(terms, shape):
             out.append(factored)
         elif i not in idx:
             out.append(build_product(*terms[i]))
+    return Add(tuple(out))
+
+
+def _factor_shared_scalars(terms):
+    r"""Terms with the same scalar factors share them:
+    ``\frac{A}{s} + \frac{A^T}{s} - \frac{c B}{s^2} - \frac{c B^T}{s^2}`` is
+    ``\frac{A + A^T}{s} - \frac{c (B + B^T)}{s^2}``.  ``None`` when no two terms share theirs."""
+    groups: dict = {}
+    for i, (_, sc, _) in enumerate(terms):
+        if sc:
+            groups.setdefault(tuple(skey(x) for x in sc), []).append(i)
+    if all(len(g) == 1 for g in groups.values()):
+        return None
+    out, done = [], set()
+    for i, (cf, sc, ch) in enumerate(terms):
+        if i in done:
+            continue
+        group = groups.get(tuple(skey(x) for x in sc), [i]) if sc else [i]
+        if len(group) == 1:
+            out.append(build_product(cf, sc, ch))
+            continue
+        done.update(group)
+        inner = _rewrite_add(Add(tuple(build_product(terms[j][0], [], terms[j][2])
+                                       for j in group)))
+        out.append(build_product(Fraction(1), list(sc), [inner]))
     return Add(tuple(out))
 
 
