@@ -755,3 +755,25 @@ def test_terms_sharing_their_scalar_factors_share_them():
     x = rng.standard_normal(4)
     np.testing.assert_allclose(d.evaluate({"x": x.reshape(4, 1), "A": A, "B": B}).ravel(),
                                fd_gradient(lambda v: (v @ A @ v) / (v @ B @ v), x), rtol=1e-6)
+
+
+@pytest.mark.parametrize("expr, form, fn", [
+    # one coefficient magnitude with both signs, short terms: pulled out
+    (r"\operatorname{tr}(W^\top W) - 2 \operatorname{tr}(W^\top M)", r"2 (W - M)",
+     lambda V, M: np.trace(V.T @ V) - 2 * np.trace(V.T @ M)),
+    # longer terms stay as the Cookbook writes them
+    (r"\operatorname{tr}(W^\top S W (W^\top W)^{-1})",
+     r"2 S W (W^\top W)^{-1} - 2 W (W^\top W)^{-1} W^\top S W (W^\top W)^{-1}",
+     lambda V, S: np.trace(V.T @ S @ V @ np.linalg.inv(V.T @ V))),
+])
+def test_shared_coefficient_magnitude(expr, form, fn):
+    d = derive(expr, "W", symmetric="S")
+    assert d.latex == form
+    rng = np.random.default_rng(4)
+    W = rng.standard_normal((4, 3))
+    other = rng.standard_normal((4, 4) if "S" in expr else (4, 3))
+    if "S" in expr:
+        other = other + other.T
+    name = "S" if "S" in expr else "M"
+    np.testing.assert_allclose(d.evaluate({"W": W, name: other}),
+                               fd_gradient(lambda V: fn(V, other), W), rtol=1e-6, atol=1e-9)

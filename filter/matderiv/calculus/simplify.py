@@ -891,7 +891,17 @@ def _factor(terms, shape):
     # common scalar factors and common coefficient
     common = [s for s in terms[0][1] if all(s in t[1] for t in terms[1:])]
     coefs = {t[0] for t in terms}
-    common_coef = coefs.pop() if len(coefs) == 1 else (Fraction(-1) if all(t[0] < 0 for t in terms) else Fraction(1))
+    magnitudes = {abs(cf) for cf in coefs}
+    if len(coefs) == 1:
+        common_coef = coefs.pop()
+    elif all(t[0] < 0 for t in terms):
+        common_coef = Fraction(-1)
+    elif len(magnitudes) == 1 and all(len(ch) <= 1 and len(sc) <= 1 for _, sc, ch in terms):
+        # one magnitude, both signs, short terms: 2 W - 2 M is 2 (W - M); longer terms stay
+        # as the Cookbook writes them, 2 B X (X^T C X)^{-1} - 2 C X (X^T C X)^{-1} X^T B X ...
+        common_coef = magnitudes.pop()
+    else:
+        common_coef = Fraction(1)
     if common or common_coef != 1:
         inner = []
         for cf, s, ch in terms:
