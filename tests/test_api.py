@@ -777,3 +777,15 @@ def test_shared_coefficient_magnitude(expr, form, fn):
     name = "S" if "S" in expr else "M"
     np.testing.assert_allclose(d.evaluate({"W": W, name: other}),
                                fd_gradient(lambda V: fn(V, other), W), rtol=1e-6, atol=1e-9)
+
+
+def test_inverse_of_a_transposed_sum_reads_as_inverse_transpose():
+    """The Cookbook's -(X + \\lambda I)^{-T} a b^T (X + \\lambda I)^{-T}, not (X^T + \\lambda I)^{-1}."""
+    d = derive(r"a^\top (X + \lambda I)^{-1} b", "X", scalar=r"\lambda")
+    assert d.latex == r"-(X + \lambda I_n)^{-\top} a b^\top (X + \lambda I_n)^{-\top}"
+    rng = np.random.default_rng(9)
+    X = rng.standard_normal((3, 3))
+    a, b, lam = rng.standard_normal(3), rng.standard_normal(3), 2.5
+    got = d.evaluate({"X": X, "a": a.reshape(3, 1), "b": b.reshape(3, 1), "lambda": lam})
+    ref = fd_gradient(lambda M: a @ np.linalg.solve(M + lam * np.eye(3), b), X)
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-9)

@@ -1590,6 +1590,11 @@ def _pretty(e: Expr) -> Expr:
         if coef == 1 and not scalars and sum(isinstance(f, Transpose) for f in chain) > len(chain) / 2:
             back = simplify(Transpose(e.arg))
             return Inverse(Transpose(back))
+    if isinstance(e, Inverse) and isinstance(e.arg, Add):
+        # (X^T + \lambda I)^{-1} reads better as (X + \lambda I)^{-T}, as the Cookbook writes it
+        back = simplify(Transpose(e.arg))
+        if _transposes(back) < _transposes(e.arg):
+            return Inverse(Transpose(_positive_first(back)))
     if isinstance(e, Power) and isinstance(e.base, Transpose) and isinstance(e.base.arg, Add) \
             and isinstance(e.exponent, Const) and not e.base.is_scalar:
         # ((X + A)^T)^{-2} (a flipped sum, above) reads as ((X + A)^{-2})^T, as (X^{-2})^T does
