@@ -107,3 +107,38 @@ def test_the_diagonal_of_a_zero_matrix_is_zero():
     H = np.array([[(f(x + h * i + h * j) - f(x + h * i - h * j) - f(x - h * i + h * j)
                     + f(x - h * i - h * j)) / (4 * h * h) for j in np.eye(3)] for i in np.eye(3)])
     np.testing.assert_allclose(d.evaluate({"C": C, "a": a, "x": x}), H, atol=1e-9)
+
+
+@pytest.mark.parametrize("expr, wrt", [
+    (r"\operatorname{tr}(X^\top X) + 2 \operatorname{tr}(X)", "X"),   # 2 (X + I_n)
+    (r"x x^\top A x", "x"),                                            # ... + (x^T A x) I_n
+])
+def test_results_with_a_sized_identity_are_read_back(monkeypatch, expr, wrt):
+    """An identity prints with its size (I_n), so the result is read back and checked like any
+    other: a printer that drops parentheses there is caught, not trusted."""
+    from matderiv.claims import printed_matches
+
+    good = derive(expr, wrt)
+    assert "I_n" in good.latex and "(" in good.latex
+    args = (good.expr_tree, good.result_tree, good.symbols, {})
+    assert printed_matches(good.latex, *args, seed_text=expr) is True
+    original = latex_printer.LatexPrinter._print_Mul
+    monkeypatch.setattr(latex_printer.LatexPrinter, "_print_Mul",
+                        lambda self, e: original(self, e).replace("(", "").replace(")", ""))
+    with pytest.raises(VerificationError):
+        derive(expr, wrt)
+
+
+def test_a_wrong_identity_term_is_caught():
+    """(Before, any result with an identity was "cannot say" and went unchecked.)"""
+    from matderiv.claims import printed_matches
+
+    d = derive(r"\operatorname{tr}(X^\top X) + 2 \operatorname{tr}(X)", "X")
+    args = (d.expr_tree, d.result_tree, d.symbols, {})
+    assert d.latex == r"2 (X + I_n)"
+    for wrong in (r"2 X + I_n", r"2 (X + 2 I_n)", r"2 (X^\top + I_n)"):
+        assert printed_matches(wrong, *args) is False
+    d = derive(r"\frac{x}{\|x\|}", "x")
+    args = (d.expr_tree, d.result_tree, d.symbols, {})
+    assert printed_matches(d.latex, *args) is True
+    assert printed_matches(r"\frac{I_n}{\|x\|_2} + \frac{x x^\top}{\|x\|_2^3}", *args) is False

@@ -464,19 +464,27 @@ def _verdict(ok: bool, diagnosis: str, message: str, claim: str, res_latex: str,
     return Verdict(ok, diagnosis, message, claim, tex)
 
 
-def _same_as_parsed(raw: Expr, result: Expr) -> bool:
-    """Whether ``raw``, the tree the parser made of the printed text before any typing, has
-    exactly the structure of the verified ``result``: same node types, names, numbers and
+def _same_as_parsed(parsed, result: Expr) -> bool:
+    """Whether ``parsed.tree``, the tree the parser made of the printed text before any typing,
+    has exactly the structure of the verified ``result``: same node types, names, numbers and
     operators.  Sizes and letter kinds are left out (typing the same structure with the same
     declarations gives the same function); nodes whose meaning typing decides differ in type
-    (``|.|``, ``diag``, a norm without subscript), and sized constants never match, so those go
-    the long way."""
+    (``|.|``, ``diag``, a norm without subscript).  An identity matches when the size letters
+    written on it (``I_n``, ``I_{mn}``) are its size; other sized constants never match, so
+    those go the long way."""
     from .expr import Commutation, Identity, Ones, Zero
+    from .parse import identity_size_letters
 
-    stack = [(raw, result)]
+    stack = [(parsed.tree, result)]
     while stack:
         a, b = stack.pop()
-        if type(a) is not type(b) or isinstance(a, (Identity, Ones, Zero, Commutation)):
+        if type(a) is not type(b):
+            return False
+        if isinstance(a, Identity):
+            if identity_size_letters(parsed.text(a)) != tuple(b.n):
+                return False
+            continue
+        if isinstance(a, (Ones, Zero, Commutation)):
             return False
         if isinstance(a, Symbol):
             if a.name != b.name or a.latex != b.latex:
@@ -560,10 +568,14 @@ def printed_matches(printed: str, f: Expr, result: Expr, all_syms, declarations:
         parsed = parse(printed)
     except MatDerivError:
         return None
-    if any(isinstance(n, (Identity, Zero, Kron, Vec)) for n in parsed.tree.walk()):
-        return None  # sizes of I, 0, (x) and vec are not fixed by the text: cannot say
-    if _same_as_parsed(parsed.tree, result):
+    if _same_as_parsed(parsed, result):
         return True  # the text parses to the very tree that was verified (before typing)
+    from .parse import identity_size_letters
+
+    if any(isinstance(n, (Zero, Kron, Vec)) or (
+            isinstance(n, Identity) and not identity_size_letters(parsed.text(n)))
+           for n in parsed.tree.walk()):
+        return None  # sizes of 0, (x), vec and a bare I are not fixed by the text: cannot say
     from .printing.latex import printed_size
 
     by_name = {s.name: s for s in all_syms}
