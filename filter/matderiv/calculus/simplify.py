@@ -126,7 +126,8 @@ _CATEGORY = {Symbol: 1, Power: 2, Trace: 4, Det: 4, Norm: 4, Func: 5, Sum: 5}
 
 def _scalar_order(e: Expr):
     if isinstance(e, Power) and isinstance(e.exponent, Const) and e.exponent.value < 0:
-        return (9, skey(e))
+        # denominators after the numerator, in the numerator's order (2 t \sqrt{t})
+        return (9,) + _scalar_order(e.base)
     if isinstance(e, Power) and isinstance(e.base, Symbol):
         return (1, skey(e.base), skey(e))
     cat = _CATEGORY.get(type(e), 6)
