@@ -143,3 +143,17 @@ def test_process_reports_a_timed_out_macro_and_keeps_the_text(tmp_path):
     assert "took longer than 0.05 s" in r.stderr and "notes.md:3:" in r.stderr
     assert r"A\_8" in r.stdout and "(matderiv error)" in r.stdout  # the text, shown as an error
     assert "2 x" in r.stdout and "After" in r.stdout
+
+
+@pytest.mark.parametrize("expr", [r"a^\top \operatorname{vec}(X)",
+                                  r"\operatorname{vec}(X)^\top A \operatorname{vec}(X)",
+                                  r"a^\top (X \otimes B) c"])
+def test_a_gradient_that_needs_unvec_is_declined_in_words(expr):
+    """No internal node names: the message says what is missing and the hint what to write."""
+    with pytest.raises(MatDerivError) as info:
+        derive(expr, "X")
+    import re
+
+    assert "vec^{-1}" in info.value.message
+    assert not re.search(r"\b(Vec|Kron)\b", info.value.message)
+    assert r"\operatorname{tr}" in info.value.hint
