@@ -729,12 +729,20 @@ def _like_terms(g):
     if not g[0][2]:
         return None
     g = _bare_last(g)
-    # a coefficient all share up to sign goes in front: 2 t x - 2 x is 2 (t - 1) x
-    magnitudes = {abs(cf) for cf, _, _ in g}
-    k = magnitudes.pop() if len(magnitudes) == 1 else Fraction(1)
-    if all(cf < 0 for cf, _, _ in g):
-        k = -k
+    k = _shared_coefficient([cf for cf, _, _ in g], True)  # 2 t x - 2 x is 2 (t - 1) x
     return [(k, [Add(tuple(build_product(cf / k, sc, []) for cf, sc, _ in g))], g[0][2])]
+
+
+def _shared_coefficient(coefs, both_signs: bool) -> Fraction:
+    """What the coefficients of a sum's terms share, to go in front of it: their one magnitude,
+    negative when all are negative (``-2 s - 2 t -> -2 (s + t)``), else -1 when all are negative;
+    one magnitude with both signs only when ``both_signs`` (``2 t - 2 -> 2 (t - 1)``); else 1."""
+    magnitudes = {abs(cf) for cf in coefs}
+    negative = all(cf < 0 for cf in coefs)
+    if len(magnitudes) == 1 and (negative or both_signs or all(cf > 0 for cf in coefs)):
+        k = magnitudes.pop()
+        return -k if negative else k
+    return Fraction(-1) if negative else Fraction(1)
 
 
 def _over_common_denominator(terms):
@@ -891,18 +899,10 @@ def _factor(terms, shape):
     largest group sharing a right or left factor.  ``None`` when nothing can be pulled out."""
     # common scalar factors and common coefficient
     common = [s for s in terms[0][1] if all(s in t[1] for t in terms[1:])]
-    coefs = {t[0] for t in terms}
-    magnitudes = {abs(cf) for cf in coefs}
-    if len(coefs) == 1:
-        common_coef = coefs.pop()
-    elif all(t[0] < 0 for t in terms):
-        common_coef = Fraction(-1)
-    elif len(magnitudes) == 1 and all(len(ch) <= 1 and len(sc) <= 1 for _, sc, ch in terms):
-        # one magnitude, both signs, short terms: 2 W - 2 M is 2 (W - M); longer terms stay
-        # as the Cookbook writes them, 2 B X (X^T C X)^{-1} - 2 C X (X^T C X)^{-1} X^T B X ...
-        common_coef = magnitudes.pop()
-    else:
-        common_coef = Fraction(1)
+    # one magnitude with both signs only for short terms: 2 W - 2 M is 2 (W - M); longer terms
+    # stay as the Cookbook writes them, 2 B X (X^T C X)^{-1} - 2 C X (X^T C X)^{-1} X^T B X ...
+    common_coef = _shared_coefficient(
+        [t[0] for t in terms], all(len(ch) <= 1 and len(sc) <= 1 for _, sc, ch in terms))
     if common or common_coef != 1:
         inner = []
         for cf, s, ch in terms:
