@@ -339,8 +339,8 @@ def _constants_of_open_size(typed, text: str) -> bool:
 
 
 def _identity_subscripts(typed, text: str):
-    """Each identity of the typed claim with the size letters written on it in ``text``
-    (``I_{mn}`` -> ``("m", "n")``; ``()`` for a bare ``I``)."""
+    """Each identity of the typed claim (or of a parsed text) with the size letters written on
+    it in ``text`` (``I_{mn}`` -> ``("m", "n")``; ``()`` for a bare ``I``)."""
     from .expr import Identity
     from .parse import identity_size_letters
 
@@ -560,7 +560,7 @@ def printed_matches(printed: str, f: Expr, result: Expr, all_syms, declarations:
     from .shapes import infer
     from .verify import STRATEGIES, draw, size_maps, whole_number_symbols
 
-    from .expr import Identity, Kron, Vec, Zero
+    from .expr import Kron, Vec, Zero
 
     if r"\mathbf{0}" in printed or _SIZED_ZERO_RE.search(printed):
         return None  # a zero vector or matrix whose size the text does not fix: cannot say
@@ -570,11 +570,8 @@ def printed_matches(printed: str, f: Expr, result: Expr, all_syms, declarations:
         return None
     if _same_as_parsed(parsed, result):
         return True  # the text parses to the very tree that was verified (before typing)
-    from .parse import identity_size_letters
-
-    if any(isinstance(n, (Zero, Kron, Vec)) or (
-            isinstance(n, Identity) and not identity_size_letters(parsed.text(n)))
-           for n in parsed.tree.walk()):
+    if any(isinstance(n, (Zero, Kron, Vec)) for n in parsed.tree.walk()) or any(
+            not letters for _, letters in _identity_subscripts(parsed, printed)):
         return None  # sizes of 0, (x), vec and a bare I are not fixed by the text: cannot say
     from .printing.latex import printed_size
 
