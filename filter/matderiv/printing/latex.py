@@ -65,6 +65,7 @@ from ..expr import (DifferentialOf,
     Transpose,
     Vec,
     Zero,
+    mul_shape,
 )
 
 __all__ = ["LatexPrinter", "latex", "latex_derivative_symbol"]
@@ -182,8 +183,6 @@ _METHOD_OF: dict = {}
 
 def _chain_shape(factors):
     """The shape of the matrix product of ``factors`` (None when it is not defined)."""
-    from ..expr import ShapeError, mul_shape
-
     try:
         return mul_shape([f.shape for f in factors])
     except ShapeError:
