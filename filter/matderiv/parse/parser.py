@@ -733,47 +733,63 @@ def _expected_words(expected) -> str:
 
 @lru_cache(maxsize=1)
 def _tables():
-    """What the LALR driver needs of lark's parser: the state table, the start and end
-    states, and the callbacks that build the parse tree (lark's own, so ``?rule`` inlining and
-    the rest of the grammar's tree shaping are lark's)."""
+    """What the LALR driver needs of lark's parser, prepared once: per state, each token's
+    action as ``(None, next state)`` for a shift or ``(size, (callback, rule name))`` for a
+    reduction by a rule of ``size`` symbols (the callbacks are lark's own, so ``?rule``
+    inlining and the rest of the grammar's tree shaping are lark's); then the start and end
+    states.  Lark's table keys reductions by ``Rule`` objects, whose hash is Python code: done
+    on every reduction it was a fifth of the driver's time."""
     from lark.parsers.lalr_analysis import Shift
 
     lalr = _lark().parser.parser.parser  # Lark -> ParsingFrontend -> LALR_Parser -> _Parser
     table = lalr.parse_table
-    return table.states, table.start_states["start"], table.end_states["start"], lalr.callbacks, Shift
+    reductions: dict = {}
+
+    def prepared(action, arg):
+        if action is Shift:
+            return (None, arg)
+        key = id(arg)
+        if key not in reductions:
+            reductions[key] = (len(arg.expansion), (lalr.callbacks[arg], arg.origin.name))
+        return reductions[key]
+    states = {state: {tok: prepared(*act) for tok, act in row.items()}
+              for state, row in table.states.items()}
+    return states, table.start_states["start"], table.end_states["start"]
+
+
+_END = "$END"
 
 
 def _tokens_to_tree(toks: list[_Tok], text: str):
     """Run lark's LALR tables over our tokens.  The loop is lark's ``feed_token`` without
     its per-token objects (lark's Token, the interactive parser): parsing is a fifth of the
     time of a derivation, twice over (the input, and the printed result read back)."""
-    states, start, end_state, callbacks, Shift = _tables()
+    states, start, end_state = _tables()
     state_stack = [start]
     value_stack: list = []
-    for t in toks + [_Tok("$END", "", len(text), len(text))]:
+    for t in toks + [_Tok(_END, "", len(text), len(text))]:
         tick()
         typ = t.type
         while True:
-            row = states[state_stack[-1]]
             try:
-                action, arg = row[typ]
+                size, arg = states[state_stack[-1]][typ]
             except KeyError:
+                row = states[state_stack[-1]]
                 raise _unexpected(t, {k for k in row if k.isupper()}, toks, text) from None
-            if action is Shift:
+            if size is None:
                 state_stack.append(arg)
                 value_stack.append(t)
                 break
-            size = len(arg.expansion)
             if size:
                 children = value_stack[-size:]
                 del state_stack[-size:]
                 del value_stack[-size:]
             else:
                 children = []
-            value = callbacks[arg](children)
-            state_stack.append(states[state_stack[-1]][arg.origin.name][1])
-            value_stack.append(value)
-            if typ == "$END" and state_stack[-1] == end_state:
+            callback, origin = arg
+            state_stack.append(states[state_stack[-1]][origin][1])
+            value_stack.append(callback(children))
+            if typ == _END and state_stack[-1] == end_state:
                 return value_stack[-1]
 
 
