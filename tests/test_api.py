@@ -779,6 +779,23 @@ def test_shared_coefficient_magnitude(expr, form, fn):
                                fd_gradient(lambda V: fn(V, other), W), rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("expr, form", [
+    # the least-squares gradient written out term by term: the 2 leaves the parentheses
+    (r"w^\top X^\top X w - 2 y^\top X w", r"2 X^\top (X w - y)"),
+    (r"w^\top X^\top X w - 2 w^\top X^\top y + y^\top y", r"2 X^\top (X w - y)"),
+])
+def test_a_sum_in_a_product_gives_its_shared_coefficient_to_the_product(expr, form):
+    """``X^T (2 X w - 2 y)`` was printed: the sum has parentheses anyway, so the coefficient
+    its terms share goes in front of the product."""
+    d = derive(expr, "w")
+    assert d.latex == form
+    rng = np.random.default_rng(12)
+    X, y, w = rng.standard_normal((5, 3)), rng.standard_normal(5), rng.standard_normal(3)
+    got = d.evaluate({"X": X, "y": y.reshape(5, 1), "w": w.reshape(3, 1)}).ravel()
+    ref = fd_gradient(lambda v: v @ X.T @ X @ v - 2 * y @ X @ v + y @ y, w)
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-9)
+
+
 def test_inverse_of_a_transposed_sum_reads_as_inverse_transpose():
     """The Cookbook's -(X + \\lambda I)^{-T} a b^T (X + \\lambda I)^{-T}, not (X^T + \\lambda I)^{-1}."""
     d = derive(r"a^\top (X + \lambda I)^{-1} b", "X", scalar=r"\lambda")

@@ -521,7 +521,28 @@ def _rewrite_mul(e: Mul) -> Expr:
         chain = _orient(chain)
     scalars = scalars + groups
     scalars, chain = _softmax_from_ratio(scalars, chain)
+    coef, scalars = _coefficients_out_of_sums(coef, scalars)
+    coef, chain = _coefficients_out_of_sums(coef, chain)
     return build_product(coef, scalars, chain)
+
+
+def _coefficients_out_of_sums(coef, factors):
+    """A sum that is a factor of a product gives the coefficient its terms share to the
+    product, whose parentheses it has anyway: ``X^T (2 X w - 2 y)`` is ``2 X^T (X w - y)``.
+    Returns the new coefficient and factors (the same list when nothing moves)."""
+    out = None
+    for i, f in enumerate(factors):
+        if not isinstance(f, Add):
+            continue
+        parts = [split(t) for t in f.args]
+        k = _shared_coefficient([cf for cf, _, _ in parts], True)
+        if k == 1:
+            continue
+        if out is None:
+            out = list(factors)
+        out[i] = _rewrite_add(Add(tuple(build_product(cf / k, sc, ch) for cf, sc, ch in parts)))
+        coef *= k
+    return coef, (factors if out is None else out)
 
 
 def _sum_of_exp(e: Expr):
