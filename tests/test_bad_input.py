@@ -157,3 +157,26 @@ def test_a_gradient_that_needs_unvec_is_declined_in_words(expr):
     assert "vec^{-1}" in info.value.message
     assert not re.search(r"\b(Vec|Kron)\b", info.value.message)
     assert r"\operatorname{tr}" in info.value.hint
+
+
+@pytest.mark.parametrize("expr, wrt, part, where", [
+    (r"x^\top x / (a^\top a - a^\top a)", "x", r"\frac{1}{a^\top a - a^\top a}",
+     r"(a^\top a - a^\top a)"),
+    (r"\log(x^\top x - x^\top x) + \tau", "x", r"\log(x^\top x - x^\top x)",
+     r"\log(x^\top x - x^\top x)"),
+    (r"0^\tau", r"\tau", r"\log(0)", None),  # finite itself, its derivative is not
+])
+def test_an_expression_never_finite_names_the_part_that_is_not(expr, wrt, part, where):
+    """Verification cannot find a point where the values are finite: the message says which
+    part is not finite (and points at it when it is a part of the expression as written),
+    instead of a generic "not finite at random points" with a hint about symmetric matrices."""
+    with pytest.raises(MatDerivError) as info:
+        derive(expr, wrt)
+    err = info.value
+    assert f"`{part}`, which is not finite" in err.message
+    assert ("its derivative contains" in err.message) == (where is None)
+    if where is None:
+        assert err.position is None
+    else:
+        assert expr[err.position:err.end] == where, (err.position, err.end)
+    assert "division by zero" in err.hint

@@ -202,6 +202,21 @@ def _steps(f, var, res, layout, name, lang, all_syms, expr, check, first, var_ki
     return out, groups
 
 
+def _not_finite_in_words(exc, latex, spans, source) -> MatDerivError:
+    """The verification's "not finite at random points", naming the part that is not (with
+    its place in the source when it is a part of the expression as written)."""
+    from .verify import NOT_FINITE_HINT
+
+    if exc.culprit is None:
+        return exc
+    where = "its derivative contains" if exc.in_result else "the expression contains"
+    span = None if exc.in_result else spans.get(id(exc.culprit))
+    return MatDerivError(f"could not verify the derivative numerically: {where} "
+                         f"`{latex(exc.culprit)}`, which is not finite at random points",
+                         span.start if span else None, NOT_FINITE_HINT,
+                         span.end if span else None, source)
+
+
 def _check_printed(rhs, f, result, all_syms, decls, expr) -> None:
     """The printed LaTeX, read back, must be the verified result (guards the printer)."""
     from .claims import printed_matches
@@ -233,10 +248,13 @@ def _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang="en",
         res = first_derivative(f, var, layout)
         checks = [(f, res.arranged, res.arrangement)]
     if check:
-        from .verify import Check, verify
+        from .verify import Check, NotFiniteError, verify
 
         for func, result, arrangement in checks:
-            verify(Check(func, result, var, arrangement), all_syms, seed_text=expr)
+            try:
+                verify(Check(func, result, var, arrangement), all_syms, seed_text=expr)
+            except NotFiniteError as exc:
+                raise _not_finite_in_words(exc, latex, typed.spans, expr) from None
     result = res.arranged
     rhs = latex(result)
     if len(rhs) > MAX_RESULT_CHARS:

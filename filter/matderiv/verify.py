@@ -30,6 +30,11 @@ def evaluate(e, env, sizes):
     v = Evaluator(env, sizes).ev(e)
     return v if type(v) is float or isinstance(v, np.ndarray) else float(v)
 
+#: What to say when no random point gives finite values.
+NOT_FINITE_HINT = ("a division by zero, or a log or square root of something that is never "
+                   "positive, cannot be checked; declare the symbols that must be symmetric, "
+                   "or pass check=false to skip verification")
+
 SIZES = {"n": 3, "m": 4, "p": 5, "q": 2, "r": 6, "s": 7, "k": 3, "l": 4}
 STRATEGIES = ("generic", "positive")
 DRAWS = 2
@@ -258,13 +263,59 @@ def verify(check: Check, symbols, *, seed_text: str = "") -> None:
                 return None
             try:
                 return _verify_sizes(check, symbols, sizes, seed_text)
-            except _NotFinite:
+            except NotFiniteError as exc:
                 if i == len(maps) - 1:
+                    exc.culprit, exc.in_result = _non_finite_part(check, symbols, maps[0],
+                                                                  seed_text)
                     raise
 
 
-class _NotFinite(MatDerivError):
-    pass
+class NotFiniteError(MatDerivError):
+    """Verification found no random point where the expression and its derivative are finite.
+    ``culprit`` is, when one was found, the smallest part that is not finite at any of the
+    points tried (``log(0)``, a division by a sum that is zero), in the derivative when
+    ``in_result`` and in the expression otherwise; callers put it into words."""
+
+    culprit = None
+    in_result = False
+
+
+def _non_finite_part(check: Check, symbols, sizes, seed_text: str):
+    """``(node, in_result)``: the first subtree, children before parents, of the expression
+    (else of its derivative) whose value is not finite at a generic random point nor at a
+    positive one; ``(None, False)`` when every subtree is finite at one of them."""
+    rng = np.random.default_rng(zlib.crc32(("culprit:" + seed_text).encode("utf-8")))
+    whole = whole_number_symbols(check.func) | whole_number_symbols(check.result)
+    envs = [draw(symbols, sizes, rng, strategy, whole) for strategy in STRATEGIES]
+
+    def bad(node) -> bool:
+        for env in envs:
+            try:
+                if _finite(evaluate(node, env, sizes)):
+                    return False
+            except NumericDomainError:
+                pass
+            except MatDerivError:
+                return False  # cannot say: not the culprit
+        return True
+
+    for in_result, tree in ((False, check.func), (True, check.result)):
+        for node in _children_first(tree):
+            if bad(node):
+                return node, in_result
+    return None, False
+
+
+def _children_first(tree: Expr):
+    """The nodes of ``tree``, each after its children (post-order)."""
+    stack = [(tree, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            yield node
+            continue
+        stack.append((node, True))
+        stack.extend((k, False) for k in reversed(node.children()))
 
 
 def draw_batch(symbols, sizes, rng, count: int, whole=frozenset(),
@@ -419,10 +470,10 @@ def _verify_sizes(check: Check, symbols, sizes, seed_text: str) -> None:
     if passed == 0:
         why = ("finite differences do not settle at random points" if "unsettled" in tried
                else "the expression is not finite at random points")
-        raise _NotFinite(
+        raise NotFiniteError(
             "could not verify the derivative numerically: " + why + " ("
             + ", ".join(sorted(set(tried) - {"unsettled"})) + " values tried)",
-            hint="declare the symbols that must be symmetric, or pass check=false to skip verification")
+            hint=NOT_FINITE_HINT)
 
 
 def _with_unexpanded_differentials(tree: Expr, env, sizes, var: Symbol, V, h: float = 1e-3):
