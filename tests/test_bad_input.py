@@ -180,3 +180,15 @@ def test_an_expression_never_finite_names_the_part_that_is_not(expr, wrt, part, 
     else:
         assert expr[err.position:err.end] == where, (err.position, err.end)
     assert "division by zero" in err.hint
+
+
+@pytest.mark.parametrize("expr, name", [(r"\log(\cosh(\tau))", r"\cosh"),
+                                        (r"\arctan(\tau) + \tau", r"\arctan")])
+def test_a_latex_function_we_do_not_differentiate_is_named_not_taken_for_a_typo(expr, name):
+    """``\\cosh`` was "unknown command; did you mean \\cos or \\oslash?"."""
+    with pytest.raises(MatDerivError) as info:
+        derive(expr, r"\tau")
+    err = info.value
+    assert err.message == f"the function `{name}` is not supported"
+    assert expr[err.position:err.end] == name
+    assert r"\tanh" in err.hint and "did you mean" not in err.hint

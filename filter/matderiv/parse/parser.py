@@ -149,6 +149,12 @@ KNOWN_COMMANDS = sorted(
 #: What the hint of an unknown command suggests: the function commands the parser takes.
 KNOWN_FUNCTIONS = sorted(set(FUNC_COMMANDS) - {"Tr", "trace", "sgn"} | {"sigma"})
 
+#: LaTeX's other function commands: named as functions we do not differentiate, not as
+#: misspellings (``\cosh`` is not a typo of ``\cos``).
+_OTHER_LATEX_FUNCTIONS = frozenset({
+    "sinh", "cosh", "coth", "tan", "cot", "sec", "csc", "arcsin", "arccos", "arctan", "lg",
+    "arg", "deg", "dim", "gcd", "hom", "ker", "Pr", "lim", "liminf", "limsup"})
+
 # Token types that end an operand (used to read `|` as an opening or closing bar).
 _OPERAND_END = {"SYM", "NUMBER", "IDENT", "ONES", "RPAR", "RBRACE", "RBAR", "RNORM", "NORMSUB",
                 "TRANSPOSE", "INVERSE", "INVTRANSPOSE", "PRIME", "EXP_E"}
@@ -538,6 +544,10 @@ class _Tokenizer:
             raise _err(f"accented symbols (`\\{name}`) are not supported", i,
                        "name the symbol with a letter and a subscript instead, e.g. y_{hat} "
                        "for \\hat{y}", j, text)
+        if name in _OTHER_LATEX_FUNCTIONS:
+            raise _err(f"the function `\\{name}` is not supported", i,
+                       "the functions are " + ", ".join("\\" + f for f in KNOWN_FUNCTIONS)
+                       + ", \\operatorname{vec}, \\operatorname{sum}", j, text)
         close = difflib.get_close_matches(name, KNOWN_COMMANDS, n=3, cutoff=0.6)
         fclose = difflib.get_close_matches(name, KNOWN_FUNCTIONS, n=3, cutoff=0.5)
         sugg = list(dict.fromkeys(fclose + close))[:3]
