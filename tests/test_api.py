@@ -796,6 +796,26 @@ def test_a_sum_in_a_product_gives_its_shared_coefficient_to_the_product(expr, fo
     np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("expr", [r"\|X w - y\|^2 + \lambda \|w\|^2",
+                                  r"\|y - X w\|^2 + \lambda \|w\|^2"])
+def test_ridge_gradient_and_hessian_read_the_same_whatever_the_order_inside_the_norm(expr):
+    r"""Two terms that hold a sum in parentheses keep their whole-number coefficient: the ridge
+    gradient is 2 X^T (X w - y) + 2 lambda w both ways (``\|X w - y\|^2`` gave
+    ``2 (X^T (X w - y) + \lambda w)``); the Hessian, with no nested sum, is factored."""
+    g = derive(expr, "w")
+    h = derive(expr, ["w", "w"])
+    assert g.latex == r"2 X^\top (X w - y) + 2 \lambda w"
+    assert h.latex == r"2 (X^\top X + \lambda I_n)"
+    rng = np.random.default_rng(21)
+    X, y, w, lam = rng.standard_normal((6, 3)), rng.standard_normal(6), rng.standard_normal(3), 0.7
+    loss = lambda v: (X @ v - y) @ (X @ v - y) + lam * v @ v  # noqa: E731
+    env = {"X": X, "y": y.reshape(6, 1), "w": w.reshape(3, 1), "lambda": lam}
+    np.testing.assert_allclose(g.evaluate(env).ravel(), fd_gradient(loss, w), rtol=1e-6, atol=1e-9)
+    # the loss is quadratic: central differences of central differences are exact but rounding
+    hess = fd_jacobian(lambda v: fd_gradient(loss, v, 1e-3), w, 1e-3)
+    np.testing.assert_allclose(h.evaluate(env), hess, rtol=1e-6, atol=1e-6)
+
+
 def test_inverse_of_a_transposed_sum_reads_as_inverse_transpose():
     """The Cookbook's -(X + \\lambda I)^{-T} a b^T (X + \\lambda I)^{-T}, not (X^T + \\lambda I)^{-1}."""
     d = derive(r"a^\top (X + \lambda I)^{-1} b", "X", scalar=r"\lambda")

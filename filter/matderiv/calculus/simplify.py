@@ -922,8 +922,14 @@ def _factor(terms, shape):
     common = [s for s in terms[0][1] if all(s in t[1] for t in terms[1:])]
     # one magnitude with both signs only for short terms: 2 W - 2 M is 2 (W - M); longer terms
     # stay as the Cookbook writes them, 2 B X (X^T C X)^{-1} - 2 C X (X^T C X)^{-1} X^T B X ...
-    common_coef = _shared_coefficient(
-        [t[0] for t in terms], all(len(ch) <= 1 and len(sc) <= 1 for _, sc, ch in terms))
+    # and a whole number not out of two terms that hold a sum in parentheses themselves:
+    # 2 X^T (X w - y) + 2 \lambda w, not 2 (X^T (X w - y) + \lambda w)
+    coefs = [t[0] for t in terms]
+    if len(terms) == 2 and all(cf.denominator == 1 for cf in coefs) and any(isinstance(f, Add) for _, sc, ch in terms for f in (*sc, *ch)):
+        common_coef = Fraction(-1) if all(cf < 0 for cf in coefs) else Fraction(1)
+    else:
+        common_coef = _shared_coefficient(
+            coefs, all(len(ch) <= 1 and len(sc) <= 1 for _, sc, ch in terms))
     if common or common_coef != 1:
         inner = []
         for cf, s, ch in terms:
