@@ -826,3 +826,13 @@ def test_inverse_of_a_transposed_sum_reads_as_inverse_transpose():
     got = d.evaluate({"X": X, "a": a.reshape(3, 1), "b": b.reshape(3, 1), "lambda": lam})
     ref = fd_gradient(lambda M: a @ np.linalg.solve(M + lam * np.eye(3), b), X)
     np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-9)
+
+
+def test_norm_with_its_subscript_after_the_power_is_differentiated():
+    d = derive(r"\|A x - b\|^2_2", "x")
+    assert d.latex == r"2 A^\top (A x - b)"
+    rng = np.random.default_rng(31)
+    A, b, x = rng.standard_normal((4, 3)), rng.standard_normal(4), rng.standard_normal(3)
+    got = d.evaluate({"A": A, "b": b.reshape(4, 1), "x": x.reshape(3, 1)}).ravel()
+    np.testing.assert_allclose(got, fd_gradient(lambda v: np.sum((A @ v - b) ** 2), x),
+                               rtol=1e-6, atol=1e-9)

@@ -406,3 +406,20 @@ def test_max_and_min_are_refused_with_a_smooth_alternative():
     e = err(r"\max(0, 1 - y w^\top x)")
     assert "\\max" in e.message and "not supported" in e.message and e.position == 0
     assert "soft maximum" in e.hint
+
+
+@pytest.mark.parametrize("text, same_as", [
+    (r"\|x\|^2_2", r"\|x\|_2^2"),
+    (r"\|x\|^{2}_{2}", r"\|x\|_2^2"),
+    (r"\left\| X \right\|^2_F", r"\|X\|_F^2"),
+    (r"\|X\|^2_{\mathrm{F}} + \|a\|^3_1", r"\|X\|_F^2 + \|a\|_1^3"),
+])
+def test_a_norm_subscript_may_follow_its_power(text, same_as):
+    r"""``\|x\|^2_2`` is as common as ``\|x\|_2^2`` (it was "unexpected `_`")."""
+    assert parse(text).tree == parse(same_as).tree
+
+
+def test_a_subscript_after_a_power_of_anything_else_is_still_refused():
+    with pytest.raises(MatDerivError) as info:
+        parse(r"x^2_2")
+    assert info.value.message == "unexpected `_`"

@@ -369,6 +369,9 @@ class _Tokenizer:
             self.emit("CARET", "^", i, i + 1)
             return i + 1
         if c == "_":
+            end = self.norm_subscript_after_power(i)
+            if end is not None:
+                return end
             raise _err("unexpected `_`", i, "a subscript must directly follow a single "
                        "letter, as in W_1 or x_{i}", i + 1, text)
         if c == "'":
@@ -427,6 +430,30 @@ class _Tokenizer:
         else:
             self.open(kind, typ_open, start, end)
         return end
+
+    def norm_subscript_after_power(self, i: int) -> int | None:
+        """``\\|x\\|^2_2``: the norm's subscript written after its power.  The subscript token
+        goes right after the closing ``\\|`` (where ``\\|x\\|_2^2`` has it); the end of the
+        subscript, or None when the ``_`` at ``i`` is not one."""
+        toks = self.toks
+        k = len(toks) - 1
+        if k >= 0 and toks[k].type == "RBRACE":  # ^{2}: back to its opening brace
+            depth = 0
+            while k >= 0:
+                depth += {"RBRACE": 1, "LBRACE": -1}.get(toks[k].type, 0)
+                if depth == 0:
+                    break
+                k -= 1
+        elif k < 0 or toks[k].type not in ("NUMBER", "SYM"):
+            return None
+        if k < 2 or toks[k - 1].type != "CARET" or toks[k - 2].type != "RNORM":
+            return None
+        m = NORMSUB_RE.match(self.text, i)
+        if not m:
+            return None
+        val = next(g for g in m.groups() if g)
+        toks.insert(k - 1, _Tok("NORMSUB", val, i, m.end()))
+        return m.end()
 
     def letter(self, i):
         text = self.text
