@@ -423,3 +423,8 @@ def test_a_subscript_after_a_power_of_anything_else_is_still_refused():
     with pytest.raises(MatDerivError) as info:
         parse(r"x^2_2")
     assert info.value.message == "unexpected `_`"
+
+
+def test_capitalised_diag_is_diag():
+    assert parse(r"\operatorname{Diag}(x) A x").tree == parse(r"\operatorname{diag}(x) A x").tree
+    assert parse(r"\mathrm{Diag}(X)").tree == parse(r"\mathrm{diag}(X)").tree

@@ -89,7 +89,7 @@ FUNC_NAMES = {
     "exp": "exp", "log": "log", "ln": "log", "sin": "sin", "cos": "cos", "tanh": "tanh",
     "sqrt": "sqrt", "sigmoid": "sigmoid", "softmax": "softmax", "diag": "diag", "vec": "vec",
     "sum": "sum", "tr": "tr", "Tr": "tr", "trace": "tr", "det": "det", "logdet": "logdet",
-    "inv": "inv", "abs": "abs", "sign": "sign", "sgn": "sign",
+    "inv": "inv", "abs": "abs", "sign": "sign", "sgn": "sign", "Diag": "diag",
 }
 #: LaTeX commands that are functions (``\exp`` ...).
 FUNC_COMMANDS = {
