@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from matderiv import MatDerivError, derive
+from matderiv.errors import UnsupportedError
 
 BAD = [
     ("unbalanced", r"(x^T A x", "x"),
@@ -192,3 +193,23 @@ def test_a_latex_function_we_do_not_differentiate_is_named_not_taken_for_a_typo(
     assert err.message == f"the function `{name}` is not supported"
     assert expr[err.position:err.end] == name
     assert r"\tanh" in err.hint and "did you mean" not in err.hint
+
+
+@pytest.mark.parametrize("expr, wrt", [
+    (r"a^\top \operatorname{vec}(X)", "X"),
+    (r"\operatorname{tr}(X^\top \otimes X)", "X"),          # rectangular factors: no tr A tr B
+    (r"A x", ["x", "x"]),                                   # a Hessian of a vector function
+    (r"x^\top x", ["x", "X"]),
+    (r"X^k", "X"),
+    (r"X^{13}", "X"),
+    (r"X^{1/2}", "X"),
+    (r"\|X\|_1", "X"),
+    (r"\|X\|_2", "X"),
+])
+def test_every_decline_says_not_supported(expr, wrt):
+    """What the engine declines says "not supported" in its message: the corpus harness (and
+    any caller) tells a decline from an error by those words (a decline worded "the gradient
+    would need vec^{-1}" was scored as an error)."""
+    with pytest.raises(UnsupportedError) as info:
+        derive(expr, wrt)
+    assert "not supported" in info.value.message, info.value.message

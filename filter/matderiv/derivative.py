@@ -152,7 +152,8 @@ def second_derivative(f: Expr, var: Symbol) -> tuple[Result, Result]:
         return (replace(_resymmetrized(first_u, var_u, var), raw=first_u.natural),
                 _resymmetrized(res_u, var_u, var))
     if f.shape != SCALAR:
-        raise UnsupportedError("second derivatives are only supported for scalar functions")
+        raise UnsupportedError("second derivatives of functions that are not scalars are not "
+                               "supported (SPEC 1.4: the Hessian of a scalar function)")
     first = first_derivative(f, var, "mixed")
     g = first.natural
     d = Differentiator(var)

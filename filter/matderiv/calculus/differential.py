@@ -248,8 +248,8 @@ class Differentiator:
                      "root) is the one root of a matrix that is supported")
         if not isinstance(k, Const):
             raise UnsupportedError(
-                "the derivative of a matrix power with a symbolic exponent is only supported inside a trace "
-                "or a determinant, as in tr(X^k), det(X^k) and log det(X^k)")
+                "the derivative of a matrix power with a symbolic exponent is not supported "
+                "outside a trace or a determinant (tr(X^k), det(X^k) and log det(X^k) are)")
         n = int(k.value)
         if n < 0:
             return self(Power(Inverse(b), c(-n)))

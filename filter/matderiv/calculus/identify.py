@@ -123,8 +123,8 @@ def gradient(term: Expr, cot: Expr | None = None) -> Expr:
     if isinstance(e, (Vec, Kron)):
         through = "vec" if isinstance(e, Vec) else "a Kronecker product"
         raise UnsupportedError(
-            f"the gradient would need vec^{{-1}}: the variable appears only through {through}, "
-            "and matderiv does not write vec^{-1}",
+            f"a gradient through vec^{{-1}} is not supported: the variable appears only through "
+            f"{through}, and matderiv does not write vec^{{-1}}",
             hint="write it with a trace (\\operatorname{vec}(A)^\\top \\operatorname{vec}(X) is "
                  "\\operatorname{tr}(A^\\top X)), or ask for the Jacobian of the vector inside")
     raise UnsupportedError(f"identifying a gradient through {type(e).__name__} is not supported yet")
