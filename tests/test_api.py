@@ -836,3 +836,23 @@ def test_norm_with_its_subscript_after_the_power_is_differentiated():
     got = d.evaluate({"A": A, "b": b.reshape(4, 1), "x": x.reshape(3, 1)}).ravel()
     np.testing.assert_allclose(got, fd_gradient(lambda v: np.sum((A @ v - b) ** 2), x),
                                rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("expr, layout, form, fn", [
+    (r"(A + \tau B)^{-1}", "mixed",
+     r"2 (A + \tau B)^{-1} B (A + \tau B)^{-1} B (A + \tau B)^{-1}",
+     lambda t, A, B: np.linalg.inv(A + t * B)),
+    (r"\exp(\tau A)", "denominator", r"(\exp(\tau A) \odot A \odot A)^\top",
+     lambda t, A, B: np.exp(t * A).T),
+    (r"\sin(\tau) A B", "numerator", r"-\sin(\tau)\, A B", lambda t, A, B: np.sin(t) * A @ B),
+])
+def test_second_derivative_of_a_matrix_function_by_a_scalar(expr, layout, form, fn):
+    """By a scalar, a matrix function has a second derivative (it was refused as "not a scalar
+    function"), arranged as its first derivative is."""
+    d = derive(expr, [r"\tau", r"\tau"], layout=layout)
+    assert d.latex == form
+    rng = np.random.default_rng(41)
+    A, B, t, h = rng.standard_normal((3, 3)) + 3 * np.eye(3), rng.standard_normal((3, 3)), 0.4, 1e-3
+    second = (-fn(t + 2 * h, A, B) + 16 * fn(t + h, A, B) - 30 * fn(t, A, B)
+              + 16 * fn(t - h, A, B) - fn(t - 2 * h, A, B)) / (12 * h * h)
+    np.testing.assert_allclose(d.evaluate({"A": A, "B": B, "tau": t}), second, rtol=1e-5, atol=1e-6)

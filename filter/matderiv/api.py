@@ -241,9 +241,10 @@ def _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang="en",
         if wrt_names[0] != wrt_names[1]:
             raise UnsupportedError("second derivatives with respect to two different variables are not supported",
                                    hint="SPEC 1.4 gives them no shape; differentiate twice by the same variable")
-        first, res = second_derivative(f, var)
+        first, res = second_derivative(f, var, layout)
         checks = [(f, first.natural, "grad" if first.kind == "gradient" else "J"),
-                  (first.raw if first.raw is not None else first.natural, res.arranged, "J")]
+                  (first.raw if first.raw is not None else first.natural, res.arranged,
+                   res.arrangement)]
     else:
         res = first_derivative(f, var, layout)
         checks = [(f, res.arranged, res.arrangement)]

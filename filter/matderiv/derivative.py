@@ -135,9 +135,11 @@ def arrange(natural: Expr, kind: str, layout: str):
     return natural, "J"
 
 
-def second_derivative(f: Expr, var: Symbol) -> tuple[Result, Result]:
+def second_derivative(f: Expr, var: Symbol, layout: str = "mixed") -> tuple[Result, Result]:
     """(first derivative in mixed layout, second derivative) of a scalar ``f``.  The second
     derivative is d vec(G) / d (vec X)^T of the gradient G: the n x n (or mn x mn) Hessian.
+    By a scalar ``t`` the function may be a vector or a matrix: its second derivative is the
+    derivative of dF/dt, arranged in ``layout`` as a first derivative by a scalar is.
 
     For a symmetric variable both are the unconstrained derivatives evaluated at a symmetric
     point (the convention of the gradient): the Hessian differentiates the unconstrained
@@ -151,6 +153,9 @@ def second_derivative(f: Expr, var: Symbol) -> tuple[Result, Result]:
         first_u, res_u = second_derivative(f_u, var_u)
         return (replace(_resymmetrized(first_u, var_u, var), raw=first_u.natural),
                 _resymmetrized(res_u, var_u, var))
+    if f.shape != SCALAR and var.shape == SCALAR:
+        first = first_derivative(f, var, "mixed")
+        return first, first_derivative(first.natural, var, layout)
     if f.shape != SCALAR:
         raise UnsupportedError("second derivatives of functions that are not scalars are not "
                                "supported (SPEC 1.4: the Hessian of a scalar function)")
