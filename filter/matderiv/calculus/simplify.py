@@ -925,12 +925,11 @@ def _factor(terms, shape):
     # and a whole number not out of two terms that hold a sum in parentheses themselves:
     # 2 X^T (X w - y) + 2 \lambda w, not 2 (X^T (X w - y) + \lambda w)
     coefs = [t[0] for t in terms]
-    nested = any(isinstance(f, Add) for _, sc, ch in terms for f in (*sc, *ch))
-    if nested and len(terms) == 2 and all(cf.denominator == 1 for cf in coefs):
+    common_coef = _shared_coefficient(
+        coefs, all(len(ch) <= 1 and len(sc) <= 1 for _, sc, ch in terms))
+    if abs(common_coef) != 1 and len(terms) == 2 and common_coef.denominator == 1 and any(
+            isinstance(f, Add) for _, sc, ch in terms for f in (*sc, *ch)):
         common_coef = Fraction(-1) if all(cf < 0 for cf in coefs) else Fraction(1)
-    else:
-        common_coef = _shared_coefficient(
-            coefs, all(len(ch) <= 1 and len(sc) <= 1 for _, sc, ch in terms))
     if common or common_coef != 1:
         inner = []
         for cf, s, ch in terms:
