@@ -249,7 +249,7 @@ class Differentiator:
         if not isinstance(k, Const):
             raise UnsupportedError(
                 "the derivative of a matrix power with a symbolic exponent is not supported "
-                "outside a trace or a determinant (tr(X^k), det(X^k) and log det(X^k) are)")
+                "except in tr(X^k), det(X^k) and log det(X^k)")
         n = int(k.value)
         if n < 0:
             return self(Power(Inverse(b), c(-n)))
