@@ -213,3 +213,13 @@ def test_every_decline_says_not_supported(expr, wrt):
     with pytest.raises(UnsupportedError) as info:
         derive(expr, wrt)
     assert "not supported" in info.value.message, info.value.message
+
+
+def test_an_unknown_operatorname_is_a_function_not_supported():
+    """``\\operatorname{relu}`` names a function the engine does not have: a decline in words
+    ("not supported"), with the functions that are (no internal aliases such as Diag)."""
+    with pytest.raises(MatDerivError) as info:
+        derive(r"\operatorname{relu}(W x)", "W")
+    err = info.value
+    assert err.message == r"the function `\operatorname{relu}` is not supported"
+    assert "softmax" in err.hint and "Diag" not in err.hint

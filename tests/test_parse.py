@@ -428,3 +428,18 @@ def test_a_subscript_after_a_power_of_anything_else_is_still_refused():
 def test_capitalised_diag_is_diag():
     assert parse(r"\operatorname{Diag}(x) A x").tree == parse(r"\operatorname{diag}(x) A x").tree
     assert parse(r"\mathrm{Diag}(X)").tree == parse(r"\mathrm{diag}(X)").tree
+
+
+@pytest.mark.parametrize("text, same_as", [
+    (r"\sum(\log(\sigma(X w)))", r"\operatorname{sum}(\log(\sigma(X w)))"),
+    (r"\sum\left(\exp(x)\right) + \sum [x]", r"\operatorname{sum}(\exp(x)) + \operatorname{sum}(x)"),
+])
+def test_sum_without_limits_of_a_bracket_is_the_sum_of_entries(text, same_as):
+    assert parse(text).tree == parse(same_as).tree
+
+
+@pytest.mark.parametrize("text", [r"\sum_i x_i", r"\sum x", r"\sum_{i=1}^n (x)"])
+def test_sum_with_limits_or_without_a_bracket_is_still_refused(text):
+    with pytest.raises(MatDerivError) as info:
+        parse(text)
+    assert "`\\sum` is not supported" in info.value.message

@@ -103,6 +103,9 @@ ASCII_FUNC_RE = re.compile(
     r"(logdet|softmax|sigmoid|trace|sign|tanh|sqrt|diag|exp|log|sin|cos|vec|sum|det|inv|abs|ln|tr|Tr)"
     r"(?=\s*(?:\(|\[|\\left\s*[(\[]|\\[bB]igg?l?\s*[(\[]))")
 
+#: what follows ``\sum`` when it is a function of one bracketed argument (no limits)
+SUM_CALL_RE = re.compile(r"\s*(?:\(|\[|\\left\s*[(\[]|\\[bB]igg?l?\s*[(\[])")
+
 SPACE_RE = re.compile(r"(?:\s|~|\\[,;:!> ]|\\q?quad(?![A-Za-z])|\\(?:displaystyle|textstyle)"
                       r"(?![A-Za-z]))+")
 _SP = r"(?:\s|~|\\[,;:! ]|\\mkern\s*-?[\d.]+\s*mu)*"
@@ -148,6 +151,9 @@ KNOWN_COMMANDS = sorted(
        "lvert", "rvert", "vert", "Vert", "quad", "qquad", "operatorname", "displaystyle"})
 #: What the hint of an unknown command suggests: the function commands the parser takes.
 KNOWN_FUNCTIONS = sorted(set(FUNC_COMMANDS) - {"Tr", "trace", "sgn"} | {"sigma"})
+
+#: Spellings of FUNC_NAMES that hints leave out (another spelling is listed).
+_FUNC_ALIASES = frozenset({"Diag", "Tr", "trace", "sgn"})
 
 #: LaTeX's other function commands: named as functions we do not differentiate, not as
 #: misspellings (``\cosh`` is not a typo of ``\cos``).
@@ -558,10 +564,14 @@ class _Tokenizer:
         if name in ("top", "intercal", "mathsf"):
             raise _err(f"`\\{name}` outside a superscript", i,
                        "write the transpose as a superscript: X^\\top", j, text)
+        if name == "sum" and SUM_CALL_RE.match(text, j):
+            # \sum(u) with no limits, the sum of the entries, as \operatorname{sum}(u)
+            self.emit("FUNC", "sum", i, j)
+            return j
         if name in ("cdots", "ldots", "dots", "sum", "prod", "int", "partial", "nabla"):
             raise _err(f"`\\{name}` is not supported in an expression", i,
-                       "write the expression explicitly; \\operatorname{sum}(x) is the sum of the"
-                       " entries of x", j, text)
+                       "write the expression explicitly; \\sum(x) with no limits, or "
+                       "\\operatorname{sum}(x), is the sum of the entries of x", j, text)
         if name in ("max", "min", "argmax", "argmin", "sup", "inf"):
             raise _err(f"`\\{name}` is not supported", i,
                        "it is not differentiable where its arguments tie; write a smooth form, "
@@ -677,8 +687,8 @@ class _Tokenizer:
             return k
         sugg = difflib.get_close_matches(word, list(FUNC_NAMES), n=3, cutoff=0.5)
         hint = ("did you mean " + " or ".join(sugg) + "?") if sugg else \
-            "known functions: " + ", ".join(sorted(set(FUNC_NAMES)))
-        raise _err(f"unknown function `\\{name}{{{word}}}`", i, hint, k, text)
+            "the functions are " + ", ".join(sorted(set(FUNC_NAMES) - _FUNC_ALIASES))
+        raise _err(f"the function `\\{name}{{{word}}}` is not supported", i, hint, k, text)
 
 
 # ------------------------------------------------------------------------------------------
