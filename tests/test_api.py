@@ -856,3 +856,16 @@ def test_second_derivative_of_a_matrix_function_by_a_scalar(expr, layout, form, 
     second = (-fn(t + 2 * h, A, B) + 16 * fn(t + h, A, B) - 30 * fn(t, A, B)
               + 16 * fn(t - h, A, B) - fn(t - 2 * h, A, B)) / (12 * h * h)
     np.testing.assert_allclose(d.evaluate({"A": A, "B": B, "tau": t}), second, rtol=1e-5, atol=1e-6)
+
+
+def test_transpose_of_a_power_of_a_product_goes_inside_when_that_saves_transposes():
+    """The Cookbook's -(C X (X^T C X)^{-2} + C^T X (X^T C^T X)^{-2}) for tr((X^T C X)^{-1}),
+    not C X ((X^T C^T X)^{-2})^T."""
+    d = derive(r"\operatorname{tr}((X^\top C X)^{-1})", "X")
+    assert d.latex == r"-(C X (X^\top C X)^{-2} + C^\top X (X^\top C^\top X)^{-2})"
+    rng = np.random.default_rng(51)
+    C = rng.standard_normal((4, 4)) + 4 * np.eye(4)
+    X = rng.standard_normal((4, 3))
+    np.testing.assert_allclose(d.evaluate({"X": X, "C": C}),
+                               fd_gradient(lambda M: np.trace(np.linalg.inv(M.T @ C @ M)), X),
+                               rtol=1e-6, atol=1e-9)

@@ -223,3 +223,11 @@ def test_an_unknown_operatorname_is_a_function_not_supported():
     err = info.value
     assert err.message == r"the function `\operatorname{relu}` is not supported"
     assert "softmax" in err.hint and "Diag" not in err.hint
+
+
+@pytest.mark.parametrize("word", ["tan", "rank"])
+def test_an_unknown_operatorname_far_from_any_function_lists_them(word):
+    """``\\operatorname{tan}`` is not a typo of tanh, nor rank of tanh."""
+    with pytest.raises(MatDerivError) as info:
+        derive(rf"\operatorname{{{word}}}(X)", "X")
+    assert "did you mean" not in info.value.hint and "softmax" in info.value.hint

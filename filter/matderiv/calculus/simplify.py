@@ -1627,6 +1627,12 @@ def _pretty(e: Expr) -> Expr:
             and isinstance(e.exponent, Const) and not e.base.is_scalar:
         # ((X + A)^T)^{-2} (a flipped sum, above) reads as ((X + A)^{-2})^T, as (X^{-2})^T does
         return Transpose(Power(e.base.arg, e.exponent))
+    if isinstance(e, Transpose) and isinstance(e.arg, Power) and isinstance(e.arg.base, Mul) \
+            and not e.arg.base.is_scalar:
+        # ((X^T C^T X)^{-2})^T is (X^T C X)^{-2}: the transpose goes inside when that saves some
+        back = simplify(Transpose(e.arg.base))
+        if _transposes(back) < _transposes(e.arg.base):
+            return Power(back, e.arg.exponent)
     if isinstance(e, Transpose) and isinstance(e.arg, Transpose):
         return e.arg.arg
     if (isinstance(e, Hadamard) or (isinstance(e, Kron) and all(a.shape[0] == ONE for a in e.args))) \

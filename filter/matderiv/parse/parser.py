@@ -685,7 +685,8 @@ class _Tokenizer:
             info = _sym_info(word, False, False, sub)
             self.emit("SYM", text[i:k], i, k, info)
             return k
-        sugg = difflib.get_close_matches(word, list(FUNC_NAMES), n=3, cutoff=0.5)
+        sugg = [] if word in _OTHER_LATEX_FUNCTIONS else \
+            difflib.get_close_matches(word, list(FUNC_NAMES), n=3, cutoff=0.6)
         hint = ("did you mean " + " or ".join(sugg) + "?") if sugg else \
             "the functions are " + ", ".join(sorted(set(FUNC_NAMES) - _FUNC_ALIASES))
         raise _err(f"the function `\\{name}{{{word}}}` is not supported", i, hint, k, text)
