@@ -869,3 +869,24 @@ def test_transpose_of_a_power_of_a_product_goes_inside_when_that_saves_transpose
     np.testing.assert_allclose(d.evaluate({"X": X, "C": C}),
                                fd_gradient(lambda M: np.trace(np.linalg.inv(M.T @ C @ M)), X),
                                rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("expr, form, fn", [
+    (r"X^\top y", r"I_n \otimes y^\top", lambda M, v: M.T @ v),
+    (r"a^\top X^\top", r"a^\top \otimes I_m", lambda M, v: (M @ v).reshape(1, -1)),
+    (r"(X + X^\top) a", r"a^\top \otimes I_n + I_n \otimes a^\top", lambda M, v: (M + M.T) @ v),
+])
+def test_a_commutation_matrix_beside_a_kronecker_product_with_a_vector_is_absorbed(expr, form, fn):
+    """(y^T (x) I_n) K_mn = I_n (x) y^T: the commutation matrix whose other side would be K_1n = I
+    is absorbed (was (y^T \\otimes I_n) K_{mn})."""
+    d = derive(expr, "X")
+    assert d.latex == form
+    rng = np.random.default_rng(61)
+    square = "X +" in expr
+    X = rng.standard_normal((3, 3) if square else (4, 3))
+    v = rng.standard_normal(3 if square or "a" in expr else 4)
+    name = "a" if "a" in expr else "y"
+    got = d.evaluate({"X": X, name: v.reshape(-1, 1)})
+    ref = fd_jacobian(lambda flat: fn(flat.reshape(X.shape, order="F"), v).ravel(order="F"),
+                      X.ravel(order="F"))
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-8)

@@ -314,10 +314,17 @@ def _cancel_chain(chain: list[Expr]) -> list[Expr]:
                 if (left.m, left.n, f.m, f.n) == (br, ar, ac, bc):
                     out[-2:] = [Kron((prev.args[1], prev.args[0]))]
                     continue
-            # K_{pm} (a \otimes B) = B \otimes a  for a column a (m) and B with p rows
+            # the same with K_{pm} = I (A or B a row): (A \otimes B) K_{nq} = B \otimes A,
+            # (y^T \otimes I_n) K_{mn} = I_n \otimes y^T
+            if (isinstance(f, Commutation) and isinstance(prev, Kron) and len(prev.args) == 2
+                    and ONE in (prev.args[0].shape[0], prev.args[1].shape[0])
+                    and (f.m, f.n) == (prev.args[0].shape[1], prev.args[1].shape[1])):
+                out[-1] = Kron((prev.args[1], prev.args[0]))
+                continue
+            # and with K_{nq} = I (A or B a column): K_{pm} (A \otimes B) = B \otimes A
             if (isinstance(prev, Commutation) and isinstance(f, Kron) and len(f.args) == 2
-                    and f.args[0].shape[1] == ONE and f.args[0].shape[0] == prev.n
-                    and f.args[1].shape[0] == prev.m):
+                    and ONE in (f.args[0].shape[1], f.args[1].shape[1])
+                    and (prev.m, prev.n) == (f.args[1].shape[0], f.args[0].shape[0])):
                 out[-1] = Kron((f.args[1], f.args[0]))
                 continue
             if _are_inverses(prev, f):
