@@ -280,10 +280,15 @@ class NotFiniteError(MatDerivError):
     in_result = False
 
 
+#: The largest tree :func:`_non_finite_part` searches.
+_CULPRIT_SEARCH_NODES = 300
+
+
 def _non_finite_part(check: Check, symbols, sizes, seed_text: str):
     """``(node, in_result)``: the first subtree, children before parents, of the expression
     (else of its derivative) whose value is not finite at a generic random point nor at a
-    positive one; ``(None, False)`` when every subtree is finite at one of them."""
+    positive one; ``(None, False)`` when every subtree is finite at one of them, or the tree is
+    too large to search."""
     rng = np.random.default_rng(zlib.crc32(("culprit:" + seed_text).encode("utf-8")))
     whole = whole_number_symbols(check.func) | whole_number_symbols(check.result)
     envs = [draw(symbols, sizes, rng, strategy, whole) for strategy in STRATEGIES]
@@ -300,6 +305,8 @@ def _non_finite_part(check: Check, symbols, sizes, seed_text: str):
         return True
 
     for in_result, tree in ((False, check.func), (True, check.result)):
+        if len(tree.nodes()) > _CULPRIT_SEARCH_NODES:
+            continue  # each node is evaluated on its own: quadratic in the size of the tree
         for node in _children_first(tree):
             if bad(node):
                 return node, in_result
