@@ -732,15 +732,23 @@ def test_root_of_a_quadratic_form_times_it():
                                fd_gradient(lambda v: np.sqrt(v @ v) * (v @ v), x), rtol=1e-6)
 
 
-def test_power_of_a_transposed_sum_reads_as_the_transposed_power():
-    """The Matrix Cookbook's -((X + A)^{-2})^T, as tr(X^{-1}) gives -(X^{-2})^T."""
-    d = derive(r"\operatorname{tr}((X + A)^{-1})", "X")
-    assert d.latex == r"-((X + A)^{-2})^\top"
+@pytest.mark.parametrize("expr, form, size, fn", [
+    # the Matrix Cookbook's -((X + A)^{-2})^T, as tr(X^{-1}) gives -(X^{-2})^T
+    (r"\operatorname{tr}((X + A)^{-1})", r"-((X + A)^{-2})^\top", (3, 3),
+     lambda M, A: np.trace(np.linalg.inv(M + A))),
+    # the transpose goes inside a power of a product when that saves transposes: the
+    # Cookbook's form, not C X ((X^T C^T X)^{-2})^T
+    (r"\operatorname{tr}((X^\top A X)^{-1})",
+     r"-(A X (X^\top A X)^{-2} + A^\top X (X^\top A^\top X)^{-2})", (4, 3),
+     lambda M, A: np.trace(np.linalg.inv(M.T @ A @ M))),
+])
+def test_transposed_powers_read_as_the_cookbook_writes_them(expr, form, size, fn):
+    d = derive(expr, "X")
+    assert d.latex == form
     rng = np.random.default_rng(11)
-    A = rng.standard_normal((3, 3)) + 4 * np.eye(3)
-    X = rng.standard_normal((3, 3))
-    np.testing.assert_allclose(d.evaluate({"X": X, "A": A}),
-                               fd_gradient(lambda M: np.trace(np.linalg.inv(M + A)), X),
+    A = rng.standard_normal((size[0], size[0])) + 4 * np.eye(size[0])
+    X = rng.standard_normal(size)
+    np.testing.assert_allclose(d.evaluate({"X": X, "A": A}), fd_gradient(lambda M: fn(M, A), X),
                                rtol=1e-6, atol=1e-9)
 
 
@@ -856,19 +864,6 @@ def test_second_derivative_of_a_matrix_function_by_a_scalar(expr, layout, form, 
     second = (-fn(t + 2 * h, A, B) + 16 * fn(t + h, A, B) - 30 * fn(t, A, B)
               + 16 * fn(t - h, A, B) - fn(t - 2 * h, A, B)) / (12 * h * h)
     np.testing.assert_allclose(d.evaluate({"A": A, "B": B, "tau": t}), second, rtol=1e-5, atol=1e-6)
-
-
-def test_transpose_of_a_power_of_a_product_goes_inside_when_that_saves_transposes():
-    """The Cookbook's -(C X (X^T C X)^{-2} + C^T X (X^T C^T X)^{-2}) for tr((X^T C X)^{-1}),
-    not C X ((X^T C^T X)^{-2})^T."""
-    d = derive(r"\operatorname{tr}((X^\top C X)^{-1})", "X")
-    assert d.latex == r"-(C X (X^\top C X)^{-2} + C^\top X (X^\top C^\top X)^{-2})"
-    rng = np.random.default_rng(51)
-    C = rng.standard_normal((4, 4)) + 4 * np.eye(4)
-    X = rng.standard_normal((4, 3))
-    np.testing.assert_allclose(d.evaluate({"X": X, "C": C}),
-                               fd_gradient(lambda M: np.trace(np.linalg.inv(M.T @ C @ M)), X),
-                               rtol=1e-6, atol=1e-9)
 
 
 @pytest.mark.parametrize("expr, form, fn", [
