@@ -35,6 +35,11 @@ NOT_FINITE_HINT = ("a division by zero, or a log or square root of something tha
                    "positive, cannot be checked; declare the symbols that must be symmetric, "
                    "or pass check=false to skip verification")
 
+#: What to say when the finite differences do not settle.
+UNSETTLED_HINT = ("the expression changes too fast at random points for finite differences "
+                  "(a sine of an exponential, a huge power); pass check=false to skip "
+                  "verification")
+
 SIZES = {"n": 3, "m": 4, "p": 5, "q": 2, "r": 6, "s": 7, "k": 3, "l": 4}
 STRATEGIES = ("generic", "positive")
 DRAWS = 2
@@ -477,10 +482,11 @@ def _verify_sizes(check: Check, symbols, sizes, seed_text: str) -> None:
     if passed == 0:
         why = ("finite differences do not settle at random points" if "unsettled" in tried
                else "the expression is not finite at random points")
+        strategies = ", ".join(sorted(set(tried) - {"unsettled"}))
         raise NotFiniteError(
-            "could not verify the derivative numerically: " + why + " ("
-            + ", ".join(sorted(set(tried) - {"unsettled"})) + " values tried)",
-            hint=NOT_FINITE_HINT)
+            "could not verify the derivative numerically: " + why
+            + (f" ({strategies} values tried)" if strategies else ""),
+            hint=UNSETTLED_HINT if "unsettled" in tried else NOT_FINITE_HINT)
 
 
 def _with_unexpanded_differentials(tree: Expr, env, sizes, var: Symbol, V, h: float = 1e-3):
