@@ -885,3 +885,14 @@ def test_a_commutation_matrix_beside_a_kronecker_product_with_a_vector_is_absorb
     ref = fd_jacobian(lambda flat: fn(flat.reshape(X.shape, order="F"), v).ravel(order="F"),
                       X.ravel(order="F"))
     np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-8)
+
+
+def test_the_root_of_a_determinant_merges_with_its_powers():
+    r"""``\frac{\det X\, X^{-T}}{2 \sqrt{\det X}}`` is ``\frac{1}{2} \sqrt{\det X}\, X^{-T}``, as
+    for a symbol under the root."""
+    d = derive(r"\sqrt{\det(X)}", "X")
+    assert d.latex == r"\frac{1}{2} \sqrt{\det(X)}\, X^{-\top}"
+    rng = np.random.default_rng(71)
+    X = rng.uniform(0.5, 2.0, (3, 3)) + 3 * np.eye(3)
+    np.testing.assert_allclose(d.evaluate({"X": X}),
+                               fd_gradient(lambda M: np.sqrt(np.linalg.det(M)), X), rtol=1e-6)

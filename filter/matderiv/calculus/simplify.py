@@ -188,11 +188,11 @@ def _merge_roots(order, expo):
     of the sign of ``2k + j`` (the same value where ``\sqrt{t}`` is real): ``t / \sqrt{t} =
     \sqrt{t}``, ``\sqrt{t} / t^2 = 1 / (t \sqrt{t})``, so that like terms are seen:
     ``\sqrt{t} + \frac{t}{2 \sqrt{t}} = \frac{3}{2} \sqrt{t}``.  In place, on the bases and
-    exponents of :func:`_merge_scalars`.  Only for a symbol or a product under the root
-    (``\sqrt{x^\top x}``): ``\frac{(6 u^2 + 3) b b^\top}{\sqrt{1 + u^2}}`` keeps its denominator."""
+    exponents of :func:`_merge_scalars`.  Only for a symbol, a product, a determinant, a trace or
+    a norm under the root (``\sqrt{x^\top x}``, ``\sqrt{\det X}``): ``\frac{(6 u^2 + 3) b b^\top}{\sqrt{1 + u^2}}`` keeps its denominator."""
     for r in list(order):
         if not (isinstance(r, Func) and r.name == "sqrt" and r.arg in expo
-                and isinstance(r.arg, (Symbol, Mul))):
+                and isinstance(r.arg, (Symbol, Mul, Det, Trace, Norm))):
             continue  # (a sum or a function under the root: left to the common denominator)
         k, j = _whole(expo[r.arg]), _whole(expo[r])
         if k is None or j is None:
