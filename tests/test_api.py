@@ -896,3 +896,13 @@ def test_the_root_of_a_determinant_merges_with_its_powers():
     X = rng.uniform(0.5, 2.0, (3, 3)) + 3 * np.eye(3)
     np.testing.assert_allclose(d.evaluate({"X": X}),
                                fd_gradient(lambda M: np.sqrt(np.linalg.det(M)), X), rtol=1e-6)
+
+
+def test_one_over_w_times_y_reads_as_y_over_w():
+    r"""``-((\mathbf{1} \oslash (x \odot x)) \odot y)`` was printed: it is ``-(y \oslash (x \odot x))``."""
+    d = derive(r"\mathbf{1}^\top (y \oslash x)", "x")
+    assert d.latex == r"-(y \oslash (x \odot x))"
+    rng = np.random.default_rng(81)
+    x, y = rng.uniform(0.5, 2.0, 4), rng.standard_normal(4)
+    np.testing.assert_allclose(d.evaluate({"x": x.reshape(4, 1), "y": y.reshape(4, 1)}).ravel(),
+                               fd_gradient(lambda v: np.sum(y / v), x), rtol=1e-6)

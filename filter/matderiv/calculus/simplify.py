@@ -1642,9 +1642,11 @@ def _pretty(e: Expr) -> Expr:
             return Power(back, e.arg.exponent)
     if isinstance(e, Transpose) and isinstance(e.arg, Transpose):
         return e.arg.arg
+    if isinstance(e, Hadamard) and not all(isinstance(a, Transpose) for a in e.args):
+        return _divided(e)
     if (isinstance(e, Hadamard) or (isinstance(e, Kron) and all(a.shape[0] == ONE for a in e.args))) \
             and all(isinstance(a, Transpose) for a in e.args):
-        return Transpose(type(e)(tuple(a.arg for a in e.args)))
+        return Transpose(_divided(type(e)(tuple(a.arg for a in e.args))))
     if isinstance(e, Mul):
         coef, scalars, chain = split(e)
         adds = [i for i, f in enumerate(chain + scalars) if isinstance(f, Add)]
@@ -1670,6 +1672,18 @@ def _pretty(e: Expr) -> Expr:
                     chain = chain[:i] + [Transpose(flipped)] + chain[i + 1:]
                     return build_product(-coef, scalars, chain)
     return e
+
+
+def _divided(e: Expr) -> Expr:
+    """``(1 / w) o y`` reads as ``y / w`` (the two are kept apart while simplifying, where
+    ``1 / w`` cancels); anything else as it is."""
+    if not isinstance(e, Hadamard):
+        return e
+    divs = [a for a in e.args if isinstance(a, HadamardDiv) and a.num == _ones(a.shape)]
+    if len(divs) != 1:
+        return e
+    rest = tuple(a for a in e.args if a is not divs[0])
+    return HadamardDiv(rest[0] if len(rest) == 1 else Hadamard(rest), divs[0].den)
 
 
 def _negate(t: Expr) -> Expr:
