@@ -149,11 +149,14 @@ KNOWN_COMMANDS = sorted(
     set(GREEK) | set(FUNC_COMMANDS) | BOLD_CMDS | NAME_CMDS | SIZE_CMDS | set(OPERATOR_CMDS)
     | {"frac", "tfrac", "dfrac", "cfrac", "top", "intercal", "mathsf", "lVert", "rVert",
        "lvert", "rvert", "vert", "Vert", "quad", "qquad", "operatorname", "displaystyle"})
-#: What the hint of an unknown command suggests: the function commands the parser takes.
-KNOWN_FUNCTIONS = sorted(set(FUNC_COMMANDS) - {"Tr", "trace", "sgn"} | {"sigma"})
-
-#: Spellings of FUNC_NAMES that hints leave out (another spelling is listed).
+#: Spellings of function names that hints leave out (another spelling is listed).
 _FUNC_ALIASES = frozenset({"Diag", "Tr", "trace", "sgn"})
+
+#: What the hint of an unknown command suggests: the function commands the parser takes.
+KNOWN_FUNCTIONS = sorted(set(FUNC_COMMANDS) - _FUNC_ALIASES | {"sigma"})
+#: The same as a hint lists them, with the operator names that have no command.
+_FUNCTIONS_LISTED = (", ".join("\\" + f for f in KNOWN_FUNCTIONS)
+                     + ", \\operatorname{vec}, \\operatorname{sum}")
 
 #: LaTeX's other function commands: named as functions we do not differentiate, not as
 #: misspellings (``\cosh`` is not a typo of ``\cos``).
@@ -272,6 +275,12 @@ def _read_arg(text, i):
     if not m:
         return None, i
     return (m.group(1) if m.group(1) is not None else m.group(2)), m.end()
+
+
+def _norm_subscript(m: re.Match) -> _Tok:
+    """The NORMSUB token of a match of NORMSUB_RE (its span starts at the ``_``)."""
+    val = next(g for g in m.groups() if g)
+    return _Tok("NORMSUB", val, m.start() + (len(m.group()) - len(m.group().lstrip())), m.end())
 
 
 class _Tokenizer:
@@ -430,8 +439,7 @@ class _Tokenizer:
             if kind == "||":
                 m = NORMSUB_RE.match(self.text, end)
                 if m:
-                    val = next(g for g in m.groups() if g)
-                    self.toks.append(_Tok("NORMSUB", val, m.start() + (len(m.group()) - len(m.group().lstrip())), m.end()))
+                    self.toks.append(_norm_subscript(m))
                     return m.end()
         else:
             self.open(kind, typ_open, start, end)
@@ -457,8 +465,7 @@ class _Tokenizer:
         m = NORMSUB_RE.match(self.text, i)
         if not m:
             return None
-        val = next(g for g in m.groups() if g)
-        toks.insert(k - 1, _Tok("NORMSUB", val, i, m.end()))
+        toks.insert(k - 1, _norm_subscript(m))
         return m.end()
 
     def letter(self, i):
@@ -583,14 +590,12 @@ class _Tokenizer:
                        "for \\hat{y}", j, text)
         if name in _OTHER_LATEX_FUNCTIONS:
             raise _err(f"the function `\\{name}` is not supported", i,
-                       "the functions are " + ", ".join("\\" + f for f in KNOWN_FUNCTIONS)
-                       + ", \\operatorname{vec}, \\operatorname{sum}", j, text)
+                       "the functions are " + _FUNCTIONS_LISTED, j, text)
         close = difflib.get_close_matches(name, KNOWN_COMMANDS, n=3, cutoff=0.6)
         fclose = difflib.get_close_matches(name, KNOWN_FUNCTIONS, n=3, cutoff=0.5)
         sugg = list(dict.fromkeys(fclose + close))[:3]
         hint = ("did you mean " + " or ".join("\\" + s for s in sugg) + "?") if sugg else \
-            "known functions: " + ", ".join("\\" + f for f in KNOWN_FUNCTIONS) + \
-            ", \\operatorname{vec}, \\operatorname{sum}"
+            "known functions: " + _FUNCTIONS_LISTED
         raise _err(f"unknown command `\\{name}`", i, hint, j, text)
 
     def sized(self, i, j, name):
