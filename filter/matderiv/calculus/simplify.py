@@ -770,7 +770,12 @@ def _shared_coefficient(coefs, both_signs: bool) -> Fraction:
     if len(magnitudes) == 1 and (negative or both_signs or all(cf > 0 for cf in coefs)):
         k = magnitudes.pop()
         return -k if negative else k
-    return Fraction(-1) if negative else Fraction(1)
+    return _shared_sign(coefs)
+
+
+def _shared_sign(coefs) -> Fraction:
+    """-1 when all the coefficients are negative, else 1."""
+    return Fraction(-1) if all(cf < 0 for cf in coefs) else Fraction(1)
 
 
 def _over_common_denominator(terms):
@@ -936,7 +941,7 @@ def _factor(terms, shape):
         coefs, all(len(ch) <= 1 and len(sc) <= 1 for _, sc, ch in terms))
     if abs(common_coef) != 1 and len(terms) == 2 and common_coef.denominator == 1 and any(
             isinstance(f, Add) for _, sc, ch in terms for f in (*sc, *ch)):
-        common_coef = Fraction(-1) if all(cf < 0 for cf in coefs) else Fraction(1)
+        common_coef = _shared_sign(coefs)
     if common or common_coef != 1:
         inner = []
         for cf, s, ch in terms:
@@ -1627,8 +1632,8 @@ def _pretty(e: Expr) -> Expr:
             return Inverse(Transpose(back))
     if isinstance(e, Inverse) and isinstance(e.arg, Add):
         # (X^T + \lambda I)^{-1} reads better as (X + \lambda I)^{-T}, as the Cookbook writes it
-        back = simplify(Transpose(e.arg))
-        if _transposes(back) < _transposes(e.arg):
+        back = _transposed_if_fewer(e.arg)
+        if back is not None:
             return Inverse(Transpose(_positive_first(back)))
     if isinstance(e, Power) and isinstance(e.base, Transpose) and isinstance(e.base.arg, Add) \
             and isinstance(e.exponent, Const) and not e.base.is_scalar:
@@ -1637,8 +1642,8 @@ def _pretty(e: Expr) -> Expr:
     if isinstance(e, Transpose) and isinstance(e.arg, Power) and isinstance(e.arg.base, Mul) \
             and not e.arg.base.is_scalar:
         # ((X^T C^T X)^{-2})^T is (X^T C X)^{-2}: the transpose goes inside when that saves some
-        back = simplify(Transpose(e.arg.base))
-        if _transposes(back) < _transposes(e.arg.base):
+        back = _transposed_if_fewer(e.arg.base)
+        if back is not None:
             return Power(back, e.arg.exponent)
     if isinstance(e, Transpose) and isinstance(e.arg, Transpose):
         return e.arg.arg
@@ -1672,6 +1677,12 @@ def _pretty(e: Expr) -> Expr:
                     chain = chain[:i] + [Transpose(flipped)] + chain[i + 1:]
                     return build_product(-coef, scalars, chain)
     return e
+
+
+def _transposed_if_fewer(e: Expr) -> Expr | None:
+    """``e^T`` simplified, when it has fewer transposes than ``e``; else None."""
+    back = simplify(Transpose(e))
+    return back if _transposes(back) < _transposes(e) else None
 
 
 def _divided(e: Expr) -> Expr:
