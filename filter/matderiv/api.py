@@ -202,9 +202,10 @@ def _steps(f, var, res, layout, name, lang, all_syms, expr, check, first, var_ki
     return out, groups
 
 
-def _not_finite_in_words(exc, latex, spans, source) -> MatDerivError:
+def _not_finite_in_words(exc, spans, source) -> MatDerivError:
     """The verification's "not finite at random points", naming the part that is not (with
     its place in the source when it is a part of the expression as written)."""
+    from .printing.latex import latex
     from .verify import NOT_FINITE_HINT
 
     if exc.culprit is None:
@@ -255,7 +256,7 @@ def _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang="en",
             try:
                 verify(Check(func, result, var, arrangement), all_syms, seed_text=expr)
             except NotFiniteError as exc:
-                raise _not_finite_in_words(exc, latex, typed.spans, expr) from None
+                raise _not_finite_in_words(exc, typed.spans, expr) from None
     result = res.arranged
     rhs = latex(result)
     if len(rhs) > MAX_RESULT_CHARS:
