@@ -906,3 +906,30 @@ def test_one_over_w_times_y_reads_as_y_over_w():
     x, y = rng.uniform(0.5, 2.0, 4), rng.standard_normal(4)
     np.testing.assert_allclose(d.evaluate({"x": x.reshape(4, 1), "y": y.reshape(4, 1)}).ravel(),
                                fd_gradient(lambda v: np.sum(y / v), x), rtol=1e-6)
+
+
+@pytest.mark.parametrize("text, var, shapes, fn", [
+    (r"\operatorname{tr} A X B", "X", {"A": (3, 4), "X": (4, 5), "B": (5, 3)},
+     lambda v: np.trace(v["A"] @ v["X"] @ v["B"])),
+    (r"\log\det X^\top X", "X", {"X": (5, 3)},
+     lambda v: np.linalg.slogdet(v["X"].T @ v["X"])[1]),
+    (r"\log x^\top A x", "x", {"x": (3,), "A": (3, 3)},
+     lambda v: np.log(v["x"] @ v["A"] @ v["x"])),
+    (r"\sin 2\tau \, \cos\tau", "tau", {"tau": ()},
+     lambda v: np.sin(2 * v["tau"]) * np.cos(v["tau"])),
+])
+def test_bare_function_arguments_are_differentiated_as_printed(text, var, shapes, fn):
+    r"""A function written without brackets applies to the product after it (tr(A X B), not
+    tr(A) X B): the printed derivative is that of the expression as a reader takes it."""
+    rng = np.random.default_rng(11)
+    values = {k: rng.standard_normal(s) if s else float(rng.standard_normal())
+              for k, s in shapes.items()}
+    if "A" in values and text.startswith(r"\log x"):
+        values["A"] = values["A"] @ values["A"].T + 3 * np.eye(3)  # x^T A x > 0
+    d = derive(text, var)
+    got = np.asarray(d.evaluate(values), dtype=float)
+
+    def f(x):
+        return fn({**values, var: x})
+    ref = fd_gradient(f, values[var])
+    np.testing.assert_allclose(got.reshape(np.shape(ref)), ref, rtol=1e-5, atol=1e-8)

@@ -443,3 +443,46 @@ def test_sum_with_limits_or_without_a_bracket_is_still_refused(text):
     with pytest.raises(MatDerivError) as info:
         parse(text)
     assert "`\\sum` is not supported" in info.value.message
+
+
+@pytest.mark.parametrize("text, same_as", [
+    # a function without brackets takes the product written after it, as in print
+    (r"\operatorname{tr} A X B", r"\operatorname{tr}(A X B)"),
+    (r"\operatorname{tr} X^\top X", r"\operatorname{tr}(X^\top X)"),
+    (r"\log\det X^\top X", r"\log(\det(X^\top X))"),
+    (r"\ln |X^\top X| y", r"\log(|X^\top X| y)"),
+    (r"\sin 2\tau", r"\sin(2 \tau)"),
+    (r"\exp a^\top x", r"\exp(a^\top x)"),
+    (r"\tanh W x", r"\tanh(W x)"),
+    (r"\log x^\top A x", r"\log(x^\top A x)"),
+    (r"\operatorname{tr} A (X + B)", r"\operatorname{tr}(A (X + B))"),
+    # ... up to the next function, an explicit operator or an explicit space
+    (r"\sin\tau\cos\tau", r"\sin(\tau) \cos(\tau)"),
+    (r"\det A \det X", r"\det(A) \det(X)"),
+    (r"\operatorname{tr} X + \operatorname{tr} A X", r"\operatorname{tr}(X) + \operatorname{tr}(A X)"),
+    (r"\log x \cdot y^\top x", r"\log(x) y^\top x"),
+    (r"\det X \, X^{-1}", r"\det(X) X^{-1}"),
+    (r"\det X\; X^{-\top} a", r"\det(X) X^{-\top} a"),
+    (r"\operatorname{tr} A \quad X", r"\operatorname{tr}(A) X"),
+    (r"\log x \odot y", r"\log(x) \odot y"),
+    # brackets right after the name are the argument, and a power after them is outside
+    (r"\det(X) X^{-\top}", r"(\det(X)) X^{-\top}"),
+    (r"\operatorname{tr}(X)^2 X", r"(\operatorname{tr}(X))^2 X"),
+    (r"\det X^{-1} Y", r"\det(X^{-1} Y)"),
+    # a square root takes one factor, as TeX sets it
+    (r"\sqrt x y", r"\sqrt{x}\, y"),
+    (r"\sqrt[3] x y", r"x^{1/3} y"),
+    # spaces that are not explicit change nothing; \! is not a separation
+    (r"\sin 2 \tau", r"\sin(2\tau)"),
+    (r"\sin 2\!\tau", r"\sin(2\tau)"),
+    # an explicit space where the grammar has no product is still only a space
+    (r"\sin^2 \, \tau", r"\sin^2(\tau)"),
+    (r"\sin^{2}\, \tau", r"\sin^2(\tau)"),
+    (r"x \, - y", r"x - y"),
+    (r"\frac{1}{2} \, x^\top x", r"\frac{1}{2} x^\top x"),
+    (r"\left( \, x \, \right)", r"x"),
+])
+def test_a_bare_function_argument_is_the_product_after_it(text, same_as):
+    r"""``\operatorname{tr} A X`` was tr(A) X and ``\sin 2\tau`` sin(2) tau: derivatives of
+    what the author did not mean, printed as if right."""
+    assert parse(text).tree == parse(same_as).tree

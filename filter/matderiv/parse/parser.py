@@ -106,6 +106,9 @@ ASCII_FUNC_RE = re.compile(
 #: what follows ``\sum`` when it is a function of one bracketed argument (no limits)
 SUM_CALL_RE = re.compile(r"\s*(?:\(|\[|\\left\s*[(\[]|\\[bB]igg?l?\s*[(\[])")
 
+#: The spaces an author types on purpose (not ``\\!``, which pulls factors together).
+EXPLICIT_SPACE_RE = re.compile(r"~|\\[,;:> ]|\\q?quad(?![A-Za-z])")
+
 SPACE_RE = re.compile(r"(?:\s|~|\\[,;:!> ]|\\q?quad(?![A-Za-z])|\\(?:displaystyle|textstyle)"
                       r"(?![A-Za-z]))+")
 _SP = r"(?:\s|~|\\[,;:! ]|\\mkern\s*-?[\d.]+\s*mu)*"
@@ -178,6 +181,8 @@ HUMAN = {
     "RBAR": "a closing `|`", "LNORM": "`\\|`", "RNORM": "a closing `\\|`",
     "NORMSUB": "a norm subscript", "$END": "the end of the expression",
 }
+_POWER_TOKENS = frozenset({"TRANSPOSE", "INVERSE", "INVTRANSPOSE", "PRIME"})
+
 _OPERAND_START = {"SYM", "NUMBER", "IDENT", "ONES", "EXP_E", "FUNC", "FRAC", "LPAR", "LBRACE",
                   "LBAR", "LNORM"}
 
@@ -294,6 +299,24 @@ class _Tokenizer:
     def prev_operand(self) -> bool:
         return bool(self.toks) and self.toks[-1].type in _OPERAND_END
 
+    def after_function_power(self) -> bool:
+        """Whether the last token ends the power of a function name (``\\sin^2``,
+        ``\\sin^{2}``, ``\\sin^{-1}``): a space after it comes before the argument."""
+        toks = self.toks
+        k = len(toks) - 1
+        if k >= 1 and toks[k - 1].type == "FUNC" and toks[k].type in _POWER_TOKENS:
+            return True
+        if toks[k].type == "RBRACE":
+            depth = 0
+            while k >= 0:
+                t = toks[k].type
+                depth += t == "RBRACE"
+                depth -= t == "LBRACE"
+                if depth == 0:
+                    break
+                k -= 1
+        return k >= 2 and toks[k - 1].type == "CARET" and toks[k - 2].type == "FUNC"
+
     def emit(self, type_, value, start, end, info=None):
         self.toks.append(_Tok(type_, value, start, end, info))
         if type_ not in ("LPAR", "LBRACE", "LBAR", "LNORM", "FRAC", "CARET", "MINUS") and \
@@ -330,12 +353,24 @@ class _Tokenizer:
         i = 0
         while True:
             m = SPACE_RE.match(text, i)
+            separated = False
             if m:
                 i = m.end()
+                separated = EXPLICIT_SPACE_RE.search(m.group()) is not None and \
+                    self.prev_operand() and not self.in_frac_arg() and \
+                    not self.after_function_power()
             if i >= n:
                 break
             tick()
+            k = len(self.toks)
             i = self.token_at(i)
+            if separated and len(self.toks) > k and self.toks[k].type in _OPERAND_START:
+                # `\det X \, X^{-1}`: an explicit space between two factors ends a bare
+                # function argument, as it does to the eye; it is read as a `\cdot`
+                sp = m.group()
+                lead = len(sp) - len(sp.lstrip())
+                self.toks.insert(k, _Tok("TIMES", sp.strip(), m.start() + lead,
+                                         m.start() + len(sp.rstrip())))
         if self.stack:
             kind, s, e = self.stack[-1]
             raise _err(f"unclosed `{text[s:e]}`", s,
@@ -1216,9 +1251,40 @@ class _Builder:
         return self._func(ch, False)
 
     def r_func_bare(self, ch):
+        if ch[0].value == "sqrt" or ch[0].value.startswith("root"):
+            # \sqrt x y is sqrt(x) y, as TeX sets it: the root takes the first factor only
+            k = 2 if len(ch) == 3 else 1
+            factors = self._bare_factors(ch[k].children)
+            first = factors[0]
+            node, s, e = self._func(list(ch[:k]) + [first[0]], True)
+            if len(factors) == 1:
+                return node, s, e
+            end = factors[-1][2]
+            return self._mul([node] + [f[0] for f in factors[1:]], s, end), s, end
         return self._func(ch, True)
 
     def r_bare(self, ch):
+        factors = self._bare_factors(ch)
+        s, end = factors[0][1], factors[-1][2]
+        if len(factors) == 1:
+            return factors[0]
+        return self._mul([f[0] for f in factors], s, end), s, end
+
+    def _bare_factors(self, ch):
+        """The factors of a bare function argument, ``[(expr, start, end), ...]``: the first
+        with its postfix operators, then each ``barenext``."""
+        x, s, end = self.build(ch[0])
+        out = []
+        for c in ch[1:]:
+            if getattr(c, "data", None) == "barenext":
+                out.append((x, s, end))
+                x, s, end = self.build(c)
+            else:
+                x, end = self.postop(x, s, c)
+        out.append((x, s, end))
+        return out
+
+    def r_barenext(self, ch):
         x, s, end = self.build(ch[0])
         for op in ch[1:]:
             x, end = self.postop(x, s, op)
