@@ -486,3 +486,18 @@ def test_a_bare_function_argument_is_the_product_after_it(text, same_as):
     r"""``\operatorname{tr} A X`` was tr(A) X and ``\sin 2\tau`` sin(2) tau: derivatives of
     what the author did not mean, printed as if right."""
     assert parse(text).tree == parse(same_as).tree
+
+
+@pytest.mark.parametrize("text, words", [
+    (r"\frac{\partial}{\partial x} x^\top x", "the macro writes the derivative"),
+    (r"\nabla f", "the macro writes the derivative"),
+    (r"x_1 + \dots + x_n", "without dots"),
+    (r"\prod x", "product"),
+    (r"\sum_i x_i", "sum of the entries"),
+])
+def test_commands_refused_in_an_expression_say_what_to_write(text, words):
+    r"""Each refused command gets its own hint (``\partial`` got the one about ``\sum``)."""
+    with pytest.raises(MatDerivError) as info:
+        parse(text)
+    assert "is not supported in an expression" in info.value.message
+    assert words in info.value.hint

@@ -405,3 +405,15 @@ def test_a_size_written_on_an_identity_names_its_class():
     assert B.rows == ("q",)
     # a written size of the variable's class gives way to the variable's name
     assert latex(typed(r"x^\top (A + I_q) x", "x").tree) == r"x^\top (A + I_n) x"
+
+
+@pytest.mark.parametrize("text, inner", [
+    (r"a \cdot x", r"a^\top x"),
+    (r"A x y", r"(A x)^\top y"),
+    (r"(A x) \cdot (B y)", r"(A x)^\top (B y)"),
+])
+def test_a_product_of_two_vectors_suggests_the_inner_product(text, inner):
+    with pytest.raises(MatDerivError) as info:
+        infer(parse(text), "x")
+    assert "cannot be multiplied" in info.value.message
+    assert f"for the inner product of two vectors write {inner}" in info.value.hint

@@ -541,9 +541,13 @@ class _Infer:
                 sp0, spp = self.span(args[0]), self.span(args[prev_idx])
                 left = self.src[self.span(args[cur_first]).start:spp.end].strip() \
                     if sp0 and spp else "?"
-                raise self.clash(node, left, cur, a, s, spp.end if spp else None,
-                                 "in a product A B the columns of A must match the rows of B; "
-                                 "check the transposes and the order of the factors",
+                hint = ("in a product A B the columns of A must match the rows of B; "
+                        "check the transposes and the order of the factors")
+                if self.kind_of(cur) == "vector" and self.kind_of(s) == "vector":
+                    u, v = _operand(_short(left)), _operand(self.text(a))
+                    hint = (f"for the inner product of two vectors write {u}^\\top {v}, for "
+                            f"the outer product {u} {v}^\\top")
+                raise self.clash(node, left, cur, a, s, spp.end if spp else None, hint,
                                  verb="cannot be multiplied by")
             cur = (cur[0], s[1])
             prev_idx = i
@@ -855,6 +859,15 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
         raise MatDerivError(f"internal shape error: {e}", None,
                             "please report this expression", source=src) from None
     return Typed(tree, tuple(variables), tuple(syms), src, new_spans)
+
+
+def _operand(t: str) -> str:
+    """``t`` bracketed when it is more than one factor (``A x`` -> ``(A x)``), to write it in a
+    hint next to a transpose."""
+    t = t.strip()
+    if t[:1] in "([" and t[-1:] in ")]" or not any(ch.isspace() or ch in "+-" for ch in t):
+        return t
+    return f"({t})"
 
 
 def _short(t: str, limit: int = 60) -> str:

@@ -153,6 +153,20 @@ KNOWN_COMMANDS = sorted(
     | {"frac", "tfrac", "dfrac", "cfrac", "top", "intercal", "mathsf", "lVert", "rVert",
        "lvert", "rvert", "vert", "Vert", "quad", "qquad", "operatorname", "displaystyle"})
 #: Spellings of function names that hints leave out (another spelling is listed).
+#: Commands refused inside an expression, with what to write instead.
+_NOT_IN_EXPRESSIONS = {
+    "sum": "write the expression explicitly; \\sum(x) with no limits, or "
+           "\\operatorname{sum}(x), is the sum of the entries of x",
+    "prod": "write the product explicitly; a product of the entries of x is "
+            "\\exp(\\mathbf{1}^\\top \\log(x)) for positive entries"}
+_NOT_IN_EXPRESSIONS.update(dict.fromkeys(
+    ("partial", "nabla"), "give the function itself and the variable apart, as in "
+    "\\matderiv<x^\\top A x, x>: the macro writes the derivative"))
+_NOT_IN_EXPRESSIONS.update(dict.fromkeys(
+    ("cdots", "ldots", "dots"), "write the expression without dots, with vectors and matrices "
+    "for the lists of entries"))
+_NOT_IN_EXPRESSIONS["int"] = "integrals cannot be differentiated here; write the integrand"
+
 _FUNC_ALIASES = frozenset({"Diag", "Tr", "trace", "sgn"})
 
 #: What the hint of an unknown command suggests: the function commands the parser takes.
@@ -610,10 +624,9 @@ class _Tokenizer:
             # \sum(u) with no limits, the sum of the entries, as \operatorname{sum}(u)
             self.emit("FUNC", "sum", i, j)
             return j
-        if name in ("cdots", "ldots", "dots", "sum", "prod", "int", "partial", "nabla"):
+        if name in _NOT_IN_EXPRESSIONS:
             raise _err(f"`\\{name}` is not supported in an expression", i,
-                       "write the expression explicitly; \\sum(x) with no limits, or "
-                       "\\operatorname{sum}(x), is the sum of the entries of x", j, text)
+                       _NOT_IN_EXPRESSIONS[name], j, text)
         if name in ("max", "min", "argmax", "argmin", "sup", "inf"):
             raise _err(f"`\\{name}` is not supported", i,
                        "it is not differentiable where its arguments tie; write a smooth form, "
