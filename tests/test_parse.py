@@ -501,3 +501,18 @@ def test_commands_refused_in_an_expression_say_what_to_write(text, words):
         parse(text)
     assert "is not supported in an expression" in info.value.message
     assert words in info.value.hint
+
+
+@pytest.mark.parametrize("text, words, at", [
+    (r"\langle a, x \rangle", "`\\langle` (an inner product) is not supported", 0),
+    (r"x^\top A x + \left\langle b, x \right\rangle", "`\\langle` (an inner product)", 19),
+    (r"A \star x", "`\\star` (a convolution) is not supported", 2),
+    (r"\mathbb{E}[x^\top A x]", "`\\mathbb{E}` (the expectation) is not supported", 0),
+])
+def test_operators_matderiv_does_not_read_are_named(text, words, at):
+    r"""``\langle`` got "did you mean \logdet or \ln?"; ``\mathbb{E}[x]`` was read as a matrix
+    E times x, and its derivative printed."""
+    with pytest.raises(MatDerivError) as info:
+        parse(text)
+    assert words in info.value.message
+    assert info.value.position == at

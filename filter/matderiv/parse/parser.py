@@ -167,6 +167,16 @@ _NOT_IN_EXPRESSIONS.update(dict.fromkeys(
     "for the lists of entries"))
 _NOT_IN_EXPRESSIONS["int"] = "integrals cannot be differentiated here; write the integrand"
 
+#: Blackboard letters that are operators, not symbols.
+_BLACKBOARD_OPERATORS = {"E": "the expectation", "P": "a probability", "V": "the variance"}
+
+#: Commands that are operators matderiv does not read, with what they usually mean.
+_OTHER_OPERATORS = {
+    "langle": "an inner product", "rangle": "an inner product", "star": "a convolution",
+    "bullet": "a product", "div": "a division", "wedge": "a wedge product",
+    "oplus": "a direct sum", "circledast": "a convolution", "mid": "a condition",
+}
+
 _FUNC_ALIASES = frozenset({"Diag", "Tr", "trace", "sgn"})
 
 #: What the hint of an unknown command suggests: the function commands the parser takes.
@@ -636,6 +646,12 @@ class _Tokenizer:
             raise _err(f"accented symbols (`\\{name}`) are not supported", i,
                        "name the symbol with a letter and a subscript instead, e.g. y_{hat} "
                        "for \\hat{y}", j, text)
+        if name in _OTHER_OPERATORS:
+            raise _err(f"`\\{name}` ({_OTHER_OPERATORS[name]}) is not supported", i,
+                       "write products side by side or with \\cdot, \\odot (elementwise), "
+                       "\\otimes (Kronecker), / by a scalar, \\oslash (elementwise); an inner "
+                       "product \\langle a, x \\rangle is a^\\top x for vectors and "
+                       "\\operatorname{tr}(A^\\top X) for matrices", j, text)
         if name in _OTHER_LATEX_FUNCTIONS:
             raise _err(f"the function `\\{name}` is not supported", i,
                        "the functions are " + _FUNCTIONS_LISTED, j, text)
@@ -671,6 +687,9 @@ class _Tokenizer:
                 if force is None and d.startswith("\\r"):
                     force = "close"
                 return self.bar(i, k + len(d), kind, force)
+        m = re.match(r"\\([A-Za-z]+)", rest)
+        if m and m.group(1) in _OTHER_OPERATORS:
+            return self.command(k)  # \left\langle: refused as \langle is
         if rest.startswith("."):
             raise _err(f"`\\{name}.` (an invisible delimiter) is not supported", i,
                        "use matching visible brackets", k + 1, text)
@@ -699,6 +718,10 @@ class _Tokenizer:
             _, k2 = _read_sub(text, k)
             self.emit("IDENT", text[i:k2], i, k2)
             return k2
+        if name == "mathbb" and arg in _BLACKBOARD_OPERATORS:
+            raise _err(f"`\\mathbb{{{arg}}}` ({_BLACKBOARD_OPERATORS[arg]}) is not supported",
+                       i, "differentiate the expression inside: the derivative of an expectation "
+                       "is the expectation of the derivative", k, text)
         greek = arg.startswith("\\")
         letter = arg[1:] if greek else arg
         if greek and letter in GREEK or not greek and len(letter) == 1 and letter.isalpha():
