@@ -505,7 +505,7 @@ def test_commands_refused_in_an_expression_say_what_to_write(text, words):
 
 @pytest.mark.parametrize("text, words, at", [
     (r"\langle a, x \rangle", "`\\langle` (an inner product) is not supported", 0),
-    (r"x^\top A x + \left\langle b, x \right\rangle", "`\\langle` (an inner product)", 19),
+    (r"x^\top A x + \left\langle b, x \right\rangle", "`\\langle` (an inner product)", 18),
     (r"A \star x", "`\\star` (a convolution) is not supported", 2),
     (r"\mathbb{E}[x^\top A x]", "`\\mathbb{E}` (the expectation) is not supported", 0),
 ])
