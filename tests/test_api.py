@@ -933,3 +933,12 @@ def test_bare_function_arguments_are_differentiated_as_printed(text, var, shapes
         return fn({**values, var: x})
     ref = fd_gradient(f, values[var])
     np.testing.assert_allclose(got.reshape(np.shape(ref)), ref, rtol=1e-5, atol=1e-8)
+
+
+def test_an_elementwise_power_is_differentiated_as_written():
+    rng = np.random.default_rng(5)
+    A, b, x = rng.standard_normal((4, 3)), rng.standard_normal(4), rng.standard_normal(3)
+    d = derive(r"\mathbf{1}^\top (A x - b)^{\circ 3}", "x")
+    got = np.ravel(d.evaluate({"A": A, "b": b, "x": x}))
+    np.testing.assert_allclose(got, fd_gradient(lambda v: np.sum((A @ v - b) ** 3), x),
+                               rtol=1e-6)

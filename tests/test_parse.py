@@ -516,3 +516,22 @@ def test_operators_matderiv_does_not_read_are_named(text, words, at):
         parse(text)
     assert words in info.value.message
     assert info.value.position == at
+
+
+@pytest.mark.parametrize("text, same_as", [
+    (r"X^{\circ 2}", r"X \odot X"),
+    (r"x^{\odot 3}", r"x \odot x \odot x"),
+    (r"(A x - b)^{\circ 2}", r"(A x - b) \odot (A x - b)"),
+    (r"x^{\circ 1/2}", r"\sqrt{x}"),
+    (r"\mathbf{1}^\top x^{\circ 2}", r"\mathbf{1}^\top (x \odot x)"),
+])
+def test_elementwise_powers(text, same_as):
+    assert parse(text).tree == parse(same_as).tree
+
+
+@pytest.mark.parametrize("text", [r"x^{\circ -1}", r"x^{\circ 2.5}", r"x^{\circ k}"])
+def test_other_elementwise_powers_are_refused_at_the_exponent(text):
+    with pytest.raises(MatDerivError) as info:
+        parse(text)
+    assert "the elementwise power" in info.value.message and "not supported" in info.value.message
+    assert info.value.position == text.index(r"\circ") + 6

@@ -106,7 +106,10 @@ ASCII_FUNC_RE = re.compile(
 #: what follows ``\sum`` when it is a function of one bracketed argument (no limits)
 SUM_CALL_RE = re.compile(r"\s*(?:\(|\[|\\left\s*[(\[]|\\[bB]igg?l?\s*[(\[])")
 
-#: The spaces an author types on purpose (not ``\\!``, which pulls factors together).
+#: An elementwise (Hadamard) power, ``x^{\circ 2}`` or ``X^{\odot -1}``: group 1 is the exponent.
+HADPOW_RE = re.compile(r"\^\s*\{\s*\\(?:circ|odot)(?![A-Za-z])\s*([^{}]*?)\s*\}")
+
+#: The spaces an author types on purpose (not ``\!``, which pulls factors together).
 EXPLICIT_SPACE_RE = re.compile(r"~|\\[,;:> ]|\\q?quad(?![A-Za-z])")
 
 SPACE_RE = re.compile(r"(?:\s|~|\\[,;:!> ]|\\q?quad(?![A-Za-z])|\\(?:displaystyle|textstyle)"
@@ -193,19 +196,20 @@ _OTHER_LATEX_FUNCTIONS = frozenset({
 
 # Token types that end an operand (used to read `|` as an opening or closing bar).
 _OPERAND_END = {"SYM", "NUMBER", "IDENT", "ONES", "RPAR", "RBRACE", "RBAR", "RNORM", "NORMSUB",
-                "TRANSPOSE", "INVERSE", "INVTRANSPOSE", "PRIME", "EXP_E"}
+                "TRANSPOSE", "INVERSE", "INVTRANSPOSE", "PRIME", "EXP_E", "HADPOW"}
 
 HUMAN = {
     "SYM": "a symbol", "NUMBER": "a number", "IDENT": "the identity I", "ONES": "\\mathbf{1}",
     "EXP_E": "e", "FUNC": "a function", "FRAC": "\\frac", "PLUS": "`+`", "MINUS": "`-`",
     "TIMES": "a product sign", "SLASH": "`/`", "HADAMARD": "`\\odot`", "KRON": "`\\otimes`",
     "OSLASH": "`\\oslash`", "TRANSPOSE": "a transpose", "INVERSE": "`^{-1}`",
+    "HADPOW": "an elementwise power",
     "INVTRANSPOSE": "`^{-T}`", "PRIME": "`'`", "CARET": "`^`", "LPAR": "an opening bracket",
     "RPAR": "a closing bracket", "LBRACE": "`{`", "RBRACE": "`}`", "LBAR": "`|`",
     "RBAR": "a closing `|`", "LNORM": "`\\|`", "RNORM": "a closing `\\|`",
     "NORMSUB": "a norm subscript", "$END": "the end of the expression",
 }
-_POWER_TOKENS = frozenset({"TRANSPOSE", "INVERSE", "INVTRANSPOSE", "PRIME"})
+_POWER_TOKENS = frozenset({"TRANSPOSE", "INVERSE", "INVTRANSPOSE", "PRIME", "HADPOW"})
 
 _OPERAND_START = {"SYM", "NUMBER", "IDENT", "ONES", "EXP_E", "FUNC", "FRAC", "LPAR", "LBRACE",
                   "LBAR", "LNORM"}
@@ -435,7 +439,7 @@ class _Tokenizer:
                 raise _err("`^` without a base", i, "put the superscript after a symbol or a "
                            "bracket", i + 1, text)
             for rx, typ in ((INVTRANSPOSE_RE, "INVTRANSPOSE"), (TRANSPOSE_RE, "TRANSPOSE"),
-                            (INVERSE_RE, "INVERSE")):
+                            (INVERSE_RE, "INVERSE"), (HADPOW_RE, "HADPOW")):
                 m = rx.match(text, i)
                 if m:
                     self.emit(typ, m.group(), i, m.end())
@@ -1155,11 +1159,29 @@ class _Builder:
         if t.type == "INVTRANSPOSE":
             inner = self.node(Transpose(x), s, t.end_pos)
             return self.node(Inverse(inner), s, t.end_pos), t.end_pos
+        if t.type == "HADPOW":
+            return self.node(self._hadamard_power(x, t), s, t.end_pos), t.end_pos
         # CARET suparg
         ex, es, ee = self.build(kids[1])
         if isinstance(x, Func) and x.name == "exp" and False:  # pragma: no cover
             pass
         return self.node(Power(x, ex), s, ee), ee
+
+    def _hadamard_power(self, x, tok):
+        """``x^{\\circ k}``: k copies of x in a Hadamard product (k a whole number from 1 to
+        8); ``x^{\\circ 1/2}`` is the elementwise square root."""
+        m = HADPOW_RE.match(tok.value)
+        ex = re.sub(r"\s+", "", m.group(1))
+        where = (tok.start_pos + m.start(1), tok.start_pos + m.end(1))
+        if ex in ("1/2", "\\frac12"):
+            return Func("sqrt", x)
+        if not re.fullmatch(r"\d+", ex) or not 1 <= int(ex) <= 8:
+            raise self.err(f"the elementwise power `{ex}` is not supported", *where,
+                           "write a whole number from 1 to 8, or 1/2 for the square root "
+                           "(x^{\\circ 2} is x \\odot x; an elementwise reciprocal is "
+                           "\\mathbf{1} \\oslash x)")
+        k = int(ex)
+        return x if k == 1 else Hadamard((x,) * k)
 
     def r_suparg(self, ch):
         return self.build(ch[0])
