@@ -155,3 +155,17 @@ def test_step_check_refuses_a_wrong_line(expr, wrt, factor):
             wrong = trees[:i] + [Mul((Const(factor), t))] + trees[i + 1:]
             with pytest.raises(VerificationError, match="derivation step failed"):
                 verify_lines(func, var, wrong, d.symbols, seed_text=expr)
+
+
+@pytest.mark.parametrize("expr, wrt, lang, words", [
+    (r"\sin(2 \tau)", r"\tau", "en", "chain rule"),
+    (r"\log(x^\top A x)", "x", "en", "chain rule"),
+    (r"\log(x^\top A x)", "x", "zh", "链式法则"),
+    (r"\exp(A x)", "x", "en", "elementwise"),
+])
+def test_a_function_of_a_scalar_is_the_chain_rule_not_an_elementwise_one(expr, wrt, lang, words):
+    r"""``d\sin(2\tau)`` was annotated "elementwise: df(U) = f'(U) \odot dU"."""
+    d = derive(expr, wrt, steps=True, lang=lang)
+    first = d.steps[0]
+    assert words in first
+    assert ("elementwise" in first) == (words == "elementwise")

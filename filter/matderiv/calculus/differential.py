@@ -300,8 +300,8 @@ class Differentiator:
             self._log("log-determinant", e)
             return Trace(mul(Inverse(w), self(w)))
         du = self(u)
-        self._log("elementwise:" + e.name, e)
         scalar = u.is_scalar
+        self._log(("chain:" if scalar else "elementwise:") + e.name, e)
         name = e.name
         if name == "log":
             return mul(Power(u, c(-1)), du) if scalar else HadamardDiv(du, u)
