@@ -108,7 +108,8 @@ def _s(v) -> float:
 
 
 ELEMENTWISE = {"exp": np.exp, "sin": np.sin, "cos": np.cos, "tanh": np.tanh, "sigmoid": _sigmoid,
-               "log": np.log, "sqrt": np.sqrt}
+               "log": np.log, "sqrt": np.sqrt, "sinh": np.sinh, "cosh": np.cosh,
+               "arctan": np.arctan}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,9 +122,13 @@ TRANSPOSES = [r"^\top", "^T", "^{T}", r"^{\top}", "'", r"^{\mathsf T}", r"^\inte
 PRODUCTS = [" ", " ", " ", r" \cdot ", " * "]
 HADAMARDS = [r" \odot ", r" \odot ", r" \circ ", " .* "]
 TRACES = [r"\operatorname{tr}", r"\mathrm{tr}", r"\text{tr}", r"\operatorname{Tr}", "tr"]
+#: The functions the generators apply (tan is left out: its poles would make the test's own
+#: finite differences flaky).
+ELEMENTWISE_DRAWN = ["exp", "sin", "cos", "tanh", "sigmoid", "sinh", "cosh", "arctan"]
 FUNC_SPELL = {
     "exp": [r"\exp", "exp"], "sin": [r"\sin", "sin"], "cos": [r"\cos"], "tanh": [r"\tanh", "tanh"],
     "sigmoid": [r"\sigma", r"\operatorname{sigmoid}", "sigmoid"], "log": [r"\log", r"\ln", "log"],
+    "sinh": [r"\sinh", "sinh"], "cosh": [r"\cosh"], "arctan": [r"\arctan", "arctan"],
 }
 COEFS = [("2", 2.0), ("3", 3.0), ("0.5", 0.5), (r"\frac{1}{2}", 0.5), (r"\tfrac12", 0.5),
          (r"\frac{3}{2}", 1.5)]
@@ -615,7 +620,7 @@ def scalar(draw, v: Vocab, d: int) -> Gen:
                    u.syms, _flags(u))
 
     def elementwise():
-        name = draw(st.sampled_from(["exp", "sin", "cos", "tanh", "sigmoid"]))
+        name = draw(st.sampled_from(ELEMENTWISE_DRAWN))
         return func(draw, name, sub())
 
     def vnorm():
@@ -674,7 +679,7 @@ def vector(draw, v: Vocab, k: str, d: int) -> Gen:
         return product(draw, matrix(draw, v, k, i, d - 1), vector(draw, v, i, d - 1))
 
     def elementwise():
-        name = draw(st.sampled_from(["exp", "sin", "cos", "tanh", "sigmoid"]))
+        name = draw(st.sampled_from(ELEMENTWISE_DRAWN))
         return func(draw, name, sub())
 
     def diagpart():
@@ -735,7 +740,7 @@ def matrix(draw, v: Vocab, r: str, c: str, d: int) -> Gen:
         return product(draw, vector(draw, v, r, d - 1), transpose(draw, vector(draw, v, c, d - 1)))
 
     def elementwise():
-        name = draw(st.sampled_from(["exp", "sin", "cos", "tanh", "sigmoid"]))
+        name = draw(st.sampled_from(ELEMENTWISE_DRAWN))
         return func(draw, name, sub())
 
     def plus_identity():

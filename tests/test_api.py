@@ -942,3 +942,34 @@ def test_an_elementwise_power_is_differentiated_as_written():
     got = np.ravel(d.evaluate({"A": A, "b": b, "x": x}))
     np.testing.assert_allclose(got, fd_gradient(lambda v: np.sum((A @ v - b) ** 3), x),
                                rtol=1e-6)
+
+
+@pytest.mark.parametrize("text, fn, printed", [
+    (r"\tan\tau", np.tan, r"\frac{1}{\cos^2(\tau)}"),
+    (r"\sinh\tau", np.sinh, r"\cosh(\tau)"),
+    (r"\cosh\tau", np.cosh, r"\sinh(\tau)"),
+    (r"\arctan\tau", np.arctan, r"\frac{1}{1 + \tau^2}"),
+    (r"\log\cosh\tau", lambda t: np.log(np.cosh(t)), r"\tanh(\tau)"),
+    (r"\log\cos\tau", lambda t: np.log(np.cos(t)), r"-\tan(\tau)"),
+])
+def test_more_scalar_functions(text, fn, printed):
+    """tan, sinh, cosh and arctan (they were refused as unsupported functions)."""
+    d = derive(text, r"\tau")
+    assert d.latex == printed
+    for t in (0.3, -0.7):
+        h = 1e-6
+        np.testing.assert_allclose(float(d.evaluate({"tau": t})),
+                                   (fn(t + h) - fn(t - h)) / (2 * h), rtol=1e-6)
+
+
+@pytest.mark.parametrize("text, fn", [
+    (r"\mathbf{1}^\top \log\cosh(A x - b)", lambda A, b, v: np.sum(np.log(np.cosh(A @ v - b)))),
+    (r"\mathbf{1}^\top \arctan(A x)", lambda A, b, v: np.sum(np.arctan(A @ v))),
+    (r"\sinh(b)^\top \tan(A x)", lambda A, b, v: np.sinh(b) @ np.tan(A @ v)),
+])
+def test_more_elementwise_functions(text, fn):
+    rng = np.random.default_rng(3)
+    A, b, x = 0.3 * rng.standard_normal((4, 3)), rng.standard_normal(4), rng.standard_normal(3)
+    d = derive(text, "x")
+    got = np.ravel(d.evaluate({"A": A, "b": b, "x": x}))
+    np.testing.assert_allclose(got, fd_gradient(lambda v: fn(A, b, v), x), rtol=1e-6)

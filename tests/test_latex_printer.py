@@ -306,7 +306,7 @@ def test_never_one_cdot_or_plus_minus():
 
 def test_unknown_func_raises():
     with pytest.raises(ValueError):
-        latex(Func("cosh", x))
+        latex(Func("coth", x))
 
 
 DERIV_CASES = [

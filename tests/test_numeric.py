@@ -183,7 +183,8 @@ def test_elementwise():
     cases = {
         "exp": np.exp(Xv), "sin": np.sin(Xv), "cos": np.cos(Xv), "tanh": np.tanh(Xv),
         "sigmoid": sig, "dsigmoid": sig * (1 - sig), "sech2": 1 / np.cosh(Xv) ** 2,
-        "abs": np.abs(Xv), "sign": np.sign(Xv),
+        "abs": np.abs(Xv), "sign": np.sign(Xv), "sinh": np.sinh(Xv), "cosh": np.cosh(Xv),
+        "tan": np.tan(Xv), "arctan": np.arctan(Xv),
     }
     for name, want in cases.items():
         check(Func(name, X), want)

@@ -100,6 +100,7 @@ def _sech2(z):
 
 _FUNCS = {
     "exp": np.exp, "log": np.log, "sin": np.sin, "cos": np.cos, "tanh": np.tanh,
+    "sinh": np.sinh, "cosh": np.cosh, "tan": np.tan, "arctan": np.arctan,
     "sqrt": np.sqrt, "sigmoid": _sigmoid, "dsigmoid": _dsigmoid, "sech2": _sech2,
     "abs": np.abs, "sign": np.sign,
 }

@@ -356,6 +356,18 @@ def _elementwise_derivative(name: str, u: Expr) -> Expr | None:
         return neg(Func("sin", u))
     if name == "tanh":
         return Func("sech2", u)
+    if name == "sinh":
+        return Func("cosh", u)
+    if name == "cosh":
+        return Func("sinh", u)
+    if name == "tan":  # 1 / cos^2(u)
+        cos = Func("cos", u)
+        return Power(cos, c(-2)) if u.is_scalar else HadamardDiv(_ones_like(u), hadamard(cos, cos))
+    if name == "arctan":  # 1 / (1 + u^2)
+        if u.is_scalar:
+            return Power(add(c(1), Power(u, c(2))), c(-1))
+        ones = _ones_like(u)
+        return HadamardDiv(ones, add(ones, hadamard(u, u)))
     if name == "sigmoid":
         return Func("dsigmoid", u)
     if name == "dsigmoid":  # sigma'' = sigma' (1 - 2 sigma)

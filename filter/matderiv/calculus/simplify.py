@@ -140,6 +140,10 @@ def _power_parts(e: Expr):
     return e, c(1)
 
 
+#: f(u) / g(u) = h(u): f -> (g, h).
+_QUOTIENTS = {"sin": ("cos", "tan"), "sinh": ("cosh", "tanh")}
+
+
 def _merge_scalars(scalars):
     """Combine equal bases: s s -> s^2, s s^{-1} -> 1; sort into display order."""
     order, expo = [], {}
@@ -172,6 +176,17 @@ def _merge_scalars(scalars):
                     order[i] = repl
                     expo[repl] = expo.pop(b)
                     break
+    for b in list(order):  # sin(u) / cos(u) = tan(u), sinh^k(u) / cosh^k(u) = tanh^k(u)
+        if isinstance(b, Func) and b.name in _QUOTIENTS:
+            den = Func(_QUOTIENTS[b.name][0], b.arg)
+            k = expo[b]
+            if den in expo and isinstance(k, Const) and k.value > 0 and \
+                    _add_exponents(expo[den], k) == c(0):
+                order.remove(den)
+                del expo[den]
+                i = order.index(b)
+                order[i] = Func(_QUOTIENTS[b.name][1], b.arg)
+                expo[order[i]] = expo.pop(b)
     _merge_signs(order, expo)
     _merge_roots(order, expo)
     out = []
@@ -1212,6 +1227,11 @@ def _logistic_cancel(parts):
                     return _logistic_cancel(rest + [p.num, p.den])
     for i, p in enumerate(parts):
         if isinstance(p, HadamardDiv) and p.num == _ones(p.shape):
+            for j, q in enumerate(parts):  # sinh(u) o (1 / cosh(u)) = tanh(u)
+                if j != i and isinstance(q, Func) and q.name in _QUOTIENTS and \
+                        p.den == Func(_QUOTIENTS[q.name][0], q.arg):
+                    rest = [x for k, x in enumerate(parts) if k not in (i, j)]
+                    return _logistic_cancel(rest + [Func(_QUOTIENTS[q.name][1], q.arg)])
             for j, q in enumerate(parts):
                 sig = _logistic_of(q, p.den) if j != i else None
                 if sig is not None:
@@ -1285,6 +1305,8 @@ def _rewrite_hdiv(e: HadamardDiv) -> Expr:
         return HadamardDiv(_ones(e.shape), rest[0] if len(rest) == 1 else Hadamard(tuple(rest)))
     if isinstance(d, Func) and d.name == "sqrt" and d.arg == n:  # u / sqrt(u) = sqrt(u)
         return d
+    if isinstance(n, Func) and n.name in _QUOTIENTS and d == Func(_QUOTIENTS[n.name][0], n.arg):
+        return Func(_QUOTIENTS[n.name][1], n.arg)  # sinh(u) / cosh(u) = tanh(u)
     if isinstance(n, Vec) and isinstance(d, Vec) and n.arg.shape == d.arg.shape:
         # vec(P) / vec(Q) = vec(P / Q), where P / Q may cancel
         inner = _rewrite_hdiv(HadamardDiv(n.arg, d.arg))
@@ -1456,7 +1478,7 @@ def _rewrite_det(e: Det) -> Expr:
 
 
 #: Elementwise functions at 0: f(0) = value * 1 (values for a zero vector or matrix argument).
-_AT_ZERO = {"exp": 1, "cos": 1, "sin": 0, "tanh": 0, "sqrt": 0, "abs": 0, "sigmoid": Fraction(1, 2),
+_AT_ZERO = {"exp": 1, "cos": 1, "sin": 0, "tanh": 0, "sinh": 0, "cosh": 1, "tan": 0, "arctan": 0, "sqrt": 0, "abs": 0, "sigmoid": Fraction(1, 2),
             "dsigmoid": Fraction(1, 4), "sech2": 1}
 
 
@@ -1492,7 +1514,7 @@ def _nonnegative(a: Expr) -> bool:
     """Whether ``a`` is >= 0 wherever it is defined: |u|, a norm, exp, sqrt, sigma, and
     products, powers and positive multiples of those."""
     if isinstance(a, Func):
-        return a.name in ("abs", "exp", "sqrt", "sigmoid", "sech2")
+        return a.name in ("abs", "exp", "sqrt", "sigmoid", "sech2", "cosh")
     if isinstance(a, Norm):
         return True
     if isinstance(a, Const):

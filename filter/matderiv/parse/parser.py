@@ -87,6 +87,7 @@ UNICODE_GREEK = {
 #: Canonical function names (the FUNC token value) by spelling.
 FUNC_NAMES = {
     "exp": "exp", "log": "log", "ln": "log", "sin": "sin", "cos": "cos", "tanh": "tanh",
+    "sinh": "sinh", "cosh": "cosh", "tan": "tan", "arctan": "arctan",
     "sqrt": "sqrt", "sigmoid": "sigmoid", "softmax": "softmax", "diag": "diag", "vec": "vec",
     "sum": "sum", "tr": "tr", "Tr": "tr", "trace": "tr", "det": "det", "logdet": "logdet",
     "inv": "inv", "abs": "abs", "sign": "sign", "sgn": "sign", "Diag": "diag",
@@ -94,13 +95,15 @@ FUNC_NAMES = {
 #: LaTeX commands that are functions (``\exp`` ...).
 FUNC_COMMANDS = {
     "exp": "exp", "log": "log", "ln": "log", "sin": "sin", "cos": "cos", "tanh": "tanh",
+    "sinh": "sinh", "cosh": "cosh", "tan": "tan", "arctan": "arctan",
     "sqrt": "sqrt", "det": "det", "tr": "tr", "Tr": "tr", "trace": "tr", "diag": "diag",
     "logdet": "logdet", "softmax": "softmax", "sigmoid": "sigmoid",
     # common user macros (\newcommand{\inv}..., mathtools' \abs)
     "inv": "inv", "sign": "sign", "sgn": "sign", "abs": "abs",
 }
 ASCII_FUNC_RE = re.compile(
-    r"(logdet|softmax|sigmoid|trace|sign|tanh|sqrt|diag|exp|log|sin|cos|vec|sum|det|inv|abs|ln|tr|Tr)"
+    r"(logdet|softmax|sigmoid|arctan|trace|sign|tanh|sinh|cosh|sqrt|diag|exp|log|sin|cos|tan|vec"
+    r"|sum|det|inv|abs|ln|tr|Tr)"
     r"(?=\s*(?:\(|\[|\\left\s*[(\[]|\\[bB]igg?l?\s*[(\[]))")
 
 #: what follows ``\sum`` when it is a function of one bracketed argument (no limits)
@@ -191,7 +194,7 @@ _FUNCTIONS_LISTED = (", ".join("\\" + f for f in KNOWN_FUNCTIONS)
 #: LaTeX's other function commands: named as functions we do not differentiate, not as
 #: misspellings (``\cosh`` is not a typo of ``\cos``).
 _OTHER_LATEX_FUNCTIONS = frozenset({
-    "sinh", "cosh", "coth", "tan", "cot", "sec", "csc", "arcsin", "arccos", "arctan", "lg",
+    "coth", "cot", "sec", "csc", "arcsin", "arccos", "lg",
     "arg", "deg", "dim", "gcd", "hom", "ker", "Pr", "lim", "liminf", "limsup"})
 
 # Token types that end an operand (used to read `|` as an opening or closing bar).
@@ -766,7 +769,7 @@ class _Tokenizer:
             self.emit("SYM", text[i:k], i, k, info)
             return k
         sugg = [] if word in _OTHER_LATEX_FUNCTIONS else \
-            difflib.get_close_matches(word, list(FUNC_NAMES), n=3, cutoff=0.6)
+            difflib.get_close_matches(word, list(FUNC_NAMES), n=3, cutoff=0.65)
         hint = ("did you mean " + " or ".join(sugg) + "?") if sugg else \
             "the functions are " + ", ".join(sorted(set(FUNC_NAMES) - _FUNC_ALIASES))
         raise _err(f"the function `\\{name}{{{word}}}` is not supported", i, hint, k, text)
@@ -1265,7 +1268,7 @@ class _Builder:
         return self.node(Func("exp", arg), s, e), s, e
 
     def apply(self, fname, arg, s, e, ftok):
-        if fname in ("exp", "log", "sin", "cos", "tanh", "sqrt", "sigmoid", "dsigmoid", "sech2",
+        if fname in ("exp", "log", "sin", "cos", "tanh", "sinh", "cosh", "tan", "arctan", "sqrt", "sigmoid", "dsigmoid", "sech2",
                      "abs", "sign",
                      "diag"):
             node = Func(fname, arg)

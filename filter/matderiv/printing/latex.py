@@ -77,6 +77,10 @@ _FUNC_HEADS = {
     "sin": (r"\sin", True),
     "cos": (r"\cos", True),
     "tanh": (r"\tanh", True),
+    "sinh": (r"\sinh", True),
+    "cosh": (r"\cosh", True),
+    "tan": (r"\tan", True),
+    "arctan": (r"\arctan", True),
     "sigmoid": (r"\sigma", False),  # \sigma^2(t) would read back as the symbol sigma
     "dsigmoid": (r"\sigma'", False),
     "sech2": (r"\operatorname{sech}^2", False),

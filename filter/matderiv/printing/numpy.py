@@ -64,6 +64,7 @@ _HELPER_DEPS = {"_dsigmoid": ("_sigmoid",)}
 
 _NP_FUNCS = {
     "exp": "np.exp", "log": "np.log", "sin": "np.sin", "cos": "np.cos", "tanh": "np.tanh",
+    "sinh": "np.sinh", "cosh": "np.cosh", "tan": "np.tan", "arctan": "np.arctan",
     "sqrt": "np.sqrt", "abs": "np.abs", "sign": "np.sign",
     "sigmoid": "_sigmoid", "dsigmoid": "_dsigmoid",
 }
