@@ -535,3 +535,10 @@ def test_other_elementwise_powers_are_refused_at_the_exponent(text):
         parse(text)
     assert "the elementwise power" in info.value.message and "not supported" in info.value.message
     assert info.value.position == text.index(r"\circ") + 6
+
+
+def test_an_elementwise_power_without_exponent_is_named():
+    with pytest.raises(MatDerivError) as info:
+        parse(r"x^\top x^{\circ}")
+    assert info.value.message == "`^{\\circ}` without an exponent"
+    assert (info.value.position, info.value.end) == (8, 16)

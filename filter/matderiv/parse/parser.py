@@ -1178,6 +1178,10 @@ class _Builder:
         where = (tok.start_pos + m.start(1), tok.start_pos + m.end(1))
         if ex in ("1/2", "\\frac12"):
             return Func("sqrt", x)
+        if not ex:
+            raise self.err("`^{\\circ}` without an exponent", tok.start_pos, tok.end_pos,
+                           "write the elementwise power with its exponent, x^{\\circ 2} "
+                           "(a degree sign has no meaning here)")
         if not re.fullmatch(r"\d+", ex) or not 1 <= int(ex) <= 8:
             raise self.err(f"the elementwise power `{ex}` is not supported", *where,
                            "write a whole number from 1 to 8, or 1/2 for the square root "
