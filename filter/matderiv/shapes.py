@@ -310,9 +310,13 @@ class _Infer:
                 if not self.unify_shape(cur, sh):
                     sp0, spp = self.span(kids[0]), self.span(kids[i - 1])
                     left = self.src[sp0.start:spp.end] if sp0 and spp else "?"
+                    hint = "an elementwise product (or quotient) needs operands of one shape"
+                    if isinstance(node, HadamardDiv) and isinstance(kids[0], Const):
+                        recip = f"\\mathbf{{1}} \\oslash {_operand(self.text(k))}"
+                        hint += "; for the elementwise reciprocal write " + (
+                            recip if kids[0].value == 1 else f"{self.text(kids[0])} ({recip})")
                     raise self.clash(node, left.strip(), cur, k, sh, spp.end if spp else None,
-                                     "an elementwise product (or quotient) needs operands of "
-                                     "one shape")
+                                     hint)
             return cur
         if isinstance(node, Kron):
             # index of P (x) Q: i_Q + |Q| i_P, so Q's sizes come first (fastest first)
@@ -460,8 +464,6 @@ class _Infer:
         k = self.kind_of(s)
         if k == "scalar":
             return s
-        is_div = isinstance(node.exponent, Const) and node.exponent.value == -1 and \
-            self.p.text(node.exponent).strip() == "/"
         if k in ("vector", "row") and isinstance(node.base, Func) and \
                 isinstance(node.exponent, Const) and node.exponent.value.denominator == 1 \
                 and 2 <= node.exponent.value <= 8:
@@ -470,9 +472,11 @@ class _Infer:
             return s
         if k in ("vector", "row"):
             ex = node.exponent
-            if is_div or (isinstance(ex, Const) and ex.value == -1 and not self.p.text(ex)):
+            if isinstance(ex, Const) and ex.value == -1:
+                # (a^{-1} is an inverse, not a power: an exponent -1 is a / or a \frac)
                 msg = f"division by {self.describe(s)} `{self.text(node.base)}`"
-                hint = "you can only divide by a scalar"
+                hint = ("you can only divide by a scalar; for an elementwise quotient write "
+                        "a \\oslash x (\\mathbf{1} \\oslash x for the reciprocal)")
             else:
                 msg = (f"power of {self.describe(s)}: `{self.text(node.base)}` is not square")
                 hint = ("for an elementwise square write x \\odot x, for the squared norm "
