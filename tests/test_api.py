@@ -973,3 +973,13 @@ def test_more_elementwise_functions(text, fn):
     d = derive(text, "x")
     got = np.ravel(d.evaluate({"A": A, "b": b, "x": x}))
     np.testing.assert_allclose(got, fd_gradient(lambda v: fn(A, b, v), x), rtol=1e-6)
+
+
+def test_a_diagonal_matrix_from_a_vector_is_its_own_transpose_in_a_jacobian():
+    r"""``\operatorname{diag}(x)^\top`` had a commutation matrix in its Jacobian
+    (``K_{nn} \operatorname{diag}(\operatorname{vec}(I_n)) (\mathbf{1} \otimes I_n)``)."""
+    d = derive(r"\operatorname{diag}(x)^\top", "x")
+    assert d.latex == derive(r"\operatorname{diag}(x)", "x").latex and "K_" not in d.latex
+    x = np.random.default_rng(2).standard_normal(3)
+    ref = fd_jacobian(lambda v: np.diag(v).T.reshape(-1, order="F"), x)
+    np.testing.assert_allclose(d.evaluate({"x": x}), ref, rtol=1e-6, atol=1e-9)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fractions import Fraction
 from functools import lru_cache
 
-from ..expr import (ONE, SCALAR, Add, Const, Expr, Hadamard, Identity, Mul, Transpose, Zero,
+from ..expr import (ONE, SCALAR, Add, Const, Diag, Expr, Hadamard, Identity, Mul, Transpose, Zero,
                     Ones, Shape, ShapeError, mul_shape)
 
 
@@ -99,8 +99,8 @@ def transpose(e: Expr) -> Expr:
         return e
     if isinstance(e, Transpose):
         return e.arg
-    if isinstance(e, (Identity,)):
-        return e
+    if isinstance(e, Identity) or isinstance(e, Diag) and e.arg.shape[1] == ONE:
+        return e  # (a diagonal matrix built from a vector is its own transpose)
     if isinstance(e, Zero):
         return Zero(e.cols, e.rows)
     return Transpose(e)
