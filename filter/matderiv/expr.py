@@ -365,8 +365,8 @@ class Norm(Expr):
 
 
 #: Elementwise functions: name -> description.  ``dsigmoid`` is sigma', ``sech2`` is sech^2.
-ELEMENTWISE = ("exp", "log", "sin", "cos", "tanh", "sinh", "cosh", "tan", "arctan", "sqrt", "sigmoid", "dsigmoid", "sech2",
-               "abs", "sign")
+ELEMENTWISE = ("exp", "log", "sin", "cos", "tanh", "sinh", "cosh", "tan", "arctan", "sqrt",
+               "sigmoid", "dsigmoid", "sech2", "abs", "sign")
 
 
 @dataclass(frozen=True, eq=True)

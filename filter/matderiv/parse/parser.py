@@ -58,9 +58,9 @@ from pathlib import Path
 
 from ..deadline import tick
 from ..errors import MatDerivError, Span
-from ..expr import (Add, Const, Det, Expr, Func, Hadamard, HadamardDiv, Identity, Inverse, Kron,
-                    Mul, Norm, Ones, Power, Softmax, Sum, Symbol, Trace, Transpose, UNKNOWN,
-                    Vec)
+from ..expr import (ELEMENTWISE, Add, Const, Det, Expr, Func, Hadamard, HadamardDiv, Identity,
+                    Inverse, Kron, Mul, Norm, Ones, Power, Softmax, Sum, Symbol, Trace, Transpose,
+                    UNKNOWN, Vec)
 
 __all__ = ["Parsed", "parse", "normalize_name", "GREEK"]
 
@@ -109,7 +109,7 @@ ASCII_FUNC_RE = re.compile(
 #: what follows ``\sum`` when it is a function of one bracketed argument (no limits)
 SUM_CALL_RE = re.compile(r"\s*(?:\(|\[|\\left\s*[(\[]|\\[bB]igg?l?\s*[(\[])")
 
-#: An elementwise (Hadamard) power, ``x^{\circ 2}`` or ``X^{\odot -1}``: group 1 is the exponent.
+#: An elementwise (Hadamard) power, ``x^{\circ 2}`` or ``X^{\odot 3}``: group 1 is the exponent.
 HADPOW_RE = re.compile(r"\^\s*\{\s*\\(?:circ|odot)(?![A-Za-z])\s*([^{}]*?)\s*\}")
 
 #: The spaces an author types on purpose (not ``\!``, which pulls factors together).
@@ -158,7 +158,6 @@ KNOWN_COMMANDS = sorted(
     set(GREEK) | set(FUNC_COMMANDS) | BOLD_CMDS | NAME_CMDS | SIZE_CMDS | set(OPERATOR_CMDS)
     | {"frac", "tfrac", "dfrac", "cfrac", "top", "intercal", "mathsf", "lVert", "rVert",
        "lvert", "rvert", "vert", "Vert", "quad", "qquad", "operatorname", "displaystyle"})
-#: Spellings of function names that hints leave out (another spelling is listed).
 #: Commands refused inside an expression, with what to write instead.
 _NOT_IN_EXPRESSIONS = {
     "sum": "write the expression explicitly; \\sum(x) with no limits, or "
@@ -183,6 +182,7 @@ _OTHER_OPERATORS = {
     "oplus": "a direct sum", "circledast": "a convolution", "mid": "a condition",
 }
 
+#: Spellings of function names that hints leave out (another spelling is listed).
 _FUNC_ALIASES = frozenset({"Diag", "Tr", "trace", "sgn"})
 
 #: What the hint of an unknown command suggests: the function commands the parser takes.
@@ -1272,9 +1272,7 @@ class _Builder:
         return self.node(Func("exp", arg), s, e), s, e
 
     def apply(self, fname, arg, s, e, ftok):
-        if fname in ("exp", "log", "sin", "cos", "tanh", "sinh", "cosh", "tan", "arctan", "sqrt", "sigmoid", "dsigmoid", "sech2",
-                     "abs", "sign",
-                     "diag"):
+        if fname in ELEMENTWISE or fname == "diag":
             node = Func(fname, arg)
         elif fname.startswith("root"):
             node = Power(arg, Const(Fraction(1, int(fname[4:]))))
@@ -1350,10 +1348,7 @@ class _Builder:
         return out
 
     def r_barenext(self, ch):
-        x, s, end = self.build(ch[0])
-        for op in ch[1:]:
-            x, end = self.postop(x, s, op)
-        return x, s, end
+        return self.r_postfix(ch)  # a factor with its postfix operators
 
     def r_func(self, ch):  # pragma: no cover - aliases are used
         return self.build(ch[0])
