@@ -431,3 +431,21 @@ def test_a_division_by_a_vector_says_division_and_how_to_divide_elementwise(text
         infer(parse(text), "x")
     assert "power" not in info.value.message
     assert words in info.value.hint
+
+
+def test_a_letter_before_a_bracket_is_a_product_and_the_hint_says_so():
+    with pytest.raises(MatDerivError) as info:
+        infer(parse(r"f(x)"), "x")
+    assert "`f(...)` reads as f times the bracket" in info.value.hint
+
+
+@pytest.mark.parametrize("text, left, at", [
+    (r"A(x + b) y", "`A(x + b)` is a vector", 9),     # was `A(x + b`
+    (r"(x + b) + A", "`(x + b)` is a vector", 8),     # was `x + b`, pointing at `)`
+    (r"\left(A x\right) \odot A", r"`\left(A x\right)` is a vector", 17),
+])
+def test_the_left_side_of_a_clash_is_quoted_with_its_brackets(text, left, at):
+    with pytest.raises(MatDerivError) as info:
+        infer(parse(text), "x")
+    assert left in info.value.message
+    assert info.value.position == at

@@ -197,6 +197,32 @@ class _Infer:
     def describe(self, s) -> str:
         return f"{_KIND_WORD[self.kind_of(s)]} ({self.fmt_shape(s)})"
 
+    def left_text(self, first, last) -> tuple[str, int | None]:
+        """The source from ``first`` to ``last`` (the left side of a clash) and where it ends,
+        taking in the closing brackets it leaves open (a bracket's node spans its inside:
+        ``A(x + b)``, not ``A(x + b``); ``("?", None)`` without spans."""
+        sp0, spp = self.span(first), self.span(last)
+        if not (sp0 and spp):
+            return "?", None
+        src, end = self.src, spp.end
+        depth = sum(src.count(c, sp0.start, end) for c in "([") - \
+            sum(src.count(c, sp0.start, end) for c in ")]")
+        while depth > 0:
+            m = _CLOSER_RE.match(src, end)
+            if not m:
+                break
+            end, depth = m.end(), depth - 1
+        start = sp0.start
+        while True:  # a bracket around exactly this side: (x + b) + A
+            k = len(src[:start].rstrip())
+            m = _CLOSER_RE.match(src, end)
+            if not (k and src[k - 1] in "([" and m):
+                break
+            start, end = k - 1, m.end()
+            if src[:start].endswith("\\left"):
+                start -= len("\\left")
+        return src[start:end].strip(), end
+
     def op_pos(self, left_end: int, right_node) -> tuple[int, int | None]:
         """Position of the operator (or of the right operand) after ``left_end``."""
         sp = self.span(right_node)
@@ -308,14 +334,13 @@ class _Infer:
             for i in range(1, len(kids)):
                 k, sh = kids[i], shapes[i]
                 if not self.unify_shape(cur, sh):
-                    sp0, spp = self.span(kids[0]), self.span(kids[i - 1])
-                    left = self.src[sp0.start:spp.end] if sp0 and spp else "?"
+                    left, left_end = self.left_text(kids[0], kids[i - 1])
                     hint = "an elementwise product (or quotient) needs operands of one shape"
                     if isinstance(node, HadamardDiv) and isinstance(kids[0], Const):
                         recip = f"\\mathbf{{1}} \\oslash {_operand(self.text(k))}"
                         hint += "; for the elementwise reciprocal write " + (
                             recip if kids[0].value == 1 else f"{self.text(kids[0])} ({recip})")
-                    raise self.clash(node, left.strip(), cur, k, sh, spp.end if spp else None,
+                    raise self.clash(node, left, cur, k, sh, left_end,
                                      hint)
             return cur
         if isinstance(node, Kron):
@@ -502,10 +527,10 @@ class _Infer:
             if cur is None:
                 cur, first_nc = s, t
             elif not self.unify_shape(cur, s):
-                sp0 = self.span(terms[0])
-                spp = self.span(prev)
-                left = self.src[sp0.start:spp.end].strip() if sp0 and spp else self.text(first_nc)
-                raise self.clash(node, left, cur, t, s, spp.end if spp else None,
+                left, left_end = self.left_text(terms[0], prev)
+                if left_end is None:
+                    left = self.text(first_nc)
+                raise self.clash(node, left, cur, t, s, left_end,
                                  "all terms of a sum must have one shape; check the transposes "
                                  "and the declarations")
             prev = t
@@ -542,16 +567,21 @@ class _Infer:
                 cur, cur_first, prev_idx = s, i, i
                 continue
             if not self.unify_dim(cur[1], s[0]):
-                sp0, spp = self.span(args[0]), self.span(args[prev_idx])
-                left = self.src[self.span(args[cur_first]).start:spp.end].strip() \
-                    if sp0 and spp else "?"
+                spp = self.span(args[prev_idx])
+                left, left_end = self.left_text(args[cur_first], args[prev_idx])
                 hint = ("in a product A B the columns of A must match the rows of B; "
                         "check the transposes and the order of the factors")
                 if self.kind_of(cur) == "vector" and self.kind_of(s) == "vector":
                     u, v = _operand(_short(left)), _operand(self.text(a))
                     hint = (f"for the inner product of two vectors write {u}^\\top {v}, for "
                             f"the outer product {u} {v}^\\top")
-                raise self.clash(node, left, cur, a, s, spp.end if spp else None, hint,
+                if isinstance(args[prev_idx], Symbol) and prev_idx == cur_first and spp and \
+                        self.src[spp.end:spp.end + 1] == "(":
+                    f = self.text(args[prev_idx])
+                    hint = (f"`{f}(...)` reads as {f} times the bracket: a function matderiv does "
+                            "not know cannot be differentiated; write it out (\\exp, \\log, "
+                            "\\sigma, \\tanh, \\operatorname{softmax}, ...)")
+                raise self.clash(node, left, cur, a, s, left_end, hint,
                                  verb="cannot be multiplied by")
             cur = (cur[0], s[1])
             prev_idx = i
@@ -865,11 +895,16 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
     return Typed(tree, tuple(variables), tuple(syms), src, new_spans)
 
 
+#: A closing bracket, with the spaces and size command before it.
+_CLOSER_RE = re.compile(r"\s*(?:\\right|\\[bB]igg?r?)?\s*[)\]]")
+
+
 def _operand(t: str) -> str:
     """``t`` bracketed when it is more than one factor (``A x`` -> ``(A x)``), to write it in a
     hint next to a transpose."""
     t = t.strip()
-    if t[:1] in "([" and t[-1:] in ")]" or not any(ch.isspace() or ch in "+-" for ch in t):
+    bracketed = (t[:1] in "([" or t.startswith("\\left")) and t[-1:] in ")]"
+    if bracketed or not any(ch.isspace() or ch in "+-" for ch in t):
         return t
     return f"({t})"
 
