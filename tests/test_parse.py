@@ -538,3 +538,11 @@ def test_an_elementwise_power_without_exponent_is_named():
         parse(r"x^\top x^{\circ}")
     assert info.value.message == "`^{\\circ}` without an exponent"
     assert (info.value.position, info.value.end) == (8, 16)
+
+
+@pytest.mark.parametrize("text, name", [(r"\exp -x^\top x", r"\exp"), (r"\sin^2 -\tau", r"\sin")])
+def test_a_signed_argument_without_brackets_says_to_bracket_it(text, name):
+    with pytest.raises(MatDerivError) as info:
+        parse(text)
+    assert info.value.message == "unexpected `-`"
+    assert f"{name}(-x), not {name} -x" in info.value.hint

@@ -933,7 +933,16 @@ def _unexpected(t: _Tok, expected: set, toks, text: str) -> MatDerivError:
         msg = f"unexpected `{shown}`: the bracket is empty or ends in an operator"
     else:
         msg = f"unexpected `{shown}`"
-    return _err(msg, t.start, "expected " + _expected_words(expected), t.end, text)
+    hint = "expected " + _expected_words(expected)
+    before = [p for p in toks if p.end <= t.start]
+    if t.type in ("MINUS", "PLUS") and before and (
+            before[-1].type == "FUNC" or len(before) > 2 and before[-3].type == "FUNC"
+            and before[-2].type == "CARET"):
+        name = text[before[-1].start:before[-1].end] if before[-1].type == "FUNC" else \
+            text[before[-3].start:before[-3].end]
+        hint = (f"an argument that starts with a sign needs brackets: "
+                f"{name}(-x), not {name} -x")
+    return _err(msg, t.start, hint, t.end, text)
 
 
 # ------------------------------------------------------------------------------------------
