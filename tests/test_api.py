@@ -983,3 +983,16 @@ def test_a_diagonal_matrix_from_a_vector_is_its_own_transpose_in_a_jacobian():
     x = np.random.default_rng(2).standard_normal(3)
     ref = fd_jacobian(lambda v: np.diag(v).T.reshape(-1, order="F"), x)
     np.testing.assert_allclose(d.evaluate({"x": x}), ref, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("text, fn", [
+    (r"\mathbf{1}^\top (1 \oslash x)", lambda A, v: np.sum(1 / v)),
+    (r"a^\top (2 \oslash (A x))", lambda A, v: np.arange(1.0, 5.0) @ (2 / (A @ v))),
+])
+def test_a_scalar_over_a_vector_elementwise_is_its_multiple_of_the_reciprocal(text, fn):
+    r"""``1 \oslash x`` was a size clash (a scalar and a vector); it is ``\mathbf{1} \oslash x``."""
+    rng = np.random.default_rng(9)
+    A, x = rng.standard_normal((4, 3)), rng.uniform(1.0, 2.0, 3)
+    d = derive(text, "x")
+    got = np.ravel(d.evaluate({"A": A, "x": x, "a": np.arange(1.0, 5.0)}))
+    np.testing.assert_allclose(got, fd_gradient(lambda v: fn(A, v), x), rtol=1e-5)

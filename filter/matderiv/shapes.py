@@ -330,18 +330,19 @@ class _Infer:
         if isinstance(node, (Hadamard, HadamardDiv)):
             kids = node.children()
             shapes = [self.visit(k) for k in kids]
+            if isinstance(node, HadamardDiv) and self.is_scalar(shapes[0]) and \
+                    not self.is_scalar(shapes[1]):
+                # c \oslash x: c times the elementwise reciprocal (c (1 \oslash x))
+                self.info[id(node)] = "scalar-numerator"
+                return shapes[1]
             cur = shapes[0]
             for i in range(1, len(kids)):
                 k, sh = kids[i], shapes[i]
                 if not self.unify_shape(cur, sh):
                     left, left_end = self.left_text(kids[0], kids[i - 1])
-                    hint = "an elementwise product (or quotient) needs operands of one shape"
-                    if isinstance(node, HadamardDiv) and isinstance(kids[0], Const):
-                        recip = f"\\mathbf{{1}} \\oslash {_operand(self.text(k))}"
-                        hint += "; for the elementwise reciprocal write " + (
-                            recip if kids[0].value == 1 else f"{self.text(kids[0])} ({recip})")
                     raise self.clash(node, left, cur, k, sh, left_end,
-                                     hint)
+                                     "an elementwise product (or quotient) needs operands of "
+                                     "one shape")
             return cur
         if isinstance(node, Kron):
             # index of P (x) Q: i_Q + |Q| i_P, so Q's sizes come first (fastest first)
@@ -855,6 +856,13 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
             if node.name == "diag":
                 return Diag(arg) if info == "diag" else DiagPart(arg)
             return Func(node.name, arg)
+        if isinstance(node, HadamardDiv) and inf.info.get(id(node)) == "scalar-numerator":
+            num, den = rb(node.num), rb(node.den)
+            rows, cols = dimt(s[0]), dimt(s[1])
+            ones = Ones(rows) if cols == ONE else Transpose(Ones(cols)) if rows == ONE else \
+                Mul((Ones(rows), Transpose(Ones(cols))))
+            recip = HadamardDiv(ones, den)
+            return recip if num == Const(1) else Mul((num, recip))
         if isinstance(node, Power) and inf.info.get(id(node)) == "hadamard":
             base = rb(node.base)
             return Hadamard((base,) * int(node.exponent.value))
