@@ -996,3 +996,20 @@ def test_a_scalar_over_a_vector_elementwise_is_its_multiple_of_the_reciprocal(te
     d = derive(text, "x")
     got = np.ravel(d.evaluate({"A": A, "x": x, "a": np.arange(1.0, 5.0)}))
     np.testing.assert_allclose(got, fd_gradient(lambda v: fn(A, v), x), rtol=1e-5)
+
+
+def test_layer_indices_are_symbols_of_their_own():
+    r"""``W^{(2)} \sigma(W^{(1)} x)`` differentiated as W^2 \sigma(W x) before: the gradient by
+    the first layer's weights, against finite differences of the network written in NumPy."""
+    rng = np.random.default_rng(4)
+    W1, W2 = rng.standard_normal((4, 3)), rng.standard_normal((2, 4))
+    b1, x, y = rng.standard_normal(4), rng.standard_normal(3), rng.standard_normal(2)
+
+    def loss(w1):
+        h = 1 / (1 + np.exp(-(w1 @ x + b1)))
+        return 0.5 * np.sum((W2 @ h - y) ** 2)
+    d = derive(r"\frac{1}{2} \|W^{(2)} \sigma(W^{(1)} x + b^{(1)}) - y\|^2", "W^{(1)}")
+    assert "W^{(2)}" in d.latex and "^2" not in d.latex
+    got = d.evaluate({"W^{(1)}": W1, "W^{(2)}": W2, "b^{(1)}": b1, "x": x, "y": y})
+    np.testing.assert_allclose(got, fd_gradient(loss, W1), rtol=1e-6, atol=1e-9)
+    assert d.evaluate({"W__1": W1, "W__2": W2, "b__1": b1, "x": x, "y": y}).shape == (4, 3)

@@ -546,3 +546,25 @@ def test_a_signed_argument_without_brackets_says_to_bracket_it(text, name):
         parse(text)
     assert info.value.message == "unexpected `-`"
     assert f"{name}(-x), not {name} -x" in info.value.hint
+
+
+@pytest.mark.parametrize("text, name, latex", [
+    (r"W^{(1)}", "W__1", "W^{(1)}"),
+    (r"W^{[l]}", "W__l", "W^{[l]}"),
+    (r"x^{<t>}", "x__t", r"x^{\langle t \rangle}"),
+    (r"x^{\langle t \rangle}", "x__t", r"x^{\langle t \rangle}"),
+    (r"\mathbf{W}_2^{(3)}", "W_2__3", r"\mathbf{W}_2^{(3)}"),
+    (r"\theta^{(k)}", "theta__k", r"\theta^{(k)}"),
+])
+def test_a_bracketed_superscript_on_a_symbol_is_an_index_not_a_power(text, name, latex):
+    r"""``W^{(2)} \sigma(W^{(1)} x)`` was W^2 \sigma(W x): the layer index read as a power."""
+    tree = parse(text).tree
+    assert isinstance(tree, Symbol) and (tree.name, tree.latex) == (name, latex)
+    assert normalize_name(text) == name == normalize_name(name)
+
+
+def test_an_index_may_carry_a_transpose():
+    tree = parse(r"x^{(i)\top} A x^{(i)}").tree
+    assert tree == parse(r"{x^{(i)}}^\top A x^{(i)}").tree
+    assert isinstance(tree.args[0], Transpose) and tree.args[0].arg.name == "x__i"
+    assert parse(r"X^{2}").tree == parse(r"X^2").tree  # a plain superscript is still a power

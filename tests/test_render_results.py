@@ -10,9 +10,21 @@ from matderiv import derive
 from renderers import katex_errors, pandoc_errors
 
 
+#: Beyond the corpus: notation the corpus does not reach (indexed symbols, which print in
+#: braces so that a transpose is not a double superscript; the functions added later).
+EXTRA = [
+    {"id": "extra-layer-indices", "wrt": ["W^{(1)}"],
+     "expr": r"-y^\top \log\operatorname{softmax}(W^{(2)} \sigma(W^{(1)} x + b^{(1)}) + b^{(2)})"},
+    {"id": "extra-sample-index", "wrt": ["x^{[i]}"], "expr": r"x^{[i]\top} A x^{[i]}"},
+    {"id": "extra-tan-arctan", "wrt": [r"\tau", r"\tau"], "expr": r"\tan\tau + \arctan(\tau^2)"},
+    {"id": "extra-log-cosh", "wrt": ["x"], "expr": r"\mathbf{1}^\top \log\cosh(A x - b)"},
+    {"id": "extra-hadamard-power", "wrt": ["x"], "expr": r"(A x - b)^{\circ 3}"},
+]
+
+
 def _outputs():
     out = []
-    for case in corpus_cases():
+    for case in corpus_cases() + EXTRA:
         wrt = case["wrt"][0] if len(case["wrt"]) == 1 else tuple(case["wrt"])
         d = derive(case["expr"], wrt, **(case.get("options") or {}))
         out.append((case["id"] + ":latex", d.latex))

@@ -48,11 +48,23 @@ class Derivation:
         return src
 
     def evaluate(self, values: Mapping[str, object]):
-        """The closed form evaluated with NumPy at ``values`` (keys: plain symbol names)."""
+        """The closed form evaluated with NumPy at ``values`` (keys: plain symbol names, or
+        any spelling of them: ``Sigma`` or ``\\Sigma``, ``W__1`` or ``W^{(1)}``)."""
         import numpy as np
 
         from .numeric import evaluate, normalize_value, sizes_from_env
+        from .parse import normalize_name
 
+        plain = {s.name for s in self.symbols}
+        spelled = {}
+        for k, v in values.items():
+            if isinstance(k, str) and k not in plain:
+                try:
+                    k = normalize_name(k)
+                except MatDerivError:
+                    pass
+            spelled[k] = v
+        values = spelled
         syms = list(self.symbols)
         sizes = sizes_from_env(syms, values)
         needed = {s.name for s in symbols_of(self.result_tree)}

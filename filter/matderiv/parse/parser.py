@@ -277,8 +277,10 @@ def _err(msg, pos, hint="", end=None, src=None):
     return MatDerivError(msg, pos, hint, end=end, source=src)
 
 
-def _sym_info(letter: str, greek: bool, bold: bool, sub: str | None) -> _SymInfo:
-    """``letter`` is a Latin letter or a Greek name (without backslash)."""
+def _sym_info(letter: str, greek: bool, bold: bool, sub: str | None,
+              label: tuple[str, str] | None = None) -> _SymInfo:
+    """``letter`` is a Latin letter or a Greek name (without backslash); ``label`` is a
+    superscript index as (index, LaTeX), ``("1", "^{(1)}")`` for the layer index of ``W^{(1)}``."""
     base = ("\\" + letter) if greek else letter
     if bold:
         base = ("\\boldsymbol{%s}" if greek else "\\mathbf{%s}") % base
@@ -288,9 +290,38 @@ def _sym_info(letter: str, greek: bool, bold: bool, sub: str | None) -> _SymInfo
         subname = sub.lstrip("\\")
         name += "_" + subname
         latex += "_" + (sub if len(sub) == 1 else "{" + sub + "}")
+    if label:
+        name += "__" + label[0]  # W^{(1)} is W__1: a name that is also a Python identifier
+        latex += label[1]
     upper = letter[:1].isupper() if not greek else (letter[:1].isupper() or
                                                      letter.startswith("var") and letter[3:4].isupper())
     return _SymInfo(name, latex, bold, upper, greek)
+
+
+#: A superscript that indexes a symbol rather than raising it to a power: ``W^{(1)}``,
+#: ``a^{[l]}``, ``x^{<t>}``, ``x^{\langle t \rangle}`` (layers, samples, time steps).
+LABEL_RE = re.compile(r"\^\s*\{\s*(?:\(\s*([A-Za-z0-9]+)\s*\)|\[\s*([A-Za-z0-9]+)\s*\]"
+                      r"|<\s*([A-Za-z0-9]+)\s*>|\\langle\s*([A-Za-z0-9]+)\s*\\rangle)\s*"
+                      r"(T|\\top(?![A-Za-z])|\\intercal(?![A-Za-z])|\\mathsf\s*\{?\s*T\s*\}?)?\s*\}")
+
+
+def _read_label(text, i):
+    """A superscript index at ``i`` (:data:`LABEL_RE`): ((index, LaTeX), new_i, transpose)
+    where ``transpose`` is the span of a transpose written in the same superscript
+    (``x^{(i)\\top}``) or None; (None, i, None) when there is no index."""
+    m = LABEL_RE.match(text, i)
+    if not m:
+        return None, i, None
+    index = next(g for g in m.groups()[:4] if g)
+    opener = m.group()[m.group().index("{") + 1:].lstrip()
+    if opener.startswith("("):
+        shown = "(" + index + ")"
+    elif opener.startswith("["):
+        shown = "[" + index + "]"
+    else:
+        shown = "\\langle " + index + " \\rangle"
+    transpose = (m.start(5), m.end()) if m.group(5) else None
+    return (index, "^{" + shown + "}"), m.end(), transpose
 
 
 def _read_sub(text, i):
@@ -347,6 +378,16 @@ class _Tokenizer:
                     break
                 k -= 1
         return k >= 2 and toks[k - 1].type == "CARET" and toks[k - 2].type == "FUNC"
+
+    def emit_symbol(self, start, end, info, transpose=None) -> int:
+        """A SYM token for ``text[start:end]``; with ``transpose`` (a span inside it, from an
+        index such as ``x^{(i)\\top}``) the symbol ends there and a TRANSPOSE token follows."""
+        if transpose is None:
+            self.emit("SYM", self.text[start:end], start, end, info)
+        else:
+            self.emit("SYM", self.text[start:transpose[0]], start, transpose[0], info)
+            self.emit("TRANSPOSE", self.text[transpose[0]:transpose[1]], *transpose)
+        return end
 
     def emit(self, type_, value, start, end, info=None):
         self.toks.append(_Tok(type_, value, start, end, info))
@@ -560,12 +601,15 @@ class _Tokenizer:
                     self.emit("IDENT", text[start:m.end()], start, m.end())
                     return m.end()
             sub, j = _read_sub(text, end)
+        label = None
         if letter == "I" and not greek:
             self.emit("IDENT", text[start:j], start, j)
             return j
-        info = _sym_info(letter, greek, bold, sub)
-        self.emit("SYM", text[start:j], start, j, info)
-        return j
+        transpose = None
+        if not (self.toks and self.toks[-1].type == "CARET"):
+            label, j, transpose = _read_label(text, j)
+        info = _sym_info(letter, greek, bold, sub, label)
+        return self.emit_symbol(start, j, info, transpose)
 
     def command(self, i):
         text = self.text
@@ -735,9 +779,9 @@ class _Tokenizer:
             sub = inner_sub
             if sub is None:
                 sub, k = _read_sub(text, k)
-            info = _sym_info(letter, greek, True, sub)
-            self.emit("SYM", text[i:k], i, k, info)
-            return k
+            label, k, transpose = _read_label(text, k)
+            info = _sym_info(letter, greek, True, sub, label)
+            return self.emit_symbol(i, k, info, transpose)
         raise _err(f"`\\{name}{{{arg}}}` is not a symbol", i,
                    "a symbol is one Latin or Greek letter, e.g. \\mathbf{x} or "
                    "\\boldsymbol{\\theta}", k, text)
@@ -765,9 +809,9 @@ class _Tokenizer:
             return k
         if len(word) == 1 and word.isalpha():
             sub, k = _read_sub(text, k)
-            info = _sym_info(word, False, False, sub)
-            self.emit("SYM", text[i:k], i, k, info)
-            return k
+            label, k, transpose = _read_label(text, k)
+            info = _sym_info(word, False, False, sub, label)
+            return self.emit_symbol(i, k, info, transpose)
         sugg = [] if word in _OTHER_LATEX_FUNCTIONS else \
             difflib.get_close_matches(word, list(FUNC_NAMES), n=3, cutoff=0.65)
         hint = ("did you mean " + " or ".join(sugg) + "?") if sugg else \
@@ -1429,6 +1473,9 @@ def normalize_name(text: str) -> str:
     m = re.fullmatch(r"([A-Za-z]|[A-Za-z]+)_\{?([A-Za-z0-9]+)\}?", s)
     if m and (len(m.group(1)) == 1 or m.group(1) in GREEK):
         return f"{m.group(1)}_{m.group(2)}"
+    m = re.fullmatch(r"([A-Za-z]+)(_[A-Za-z0-9]+)?__([A-Za-z0-9]+)", s)
+    if m and (len(m.group(1)) == 1 or m.group(1) in GREEK):
+        return s  # the plain name of an indexed symbol: W__1 for W^{(1)}
     try:
         toks = _Tokenizer(s).run()
     except MatDerivError as e:

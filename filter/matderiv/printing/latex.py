@@ -216,7 +216,10 @@ class LatexPrinter:
 
     # ------------------------------------------------------------------ leaves
     def _print_Symbol(self, e: Symbol) -> str:
-        return e.latex or e.name
+        out = e.latex or e.name
+        # an indexed symbol (W^{(1)}) in braces, so that a transpose or power after it is not a
+        # second superscript
+        return "{" + out + "}" if "^" in out else out
 
     def _print_Const(self, e: Const) -> str:
         return _fmt_fraction(e.value)
@@ -268,7 +271,7 @@ class LatexPrinter:
             return size if len(size) == 1 else _paren(size)  # (mn)^2, not m n^2
         if isinstance(e, _ATOMS):
             s = self._print(e)
-            if isinstance(e, Symbol) and "^" in s:
+            if isinstance(e, Symbol) and "^" in s and not s.startswith("{"):
                 return _paren(s)
             if isinstance(e, Zero) and "^" in s:
                 return _paren(s)
