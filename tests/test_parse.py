@@ -555,6 +555,10 @@ def test_a_signed_argument_without_brackets_says_to_bracket_it(text, name):
     (r"x^{\langle t \rangle}", "x__t", r"x^{\langle t \rangle}"),
     (r"\mathbf{W}_2^{(3)}", "W_2__3", r"\mathbf{W}_2^{(3)}"),
     (r"\theta^{(k)}", "theta__k", r"\theta^{(k)}"),
+    # the star of an optimum
+    (r"x^*", "x__star", "x^{*}"),
+    (r"x^{\star}", "x__star", "x^{*}"),
+    (r"\mathbf{w}^\ast", "w__star", r"\mathbf{w}^{*}"),
 ])
 def test_a_bracketed_superscript_on_a_symbol_is_an_index_not_a_power(text, name, latex):
     r"""``W^{(2)} \sigma(W^{(1)} x)`` was W^2 \sigma(W x): the layer index read as a power."""
@@ -568,3 +572,11 @@ def test_an_index_may_carry_a_transpose():
     assert tree == parse(r"{x^{(i)}}^\top A x^{(i)}").tree
     assert isinstance(tree.args[0], Transpose) and tree.args[0].arg.name == "x__i"
     assert parse(r"X^{2}").tree == parse(r"X^2").tree  # a plain superscript is still a power
+
+
+@pytest.mark.parametrize("text", [r"x^{\sf T} A x", r"x^{\text{T}} A x", r"x^H A x",
+                                  r"x^{\mathsf H} A x", r"x^{\mathrm{H}} A x"])
+def test_more_transpose_spellings(text):
+    """``^{\\sf T}`` and ``\\text{T}``; the conjugate transpose ``^H`` is the transpose over the
+    reals (it was a power by a symbol H)."""
+    assert parse(text).tree == parse(r"x^\top A x").tree

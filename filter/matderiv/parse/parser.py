@@ -118,10 +118,11 @@ EXPLICIT_SPACE_RE = re.compile(r"~|\\[,;:> ]|\\q?quad(?![A-Za-z])")
 SPACE_RE = re.compile(r"(?:\s|~|\\[,;:!> ]|\\q?quad(?![A-Za-z])|\\(?:displaystyle|textstyle)"
                       r"(?![A-Za-z]))+")
 _SP = r"(?:\s|~|\\[,;:! ]|\\mkern\s*-?[\d.]+\s*mu)*"
-_T = (r"(?:T|\\top(?![A-Za-z])|\\prime(?![A-Za-z])|\\intercal(?![A-Za-z])|\\mathsf\s*T|\\mathsf\s*\{\s*T\s*\}"
-      r"|\\mathrm\s*T|\\mathrm\s*\{\s*T\s*\}|\\rm\s*T|\\textsf\s*\{\s*T\s*\})")
-TRANSPOSE_RE = re.compile(r"\^\s*(?:T|\\top(?![A-Za-z])|\\prime(?![A-Za-z])|\\intercal(?![A-Za-z])|\\mathsf\s*\{\s*T\s*\}"
-                          r"|\{" + _SP + _T + _SP + r"\})")
+# (over the reals the conjugate transpose, A^H or A^{\mathsf H}, is the transpose)
+_T = (r"(?:[TH]|\\top(?![A-Za-z])|\\prime(?![A-Za-z])|\\intercal(?![A-Za-z])"
+      r"|\\(?:mathsf|mathrm|textsf|text)\s*(?:[TH]|\{\s*[TH]\s*\})|\\(?:rm|sf)\s*[TH])")
+TRANSPOSE_RE = re.compile(r"\^\s*(?:[TH]|\\top(?![A-Za-z])|\\prime(?![A-Za-z])|\\intercal(?![A-Za-z])"
+                          r"|\\mathsf\s*\{\s*[TH]\s*\}|\{" + _SP + _T + _SP + r"\})")
 INVERSE_RE = re.compile(r"\^\s*(?:\{" + _SP + r"-\s*1" + _SP + r"\}|-\s*1(?![\d.]))")
 INVTRANSPOSE_RE = re.compile(r"\^\s*(?:\{" + _SP + r"-\s*" + _T + _SP + r"\}|-\s*T)")
 NUMBER_RE = re.compile(r"(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?")  # 0.5, .5, 1e-3
@@ -305,10 +306,18 @@ LABEL_RE = re.compile(r"\^\s*\{\s*(?:\(\s*([A-Za-z0-9]+)\s*\)|\[\s*([A-Za-z0-9]+
                       r"(T|\\top(?![A-Za-z])|\\intercal(?![A-Za-z])|\\mathsf\s*\{?\s*T\s*\}?)?\s*\}")
 
 
+#: The star of an optimum, ``x^*`` or ``x^{\star}``: a symbol of its own, as an index is.
+STAR_RE = re.compile(r"\^\s*(?:\*|\\ast(?![A-Za-z])|\\star(?![A-Za-z])"
+                     r"|\{\s*(?:\*|\\ast(?![A-Za-z])|\\star(?![A-Za-z]))\s*\})")
+
+
 def _read_label(text, i):
-    """A superscript index at ``i`` (:data:`LABEL_RE`): ((index, LaTeX), new_i, transpose)
-    where ``transpose`` is the span of a transpose written in the same superscript
-    (``x^{(i)\\top}``) or None; (None, i, None) when there is no index."""
+    """A superscript index at ``i`` (:data:`LABEL_RE`, or the star of :data:`STAR_RE`):
+    ((index, LaTeX), new_i, transpose) where ``transpose`` is the span of a transpose written
+    in the same superscript (``x^{(i)\\top}``) or None; (None, i, None) when there is none."""
+    m = STAR_RE.match(text, i)
+    if m:
+        return ("star", "^{*}"), m.end(), None
     m = LABEL_RE.match(text, i)
     if not m:
         return None, i, None
