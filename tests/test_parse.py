@@ -580,3 +580,22 @@ def test_more_transpose_spellings(text):
     """``^{\\sf T}`` and ``\\text{T}``; the conjugate transpose ``^H`` is the transpose over the
     reals (it was a power by a symbol H)."""
     assert parse(text).tree == parse(r"x^\top A x").tree
+
+
+@pytest.mark.parametrize("text, same_as", [
+    ("X⁻¹", r"X^{-1}"),
+    ("x^⊤ A x", r"x^\top A x"),
+    ("‖A x − b‖²", r"\|A x - b\|^2"),
+    ("τ³ + τ²", r"\tau^3 + \tau^2"),
+])
+def test_unicode_powers_inverses_and_norms(text, same_as):
+    """Text pasted from a Unicode source (``x²``, ``X⁻¹``, ``‖x‖``); a superscript digit or
+    another script's digit crashed the number reader ("cannot parse the expression")."""
+    assert parse(text).tree == parse(same_as).tree
+
+
+@pytest.mark.parametrize("text", ["²", "١ + x"])
+def test_digits_that_are_not_ascii_are_unexpected_characters(text):
+    with pytest.raises(MatDerivError) as info:
+        parse(text)
+    assert info.value.message.startswith("unexpected") and info.value.position == 0

@@ -213,6 +213,9 @@ HUMAN = {
     "RBAR": "a closing `|`", "LNORM": "`\\|`", "RNORM": "a closing `\\|`",
     "NORMSUB": "a norm subscript", "$END": "the end of the expression",
 }
+#: Unicode superscript digits, read as powers (``x²``).
+_SUPERSCRIPT_DIGITS = {"\u00b2": "2", "\u00b3": "3", "\u2074": "4"}
+
 _POWER_TOKENS = frozenset({"TRANSPOSE", "INVERSE", "INVTRANSPOSE", "PRIME", "HADPOW"})
 
 _OPERAND_START = {"SYM", "NUMBER", "IDENT", "ONES", "EXP_E", "FUNC", "FRAC", "LPAR", "LBRACE",
@@ -473,7 +476,11 @@ class _Tokenizer:
         in_sup = bool(self.toks) and self.toks[-1].type == "CARET"
         if c.isascii() and c.isalpha():
             return self.letter(i)
-        if c.isdigit() or (c == "." and i + 1 < len(text) and text[i + 1].isdigit()):
+        if c in _SUPERSCRIPT_DIGITS and self.prev_operand():  # x², X³: a power
+            self.emit("CARET", c, i, i)
+            self.emit("NUMBER", _SUPERSCRIPT_DIGITS[c], i, i + 1)
+            return i + 1
+        if c in "0123456789" or (c == "." and text[i + 1:i + 2] in tuple("0123456789")):
             if self.in_frac_arg() and c.isdigit():
                 self.emit("NUMBER", c, i, i + 1)
                 return i + 1
@@ -491,6 +498,9 @@ class _Tokenizer:
             if not self.prev_operand() and not (self.toks and self.toks[-1].type == "FUNC"):
                 raise _err("`^` without a base", i, "put the superscript after a symbol or a "
                            "bracket", i + 1, text)
+            if text.startswith("\u22a4", i + 1):  # ^ and the Unicode down tack
+                self.emit("TRANSPOSE", text[i:i + 2], i, i + 2)
+                return i + 2
             for rx, typ in ((INVTRANSPOSE_RE, "INVTRANSPOSE"), (TRANSPOSE_RE, "TRANSPOSE"),
                             (INVERSE_RE, "INVERSE"), (HADPOW_RE, "HADPOW")):
                 m = rx.match(text, i)
@@ -523,6 +533,11 @@ class _Tokenizer:
         if c == "\u1d40":  # superscript T
             self.emit("TRANSPOSE", c, i, i + 1)
             return i + 1
+        if text.startswith("\u207b\u00b9", i):  # superscript -1
+            self.emit("INVERSE", text[i:i + 2], i, i + 2)
+            return i + 2
+        if c == "\u2016":  # the double bar of a norm
+            return self.bar(i, i + 1, "||", None)
         if c in "([":
             self.open(c, "LPAR", i, i + 1)
             return i + 1
