@@ -1478,8 +1478,8 @@ def _rewrite_det(e: Det) -> Expr:
 
 
 #: Elementwise functions at 0: f(0) = value * 1 (values for a zero vector or matrix argument).
-_AT_ZERO = {"exp": 1, "cos": 1, "sin": 0, "tanh": 0, "sinh": 0, "cosh": 1, "tan": 0, "arctan": 0, "sqrt": 0, "abs": 0, "sigmoid": Fraction(1, 2),
-            "dsigmoid": Fraction(1, 4), "sech2": 1}
+_AT_ZERO = {"exp": 1, "cos": 1, "sin": 0, "tanh": 0, "sinh": 0, "cosh": 1, "tan": 0, "arctan": 0,
+            "sqrt": 0, "abs": 0, "sigmoid": Fraction(1, 2), "dsigmoid": Fraction(1, 4), "sech2": 1}
 
 
 def _rewrite_func(e: Func) -> Expr:

@@ -121,8 +121,9 @@ _SP = r"(?:\s|~|\\[,;:! ]|\\mkern\s*-?[\d.]+\s*mu)*"
 # (over the reals the conjugate transpose, A^H or A^{\mathsf H}, is the transpose)
 _T = (r"(?:[TH]|\\top(?![A-Za-z])|\\prime(?![A-Za-z])|\\intercal(?![A-Za-z])"
       r"|\\(?:mathsf|mathrm|textsf|text)\s*(?:[TH]|\{\s*[TH]\s*\})|\\(?:rm|sf)\s*[TH])")
-TRANSPOSE_RE = re.compile(r"\^\s*(?:[TH]|\\top(?![A-Za-z])|\\prime(?![A-Za-z])|\\intercal(?![A-Za-z])"
-                          r"|\\mathsf\s*\{\s*[TH]\s*\}|\{" + _SP + _T + _SP + r"\})")
+TRANSPOSE_RE = re.compile(r"\^\s*(?:[TH]|\\top(?![A-Za-z])|\\prime(?![A-Za-z])"
+                          r"|\\intercal(?![A-Za-z])|\\mathsf\s*\{\s*[TH]\s*\}"
+                          r"|\{" + _SP + _T + _SP + r"\})")
 INVERSE_RE = re.compile(r"\^\s*(?:\{" + _SP + r"-\s*1" + _SP + r"\}|-\s*1(?![\d.]))")
 INVTRANSPOSE_RE = re.compile(r"\^\s*(?:\{" + _SP + r"-\s*" + _T + _SP + r"\}|-\s*T)")
 NUMBER_RE = re.compile(r"(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?")  # 0.5, .5, 1e-3
@@ -306,7 +307,8 @@ def _sym_info(letter: str, greek: bool, bold: bool, sub: str | None,
 #: ``a^{[l]}``, ``x^{<t>}``, ``x^{\langle t \rangle}`` (layers, samples, time steps).
 LABEL_RE = re.compile(r"\^\s*\{\s*(?:\(\s*([A-Za-z0-9]+)\s*\)|\[\s*([A-Za-z0-9]+)\s*\]"
                       r"|<\s*([A-Za-z0-9]+)\s*>|\\langle\s*([A-Za-z0-9]+)\s*\\rangle)\s*"
-                      r"(T|\\top(?![A-Za-z])|\\intercal(?![A-Za-z])|\\mathsf\s*\{?\s*T\s*\}?)?\s*\}")
+                      r"(T|\\top(?![A-Za-z])|\\intercal(?![A-Za-z])"
+                      r"|\\mathsf\s*\{?\s*T\s*\}?)?\s*\}")
 
 
 #: The star of an optimum, ``x^*`` or ``x^{\star}``: a symbol of its own, as an index is.
