@@ -599,3 +599,13 @@ def test_digits_that_are_not_ascii_are_unexpected_characters(text):
     with pytest.raises(MatDerivError) as info:
         parse(text)
     assert info.value.message.startswith("unexpected") and info.value.position == 0
+
+
+@pytest.mark.parametrize("text, same_as", [
+    (r"e^{H}", r"\exp(H)"), (r"e^H", r"\exp(H)"), (r"e^{-H}", r"\exp(-H)"),
+    (r"e^{-1} x", r"\exp(-1) x"),
+])
+def test_e_to_an_h_is_an_exponential_not_a_conjugate_transpose(text, same_as):
+    """``^H`` after a symbol is the (conjugate) transpose; after ``e`` it is an exponent (a
+    first version read ``e^{H}`` as the constant e transposed, whose derivative is 0)."""
+    assert parse(text).tree == parse(same_as).tree

@@ -503,8 +503,10 @@ class _Tokenizer:
             if text.startswith("\u22a4", i + 1):  # ^ and the Unicode down tack
                 self.emit("TRANSPOSE", text[i:i + 2], i, i + 2)
                 return i + 2
-            for rx, typ in ((INVTRANSPOSE_RE, "INVTRANSPOSE"), (TRANSPOSE_RE, "TRANSPOSE"),
-                            (INVERSE_RE, "INVERSE"), (HADPOW_RE, "HADPOW")):
+            exponential = self.toks[-1].type == "EXP_E"  # e^{H}: H is the exponent
+            for rx, typ in () if exponential else (
+                    (INVTRANSPOSE_RE, "INVTRANSPOSE"), (TRANSPOSE_RE, "TRANSPOSE"),
+                    (INVERSE_RE, "INVERSE"), (HADPOW_RE, "HADPOW")):
                 m = rx.match(text, i)
                 if m:
                     self.emit(typ, m.group(), i, m.end())
@@ -611,8 +613,10 @@ class _Tokenizer:
         if c == "e" and not (self.toks and self.toks[-1].type == "CARET"):
             j = SPACE_RE.match(text, i + 1)
             j = j.end() if j else i + 1
-            if text.startswith("^", j) and not TRANSPOSE_RE.match(text, j) \
-                    and not INVTRANSPOSE_RE.match(text, j):
+            t = TRANSPOSE_RE.match(text, j) or INVTRANSPOSE_RE.match(text, j)
+            if text.startswith("^", j) and (t is None or "H" in t.group()):
+                # e^{...} is the exponential, e^T a transposed vector e; e^H and e^{-H} stay
+                # exponentials (of a matrix H), not conjugate transposes
                 self.emit("EXP_E", "e", i, i + 1)
                 return i + 1
         return self.symbol(i, i + 1, c, greek=False, bold=False)
