@@ -587,6 +587,7 @@ def test_more_transpose_spellings(text):
     ("x^⊤ A x", r"x^\top A x"),
     ("‖A x − b‖²", r"\|A x - b\|^2"),
     ("τ³ + τ²", r"\tau^3 + \tau^2"),
+    ("\\sin² τ", r"\sin^2(\tau)"),
 ])
 def test_unicode_powers_inverses_and_norms(text, same_as):
     """Text pasted from a Unicode source (``x²``, ``X⁻¹``, ``‖x‖``); a superscript digit or

@@ -478,7 +478,8 @@ class _Tokenizer:
         in_sup = bool(self.toks) and self.toks[-1].type == "CARET"
         if c.isascii() and c.isalpha():
             return self.letter(i)
-        if c in _SUPERSCRIPT_DIGITS and self.prev_operand():  # x², X³: a power
+        if c in _SUPERSCRIPT_DIGITS and (self.prev_operand() or self.toks[-1:] and
+                                         self.toks[-1].type == "FUNC"):  # x², \sin² x
             self.emit("CARET", c, i, i)
             self.emit("NUMBER", _SUPERSCRIPT_DIGITS[c], i, i + 1)
             return i + 1
