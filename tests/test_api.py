@@ -1013,3 +1013,14 @@ def test_layer_indices_are_symbols_of_their_own():
     got = d.evaluate({"W^{(1)}": W1, "W^{(2)}": W2, "b^{(1)}": b1, "x": x, "y": y})
     np.testing.assert_allclose(got, fd_gradient(loss, W1), rtol=1e-6, atol=1e-9)
     assert d.evaluate({"W__1": W1, "W__2": W2, "b__1": b1, "x": x, "y": y}).shape == (4, 3)
+
+
+@pytest.mark.parametrize("text", [r"\operatorname{logsumexp}(W x)", r"\operatorname{LSE}(W x)",
+                                  r"logsumexp(W x)"])
+def test_logsumexp_is_read_and_its_gradient_is_softmax(text):
+    rng = np.random.default_rng(6)
+    W, x = rng.standard_normal((4, 3)), rng.standard_normal(3)
+    d = derive(text, "W")
+    assert d.latex == r"\operatorname{softmax}(W x) x^\top"
+    ref = fd_gradient(lambda M: np.log(np.sum(np.exp(M @ x))), W)
+    np.testing.assert_allclose(d.evaluate({"W": W, "x": x}), ref, rtol=1e-6, atol=1e-9)

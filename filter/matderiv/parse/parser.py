@@ -91,6 +91,7 @@ FUNC_NAMES = {
     "sqrt": "sqrt", "sigmoid": "sigmoid", "softmax": "softmax", "diag": "diag", "vec": "vec",
     "sum": "sum", "tr": "tr", "Tr": "tr", "trace": "tr", "det": "det", "logdet": "logdet",
     "inv": "inv", "abs": "abs", "sign": "sign", "sgn": "sign", "Diag": "diag",
+    "logsumexp": "logsumexp", "LSE": "logsumexp", "lse": "logsumexp",
 }
 #: LaTeX commands that are functions (``\exp`` ...).
 FUNC_COMMANDS = {
@@ -102,7 +103,7 @@ FUNC_COMMANDS = {
     "inv": "inv", "sign": "sign", "sgn": "sign", "abs": "abs",
 }
 ASCII_FUNC_RE = re.compile(
-    r"(logdet|softmax|sigmoid|arctan|trace|sign|tanh|sinh|cosh|sqrt|diag|exp|log|sin|cos|tan|vec"
+    r"(logsumexp|logdet|softmax|sigmoid|arctan|trace|sign|tanh|sinh|cosh|sqrt|diag|exp|log|sin|cos|tan|vec"
     r"|sum|det|inv|abs|ln|tr|Tr)"
     r"(?=\s*(?:\(|\[|\\left\s*[(\[]|\\[bB]igg?l?\s*[(\[]))")
 
@@ -185,7 +186,7 @@ _OTHER_OPERATORS = {
 }
 
 #: Spellings of function names that hints leave out (another spelling is listed).
-_FUNC_ALIASES = frozenset({"Diag", "Tr", "trace", "sgn"})
+_FUNC_ALIASES = frozenset({"Diag", "Tr", "trace", "sgn", "LSE", "lse"})
 
 #: What the hint of an unknown command suggests: the function commands the parser takes.
 KNOWN_FUNCTIONS = sorted(set(FUNC_COMMANDS) - _FUNC_ALIASES | {"sigma"})
@@ -1362,6 +1363,9 @@ class _Builder:
             node = Power(arg, Const(Fraction(1, int(fname[4:]))))
         elif fname == "softmax":
             node = Softmax(arg)
+        elif fname == "logsumexp":  # log(1^T exp(u)), written out (its gradient is softmax(u))
+            ones = self.node(Transpose(self.node(Ones(UNKNOWN), s, e)), s, e)
+            node = Func("log", self.node(Mul((ones, self.node(Func("exp", arg), s, e))), s, e))
         elif fname == "vec":
             node = Vec(arg)
         elif fname == "sum":
