@@ -1024,3 +1024,16 @@ def test_logsumexp_is_read_and_its_gradient_is_softmax(text):
     assert d.latex == r"\operatorname{softmax}(W x) x^\top"
     ref = fd_gradient(lambda M: np.log(np.sum(np.exp(M @ x))), W)
     np.testing.assert_allclose(d.evaluate({"W": W, "x": x}), ref, rtol=1e-6, atol=1e-9)
+
+
+def test_sin_tau_a_is_differentiated_as_sin_of_tau_times_a():
+    rng = np.random.default_rng(12)
+    A, B = rng.standard_normal((3, 3)), rng.standard_normal((3, 3))
+    d = derive(r"\sin\tau A + \cos\tau B", r"\tau")
+    h, t = 1e-6, 0.4
+    ref = ((np.sin(t + h) * A + np.cos(t + h) * B) - (np.sin(t - h) * A + np.cos(t - h) * B)) / (2 * h)
+    np.testing.assert_allclose(d.evaluate({"tau": t, "A": A, "B": B}), ref, rtol=1e-6, atol=1e-9)
+    # with a power on the function too (typing the power first keeps A square)
+    d = derive(r"\sin^2 \tau A", r"\tau")
+    ref = (np.sin(t + h) ** 2 * A - np.sin(t - h) ** 2 * A) / (2 * h)
+    np.testing.assert_allclose(d.evaluate({"tau": t, "A": A}), ref, rtol=1e-6, atol=1e-9)

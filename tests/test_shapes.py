@@ -448,3 +448,20 @@ def test_the_left_side_of_a_clash_is_quoted_with_its_brackets(text, left, at):
         infer(parse(text), "x")
     assert left in info.value.message
     assert info.value.position == at
+
+
+@pytest.mark.parametrize("text, same_as, wrt", [
+    (r"\sin\tau A + \cos\tau B", r"\sin(\tau) A + \cos(\tau) B", r"\tau"),
+    (r"\cos\theta x", r"\cos(\theta) x", "x"),
+    (r"\exp \tau A", r"\exp(\tau) A", r"\tau"),
+    (r"\log 2 x^\top x y", r"\log(2 x^\top x) y", "x"),
+    # the whole product when it is a scalar, or when it starts with a vector or matrix
+    (r"\log 2 x^\top x", r"\log(2 x^\top x)", "x"),
+    (r"\sin 2\tau", r"\sin(2 \tau)", r"\tau"),
+    (r"\tanh W x", r"\tanh(W x)", "x"),
+    (r"\exp a^\top x", r"\exp(a^\top x)", "x"),
+])
+def test_an_elementwise_function_takes_the_scalar_in_front_of_a_vector_or_matrix(text, same_as, wrt):
+    r"""``\sin\tau A`` is sin(tau) A, as a reader takes it: the product after a function name
+    (``\sin 2\tau``) stops where a scalar meets a vector or matrix."""
+    assert infer(parse(text), wrt).tree == infer(parse(same_as), wrt).tree

@@ -848,6 +848,15 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
             if info == "abs":
                 return Func("abs", arg)
             return Norm(arg, "F" if info == "F" else node.kind)
+        f = node.base if isinstance(node, Power) else node
+        if isinstance(f, Func) and id(f.arg) in parsed.bare_chains:
+            k = _scalar_prefix(inf, f.arg)
+            if k:  # \sin \tau A is sin(tau) A: the function takes the scalar in front
+                args = [rb(a) for a in f.arg.args]
+                head = Func(f.name, args[0] if k == 1 else Mul(tuple(args[:k])))
+                if f is not node:  # \sin^2 \tau A (typed as a power first: A stays square)
+                    head = Power(head, rb(node.exponent))
+                return Mul((head,) + tuple(args[k:]))
         if isinstance(node, Func):
             arg = rb(node.arg)
             info = inf.info.get(id(node))
@@ -901,6 +910,27 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
         raise MatDerivError(f"internal shape error: {e}", None,
                             "please report this expression", source=src) from None
     return Typed(tree, tuple(variables), tuple(syms), src, new_spans)
+
+
+def _scalar_prefix(inf: _Infer, chain: Mul) -> int:
+    """For a product written as the bare argument of an elementwise function: how many of its
+    leading factors the function takes when they are a scalar and the whole is not
+    (``\\sin \\tau A``, ``\\cos \\theta\\, x``: 1), else 0 (it takes the whole product:
+    ``\\sin 2\\tau``, ``\\tanh W x``, ``\\log 2 x^\\top x``)."""
+    shapes = [inf.shape[id(a)] for a in chain.args]
+    if inf.is_scalar(inf.shape[id(chain)]) or not inf.is_scalar(shapes[0]):
+        return 0
+    best, rows, cols = 1, None, None
+    for i, s in enumerate(shapes):
+        if inf.is_scalar(s):
+            if rows is None:
+                best = i + 1
+            continue
+        rows = s[0] if rows is None else rows
+        cols = s[1]
+        if inf.canon(rows) == () and inf.canon(cols) == ():
+            best, rows, cols = i + 1, None, None
+    return best
 
 
 #: A closing bracket, with the spaces and size command before it.

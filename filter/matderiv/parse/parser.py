@@ -237,6 +237,10 @@ class Parsed:
     spans: dict = field(default_factory=dict, compare=False, repr=False)
     #: every node the parser built (their ids are keys of ``spans``: kept alive, not reused)
     built: list = field(default_factory=list, compare=False, repr=False)
+    #: ids of the products written as the bare argument of an elementwise function
+    #: (``\sin \tau A``, ``\sin^2 \tau A``): typing decides how much of the product the
+    #: function takes
+    bare_chains: frozenset = field(default_factory=frozenset, compare=False, repr=False)
 
     def span(self, node: Expr) -> Span | None:
         return self.spans.get(id(node))
@@ -1034,6 +1038,8 @@ class _Builder:
         self.spans: dict[int, Span] = {}
         self.keep: list[Expr] = []           # keeps every built node alive (unique ids)
         self.grouped: set[int] = set()       # ids of nodes that came from brackets
+        self.chains: set[int] = set()        # ids of products that are bare arguments
+        self.bare_chains: set[int] = set()   # ... of an elementwise function, without power
         self.infos = infos
         # canonical latex per name: first spelling; bold anywhere makes a bold kind
         self.canon: dict[str, tuple[str, bool]] = {}
@@ -1412,14 +1418,20 @@ class _Builder:
                 return node, s, e
             end = factors[-1][2]
             return self._mul([node] + [f[0] for f in factors[1:]], s, end), s, end
-        return self._func(ch, True)
+        node, s, e = self._func(ch, True)
+        f = node.base if isinstance(node, Power) else node  # (\sin^2 \tau A)
+        if isinstance(f, Func) and f.name in ELEMENTWISE and id(f.arg) in self.chains:
+            self.bare_chains.add(id(f.arg))
+        return node, s, e
 
     def r_bare(self, ch):
         factors = self._bare_factors(ch)
         s, end = factors[0][1], factors[-1][2]
         if len(factors) == 1:
             return factors[0]
-        return self._mul([f[0] for f in factors], s, end), s, end
+        chain = self._mul([f[0] for f in factors], s, end)
+        self.chains.add(id(chain))
+        return chain, s, end
 
     def _bare_factors(self, ch):
         """The factors of a bare function argument, ``[(expr, start, end), ...]``: the first
@@ -1472,7 +1484,7 @@ def parse(text: str) -> Parsed:
         b.node(expr, s, e)
     # spans of nodes the builder made and dropped stay in the map: ``keep`` (held by the
     # Parsed) keeps those nodes alive, so their ids are never reused by a node of the tree
-    return Parsed(expr, text, b.spans, b.keep)
+    return Parsed(expr, text, b.spans, b.keep, frozenset(b.bare_chains))
 
 
 _IDENTITY_SIZE_RE = re.compile(r"_\s*(?:\{([^{}]*)\}|([A-Za-z]))\s*$")
