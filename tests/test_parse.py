@@ -610,3 +610,13 @@ def test_e_to_an_h_is_an_exponential_not_a_conjugate_transpose(text, same_as):
     """``^H`` after a symbol is the (conjugate) transpose; after ``e`` it is an exponent (a
     first version read ``e^{H}`` as the constant e transposed, whose derivative is 0)."""
     assert parse(text).tree == parse(same_as).tree
+
+
+@pytest.mark.parametrize("text", [r"\frac{\mathrm{d}}{\mathrm{d}\tau} \tau^2", r"\frac{d}{d\tau} \tau^2",
+                                  r"\frac{d f}{d x}", r"\dfrac{d^2}{d t^2} t^3", r"x^\top \mathrm{d}x"])
+def test_derivative_notation_in_an_expression_says_what_to_write(text):
+    r"""``\frac{d}{d\tau}`` was read as a division by a vector d times tau."""
+    with pytest.raises(MatDerivError) as info:
+        parse(text)
+    assert "not supported in an expression" in info.value.message
+    assert "the macro writes the derivative" in info.value.hint

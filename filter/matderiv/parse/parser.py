@@ -175,6 +175,12 @@ _NOT_IN_EXPRESSIONS.update(dict.fromkeys(
     "for the lists of entries"))
 _NOT_IN_EXPRESSIONS["int"] = "integrals cannot be differentiated here; write the integrand"
 
+#: The arguments of ``\frac`` that make it a derivative: ``\frac{d}{dx}``, ``\frac{d f}{d x}``,
+#: ``\frac{\mathrm{d}^2 f}{\mathrm{d} t^2}`` (read after the command name).
+_D = r"(?:d|\\mathrm\s*\{\s*d\s*\}|\\mathrm\s*d|\\text\s*\{\s*d\s*\}|\\operatorname\s*\{\s*d\s*\})"
+DERIVATIVE_FRAC_RE = re.compile(r"\s*\{\s*" + _D + r"(?![A-Za-z])[^{}]*(?:\{[^{}]*\}[^{}]*)*\}\s*\{\s*" + _D
+                                + r"(?![a-zA-Z]{2})")
+
 #: Blackboard letters that are operators, not symbols.
 _BLACKBOARD_OPERATORS = {"E": "the expectation", "P": "a probability", "V": "the variance"}
 
@@ -695,6 +701,9 @@ class _Tokenizer:
             self.emit(OPERATOR_CMDS[name], text[i:j], i, j)
             return j
         if name in ("frac", "tfrac", "dfrac", "cfrac"):
+            if DERIVATIVE_FRAC_RE.match(text, j):
+                raise _err("a derivative `\\frac{d}{d...}` is not supported in an expression", i,
+                           _NOT_IN_EXPRESSIONS["partial"], j, text)
             self.emit("FRAC", text[i:j], i, j)
             self.frac.append([2, len(self.stack)])
             return j
@@ -830,6 +839,9 @@ class _Tokenizer:
         if arg is None:
             raise _err(f"`\\{name}` needs an argument", i, f"write \\{name}{{tr}}", j, text)
         word = re.sub(r"^\\(?:rm|mathrm)\s*", "", arg.strip()).strip("{} ")
+        if word == "d":
+            raise _err(f"`\\{name}{{d}}` (a differential) is not supported in an expression", i,
+                       _NOT_IN_EXPRESSIONS["partial"], k, text)
         if word in FUNC_NAMES:
             self.emit("FUNC", FUNC_NAMES[word], i, k)
             return k
