@@ -620,3 +620,16 @@ def test_derivative_notation_in_an_expression_says_what_to_write(text):
         parse(text)
     assert "not supported in an expression" in info.value.message
     assert "the macro writes the derivative" in info.value.hint
+
+
+@pytest.mark.parametrize("text, words", [
+    (r"A^{\dagger} b", "the pseudo-inverse `^{\\dagger}` is not supported"),
+    (r"A^+ b", "the pseudo-inverse `^+` is not supported"),
+    (r"\mathcal{L}(w)", "`\\mathcal` is not supported in an expression"),
+    (r"\ell(y, x)", "`\\ell` is not supported in an expression"),
+])
+def test_pseudo_inverses_and_named_functions_are_refused_in_words(text, words):
+    with pytest.raises(MatDerivError) as info:
+        parse(text)
+    assert words in info.value.message
+    assert "did you mean" not in info.value.hint

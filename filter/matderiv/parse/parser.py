@@ -174,6 +174,13 @@ _NOT_IN_EXPRESSIONS.update(dict.fromkeys(
     ("cdots", "ldots", "dots"), "write the expression without dots, with vectors and matrices "
     "for the lists of entries"))
 _NOT_IN_EXPRESSIONS["int"] = "integrals cannot be differentiated here; write the integrand"
+_NOT_IN_EXPRESSIONS.update(dict.fromkeys(
+    ("mathcal", "mathscr", "mathfrak", "ell"), "a letter in this style names a function or a "
+    "set (a loss \\mathcal{L} or \\ell, a distribution \\mathcal{N}), which cannot be "
+    "differentiated without its formula; write the expression itself"))
+
+#: A pseudo-inverse, ``A^+`` or ``A^{\dagger}``.
+PINV_RE = re.compile(r"\^\s*(?:\+|\\dagger(?![A-Za-z])|\{\s*(?:\+|\\dagger(?![A-Za-z]))\s*\})")
 
 #: The arguments of ``\frac`` that make it a derivative: ``\frac{d}{dx}``, ``\frac{d f}{d x}``,
 #: ``\frac{\mathrm{d}^2 f}{\mathrm{d} t^2}`` (read after the command name).
@@ -515,6 +522,11 @@ class _Tokenizer:
             if text.startswith("\u22a4", i + 1):  # ^ and the Unicode down tack
                 self.emit("TRANSPOSE", text[i:i + 2], i, i + 2)
                 return i + 2
+            pinv = PINV_RE.match(text, i)
+            if pinv:
+                raise _err(f"the pseudo-inverse `{pinv.group()}` is not supported", i,
+                           "for a matrix of full column rank write (A^\\top A)^{-1} A^\\top, "
+                           "of full row rank A^\\top (A A^\\top)^{-1}", pinv.end(), text)
             exponential = self.toks[-1].type == "EXP_E"  # e^{H}: H is the exponent
             for rx, typ in () if exponential else (
                     (INVTRANSPOSE_RE, "INVTRANSPOSE"), (TRANSPOSE_RE, "TRANSPOSE"),
