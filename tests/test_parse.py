@@ -633,3 +633,21 @@ def test_pseudo_inverses_and_named_functions_are_refused_in_words(text, words):
         parse(text)
     assert words in info.value.message
     assert "did you mean" not in info.value.hint
+
+
+@pytest.mark.parametrize("text, message, words", [
+    ("norm(x)", "the function `norm` is not supported", r"a norm is \|x\|"),
+    ("relu(W x)", "the function `relu` is not supported", r"\softmax"),
+    ("A @ x", "unexpected `@` in the expression", "side by side"),
+    ("x.T @ A @ x", "unexpected `.` in the expression", "x^T"),
+    ("x**2", "unexpected `**`", "x^2"),
+])
+def test_program_spellings_are_named_with_the_latex_to_write(text, message, words):
+    """``norm(x)`` was read as n o r m times (x), a size clash of single letters."""
+    with pytest.raises(MatDerivError) as info:
+        parse(text)
+    assert info.value.message == message and words in info.value.hint
+
+
+def test_letters_before_a_bracket_are_still_a_product():
+    assert parse("AB(x + y)").tree == parse(r"A B (x + y)").tree

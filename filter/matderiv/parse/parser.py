@@ -107,6 +107,9 @@ ASCII_FUNC_RE = re.compile(
     r"|sum|det|inv|abs|ln|tr|Tr)"
     r"(?=\s*(?:\(|\[|\\left\s*[(\[]|\\[bB]igg?l?\s*[(\[]))")
 
+#: A word of three or more lowercase letters written as a call (``norm(x)``).
+ASCII_WORD_CALL_RE = re.compile(r"([a-z]{3,})(?=\s*\()")
+
 #: what follows ``\sum`` when it is a function of one bracketed argument (no limits)
 SUM_CALL_RE = re.compile(r"\s*(?:\(|\[|\\left\s*[(\[]|\\[bB]igg?l?\s*[(\[])")
 
@@ -178,6 +181,13 @@ _NOT_IN_EXPRESSIONS.update(dict.fromkeys(
     ("mathcal", "mathscr", "mathfrak", "ell"), "a letter in this style names a function or a "
     "set (a loss \\mathcal{L} or \\ell, a distribution \\mathcal{N}), which cannot be "
     "differentiated without its formula; write the expression itself"))
+
+#: Program spellings (NumPy, MATLAB) and what to write instead.
+_CODE_HINTS = {
+    "@": "write the matrix product side by side (A x) or with \\cdot",
+    ".T": "write the transpose as a superscript: x^\\top or x^T",
+    "**": "write a power with ^: x^2",
+}
 
 #: A pseudo-inverse, ``A^+`` or ``A^{\dagger}``.
 PINV_RE = re.compile(r"\^\s*(?:\+|\\dagger(?![A-Za-z])|\{\s*(?:\+|\\dagger(?![A-Za-z]))\s*\})")
@@ -552,6 +562,8 @@ class _Tokenizer:
         simple = {"+": "PLUS", "-": "MINUS", "\u2212": "MINUS", "*": "TIMES", "/": "SLASH",
                   "\u00b7": "TIMES", "\u22c5": "TIMES", "\u2299": "HADAMARD",
                   "\u2218": "HADAMARD", "\u2297": "KRON", "\u00d7": "TIMES"}
+        if c == "*" and text.startswith("**", i):
+            raise _err("unexpected `**`", i, _CODE_HINTS["**"], i + 2, text)
         if c in simple:
             self.emit(simple[c], c, i, i + 1)
             return i + 1
@@ -584,8 +596,9 @@ class _Tokenizer:
             return self.symbol(i, i + 1, UNICODE_GREEK[c], greek=True, bold=False)
         what = {",": "a comma", "=": "`=`", "&": "`&`", "$": "`$`"}.get(c, f"`{c}`")
         hint = ("the expression may contain no top-level comma (the variable comes after it)"
-                if c == "," else "matderiv reads symbols, numbers, + - products, ^ and "
-                "the functions of its manual")
+                if c == "," else _CODE_HINTS.get(text[i:i + 2], _CODE_HINTS.get(c))
+                or "matderiv reads symbols, numbers, + - products, ^ and the functions of its "
+                "manual")
         raise _err(f"unexpected {what} in the expression", i, hint, i + 1, text)
 
     def bar(self, start, end, kind, force):
@@ -633,6 +646,12 @@ class _Tokenizer:
         if m and not (self.toks and self.toks[-1].type == "CARET"):
             self.emit("FUNC", FUNC_NAMES[m.group(1)], i, m.end())
             return m.end()
+        w = ASCII_WORD_CALL_RE.match(text, i)
+        if w and not (i and text[i - 1].isalpha()):
+            # norm(x), relu(x), mean(x): a function name, not n o r m times (x)
+            raise _err(f"the function `{w.group(1)}` is not supported", i,
+                       "the functions are " + _FUNCTIONS_LISTED + " (a norm is \\|x\\|)",
+                       w.end(1), text)
         c = text[i]
         if c == "e" and not (self.toks and self.toks[-1].type == "CARET"):
             j = SPACE_RE.match(text, i + 1)
