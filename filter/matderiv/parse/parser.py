@@ -104,7 +104,7 @@ FUNC_COMMANDS = {
 }
 ASCII_FUNC_RE = re.compile(
     r"(logsumexp|logdet|softmax|sigmoid|arctan|trace|sign|tanh|sinh|cosh|sqrt|diag|exp|log|sin|cos|tan|vec"
-    r"|sum|det|inv|abs|ln|tr|Tr)"
+    r"|sum|det|inv|abs|sgn|ln|tr|Tr)"
     r"(?=\s*(?:\(|\[|\\left\s*[(\[]|\\[bB]igg?l?\s*[(\[]))")
 
 #: A word of three or more lowercase letters written as a call (``norm(x)``).
