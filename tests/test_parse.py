@@ -651,3 +651,18 @@ def test_program_spellings_are_named_with_the_latex_to_write(text, message, word
 
 def test_letters_before_a_bracket_are_still_a_product():
     assert parse("AB(x + y)").tree == parse(r"A B (x + y)").tree
+
+
+def test_an_identity_may_carry_its_size_as_n_times_n():
+    assert parse(r"x^\top I_{n \times n} x").tree == parse(r"x^\top I x").tree
+
+
+@pytest.mark.parametrize("text, message", [
+    (r"\log_2 \tau", "`\\log_2` (a logarithm to another base) is not supported"),
+    (r"\log_{10}(x^\top x)", "`\\log_{10}` (a logarithm to another base) is not supported"),
+    (r"A \backslash b", "`\\backslash` is not supported in an expression"),
+])
+def test_log_bases_and_left_division_are_refused_in_words(text, message):
+    with pytest.raises(MatDerivError) as info:
+        parse(text)
+    assert info.value.message == message and "did you mean" not in info.value.hint

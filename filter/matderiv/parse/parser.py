@@ -107,6 +107,9 @@ ASCII_FUNC_RE = re.compile(
     r"|sum|det|inv|abs|sgn|ln|tr|Tr)"
     r"(?=\s*(?:\(|\[|\\left\s*[(\[]|\\[bB]igg?l?\s*[(\[]))")
 
+#: The base of a logarithm, ``\log_2``, ``\log_{10}``.
+LOG_BASE_RE = re.compile(r"\s*_\s*(?:\{[^{}]*\}|[0-9A-Za-z])")
+
 #: A word of three or more lowercase letters written as a call (``norm(x)``).
 ASCII_WORD_CALL_RE = re.compile(r"([a-z]{3,})(?=\s*\()")
 
@@ -139,7 +142,8 @@ NORMSUB_RE = re.compile(
 #: the size subscript of a printed zero, ``0_{m \times n}`` or ``0_{n^2 \times n^2}`` (dropped: a
 #: zero takes the shape its place needs)
 ZERO_SUB_RE = re.compile(r"\s*_\s*\{[A-Za-z0-9^\s]*(?:\\times[A-Za-z0-9^\s]*)?\}")
-IDENT_POWER_SUB_RE = re.compile(r"\s*_\s*\{\s*(?:[A-Za-z]\s*(?:\^\s*\d+)?\s*)+\}")
+IDENT_POWER_SUB_RE = re.compile(r"\s*_\s*\{\s*(?:[A-Za-z]\s*(?:\^\s*\d+)?\s*)+\}"
+                                r"|\s*_\s*\{\s*[A-Za-z]\s*\\times\s*[A-Za-z]\s*\}")  # I_{n \times n}
 SIGMA_PRIME_RE = re.compile(r"\s*(?:'|\^\s*\{\s*\\prime\s*\}|\^\s*\\prime)")
 SQUARED_CALL_RE = re.compile(r"(\s*\^\s*(?:2|\{\s*2\s*\}))\s*(?:\(|\\left\s*\(|\\[bB]igg?l?\s*\()")
 ROOT_INDEX_RE = re.compile(r"\s*\[\s*([^\]]*?)\s*\]")
@@ -177,6 +181,7 @@ _NOT_IN_EXPRESSIONS.update(dict.fromkeys(
     ("cdots", "ldots", "dots"), "write the expression without dots, with vectors and matrices "
     "for the lists of entries"))
 _NOT_IN_EXPRESSIONS["int"] = "integrals cannot be differentiated here; write the integrand"
+_NOT_IN_EXPRESSIONS["backslash"] = "write the solution of A x = b as A^{-1} b"
 _NOT_IN_EXPRESSIONS.update(dict.fromkeys(
     ("mathcal", "mathscr", "mathfrak", "ell"), "a letter in this style names a function or a "
     "set (a loss \\mathcal{L} or \\ell, a distribution \\mathcal{N}), which cannot be "
@@ -719,6 +724,11 @@ class _Tokenizer:
                 self.emit("FUNC", "sqrt" if m.group(1) == "2" else "root" + m.group(1), i, m.end())
                 return m.end()
         if name in FUNC_COMMANDS:
+            base = LOG_BASE_RE.match(text, j) if name in ("log", "ln") else None
+            if base:
+                raise _err(f"`\\{name}{base.group().strip()}` (a logarithm to another base) is "
+                           "not supported", i, "write \\log(x) / \\log(2) for \\log_2 x",
+                           base.end(), text)
             self.emit("FUNC", FUNC_COMMANDS[name], i, j)
             return j
         if name == "vec":
