@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Sequence
 
+from .calculus.build import ones
 from .deadline import tick
 from .errors import MatDerivError, Span, UnsupportedError
 from .expr import (ONE, Add, Commutation, Const, Det, Diag, DiagPart, Differential, Expr, Func,
@@ -821,8 +822,8 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
                         val = old.value if isinstance(old, Const) else _cprod(old)
                         if val == 0:
                             continue  # adding zero
-                        ones = Ones(rows) if rows != ONE else Transpose(Ones(cols))
-                        out.append(Mul((Const(val), ones)) if val != 1 else ones)
+                        filled = ones((rows, cols))  # (a vector or row: typing refused matrices)
+                        out.append(Mul((Const(val), filled)) if val != 1 else filled)
                     else:
                         out.append(t)
                 if not out:
@@ -867,10 +868,7 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
             return Func(node.name, arg)
         if isinstance(node, HadamardDiv) and inf.info.get(id(node)) == "scalar-numerator":
             num, den = rb(node.num), rb(node.den)
-            rows, cols = dimt(s[0]), dimt(s[1])
-            ones = Ones(rows) if cols == ONE else Transpose(Ones(cols)) if rows == ONE else \
-                Mul((Ones(rows), Transpose(Ones(cols))))
-            recip = HadamardDiv(ones, den)
+            recip = HadamardDiv(ones((dimt(s[0]), dimt(s[1]))), den)
             return recip if num == Const(1) else Mul((num, recip))
         if isinstance(node, Power) and inf.info.get(id(node)) == "hadamard":
             base = rb(node.base)

@@ -21,6 +21,16 @@ def zero(shape: Shape) -> Expr:
     return c(0) if shape == SCALAR else Zero(*shape)
 
 
+def ones(shape: Shape) -> Expr:
+    """The all-ones value of a shape: 1, a column 1, a row 1^T, or the matrix 1 1^T."""
+    r, col = shape
+    if r == ONE and col == ONE:
+        return c(1)
+    if r == ONE:
+        return Transpose(Ones(col))
+    return Ones(r) if col == ONE else Mul((Ones(r), Transpose(Ones(col))))
+
+
 @lru_cache(maxsize=4096)
 def c(v) -> Const:
     """The constant ``v`` (shared: nodes are immutable, and rules build 1, -1, 2 ... often)."""

@@ -18,7 +18,7 @@ from ..expr import (ONE, SCALAR, Add, Commutation, Const, Det, Diag, DiagPart, D
                     Expr, Func, Hadamard, HadamardDiv, Identity, Inverse, Kron, Mul, Norm, Ones,
                     Power, Softmax, Sum, Symbol, Trace, Transpose, Vec, Zero, dim_mul)
 from ..deadline import tick
-from .build import c, is_zero, zero
+from .build import c, is_zero, ones, zero
 
 MAX_PASSES = 12
 
@@ -1168,7 +1168,7 @@ def _rewrite_hadamard(e: Hadamard) -> Expr:
     coef, scalars, parts = Fraction(1), [], []
     for f in e.args:
         for g in (f.args if isinstance(f, Hadamard) else (f,)):
-            if isinstance(g, Ones) or g == _ones(e.shape):
+            if isinstance(g, Ones) or g == ones(e.shape):
                 continue
             if isinstance(g, Zero):
                 return zero(e.shape)
@@ -1195,7 +1195,7 @@ def _rewrite_hadamard(e: Hadamard) -> Expr:
 
 def _one_minus(u: Expr):
     """``v`` when ``u`` is ``1 - v`` (ones vector minus v), else None."""
-    if isinstance(u, Add) and len(u.args) == 2 and u.args[0] == _ones(u.shape):
+    if isinstance(u, Add) and len(u.args) == 2 and u.args[0] == ones(u.shape):
         cf, sc, ch = split(u.args[1])
         if cf == -1 and not sc and len(ch) == 1:
             return ch[0]
@@ -1208,7 +1208,7 @@ def _logistic_of(num: Expr, den: Expr):
             and len(den.args) == 2 and num in den.args):
         return None
     other = den.args[0] if den.args[1] == num else den.args[1]
-    return Func("sigmoid", num.arg) if other == _ones(num.shape) else None
+    return Func("sigmoid", num.arg) if other == ones(num.shape) else None
 
 
 def _logistic_cancel(parts):
@@ -1226,7 +1226,7 @@ def _logistic_cancel(parts):
                     rest = [x for k, x in enumerate(parts) if k not in (i, j)]
                     return _logistic_cancel(rest + [p.num, p.den])
     for i, p in enumerate(parts):
-        if isinstance(p, HadamardDiv) and p.num == _ones(p.shape):
+        if isinstance(p, HadamardDiv) and p.num == ones(p.shape):
             for j, q in enumerate(parts):  # sinh(u) o (1 / cosh(u)) = tanh(u)
                 if j != i and isinstance(q, Func) and q.name in _QUOTIENTS and \
                         p.den == Func(_QUOTIENTS[q.name][0], q.arg):
@@ -1244,7 +1244,7 @@ def _logistic_cancel(parts):
         for j, q in enumerate(parts):
             if isinstance(q, HadamardDiv):
                 if q.den == sig:
-                    other = _rewrite_add(Add((_ones(sig.shape), Mul((Const(-1), sig)))))
+                    other = _rewrite_add(Add((ones(sig.shape), Mul((Const(-1), sig)))))
                 elif _one_minus(q.den) == sig:
                     other = sig
                 else:
@@ -1295,14 +1295,14 @@ def _rewrite_hdiv(e: HadamardDiv) -> Expr:
     if n.is_scalar:
         return _rewrite_mul(Mul((n, Power(d, c(-1)))))
     if n == d:
-        return _ones(e.shape)
+        return ones(e.shape)
     sig = _logistic_of(n, d)
     if sig is not None:
         return sig
     if isinstance(d, Hadamard) and n in d.args:  # a / (a o b) = 1 / b
         rest = list(d.args)
         rest.remove(n)
-        return HadamardDiv(_ones(e.shape), rest[0] if len(rest) == 1 else Hadamard(tuple(rest)))
+        return HadamardDiv(ones(e.shape), rest[0] if len(rest) == 1 else Hadamard(tuple(rest)))
     if isinstance(d, Func) and d.name == "sqrt" and d.arg == n:  # u / sqrt(u) = sqrt(u)
         return d
     if isinstance(n, Func) and n.name in _QUOTIENTS and d == Func(_QUOTIENTS[n.name][0], n.arg):
@@ -1316,7 +1316,7 @@ def _rewrite_hdiv(e: HadamardDiv) -> Expr:
     if any(isinstance(f, Func) and f.name == "dsigmoid" for f in factors):
         # sigma'(u) / sigma(u) = 1 - sigma(u), sigma'(u) / (1 - sigma(u)) = sigma(u), also
         # inside an elementwise product: (sigma'(u) o v) / sigma(u) = (1 - sigma(u)) o v
-        parts = list(factors) + [HadamardDiv(_ones(e.shape), d)]
+        parts = list(factors) + [HadamardDiv(ones(e.shape), d)]
         got = _logistic_cancel(parts)
         if got != parts:
             return _rewrite_hadamard(Hadamard(tuple(got))) if len(got) > 1 else got[0]
@@ -1330,16 +1330,6 @@ def _rewrite_hdiv(e: HadamardDiv) -> Expr:
     if chain and (coef != 1 or scalars):
         return build_product(coef, scalars, [HadamardDiv(_chain(chain), d)])
     return e
-
-
-def _ones(shape):
-    """The all-ones value of a shape: 1, a column 1, a row 1^T, or the matrix 1 1^T."""
-    r, col = shape
-    if r == ONE and col == ONE:
-        return c(1)
-    if r == ONE:
-        return Transpose(Ones(col))
-    return Ones(r) if col == ONE else Mul((Ones(r), Transpose(Ones(col))))
 
 
 def _rewrite_kron(e: Kron) -> Expr:
@@ -1486,12 +1476,12 @@ def _rewrite_func(e: Func) -> Expr:
     a = e.arg
     if isinstance(a, Zero) and e.name in _AT_ZERO:
         v = _AT_ZERO[e.name]
-        return zero(e.shape) if v == 0 else build_product(Fraction(v), [], [_ones(e.shape)])
+        return zero(e.shape) if v == 0 else build_product(Fraction(v), [], [ones(e.shape)])
     if e.name == "log" and isinstance(a, Func) and a.name == "exp":
         return a.arg
     if e.name in ("abs", "sign") and _nonnegative(a):
         # |u| = u and sign(u) = 1 for u >= 0 (u != 0 where a derivative exists)
-        return a if e.name == "abs" else (c(1) if e.is_scalar else _ones(e.shape))
+        return a if e.name == "abs" else (c(1) if e.is_scalar else ones(e.shape))
     if e.name in ("abs", "sign") and isinstance(a, Func) and a.name == e.name:
         return a  # ||u|| = |u|, sign(sign(u)) = sign(u)
     if e.name in ("abs", "sign") and e.is_scalar and isinstance(a, Mul):
@@ -1536,7 +1526,7 @@ def _rewrite_diag(e: Diag) -> Expr:
         return Identity(a.n)
     if isinstance(a, Zero):
         return Zero(a.rows, a.rows)
-    if isinstance(a, HadamardDiv) and a.num == _ones(a.shape) and a.shape[1] == ONE:
+    if isinstance(a, HadamardDiv) and a.num == ones(a.shape) and a.shape[1] == ONE:
         return Inverse(Diag(a.den))  # diag(1 / x) = diag(x)^{-1}
     coef, scalars, chain = split(a)
     if chain and (coef != 1 or scalars):
@@ -1712,7 +1702,7 @@ def _divided(e: Expr) -> Expr:
     ``1 / w`` cancels); anything else as it is."""
     if not isinstance(e, Hadamard):
         return e
-    divs = [a for a in e.args if isinstance(a, HadamardDiv) and a.num == _ones(a.shape)]
+    divs = [a for a in e.args if isinstance(a, HadamardDiv) and a.num == ones(a.shape)]
     if len(divs) != 1:
         return e
     rest = tuple(a for a in e.args if a is not divs[0])
