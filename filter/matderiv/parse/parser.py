@@ -408,22 +408,27 @@ class _Tokenizer:
     def prev_operand(self) -> bool:
         return bool(self.toks) and self.toks[-1].type in _OPERAND_END
 
+    def superscript_start(self) -> int:
+        """The index of the first token of the group the last token closes (its ``{`` for a
+        ``}``), else of the last token itself: where a superscript ending here began."""
+        toks = self.toks
+        k = len(toks) - 1
+        if k >= 0 and toks[k].type == "RBRACE":
+            depth = 0
+            while k >= 0:
+                depth += {"RBRACE": 1, "LBRACE": -1}.get(toks[k].type, 0)
+                if depth == 0:
+                    break
+                k -= 1
+        return k
+
     def after_function_power(self) -> bool:
         """Whether the last token ends the power of a function name (``\\sin^2``,
         ``\\sin^{2}``, ``\\sin^{-1}``): a space after it comes before the argument."""
         toks = self.toks
-        k = len(toks) - 1
-        if k >= 1 and toks[k - 1].type == "FUNC" and toks[k].type in _POWER_TOKENS:
+        if len(toks) >= 2 and toks[-2].type == "FUNC" and toks[-1].type in _POWER_TOKENS:
             return True
-        if toks[k].type == "RBRACE":
-            depth = 0
-            while k >= 0:
-                t = toks[k].type
-                depth += t == "RBRACE"
-                depth -= t == "LBRACE"
-                if depth == 0:
-                    break
-                k -= 1
+        k = self.superscript_start()
         return k >= 2 and toks[k - 1].type == "CARET" and toks[k - 2].type == "FUNC"
 
     def emit_symbol(self, start, end, info, transpose=None) -> int:
@@ -627,16 +632,9 @@ class _Tokenizer:
         goes right after the closing ``\\|`` (where ``\\|x\\|_2^2`` has it); the end of the
         subscript, or None when the ``_`` at ``i`` is not one."""
         toks = self.toks
-        k = len(toks) - 1
-        if k >= 0 and toks[k].type == "RBRACE":  # ^{2}: back to its opening brace
-            depth = 0
-            while k >= 0:
-                depth += {"RBRACE": 1, "LBRACE": -1}.get(toks[k].type, 0)
-                if depth == 0:
-                    break
-                k -= 1
-        elif k < 0 or toks[k].type not in ("NUMBER", "SYM"):
+        if not toks or toks[-1].type not in ("RBRACE", "NUMBER", "SYM"):
             return None
+        k = self.superscript_start()  # ^{2}: back to its opening brace
         if k < 2 or toks[k - 1].type != "CARET" or toks[k - 2].type != "RNORM":
             return None
         m = NORMSUB_RE.match(self.text, i)
@@ -1310,8 +1308,6 @@ class _Builder:
             return self.node(self._hadamard_power(x, t), s, t.end_pos), t.end_pos
         # CARET suparg
         ex, es, ee = self.build(kids[1])
-        if isinstance(x, Func) and x.name == "exp" and False:  # pragma: no cover
-            pass
         return self.node(Power(x, ex), s, ee), ee
 
     def _hadamard_power(self, x, tok):

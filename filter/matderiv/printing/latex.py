@@ -270,9 +270,7 @@ class LatexPrinter:
         if size is not None:
             return size if len(size) == 1 else _paren(size)  # (mn)^2, not m n^2
         if isinstance(e, _ATOMS):
-            s = self._print(e)
-            if isinstance(e, Symbol) and "^" in s and not s.startswith("{"):
-                return _paren(s)
+            s = self._print(e)  # (a symbol with a superscript prints in braces: {W^{(1)}})
             if isinstance(e, Zero) and "^" in s:
                 return _paren(s)
             return s
