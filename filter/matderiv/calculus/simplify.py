@@ -144,6 +144,20 @@ def _power_parts(e: Expr):
 _QUOTIENTS = {"sin": ("cos", "tan"), "sinh": ("cosh", "tanh")}
 
 
+def _quotient_parts(num: Expr):
+    """``(g(u), h(u))`` when ``num`` is f(u) with f / g = h (:data:`_QUOTIENTS`), else None."""
+    if isinstance(num, Func) and num.name in _QUOTIENTS:
+        g, h = _QUOTIENTS[num.name]
+        return Func(g, num.arg), Func(h, num.arg)
+    return None
+
+
+def _quotient(num: Expr, den: Expr):
+    """tan(u) for sin(u) / cos(u), tanh(u) for sinh(u) / cosh(u); else None."""
+    parts = _quotient_parts(num)
+    return parts[1] if parts and parts[0] == den else None
+
+
 def _merge_scalars(scalars):
     """Combine equal bases: s s -> s^2, s s^{-1} -> 1; sort into display order."""
     order, expo = [], {}
@@ -177,15 +191,16 @@ def _merge_scalars(scalars):
                     expo[repl] = expo.pop(b)
                     break
     for b in list(order):  # sin(u) / cos(u) = tan(u), sinh^k(u) / cosh^k(u) = tanh^k(u)
-        if isinstance(b, Func) and b.name in _QUOTIENTS:
-            den = Func(_QUOTIENTS[b.name][0], b.arg)
+        parts = _quotient_parts(b)
+        if parts:
+            den = parts[0]
             k = expo[b]
             if den in expo and isinstance(k, Const) and k.value > 0 and \
                     _add_exponents(expo[den], k) == c(0):
                 order.remove(den)
                 del expo[den]
                 i = order.index(b)
-                order[i] = Func(_QUOTIENTS[b.name][1], b.arg)
+                order[i] = parts[1]
                 expo[order[i]] = expo.pop(b)
     _merge_signs(order, expo)
     _merge_roots(order, expo)
@@ -1228,10 +1243,10 @@ def _logistic_cancel(parts):
     for i, p in enumerate(parts):
         if isinstance(p, HadamardDiv) and p.num == ones(p.shape):
             for j, q in enumerate(parts):  # sinh(u) o (1 / cosh(u)) = tanh(u)
-                if j != i and isinstance(q, Func) and q.name in _QUOTIENTS and \
-                        p.den == Func(_QUOTIENTS[q.name][0], q.arg):
+                quotient = _quotient(q, p.den) if j != i else None
+                if quotient is not None:
                     rest = [x for k, x in enumerate(parts) if k not in (i, j)]
-                    return _logistic_cancel(rest + [Func(_QUOTIENTS[q.name][1], q.arg)])
+                    return _logistic_cancel(rest + [quotient])
             for j, q in enumerate(parts):
                 sig = _logistic_of(q, p.den) if j != i else None
                 if sig is not None:
@@ -1305,8 +1320,9 @@ def _rewrite_hdiv(e: HadamardDiv) -> Expr:
         return HadamardDiv(ones(e.shape), rest[0] if len(rest) == 1 else Hadamard(tuple(rest)))
     if isinstance(d, Func) and d.name == "sqrt" and d.arg == n:  # u / sqrt(u) = sqrt(u)
         return d
-    if isinstance(n, Func) and n.name in _QUOTIENTS and d == Func(_QUOTIENTS[n.name][0], n.arg):
-        return Func(_QUOTIENTS[n.name][1], n.arg)  # sinh(u) / cosh(u) = tanh(u)
+    quotient = _quotient(n, d)  # sinh(u) / cosh(u) = tanh(u)
+    if quotient is not None:
+        return quotient
     if isinstance(n, Vec) and isinstance(d, Vec) and n.arg.shape == d.arg.shape:
         # vec(P) / vec(Q) = vec(P / Q), where P / Q may cancel
         inner = _rewrite_hdiv(HadamardDiv(n.arg, d.arg))
