@@ -1015,6 +1015,32 @@ def test_layer_indices_are_symbols_of_their_own():
     assert d.evaluate({"W__1": W1, "W__2": W2, "b__1": b1, "x": x, "y": y}).shape == (4, 3)
 
 
+def test_accented_letters_are_symbols_of_their_own():
+    r"""``\hat{y}`` (a prediction) and ``\bar{x}`` (a mean) were refused; they are symbols of
+    their own, distinct from y and x, checked against finite differences."""
+    rng = np.random.default_rng(16)
+    y, yh = rng.uniform(0.2, 0.8, 5), rng.uniform(0.2, 0.8, 5)
+    d = derive(r"-y^\top \log \hat{y} - (\mathbf{1} - y)^\top \log(\mathbf{1} - \hat{y})",
+               r"\hat{y}")
+    assert d.latex == r"(\mathbf{1} - y) \oslash (\mathbf{1} - \hat{y}) - y \oslash \hat{y}"
+
+    def bce(v):
+        return -y @ np.log(v) - (1 - y) @ np.log(1 - v)
+    got = np.ravel(d.evaluate({r"\hat{y}": yh, "y": y}))
+    np.testing.assert_allclose(got, fd_gradient(bce, yh), rtol=1e-6)
+    x, xb = rng.standard_normal(4), rng.standard_normal(4)
+    d = derive(r"\|x - \bar{x}\|^2 + \bar{x}^\top \bar{x}", "x")
+    assert d.latex == r"2 (x - \bar{x})"
+    np.testing.assert_allclose(np.ravel(d.evaluate({"x": x, "x__bar": xb})),
+                               fd_gradient(lambda v: np.sum((v - xb) ** 2) + xb @ xb, x),
+                               rtol=1e-6)
+    S = rng.standard_normal((3, 3))
+    S = S @ S.T + 3 * np.eye(3)
+    d = derive(r"\log\det\hat{\Sigma}", r"\hat{\Sigma}", symmetric=[r"\hat\Sigma"])
+    assert d.latex == r"\hat{\Sigma}^{-1}"
+    np.testing.assert_allclose(d.evaluate({r"\hat\Sigma": S}), np.linalg.inv(S), rtol=1e-9)
+
+
 @pytest.mark.parametrize("text", [r"\operatorname{logsumexp}(W x)", r"\operatorname{LSE}(W x)",
                                   r"logsumexp(W x)"])
 def test_logsumexp_is_read_and_its_gradient_is_softmax(text):

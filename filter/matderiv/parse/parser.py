@@ -150,10 +150,15 @@ ROOT_INDEX_RE = re.compile(r"\s*\[\s*([^\]]*?)\s*\]")
 #: An opening round bracket of a call: ``(``, ``\left(``, ``\big(`` ... (``\sigma(``, ``\vec(``).
 CALL_BRACKET_RE = re.compile(r"\s*(?:\(|\\left\s*\(|\\[bB]igg?l?\s*\()")
 COMMAND_RE = re.compile(r"\\([A-Za-z]+|.)")
+ACCENT_ARG_RE = re.compile(r"\\([A-Za-z]+)\s*")
 ARG_RE = re.compile(r"\s*(?:\{\s*((?:[^{}]|\{[^{}]*\})*?)\s*\}|(\\[A-Za-z]+|[A-Za-z0-9]))")
 SIZE_CMDS = {"left", "right", "big", "Big", "bigg", "Bigg", "bigl", "bigr", "Bigl", "Bigr",
              "biggl", "biggr", "Biggl", "Biggr", "bigm", "Bigm", "biggm", "Biggm"}
 BOLD_CMDS = {"mathbf", "boldsymbol", "bm", "mathbb", "pmb", "mathbfit"}
+#: Accents that make a symbol of their own: ``\hat{y}`` (a prediction), ``\bar{x}`` (a mean),
+#: ``\tilde{x}``, ``\vec{x}``, ...  Each is read as a new symbol, never as an operation on x.
+ACCENTS = {"hat", "widehat", "tilde", "widetilde", "bar", "overline", "check", "breve", "dot",
+           "ddot", "vec", "acute", "grave", "mathring"}
 NAME_CMDS = {"operatorname", "mathrm", "text", "textrm", "mathop", "mathit", "textit", "rm"}
 OPERATOR_CMDS = {"cdot": "TIMES", "times": "TIMES", "ast": "TIMES", "odot": "HADAMARD",
                  "circ": "HADAMARD", "otimes": "KRON", "oslash": "OSLASH"}
@@ -166,8 +171,9 @@ CLOSER_OF = {"(": ")", "[": "]", "{": "\\}", "brace": "}", "|": "|", "||": "\\|"
 #: Every command the tokenizer knows (for "did you mean" hints).
 KNOWN_COMMANDS = sorted(
     set(GREEK) | set(FUNC_COMMANDS) | BOLD_CMDS | NAME_CMDS | SIZE_CMDS | set(OPERATOR_CMDS)
-    | {"frac", "tfrac", "dfrac", "cfrac", "top", "intercal", "mathsf", "lVert", "rVert",
-       "lvert", "rvert", "vert", "Vert", "quad", "qquad", "operatorname", "displaystyle"})
+    | ACCENTS | {"frac", "tfrac", "dfrac", "cfrac", "top", "intercal", "mathsf", "lVert", "rVert",
+                 "lvert", "rvert", "vert", "Vert", "quad", "qquad", "operatorname",
+                 "displaystyle"})
 #: Commands refused inside an expression, with what to write instead.
 _NOT_IN_EXPRESSIONS = {
     "sum": "write the expression explicitly; \\sum(x) with no limits, or "
@@ -334,6 +340,30 @@ def _sym_info(letter: str, greek: bool, bold: bool, sub: str | None,
     upper = letter[:1].isupper() if not greek else (letter[:1].isupper() or
                                                      letter.startswith("var") and letter[3:4].isupper())
     return _SymInfo(name, latex, bold, upper, greek)
+
+
+def _accent_info(accent: str, inner: str) -> _SymInfo | None:
+    """The symbol ``\\<accent>{<inner>}``, or None when ``inner`` is not one plain symbol
+    (a letter, a Greek letter, bold or not, with an optional subscript)."""
+    try:
+        toks = _Tokenizer(inner).run()
+    except MatDerivError:
+        return None
+    if len(toks) != 1 or toks[0].type != "SYM" or "__" in toks[0].info.name:
+        return None
+    s = toks[0].info
+    base, _, sub = s.latex.partition("_")
+    latex = f"\\{accent}{{{base}}}" + ("_" + sub if sub else "")
+    return _SymInfo(s.name + "__" + accent, latex, s.bold, s.upper, s.greek)
+
+
+def _with_sub(info: _SymInfo, sub: str) -> _SymInfo:
+    """``info`` (an accented symbol without a subscript) with the subscript ``sub`` written
+    after its accent: ``\\hat{y}_i`` is y_i__hat, printed ``\\hat{y}_i``."""
+    base, _, accent = info.name.partition("__")
+    latex = info.latex + "_" + (sub if len(sub) == 1 else "{" + sub + "}")
+    return _SymInfo(f"{base}_{sub.lstrip(chr(92))}__{accent}", latex, info.bold, info.upper,
+                    info.greek)
 
 
 #: A superscript that indexes a symbol rather than raising it to a power: ``W^{(1)}``,
@@ -729,13 +759,11 @@ class _Tokenizer:
                            base.end(), text)
             self.emit("FUNC", FUNC_COMMANDS[name], i, j)
             return j
-        if name == "vec":
-            if CALL_BRACKET_RE.match(text, j):
-                self.emit("FUNC", "vec", i, j)  # \vec(X): vectorisation
-                return j
-            raise _err("`\\vec` with a brace is the arrow accent, which is not read", i,
-                       "write the vector as x or \\mathbf{x}; vectorisation is "
-                       "\\operatorname{vec}(X)", j, text)
+        if name == "vec" and CALL_BRACKET_RE.match(text, j):
+            self.emit("FUNC", "vec", i, j)  # \vec(X): vectorisation; \vec{x} is the accent
+            return j
+        if name in ACCENTS:
+            return self.accented(i, j, name)
         if name in OPERATOR_CMDS:
             self.emit(OPERATOR_CMDS[name], text[i:j], i, j)
             return j
@@ -776,11 +804,6 @@ class _Tokenizer:
             raise _err(f"`\\{name}` is not supported", i,
                        "it is not differentiable where its arguments tie; write a smooth form, "
                        "e.g. \\log(\\mathbf{1}^\\top \\exp(x)) for a soft maximum", j, text)
-        if name in ("hat", "tilde", "bar", "overline", "widehat", "widetilde", "dot", "ddot",
-                    "check", "breve", "acute", "grave", "mathring"):
-            raise _err(f"accented symbols (`\\{name}`) are not supported", i,
-                       "name the symbol with a letter and a subscript instead, e.g. y_{hat} "
-                       "for \\hat{y}", j, text)
         if name in _OTHER_OPERATORS:
             raise _err(f"`\\{name}` ({_OTHER_OPERATORS[name]}) is not supported", i,
                        "write products side by side or with \\cdot, \\odot (elementwise), "
@@ -796,6 +819,33 @@ class _Tokenizer:
         hint = ("did you mean " + " or ".join("\\" + s for s in sugg) + "?") if sugg else \
             "known functions: " + _FUNCTIONS_LISTED
         raise _err(f"unknown command `\\{name}`", i, hint, j, text)
+
+    def accented(self, i, j, accent):
+        """``\\hat{y}``, ``\\bar x``, ``\\tilde{\\Sigma}_1``, ``\\hat{\\mathbf{y}}``: a symbol of
+        its own (plain name ``y__hat``), of the shape its letter has."""
+        text = self.text
+        arg, k = _read_arg(text, j)
+        if arg is None:
+            raise _err(f"`\\{accent}` needs an argument", i, f"write \\{accent}{{x}}", j, text)
+        return self.accented_symbol(i, k, _accent_info(accent, arg.strip()))
+
+    def accented_symbol(self, i, k, info):
+        """The symbol ``info`` made by an accent at ``text[i:k]`` (None: the accent was not on
+        one letter), with the subscript and index written after it (``\\hat{y}_i``)."""
+        text = self.text
+        if info is None:
+            raise _err(f"`{text[i:k].strip()}` is not a symbol", i,
+                       "an accent goes on one Latin or Greek letter, as in \\hat{y}, "
+                       "\\bar{x} or \\tilde{\\Sigma}", k, text)
+        if "_" not in info.name.split("__")[0]:
+            sub, k = _read_sub(text, k)
+            if sub:
+                info = _with_sub(info, sub)
+        label, k, transpose = _read_label(text, k)
+        if label:
+            info = _SymInfo(info.name + "__" + label[0], info.latex + label[1], info.bold,
+                            info.upper, info.greek)
+        return self.emit_symbol(i, k, info, transpose)
 
     def sized(self, i, j, name):
         text = self.text
@@ -837,6 +887,12 @@ class _Tokenizer:
         if arg is None:
             raise _err(f"`\\{name}` needs an argument", i, f"write \\{name}{{x}}", j, text)
         arg = arg.strip()
+        acc = ACCENT_ARG_RE.match(arg)
+        if acc and acc.group(1) in ACCENTS:  # \mathbf{\hat{y}} is \hat{\mathbf{y}}
+            inner, end = _read_arg(arg, acc.end())
+            info = None if inner is None or end != len(arg) else \
+                _accent_info(acc.group(1), f"\\{name}{{{inner.strip()}}}")
+            return self.accented_symbol(i, k, info)
         inner_sub = None
         ms = re.fullmatch(r"(\\?[A-Za-z]+|[01])\s*_\s*(?:\{\s*([A-Za-z0-9]+)\s*\}|([A-Za-z0-9]))",
                           arg)
@@ -1569,9 +1625,9 @@ def normalize_name(text: str) -> str:
     m = re.fullmatch(r"([A-Za-z]|[A-Za-z]+)_\{?([A-Za-z0-9]+)\}?", s)
     if m and (len(m.group(1)) == 1 or m.group(1) in GREEK):
         return f"{m.group(1)}_{m.group(2)}"
-    m = re.fullmatch(r"([A-Za-z]+)(_[A-Za-z0-9]+)?__([A-Za-z0-9]+)", s)
+    m = re.fullmatch(r"([A-Za-z]+)(_[A-Za-z0-9]+)?(__[A-Za-z0-9]+)+", s)
     if m and (len(m.group(1)) == 1 or m.group(1) in GREEK):
-        return s  # the plain name of an indexed symbol: W__1 for W^{(1)}
+        return s  # the plain name of an indexed or accented symbol: W__1, y__hat
     try:
         toks = _Tokenizer(s).run()
     except MatDerivError as e:
