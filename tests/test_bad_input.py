@@ -206,6 +206,7 @@ def test_a_latex_function_we_do_not_differentiate_is_named_not_taken_for_a_typo(
     (r"X^{1/2}", "X"),
     (r"\|X\|_1", "X"),
     (r"\|X\|_2", "X"),
+    (r"\operatorname{tr}(e^{X})", "X"),
 ])
 def test_every_decline_says_not_supported(expr, wrt):
     """What the engine declines says "not supported" in its message: the corpus harness (and
@@ -214,6 +215,32 @@ def test_every_decline_says_not_supported(expr, wrt):
     with pytest.raises(UnsupportedError) as info:
         derive(expr, wrt)
     assert "not supported" in info.value.message, info.value.message
+
+
+@pytest.mark.parametrize("expr, wrt, at, written", [
+    (r"\operatorname{tr}(e^X)", "X", 18, "e^X"),
+    (r"a^\top e^{X} b", "X", 7, "e^{X}"),                 # X symmetric, below
+    (r"\operatorname{tr}(e^{X^\top X})", "X", 18, r"e^{X^\top X}"),
+])
+def test_e_to_a_square_matrix_is_refused_as_the_matrix_exponential(expr, wrt, at, written):
+    r"""``e^{X}`` of a square matrix reads to most as the matrix exponential: it was the
+    elementwise exponential, whose gradient (``I_n \odot \exp(X)`` for the trace) was printed."""
+    with pytest.raises(UnsupportedError) as info:
+        derive(expr, wrt, symmetric=["X"] if "a^" in expr else ())
+    err = info.value
+    assert err.message.startswith(f"`{written}` of a square matrix is not supported")
+    assert err.position == at and "\\exp(" in err.hint
+
+
+def test_e_to_a_vector_or_a_rectangular_matrix_stays_elementwise():
+    rng = np.random.default_rng(3)
+    x, A, t = rng.standard_normal(3), rng.standard_normal((2, 3)), 0.3
+    d = derive(r"\mathbf{1}^\top e^{x}", "x")
+    np.testing.assert_allclose(np.ravel(d.evaluate({"x": x})), np.exp(x), rtol=1e-12)
+    d = derive(r"e^{\tau A}", r"\tau")  # A rectangular: only the elementwise reading exists
+    h = 1e-6
+    ref = (np.exp((t + h) * A) - np.exp((t - h) * A)) / (2 * h)
+    np.testing.assert_allclose(d.evaluate({"tau": t, "A": A}), ref, rtol=1e-6)
 
 
 def test_an_unknown_operatorname_is_a_function_not_supported():

@@ -712,6 +712,24 @@ def _declaration_that_types(parsed, wrt_names, present, declared, given) -> str 
     return None
 
 
+def _refuse_square_exponentials(parsed: Parsed, inf: _Infer) -> None:
+    r"""``e^{X}`` of a square matrix reads to most as the matrix exponential, which matderiv
+    does not compute; ``\exp(X)`` is the elementwise one (SPEC), and ``e^{X}`` of a
+    rectangular matrix can only be elementwise."""
+    for node in parsed.tree.walk():
+        if id(node) not in parsed.exp_powers:
+            continue
+        r, c = inf.cshape(inf.shape[id(node.arg)])
+        if r and c and r == c:
+            sp = parsed.span(node)
+            raise UnsupportedError(
+                f"`{parsed.text(node)}` of a square matrix is not supported: it reads as the "
+                "matrix exponential, which matderiv does not compute",
+                sp.start if sp else None, f"for the elementwise exponential write "
+                f"\\exp({parsed.text(node.arg) or 'X'})", end=sp.end if sp else None,
+                source=parsed.source)
+
+
 def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix=(),
           symmetric=(), _retrying: bool = False) -> Typed:
     r"""Type ``parsed``: kinds from letters and declarations, sizes by unification.
@@ -768,6 +786,7 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
             if fix is not None:
                 e.hint = fix + ("; otherwise " + e.hint if e.hint else "")
         raise e.with_source(src)
+    _refuse_square_exponentials(parsed, inf)
 
     inf._names = None
     names = inf.names()

@@ -275,6 +275,9 @@ class Parsed:
     #: (``\sin \tau A``, ``\sin^2 \tau A``): typing decides how much of the product the
     #: function takes
     bare_chains: frozenset = field(default_factory=frozenset, compare=False, repr=False)
+    #: ids of the exponentials written ``e^{...}`` (typing refuses one of a square matrix,
+    #: which a reader takes for the matrix exponential)
+    exp_powers: frozenset = field(default_factory=frozenset, compare=False, repr=False)
 
     def span(self, node: Expr) -> Span | None:
         return self.spans.get(id(node))
@@ -1147,6 +1150,7 @@ class _Builder:
         self.grouped: set[int] = set()       # ids of nodes that came from brackets
         self.chains: set[int] = set()        # ids of products that are bare arguments
         self.bare_chains: set[int] = set()   # ... of an elementwise function, without power
+        self.exp_powers: set[int] = set()    # ids of e^{...} exponentials
         self.infos = infos
         # canonical latex per name: first spelling; bold anywhere makes a bold kind
         self.canon: dict[str, tuple[str, bool]] = {}
@@ -1465,7 +1469,9 @@ class _Builder:
             arg = self.node(Const(1), s, e)
         else:
             arg, _, e = self.build(ch[2])
-        return self.node(Func("exp", arg), s, e), s, e
+        node = self.node(Func("exp", arg), s, e)
+        self.exp_powers.add(id(node))
+        return node, s, e
 
     def apply(self, fname, arg, s, e, ftok):
         if fname in ELEMENTWISE or fname == "diag":
@@ -1589,7 +1595,7 @@ def parse(text: str) -> Parsed:
         b.node(expr, s, e)
     # spans of nodes the builder made and dropped stay in the map: ``keep`` (held by the
     # Parsed) keeps those nodes alive, so their ids are never reused by a node of the tree
-    return Parsed(expr, text, b.spans, b.keep, frozenset(b.bare_chains))
+    return Parsed(expr, text, b.spans, b.keep, frozenset(b.bare_chains), frozenset(b.exp_powers))
 
 
 _IDENTITY_SIZE_RE = re.compile(r"_\s*(?:\{([^{}]*)\}|([A-Za-z]))\s*$")
