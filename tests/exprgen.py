@@ -59,7 +59,9 @@ class Gen:
     #                                  holds a | or \| (must be bracketed inside a norm/bar);
     #                                  "lead": the text starts with a number (never put a
     #                                  number right before it); "chain": a plain product of
-    #                                  non-scalars (may stand unbracketed right of a product)
+    #                                  non-scalars (may stand unbracketed right of a product);
+    #                                  "div": the text ends with `/ s` (a factor written
+    #                                  right after it would make the division ambiguous)
 
     @property
     def is_scalar(self) -> bool:
@@ -136,7 +138,7 @@ COEFS = [("2", 2.0), ("3", 3.0), ("0.5", 0.5), (r"\frac{1}{2}", 0.5), (r"\tfrac1
 
 def bracket(draw, g: Gen) -> Gen:
     o, c = draw(st.sampled_from(BRACKETS))
-    return Gen(f"{o}{g.text}{c}", g.fn, g.shape, ATOM, g.syms, g.flags - {"lead", "chain"})
+    return Gen(f"{o}{g.text}{c}", g.fn, g.shape, ATOM, g.syms, g.flags - {"lead", "chain", "div"})
 
 
 def need(draw, g: Gen, prec: int) -> Gen:
@@ -184,6 +186,9 @@ def product(draw, f: Gen, g: Gen) -> Gen:
     if "lead" in rg.flags:
         rg = bracket(draw, rg)
     op = draw(st.sampled_from(PRODUCTS))
+    if "div" in lf.flags and not op.strip():
+        # `g / s h` is refused as ambiguous (by s alone, or by s h?): an explicit operator
+        op = draw(st.sampled_from([r" \cdot ", " * "]))
     ff, gf = lf.fn, rg.fn
     if f.is_scalar and g.is_scalar:
         fn, shape = (lambda e: _s(ff(e)) * _s(gf(e))), ("1", "1")
@@ -267,7 +272,7 @@ def divide(draw, g: Gen, s: Gen) -> Gen:
         lg = bracket(draw, lg)
     rs = need(draw, s, POST)
     return Gen(f"{lg.text} / {rs.text}", fn, g.shape, MUL, _syms(g, s),
-               _flags(g, s, keep=keep | ({"lead"} & lg.flags)))
+               _flags(g, s, keep=keep | ({"lead"} & lg.flags) | {"div"}))
 
 
 def func(draw, name: str, g: Gen) -> Gen:

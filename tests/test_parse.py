@@ -270,6 +270,34 @@ def test_an_accent_on_more_than_a_letter_is_refused_at_the_accent(text, pos):
     assert "one Latin or Greek letter" in e.hint
 
 
+@pytest.mark.parametrize("text, start, end, divisor, run", [
+    (r"\|x\|^2 / 2\sigma^2", 8, 19, "2", r"2\sigma^2"),
+    (r"\exp(-\|x - y\|^2 / 2\sigma^2)", 18, 29, "2", r"2\sigma^2"),
+    (r"1/2 x^\top x", 1, 12, "2", r"2 x^\top x"),
+    (r"x^\top A x / x^\top x", 11, 21, r"x^\top", r"x^\top x"),
+    (r"a^\top x / \|x\| \|a\|", 9, 22, r"\|x\|", r"\|x\| \|a\|"),
+])
+def test_a_division_by_a_factor_with_more_written_after_it_is_ambiguous(text, start, end,
+                                                                        divisor, run):
+    r"""``a / 2\sigma^2`` was read left to right, (a / 2) \sigma^2, and its derivative printed;
+    SymPy's LaTeX parser reads a / (2\sigma^2).  Both are plausible: an error at the ``/``."""
+    e = err(text)
+    assert e.message == (f"ambiguous division `/ {run}`: it may divide by `{divisor}` alone "
+                         f"or by `{run}`")
+    assert (e.position, e.end) == (start, end)
+    assert f"/ ({run})" in e.hint and f"\\frac{{...}}{{{divisor}}}" in e.hint
+
+
+@pytest.mark.parametrize("text, value", [
+    (r"x / 2", 1.5), (r"x / (2 y)", 0.75), (r"x / 2 \cdot y", 3.0), (r"x / 2 * y", 3.0),
+    (r"\frac{x}{2} y", 3.0), (r"x / 2 \, y", 3.0), (r"(x / 2) y", 3.0), (r"x / y^2", 0.75),
+])
+def test_a_division_with_nothing_or_an_operator_after_its_divisor_is_read(text, value):
+    from matderiv import derive
+    d = derive(text, "x", scalar=["x", "y"])  # linear in x: the derivative is value / x
+    assert float(d.evaluate({"x": 3.0, "y": 2.0})) == pytest.approx(value / 3.0, rel=1e-12)
+
+
 def test_code_injection_is_a_parse_error():
     e = err("__import__('os').system('true')")
     assert e.position == 0

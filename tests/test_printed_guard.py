@@ -52,7 +52,7 @@ def test_rounding_at_huge_values_is_not_taken_for_a_printer_bug():
     import numpy as np
 
     e = (r"(0.5 \operatorname{sum}[\sqrt{\mathbf{1} + C a \circ C a}]) / (\mathbf{1}^{\top} "
-         r"\exp\big(C / t \big(\big(\left(C \cdot b\right)^{\top} \left[C \cdot x\right]\big) * x\big)\big))")
+         r"\exp\big(C / t \cdot \big(\big(\left(C \cdot b\right)^{\top} \left[C \cdot x\right]\big) * x\big)\big))")
     d = derive(e, ["t", "t"], scalar=["t"])
     rng = np.random.default_rng(5)
     C, a, b, x = (0.4 * rng.standard_normal((3, 3)), rng.standard_normal(3),

@@ -1303,6 +1303,7 @@ class _Builder:
                 k += 1
                 c = ch[k]
             if getattr(c, "type", None) == "SLASH":
+                self._refuse_ambiguous_division(ch, k)
                 y, ys, ye = self.build(ch[k + 1])
                 if isinstance(y, Const):
                     if y.value == 0:
@@ -1320,6 +1321,25 @@ class _Builder:
             end = ye
             k += 1
         return self._mul(factors, s, end), s, end
+
+    def _refuse_ambiguous_division(self, ch, k):
+        r"""``\|x\|^2 / 2\sigma^2``: the ``/`` at ``ch[k]`` with factors written side by side
+        after its divisor.  Read left to right it divides by ``2`` alone; SymPy and most
+        readers divide by ``2\sigma^2``.  Neither reading is safe to print, so it is an error."""
+        last = k + 1
+        while last + 1 < len(ch) and getattr(ch[last + 1], "type", None) not in ("TIMES", "SLASH"):
+            last += 1
+        if last == k + 1:
+            return
+        text = self.text
+        _, ds, de = self.build(ch[k + 1])
+        _, _, re_ = self.build(ch[last])
+        divisor, run = text[ds:de].strip(), text[ds:re_].strip()
+        raise self.err(f"ambiguous division `/ {run}`: it may divide by `{divisor}` alone or by "
+                       f"`{run}`", ch[k].start_pos, re_,
+                       f"to divide by the product write / ({run}) or \\frac{{...}}{{{run}}}; "
+                       f"to divide by `{divisor}` alone write \\frac{{...}}{{{divisor}}} "
+                       f"{text[de:re_].strip()}")
 
     def _mul(self, factors, s, end):
         """Product of same-level factors; numeric constants fold into one leading Const."""
