@@ -1041,6 +1041,22 @@ def test_accented_letters_are_symbols_of_their_own():
     np.testing.assert_allclose(d.evaluate({r"\hat\Sigma": S}), np.linalg.inv(S), rtol=1e-9)
 
 
+def test_subscripts_of_a_recurrent_step():
+    r"""``h_{t-1}``, ``W_{\text{hh}}``, ``\lambda_{\max}`` were "unexpected `_`"."""
+    rng = np.random.default_rng(17)
+    Whh, Wxh = rng.standard_normal((4, 4)), rng.standard_normal((4, 3))
+    h, x, lam = rng.standard_normal(4), rng.standard_normal(3), 0.7
+    d = derive(r"\mathbf{1}^\top \tanh(W_{\text{hh}} h_{t-1} + W_{\mathrm{xh}} x_t)"
+               r" + \lambda_{\max} \|h_{t-1}\|^2", "h_{t-1}")
+    assert d.latex == (r"W_{\text{hh}}^\top \operatorname{sech}^2(W_{\text{hh}} h_{t-1} + "
+                       r"W_{\mathrm{xh}} x_t) + 2 \lambda_{\max} h_{t-1}")
+
+    def f(v):
+        return np.sum(np.tanh(Whh @ v + Wxh @ x)) + lam * v @ v
+    env = {r"W_{\text{hh}}": Whh, "W_xh": Wxh, "h_{t-1}": h, "x_t": x, r"\lambda_{\max}": lam}
+    np.testing.assert_allclose(np.ravel(d.evaluate(env)), fd_gradient(f, h), rtol=1e-6)
+
+
 @pytest.mark.parametrize("text", [r"\operatorname{logsumexp}(W x)", r"\operatorname{LSE}(W x)",
                                   r"logsumexp(W x)"])
 def test_logsumexp_is_read_and_its_gradient_is_softmax(text):

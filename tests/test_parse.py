@@ -262,6 +262,33 @@ def test_an_accented_letter_is_a_symbol_of_its_own(text, name, latex):
     assert normalize_name(text) == name and normalize_name(name) == name
 
 
+@pytest.mark.parametrize("text, name, latex", [
+    (r"W_{\text{out}}", "W_out", r"W_{\text{out}}"),
+    (r"W_\text{out}", "W_out", r"W_{\text{out}}"),
+    (r"b_{\mathrm{o}}", "b_o", r"b_{\mathrm{o}}"),
+    (r"W_{\rm in}", "W_in", r"W_{\mathrm{in}}"),
+    (r"W_{\textrm{in}}", "W_in", r"W_{\text{in}}"),
+    (r"\lambda_{\max}", "lambda_max", r"\lambda_{\max}"),
+    (r"\sigma_\min", "sigma_min", r"\sigma_{\min}"),
+    (r"h_{t-1}", "h_tm1", r"h_{t-1}"),
+    (r"x_{k + 1}", "x_kp1", r"x_{k+1}"),
+    (r"\hat{y}_{\text{test}}", "y_test__hat", r"\hat{y}_{\text{test}}"),
+])
+def test_subscripts_as_ml_texts_write_them(text, name, latex):
+    # words in text or roman type, \max/\min, steps: were "unexpected `_`"
+    tree = parse(text).tree
+    assert isinstance(tree, Symbol) and tree.name == name and tree.latex == latex
+    assert normalize_name(text) == name
+
+
+@pytest.mark.parametrize("text, pos, end", [(r"x_{i,j}", 1, 7), (r"x_{\alpha\beta}", 1, 15),
+                                            (r"W_{\text{out layer}} h", 1, 20)])
+def test_an_unsupported_subscript_is_named(text, pos, end):
+    e = err(text)
+    assert e.message == f"the subscript `{text[pos:end]}` is not supported"
+    assert (e.position, e.end) == (pos, end) and "h_{t-1}" in e.hint
+
+
 @pytest.mark.parametrize("text, pos", [(r"-y^\top \log \hat{y + z}", 13), (r"\hat{}", 0),
                                        (r"x + \bar{2}", 4), (r"\mathbf{\hat{y} z}", 0)])
 def test_an_accent_on_more_than_a_letter_is_refused_at_the_accent(text, pos):

@@ -19,6 +19,9 @@ EXTRA = [
     {"id": "extra-tan-arctan", "wrt": [r"\tau", r"\tau"], "expr": r"\tan\tau + \arctan(\tau^2)"},
     {"id": "extra-log-cosh", "wrt": ["x"], "expr": r"\mathbf{1}^\top \log\cosh(A x - b)"},
     {"id": "extra-hadamard-power", "wrt": ["x"], "expr": r"(A x - b)^{\circ 3}"},
+    {"id": "extra-subscripts", "wrt": ["h_{t-1}"],
+     "expr": r"\mathbf{1}^\top \tanh(W_{\text{hh}} h_{t-1} + W_{\rm xh} x_{k+1}) + \lambda_{\max}"
+             r" h_{t-1}^\top W_{\mathit{a}} W_{\mathsf{b}} h_{t-1}"},
     {"id": "extra-accents", "wrt": [r"\hat{\mathbf{y}}"],
      "expr": r"\|\hat{\mathbf{y}} - \bar{y}\|^2 + \tilde{x}^\top \hat{\mathbf{y}}"
              r" + \vec{v}^\top \hat{W}^{(1)} \hat{\mathbf{y}} + \dot{a}^\top \overline{A}_1 \hat{\mathbf{y}}"},

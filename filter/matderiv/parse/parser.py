@@ -334,8 +334,7 @@ def _sym_info(letter: str, greek: bool, bold: bool, sub: str | None,
     name = letter
     latex = base
     if sub:
-        subname = sub.lstrip("\\")
-        name += "_" + subname
+        name += "_" + sub_name(sub)
         latex += "_" + (sub if len(sub) == 1 else "{" + sub + "}")
     if label:
         name += "__" + label[0]  # W^{(1)} is W__1: a name that is also a Python identifier
@@ -365,7 +364,7 @@ def _with_sub(info: _SymInfo, sub: str) -> _SymInfo:
     after its accent: ``\\hat{y}_i`` is y_i__hat, printed ``\\hat{y}_i``."""
     base, _, accent = info.name.partition("__")
     latex = info.latex + "_" + (sub if len(sub) == 1 else "{" + sub + "}")
-    return _SymInfo(f"{base}_{sub.lstrip(chr(92))}__{accent}", latex, info.bold, info.upper,
+    return _SymInfo(f"{base}_{sub_name(sub)}__{accent}", latex, info.bold, info.upper,
                     info.greek)
 
 
@@ -404,8 +403,39 @@ def _read_label(text, i):
     return (index, "^{" + shown + "}"), m.end(), transpose
 
 
+#: Subscripts beyond letters and digits, as ML texts write them: a word in text or roman
+#: type (``W_{\text{out}}``, ``b_\mathrm{o}``, ``W_{\rm in}``), ``\max``/``\min``
+#: (``\lambda_{\max}``) and a step (``h_{t-1}``, ``x_{k+1}``).
+WORD_SUB_RE = re.compile(
+    r"\s*_\s*(?:\{\s*(\\(?:text|mathrm|textrm|textnormal|operatorname|mathit|textit|mathsf)"
+    r"\s*\{\s*[A-Za-z0-9]+\s*\}|\\rm\s+[A-Za-z0-9]+|\\(?:max|min)(?![A-Za-z])"
+    r"|[A-Za-z0-9]+\s*[+-]\s*[0-9]+)\s*\}"
+    r"|(\\(?:text|mathrm|textrm|textnormal|operatorname|mathit|textit|mathsf)\s*\{\s*[A-Za-z0-9]+\s*\}"
+    r"|\\(?:max|min)(?![A-Za-z])))")
+
+
+_SUB_STYLES = {"text": "text", "textrm": "text", "textnormal": "text", "mathit": "mathit",
+               "textit": "mathit", "mathsf": "mathsf"}
+
+
+def sub_name(sub: str) -> str:
+    r"""The plain-name part of a subscript as written: ``\text{out}`` -> ``out``, ``\max`` ->
+    ``max``, ``t-1`` -> ``tm1``, ``t+1`` -> ``tp1``, ``\alpha`` -> ``alpha`` (an identifier)."""
+    word = re.sub(r"^\\(?:[A-Za-z]+\s*\{|rm\s+)", "", sub).strip("{} ").lstrip("\\")
+    return word.replace(" ", "").replace("-", "m").replace("+", "p")
+
+
 def _read_sub(text, i):
-    """A subscript at ``i`` (``_1``, ``_{12}``, ``_\\alpha``): (content, new_i) or (None, i)."""
+    """A subscript at ``i`` (``_1``, ``_{12}``, ``_\\alpha``, ``_{\\text{out}}``, ``_{t-1}``):
+    (content as written, new_i) or (None, i)."""
+    w = WORD_SUB_RE.match(text, i)
+    if w:
+        sub = (w.group(1) or w.group(2)).strip()
+        cmd = re.match(r"\\([A-Za-z]+)", sub)
+        if cmd and cmd.group(1) not in ("max", "min"):  # one spelling per type style
+            style = _SUB_STYLES.get(cmd.group(1), "mathrm")
+            return f"\\{style}{{{sub_name(sub)}}}", w.end()
+        return re.sub(r"\s+", "", sub), w.end()
     m = SUBSCRIPT_RE.match(text, i)
     if not m:
         return None, i
@@ -594,6 +624,14 @@ class _Tokenizer:
             end = self.norm_subscript_after_power(i)
             if end is not None:
                 return end
+            if self.toks and self.toks[-1].type == "SYM" and self.toks[-1].end == i:
+                _, end = _read_arg(text, i + 1)
+                end = max(end, i + 1)
+                raise _err(f"the subscript `{text[i:end]}` is not supported", i,
+                           "a subscript is letters and digits (W_1, x_{in}), a word in "
+                           "\\text{...} or \\mathrm{...}, \\max or \\min, or a step such as "
+                           "h_{t-1}; the entries of a vector or matrix (x_{i,j}) are not symbols",
+                           end, text)
             raise _err("unexpected `_`", i, "a subscript must directly follow a single "
                        "letter, as in W_1 or x_{i}", i + 1, text)
         if c == "'":
