@@ -1041,6 +1041,22 @@ def test_accented_letters_are_symbols_of_their_own():
     np.testing.assert_allclose(d.evaluate({r"\hat\Sigma": S}), np.linalg.inv(S), rtol=1e-9)
 
 
+@pytest.mark.parametrize("steps", [False, True])
+def test_a_probability_in_two_logs_is_checked(steps):
+    r"""``\log p`` beside ``\log(\mathbf{1} - p)`` needs p in (0, 1): random points drawn signed
+    or in [0.5, 1.5] rarely are, and the binary cross-entropy in p was "not finite at random
+    points" (its steps always)."""
+    rng = np.random.default_rng(18)
+    y, p = rng.uniform(0.1, 0.9, 4), rng.uniform(0.1, 0.9, 4)
+    d = derive(r"-y^\top \log p - (\mathbf{1} - y)^\top \log(\mathbf{1} - p)", "p", steps=steps)
+    assert bool(d.steps) == steps
+
+    def bce(v):
+        return -y @ np.log(v) - (1 - y) @ np.log(1 - v)
+    got = np.ravel(d.evaluate({"p": p, "y": y}))
+    np.testing.assert_allclose(got, fd_gradient(bce, p), rtol=1e-6)
+
+
 def test_subscripts_of_a_recurrent_step():
     r"""``h_{t-1}``, ``W_{\text{hh}}``, ``\lambda_{\max}`` were "unexpected `_`"."""
     rng = np.random.default_rng(17)

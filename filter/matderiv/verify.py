@@ -41,7 +41,10 @@ UNSETTLED_HINT = ("the expression changes too fast at random points for finite d
                   "verification")
 
 SIZES = {"n": 3, "m": 4, "p": 5, "q": 2, "r": 6, "s": 7, "k": 3, "l": 4}
-STRATEGIES = ("generic", "positive")
+#: How random points are drawn, tried in turn where the expression is not finite: "generic"
+#: (signed values), "positive" (for logs and roots), "unit" (values in (0.1, 0.9), for
+#: \log(1 - p) beside \log p: a probability)
+STRATEGIES = ("generic", "positive", "unit")
 DRAWS = 2
 DIRECTIONS = 1
 RTOL = 1e-6
@@ -333,10 +336,11 @@ def _children_first(tree: Expr):
 def draw_batch(symbols, sizes, rng, count: int, whole=frozenset(),
                strategy: str = "generic") -> dict:
     """``count`` random instances at once: a ``(count,)`` array per scalar (whole numbers 2-4
-    for ``whole`` exponents; 0.5-1.5, with a random sign unless the strategy is "positive")
-    and a ``(count, rows, cols)`` array per matrix or vector (:func:`_matrices`, square ones
-    redrawn until well conditioned).  The values :func:`matderiv.batch.evaluate_batch` takes."""
-    positive = strategy == "positive"
+    for ``whole`` exponents; 0.5-1.5, with a random sign for the strategy "generic"; 0.1-0.9
+    for "unit") and a ``(count, rows, cols)`` array per matrix or vector (:func:`_matrices`,
+    square ones redrawn until well conditioned; entries 0.1-0.9 for "unit" unless square).  The values :func:`matderiv.batch.evaluate_batch` takes."""
+    positive = strategy != "generic"
+    unit = strategy == "unit"
     env = {}
     for s in symbols:
         if s.name in whole:
@@ -344,8 +348,11 @@ def draw_batch(symbols, sizes, rng, count: int, whole=frozenset(),
             continue
         r, c = dim_size(s.rows, sizes), dim_size(s.cols, sizes)
         if s.rows == ONE and s.cols == ONE:
-            v = rng.uniform(0.5, 1.5, count)
+            v = rng.uniform(0.1, 0.9, count) if unit else rng.uniform(0.5, 1.5, count)
             env[s.name] = v if positive else v * rng.choice((-1.0, 1.0), count)
+            continue
+        if unit and r != c:  # a vector of probabilities (a square matrix is drawn as "positive")
+            env[s.name] = rng.uniform(0.1, 0.9, size=(count, r, c))
             continue
         m = _matrices(rng, count, r, c, s.symmetric, positive)
         for _ in range(20):
