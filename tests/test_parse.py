@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from fractions import Fraction
 
+import numpy as np
 import pytest
 
 from conftest import corpus_cases
@@ -295,6 +296,24 @@ def test_an_accent_on_more_than_a_letter_is_refused_at_the_accent(text, pos):
     e = err(text)
     assert "is not a symbol" in e.message and e.position == pos
     assert "one Latin or Greek letter" in e.hint
+
+
+@pytest.mark.parametrize("text, start, end, sym, idx", [
+    (r"W^(2) \sigma(W^(1) x)", 1, 5, "W", "2"), (r"x^\top A^(2) x", 8, 12, "A", "2"),
+    (r"a^( l )", 1, 7, "a", "l"),
+])
+def test_an_index_written_without_braces_is_ambiguous(text, start, end, sym, idx):
+    r"""``W^(1)``: TeX sets only the bracket as the superscript; it was read as the power W^1 = W
+    (``W^(2) \sigma(W^(1) x)`` as W^2 \sigma(W x)), the layer index W^{(1)} being meant."""
+    e = err(text)
+    assert e.message.endswith("is ambiguous") and (e.position, e.end) == (start, end)
+    assert f"{sym}^{{({idx})}}" in e.hint and f"{sym}^{{{idx}}}" in e.hint
+
+
+def test_a_bracketed_expression_in_an_ascii_power_is_a_power():
+    from matderiv import derive
+    d = derive(r"a^(x+1)", "x", scalar=["a", "x"])
+    assert float(d.evaluate({"a": 2.0, "x": 0.5})) == pytest.approx(2.0 ** 1.5 * np.log(2.0))
 
 
 @pytest.mark.parametrize("text, start, end, divisor, run", [

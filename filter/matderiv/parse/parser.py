@@ -376,6 +376,10 @@ LABEL_RE = re.compile(r"\^\s*\{\s*(?:\(\s*([A-Za-z0-9]+)\s*\)|\[\s*([A-Za-z0-9]+
                       r"|\\mathsf\s*\{?\s*T\s*\}?)?\s*\}")
 
 
+#: ``^(1)``, ``^(l)`` written without braces: an index or a power? (refused)
+BARE_INDEX_RE = re.compile(r"\^\s*\(\s*([0-9]+|[A-Za-z])\s*\)")
+
+
 #: The star of an optimum, ``x^*`` or ``x^{\star}``: a symbol of its own, as an index is.
 STAR_RE = re.compile(r"\^\s*(?:\*|\\ast(?![A-Za-z])|\\star(?![A-Za-z])"
                      r"|\{\s*(?:\*|\\ast(?![A-Za-z])|\\star(?![A-Za-z]))\s*\})")
@@ -610,6 +614,14 @@ class _Tokenizer:
                 raise _err(f"the pseudo-inverse `{pinv.group()}` is not supported", i,
                            "for a matrix of full column rank write (A^\\top A)^{-1} A^\\top, "
                            "of full row rank A^\\top (A A^\\top)^{-1}", pinv.end(), text)
+            idx = BARE_INDEX_RE.match(text, i)
+            if idx and self.toks[-1].type == "SYM":
+                # W^(1): TeX sets only `(` as the superscript; an ASCII reader sees a power
+                # W^1 = W, the writer most likely the layer index W^{(1)}
+                raise _err(f"`{text[self.toks[-1].start:idx.end()]}` is ambiguous", i,
+                           f"write {self.toks[-1].value}^{{({idx.group(1)})}} for an index (a "
+                           f"layer, a sample) or {self.toks[-1].value}^{{{idx.group(1)}}} for a "
+                           "power", idx.end(), text)
             exponential = self.toks[-1].type == "EXP_E"  # e^{H}: H is the exponent
             for rx, typ in () if exponential else (
                     (INVTRANSPOSE_RE, "INVTRANSPOSE"), (TRANSPOSE_RE, "TRANSPOSE"),
