@@ -671,6 +671,10 @@ def test_an_index_may_carry_a_transpose():
     tree = parse(r"x^{(i)\top} A x^{(i)}").tree
     assert tree == parse(r"{x^{(i)}}^\top A x^{(i)}").tree
     assert isinstance(tree.args[0], Transpose) and tree.args[0].arg.name == "x__i"
+    for star in (r"x^{*\top}", r"x^{\star T}", r"x^{* \mathsf{T}}"):  # and so may the star
+        tree = parse(star + " A x^*").tree
+        assert tree == parse(r"{x^*}^\top A x^*").tree
+        assert isinstance(tree.args[0], Transpose) and tree.args[0].arg.name == "x__star"
     assert parse(r"X^{2}").tree == parse(r"X^2").tree  # a plain superscript is still a power
 
 

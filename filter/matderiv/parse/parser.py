@@ -382,7 +382,8 @@ BARE_INDEX_RE = re.compile(r"\^\s*\(\s*([0-9]+|[A-Za-z])\s*\)")
 
 #: The star of an optimum, ``x^*`` or ``x^{\star}``: a symbol of its own, as an index is.
 STAR_RE = re.compile(r"\^\s*(?:\*|\\ast(?![A-Za-z])|\\star(?![A-Za-z])"
-                     r"|\{\s*(?:\*|\\ast(?![A-Za-z])|\\star(?![A-Za-z]))\s*\})")
+                     r"|\{\s*(?:\*|\\ast(?![A-Za-z])|\\star(?![A-Za-z]))\s*"
+                     r"(T|\\top(?![A-Za-z])|\\intercal(?![A-Za-z])|\\mathsf\s*\{?\s*T\s*\}?)?\s*\})")
 
 
 def _read_label(text, i):
@@ -390,8 +391,8 @@ def _read_label(text, i):
     ((index, LaTeX), new_i, transpose) where ``transpose`` is the span of a transpose written
     in the same superscript (``x^{(i)\\top}``) or None; (None, i, None) when there is none."""
     m = STAR_RE.match(text, i)
-    if m:
-        return ("star", "^{*}"), m.end(), None
+    if m:  # x^{*\top}: the optimum transposed
+        return ("star", "^{*}"), m.end(), (m.start(1), m.end()) if m.group(1) else None
     m = LABEL_RE.match(text, i)
     if not m:
         return None, i, None
