@@ -1057,6 +1057,15 @@ def test_a_probability_in_two_logs_is_checked(steps):
     np.testing.assert_allclose(got, fd_gradient(bce, p), rtol=1e-6)
 
 
+def test_matlab_elementwise_power_and_division():
+    """``x.^2`` and ``1./x`` as matrixcalculus.org and MATLAB write them (were "unexpected .")."""
+    rng = np.random.default_rng(19)
+    a, x = rng.standard_normal(4), rng.uniform(0.5, 2.0, 4)
+    d = derive(r"sum(x.^3) + a'*(1./x) + sum(x.^0.5)", "x")
+    ref = fd_gradient(lambda v: np.sum(v ** 3) + a @ (1 / v) + np.sum(np.sqrt(v)), x)
+    np.testing.assert_allclose(np.ravel(d.evaluate({"a": a, "x": x})), ref, rtol=1e-6)
+
+
 def test_subscripts_of_a_recurrent_step():
     r"""``h_{t-1}``, ``W_{\text{hh}}``, ``\lambda_{\max}`` were "unexpected `_`"."""
     rng = np.random.default_rng(17)

@@ -587,6 +587,15 @@ def test_sum_with_limits_or_without_a_bracket_is_still_refused(text):
     (r"(A x - b)^{\circ 2}", r"(A x - b) \odot (A x - b)"),
     (r"x^{\circ 1/2}", r"\sqrt{x}"),
     (r"\mathbf{1}^\top x^{\circ 2}", r"\mathbf{1}^\top (x \odot x)"),
+    (r"x^{\circ 0.5}", r"\sqrt{x}"),
+    (r"x^{\circ \frac{1}{2}}", r"\sqrt{x}"),
+    # MATLAB's (and matrixcalculus.org's) elementwise power and division
+    (r"sum(x.^2)", r"\operatorname{sum}(x \odot x)"),
+    (r"X.^{3}", r"X \odot X \odot X"),
+    (r"x .^ (2)", r"x \odot x"),
+    (r"x.^0.5", r"\sqrt{x}"),
+    (r"1./x", r"1 \oslash x"),
+    (r"a./(x + b)", r"a \oslash (x + b)"),
 ])
 def test_a_bare_function_argument_is_the_product_after_it(text, same_as):
     r"""``\operatorname{tr} A X`` was tr(A) X and ``\sin 2\tau`` sin(2) tau: derivatives of

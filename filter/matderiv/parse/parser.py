@@ -111,13 +111,15 @@ ASCII_FUNC_RE = re.compile(
 LOG_BASE_RE = re.compile(r"\s*_\s*(?:\{[^{}]*\}|[0-9A-Za-z])")
 
 #: A word of three or more lowercase letters written as a call (``norm(x)``).
-ASCII_WORD_CALL_RE = re.compile(r"([a-z]{3,})(?=\s*\()")
+ASCII_WORD_CALL_RE = re.compile(r"([a-z]{3,}[0-9]?)(?=\s*\()")
 
 #: what follows ``\sum`` when it is a function of one bracketed argument (no limits)
 SUM_CALL_RE = re.compile(r"\s*(?:\(|\[|\\left\s*[(\[]|\\[bB]igg?l?\s*[(\[])")
 
 #: An elementwise (Hadamard) power, ``x^{\circ 2}`` or ``X^{\odot 3}``: group 1 is the exponent.
-HADPOW_RE = re.compile(r"\^\s*\{\s*\\(?:circ|odot)(?![A-Za-z])\s*([^{}]*?)\s*\}")
+HADPOW_RE = re.compile(r"\^\s*\{\s*\\(?:circ|odot)(?![A-Za-z])\s*((?:[^{}]|\{[^{}]*\})*?)\s*\}")
+#: The elementwise power as MATLAB and matrixcalculus.org write it: ``x.^2``, ``x.^{1/2}``.
+DOTPOW_RE = re.compile(r"\.\^\s*(?:\{\s*([^{}]*?)\s*\}|\(\s*([^()]*?)\s*\)|([0-9]*\.?[0-9]+))")
 
 #: The spaces an author types on purpose (not ``\!``, which pulls factors together).
 EXPLICIT_SPACE_RE = re.compile(r"~|\\[,;:> ]|\\q?quad(?![A-Za-z])")
@@ -664,6 +666,13 @@ class _Tokenizer:
         if c == "." and text.startswith(".*", i):
             self.emit("HADAMARD", ".*", i, i + 2)
             return i + 2
+        if c == "." and text.startswith("./", i):  # MATLAB's elementwise division
+            self.emit("OSLASH", "./", i, i + 2)
+            return i + 2
+        dotpow = DOTPOW_RE.match(text, i) if c == "." and self.prev_operand() else None
+        if dotpow:  # x.^2: MATLAB's elementwise power
+            self.emit("HADPOW", dotpow.group(), i, dotpow.end())
+            return dotpow.end()
         if c == "\u1d40":  # superscript T
             self.emit("TRANSPOSE", c, i, i + 1)
             return i + 1
@@ -1444,10 +1453,11 @@ class _Builder:
     def _hadamard_power(self, x, tok):
         """``x^{\\circ k}``: k copies of x in a Hadamard product (k a whole number from 1 to
         8); ``x^{\\circ 1/2}`` is the elementwise square root."""
-        m = HADPOW_RE.match(tok.value)
-        ex = re.sub(r"\s+", "", m.group(1))
-        where = (tok.start_pos + m.start(1), tok.start_pos + m.end(1))
-        if ex in ("1/2", "\\frac12"):
+        m = HADPOW_RE.match(tok.value) or DOTPOW_RE.match(tok.value)
+        g = next(k for k in range(1, len(m.groups()) + 1) if m.group(k) is not None)
+        ex = re.sub(r"\s+", "", m.group(g))
+        where = (tok.start_pos + m.start(g), tok.start_pos + m.end(g))
+        if ex in ("1/2", "\\frac12", "\\frac{1}{2}", "0.5", ".5"):
             return Func("sqrt", x)
         if not ex:
             raise self.err("`^{\\circ}` without an exponent", tok.start_pos, tok.end_pos,
