@@ -1057,6 +1057,23 @@ def test_a_probability_in_two_logs_is_checked(steps):
     np.testing.assert_allclose(got, fd_gradient(bce, p), rtol=1e-6)
 
 
+@pytest.mark.parametrize("text, scalars", [
+    (r"\log(a^{k} \det X)", ["a", "k"]),
+    (r"\log\left((2\pi)^{-n/2} |X|^{-1/2}\right) + \frac{3}{2} \log\det X", []),
+    (r"\log((1 + \tau)^{k} \det X)", ["k"]),
+])
+def test_a_power_over_itself_cancels(text, scalars):
+    r"""``a^k (a^k)^{-1}`` with a symbolic k did not cancel: ``\frac{a^{k} X^{-\top}}{a^{k}}``."""
+    d = derive(text, "X", scalar=scalars)
+    assert d.latex == r"X^{-\top}"
+    rng = np.random.default_rng(20)
+    X = rng.standard_normal((3, 3)) + 3 * np.eye(3)
+    env = {"X": X, "a": 1.3, "k": 2.0, "n": 3.0, "pi": np.pi, "tau": 0.4}
+    names = {s.name for s in d.symbols}
+    np.testing.assert_allclose(d.evaluate({k: v for k, v in env.items() if k in names}),
+                               np.linalg.inv(X).T, rtol=1e-9)
+
+
 def test_matlab_elementwise_power_and_division():
     """``x.^2`` and ``1./x`` as matrixcalculus.org and MATLAB write them (were "unexpected .")."""
     rng = np.random.default_rng(19)

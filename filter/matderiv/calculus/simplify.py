@@ -135,8 +135,15 @@ def _scalar_order(e: Expr):
 
 
 def _power_parts(e: Expr):
+    """(base, exponent) of a scalar factor; ``(a^k)^m`` with a whole m is ``a^{k m}``, so that
+    ``a^k (a^k)^{-1}`` cancels (it printed \frac{a^{k} X^{-\top}}{a^{k}})."""
     if isinstance(e, Power) and e.base.is_scalar:
-        return e.base, e.exponent
+        b, k = e.base, e.exponent
+        if isinstance(b, Power) and b.base.is_scalar and _whole(k) is not None:
+            m = b.exponent
+            km = c(m.value * k.value) if isinstance(m, Const) else simplify(Mul((k, m)))
+            return b.base, km
+        return b, k
     return e, c(1)
 
 
