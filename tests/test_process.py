@@ -303,3 +303,22 @@ def test_preprocessor_golden(src, golden, tmp_path, capsys):
         assert cli.main(["process", str(GOLDEN / src), "-o", str(out), "--strict"]) == 1
     else:
         assert status == 0 and ": error: " not in err, err
+
+
+def test_a_variable_that_does_not_occur_gets_a_note(tmp_path, monkeypatch):
+    r"""``y_hat`` where the expression has ``\hat{y}``: the derivative is 0 (printed, as SymPy
+    and matrixcalculus.org give it), with a note that names the expression's symbols."""
+    import numpy as np
+
+    from matderiv import derive
+
+    monkeypatch.setenv("MATDERIV_CACHE_DIR", str(tmp_path))
+    src = "A $\\matderiv<y^\\top \\hat{y}, y_hat>$ and $\\matderiv<y^\\top \\hat{y}, \\hat{y}>$.\n"
+    res = process_text(src, "md")
+    assert res.errors == 0 and len(res.diagnostics) == 1
+    assert (":1:4: note: the variable `y_{hat}` does not occur in the expression, so its "
+            "derivative is 0 (the expression's symbols: \\hat{y}, y)") in res.diagnostics[0]
+    assert "= \\mathbf{0}$ and" in res.text and "= y$." in res.text
+    y = np.arange(1.0, 4.0)  # the 0 printed is the derivative's value
+    assert not derive(r"y^\top \hat{y}", "y_hat").evaluate(
+        {"y": y, "y__hat": y, "y_hat": y}).any()

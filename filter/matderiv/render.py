@@ -339,6 +339,22 @@ def render_macro(macro, doc_options=None, *, math: str = "inline", color: bool =
     return r
 
 
+def _absent_variable_notes(d) -> list[str]:
+    r"""A note for each variable that does not occur in the expression (its derivative is 0,
+    printed; most likely the name is spelled otherwise there: ``y_hat`` for ``\hat{y}``)."""
+    tree, variables = getattr(d, "expr_tree", None), getattr(d, "variables", None) or ()
+    if tree is None:
+        return []
+    present = {n.name: n for n in tree.walk() if type(n).__name__ == "Symbol"}
+    notes = []
+    for v in variables:
+        if v.name not in present:
+            shown = ", ".join(sorted(s.latex or s.name for s in present.values())) or "none"
+            notes.append(f"the variable `{v.latex or v.name}` does not occur in the expression, "
+                         f"so its derivative is 0 (the expression's symbols: {shown})")
+    return notes
+
+
 def _compute(macro, fn, opts, math, color, sep, checkmark, cache) -> tuple[Rendered, bool]:
     """(the rendering of a macro by the engine ``fn``, whether it may be cached on disk: not
     after an internal error)."""
@@ -354,7 +370,7 @@ def _compute(macro, fn, opts, math, color, sep, checkmark, cache) -> tuple[Rende
         show = opts.get("show", "equation")
         main = d.latex if show == "result" else d.equation
         steps = list(getattr(d, "steps", None) or [])
-        notes = []
+        notes = _absent_variable_notes(d)
         if steps and math != "display":
             notes.append("steps are typeset only in display math; this macro is in inline math, "
                          "so only the result is shown")
