@@ -1074,6 +1074,25 @@ def test_a_power_over_itself_cancels(text, scalars):
                                np.linalg.inv(X).T, rtol=1e-9)
 
 
+@pytest.mark.parametrize("text, latex, a_shape, fn", [
+    (r"\operatorname{tr}(A X) \operatorname{tr}(X A)", r"2 \operatorname{tr}(X A)\, A^\top",
+     (3, 4), lambda A, M: np.trace(A @ M) ** 2),
+    (r"\operatorname{tr}(X^\top A) \operatorname{tr}(A^\top X)",
+     r"2 \operatorname{tr}(A^\top X)\, A", (4, 3), lambda A, M: np.trace(M.T @ A) ** 2),
+    (r"\frac{\operatorname{tr}(A X)}{\operatorname{tr}(X A)}", r"0_{m \times n}", (3, 4),
+     lambda A, M: 1.0),
+])
+def test_rotated_traces_are_one_factor(text, latex, a_shape, fn):
+    r"""tr(A X) and tr(X A) are equal: ``(\operatorname{tr}(X A) + \operatorname{tr}(A X))
+    A^\top`` was printed for the first, a non-zero-looking 0 for the last."""
+    rng = np.random.default_rng(21)
+    A, X = rng.standard_normal(a_shape), rng.standard_normal((4, 3))
+    d = derive(text, "X")
+    assert d.latex == latex
+    got = np.asarray(d.evaluate({"A": A, "X": X}), dtype=float) * np.ones_like(X)
+    np.testing.assert_allclose(got, fd_gradient(lambda M: fn(A, M), X), atol=1e-7, rtol=1e-6)
+
+
 def test_matlab_elementwise_power_and_division():
     """``x.^2`` and ``1./x`` as matrixcalculus.org and MATLAB write them (were "unexpected .")."""
     rng = np.random.default_rng(19)

@@ -85,6 +85,31 @@ def skey(e: Expr) -> str:
     return f"{name}({','.join(skey(k) for k in e.children())})"
 
 
+def ckey(e: Expr) -> str:
+    """:func:`skey` up to the equalities of a trace, tr(A B) = tr(B A) = tr(A^T B^T)... (the
+    argument's chain taken at its least rotation, of it or of its transpose): the key under
+    which like terms and equal scalar factors are found, so that tr(A X) tr(X A) is
+    tr(A X)^2.  Display order still follows :func:`skey`."""
+    k = skey(e)
+    return k if "Trace(" not in k else _ckey(e)
+
+
+def _ckey(e: Expr) -> str:
+    if isinstance(e, Trace) and isinstance(e.arg, Mul) and \
+            not any(a.is_scalar for a in e.arg.args):
+        chain = list(e.arg.args)
+        back = [_t(f) for f in reversed(chain)]
+        n = len(chain)
+        return "Trace(Mul(" + min(",".join(_ckey(f) for f in r[i:] + r[:i])
+                                  for r in (chain, back) for i in range(n)) + "))"
+    if "Trace(" not in skey(e):
+        return skey(e)
+    name = e.name if isinstance(e, Func) else type(e).__name__
+    if isinstance(e, Norm):
+        name += e.kind
+    return f"{name}({','.join(_ckey(k) for k in e.children())})"
+
+
 def _n_transposes(e: Expr) -> int:
     return sum(isinstance(n, Transpose) for n in e.walk())
 
@@ -167,9 +192,11 @@ def _quotient(num: Expr, den: Expr):
 
 def _merge_scalars(scalars):
     """Combine equal bases: s s -> s^2, s s^{-1} -> 1; sort into display order."""
-    order, expo = [], {}
+    order, expo, traces = [], {}, {}
     for s in scalars:
         b, k = _power_parts(s)
+        if isinstance(b, Trace):  # tr(A X) and tr(X A) are one base: the first spelling
+            b = traces.setdefault(ckey(b), b)
         if b in expo:
             expo[b] = _add_exponents(expo[b], k)
         else:
@@ -642,7 +669,7 @@ def _softmax_from_ratio(scalars, chain):
 # sums
 # --------------------------------------------------------------------------------------------
 def _term_key(scalars, chain):
-    return (tuple(sorted(skey(s) for s in scalars)), tuple(skey(f) for f in chain))
+    return (tuple(sorted(ckey(s) for s in scalars)), tuple(skey(f) for f in chain))
 
 
 def _rewrite_add(e: Add) -> Expr:
@@ -719,7 +746,7 @@ def _expanded_sum(products):
             return None
         for c0, fs in ms:
             fs = _merge_scalars(fs)
-            key = tuple(sorted(skey(f) for f in fs))
+            key = tuple(sorted(ckey(f) for f in fs))
             if key in monos:
                 monos[key][0] += c0
             else:
