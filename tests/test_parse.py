@@ -244,6 +244,8 @@ def test_unknown_command_named_with_hint():
 
 
 @pytest.mark.parametrize("text, name, latex", [
+    # an accented letter is a symbol of its own: \hat{y} (a prediction), \bar{x} (a mean),
+    # never an operation on y or x (were refused)
     (r"\hat{y}", "y__hat", r"\hat{y}"),
     (r"\hat y", "y__hat", r"\hat{y}"),
     (r"\bar{x}", "x__bar", r"\bar{x}"),
@@ -255,15 +257,8 @@ def test_unknown_command_named_with_hint():
     (r"\hat{y}_i", "y_i__hat", r"\hat{y}_i"),
     (r"\hat{y_i}", "y_i__hat", r"\hat{y}_i"),
     (r"\hat{W}^{(1)}", "W__hat__1", r"\hat{W}^{(1)}"),
-])
-def test_an_accented_letter_is_a_symbol_of_its_own(text, name, latex):
-    # \hat{y} (a prediction), \bar{x} (a mean): new symbols, never an operation on y or x
-    tree = parse(text).tree
-    assert isinstance(tree, Symbol) and tree.name == name and tree.latex == latex
-    assert normalize_name(text) == name and normalize_name(name) == name
-
-
-@pytest.mark.parametrize("text, name, latex", [
+    # subscripts as ML texts write them: words in text or roman type, \max/\min, steps (were
+    # "unexpected `_`")
     (r"W_{\text{out}}", "W_out", r"W_{\text{out}}"),
     (r"W_\text{out}", "W_out", r"W_{\text{out}}"),
     (r"b_{\mathrm{o}}", "b_o", r"b_{\mathrm{o}}"),
@@ -275,11 +270,10 @@ def test_an_accented_letter_is_a_symbol_of_its_own(text, name, latex):
     (r"x_{k + 1}", "x_kp1", r"x_{k+1}"),
     (r"\hat{y}_{\text{test}}", "y_test__hat", r"\hat{y}_{\text{test}}"),
 ])
-def test_subscripts_as_ml_texts_write_them(text, name, latex):
-    # words in text or roman type, \max/\min, steps: were "unexpected `_`"
+def test_accented_and_subscripted_symbols(text, name, latex):
     tree = parse(text).tree
     assert isinstance(tree, Symbol) and tree.name == name and tree.latex == latex
-    assert normalize_name(text) == name
+    assert normalize_name(text) == name and normalize_name(name) == name
 
 
 @pytest.mark.parametrize("text, pos, end", [(r"x_{i,j}", 1, 7), (r"x_{\alpha\beta}", 1, 15),
