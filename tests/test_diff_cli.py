@@ -52,3 +52,15 @@ def test_expect_json_verdict(capsys):
     rc, out, _ = run(capsys, r"\log\det X", "--wrt", "X", "--expect", "X^{-1}", "--json")
     v = json.loads(out)["verdict"]
     assert rc == 1 and v["ok"] is False and v["diagnosis"] in ("symmetric", "transpose")
+
+
+def test_a_variable_that_does_not_occur_gets_a_note(capsys):
+    rc, out, err = run(capsys, r"y^\top \hat{y}", "--wrt", "y_hat", "--show", "result")
+    assert rc == 0 and out.strip() == r"\mathbf{0}"
+    assert err.strip() == ("matderiv: note: the variable `y_{hat}` does not occur in the "
+                           "expression, so its derivative is 0 (the expression's symbols: "
+                           r"\hat{y}, y)")
+    y = np.arange(1.0, 4.0)  # the 0 printed is the derivative's value
+    assert not derive(r"y^\top \hat{y}", "y_hat").evaluate({"y": y, "y__hat": y, "y_hat": y}).any()
+    rc, out, err = run(capsys, r"y^\top \hat{y}", "--wrt", r"\hat{y}", "--show", "result")
+    assert out.strip() == "y" and err == ""

@@ -339,7 +339,7 @@ def render_macro(macro, doc_options=None, *, math: str = "inline", color: bool =
     return r
 
 
-def _absent_variable_notes(d) -> list[str]:
+def absent_variable_notes(d) -> list[str]:
     r"""A note for each variable that does not occur in the expression (its derivative is 0,
     printed; most likely the name is spelled otherwise there: ``y_hat`` for ``\hat{y}``)."""
     tree, variables = getattr(d, "expr_tree", None), getattr(d, "variables", None) or ()
@@ -370,7 +370,7 @@ def _compute(macro, fn, opts, math, color, sep, checkmark, cache) -> tuple[Rende
         show = opts.get("show", "equation")
         main = d.latex if show == "result" else d.equation
         steps = list(getattr(d, "steps", None) or [])
-        notes = _absent_variable_notes(d)
+        notes = absent_variable_notes(d)
         if steps and math != "display":
             notes.append("steps are typeset only in display math; this macro is in inline math, "
                          "so only the result is shown")
