@@ -65,6 +65,27 @@ def test_long_expression_is_answered_quickly():
     assert time.perf_counter() - t0 < 2.0
 
 
+@pytest.mark.parametrize("text", [
+    "x^{\\circ" + " " * 20000 + "a",                  # \s*(.*?)\s* backtracked in cubic time
+    "x.^{" + " " * 20000,
+    "\\sqrt[" + " " * 20000 + "2",
+    "\\mathbf{" + " " * 20000 + "x",
+    "\\hat{" + " " * 20000,
+    "I_{" + "n " * 10000 + "@",                       # a repeated group of two \s*: exponential
+    "W_{\\text{" + "a" * 20000,
+    "h_{t" + " " * 20000,
+])
+def test_long_runs_inside_a_construct_do_not_stall_the_reader(text):
+    """A regular expression runs in C, out of reach of the per-macro time limit: each must be
+    linear in the length of the text (two of them took minutes on a few thousand spaces)."""
+    from matderiv.parse import parse
+
+    t0 = time.perf_counter()
+    with pytest.raises(MatDerivError):
+        parse(text)
+    assert time.perf_counter() - t0 < 2.0
+
+
 def test_ten_thousand_characters():
     expr = ("x^T A x + " * 1000)[:10000].rstrip(" +")
     t0 = time.perf_counter()

@@ -951,7 +951,7 @@ def _scalar_prefix(inf: _Infer, chain: Mul) -> int:
 
 
 #: A closing bracket, with the spaces and size command before it.
-_CLOSER_RE = re.compile(r"\s*(?:\\right|\\[bB]igg?r?)?\s*[)\]]")
+_CLOSER_RE = re.compile(r"\s*(?:(?:\\right|\\[bB]igg?r?)\s*)?[)\]]")
 
 
 def _operand(t: str) -> str:

@@ -117,9 +117,9 @@ ASCII_WORD_CALL_RE = re.compile(r"([a-z]{3,}[0-9]?)(?=\s*\()")
 SUM_CALL_RE = re.compile(r"\s*(?:\(|\[|\\left\s*[(\[]|\\[bB]igg?l?\s*[(\[])")
 
 #: An elementwise (Hadamard) power, ``x^{\circ 2}`` or ``X^{\odot 3}``: group 1 is the exponent.
-HADPOW_RE = re.compile(r"\^\s*\{\s*\\(?:circ|odot)(?![A-Za-z])\s*((?:[^{}]|\{[^{}]*\})*?)\s*\}")
+HADPOW_RE = re.compile(r"\^\s*\{\s*\\(?:circ|odot)(?![A-Za-z])((?:[^{}]|\{[^{}]*\})*)\}")
 #: The elementwise power as MATLAB and matrixcalculus.org write it: ``x.^2``, ``x.^{1/2}``.
-DOTPOW_RE = re.compile(r"\.\^\s*(?:\{\s*([^{}]*?)\s*\}|\(\s*([^()]*?)\s*\)|([0-9]*\.?[0-9]+))")
+DOTPOW_RE = re.compile(r"\.\^\s*(?:\{([^{}]*)\}|\(([^()]*)\)|([0-9]*\.?[0-9]+))")
 
 #: The spaces an author types on purpose (not ``\!``, which pulls factors together).
 EXPLICIT_SPACE_RE = re.compile(r"~|\\[,;:> ]|\\q?quad(?![A-Za-z])")
@@ -144,16 +144,16 @@ NORMSUB_RE = re.compile(
 #: the size subscript of a printed zero, ``0_{m \times n}`` or ``0_{n^2 \times n^2}`` (dropped: a
 #: zero takes the shape its place needs)
 ZERO_SUB_RE = re.compile(r"\s*_\s*\{[A-Za-z0-9^\s]*(?:\\times[A-Za-z0-9^\s]*)?\}")
-IDENT_POWER_SUB_RE = re.compile(r"\s*_\s*\{\s*(?:[A-Za-z]\s*(?:\^\s*\d+)?\s*)+\}"
+IDENT_POWER_SUB_RE = re.compile(r"\s*_\s*\{\s*(?:[A-Za-z](?:\s*\^\s*\d+)?\s*)+\}"
                                 r"|\s*_\s*\{\s*[A-Za-z]\s*\\times\s*[A-Za-z]\s*\}")  # I_{n \times n}
 SIGMA_PRIME_RE = re.compile(r"\s*(?:'|\^\s*\{\s*\\prime\s*\}|\^\s*\\prime)")
 SQUARED_CALL_RE = re.compile(r"(\s*\^\s*(?:2|\{\s*2\s*\}))\s*(?:\(|\\left\s*\(|\\[bB]igg?l?\s*\()")
-ROOT_INDEX_RE = re.compile(r"\s*\[\s*([^\]]*?)\s*\]")
+ROOT_INDEX_RE = re.compile(r"\s*\[([^\]]*)\]")
 #: An opening round bracket of a call: ``(``, ``\left(``, ``\big(`` ... (``\sigma(``, ``\vec(``).
 CALL_BRACKET_RE = re.compile(r"\s*(?:\(|\\left\s*\(|\\[bB]igg?l?\s*\()")
 COMMAND_RE = re.compile(r"\\([A-Za-z]+|.)")
 ACCENT_ARG_RE = re.compile(r"\\([A-Za-z]+)\s*")
-ARG_RE = re.compile(r"\s*(?:\{\s*((?:[^{}]|\{[^{}]*\})*?)\s*\}|(\\[A-Za-z]+|[A-Za-z0-9]))")
+ARG_RE = re.compile(r"\s*(?:\{((?:[^{}]|\{[^{}]*\})*)\}|(\\[A-Za-z]+|[A-Za-z0-9]))")
 SIZE_CMDS = {"left", "right", "big", "Big", "bigg", "Bigg", "bigl", "bigr", "Bigl", "Bigr",
              "biggl", "biggr", "Biggl", "Biggr", "bigm", "Bigm", "biggm", "Biggm"}
 BOLD_CMDS = {"mathbf", "boldsymbol", "bm", "mathbb", "pmb", "mathbfit"}
@@ -458,7 +458,16 @@ def _read_arg(text, i):
     m = ARG_RE.match(text, i)
     if not m:
         return None, i
-    return (m.group(1) if m.group(1) is not None else m.group(2)), m.end()
+    return (m.group(1).strip() if m.group(1) is not None else m.group(2)), m.end()
+
+
+def _stripped_group(m: re.Match, g: int) -> tuple[str, tuple[int, int]]:
+    """Group ``g`` of ``m`` without its surrounding spaces, and its span.  (The patterns take
+    the spaces into the group rather than around it: ``\\s*(.*?)\\s*`` backtracks in cubic
+    time on a long run of spaces.)"""
+    raw = m.group(g)
+    a = m.start(g) + len(raw) - len(raw.lstrip())
+    return raw.strip(), (a, a + len(raw.strip()))
 
 
 def _norm_subscript(m: re.Match) -> _Tok:
@@ -808,11 +817,12 @@ class _Tokenizer:
         if name == "sqrt":
             m = ROOT_INDEX_RE.match(text, j)
             if m:  # \sqrt[n]{u} is u^(1/n)
-                if not m.group(1).isdigit() or int(m.group(1)) < 2:
-                    raise _err(f"root index `{m.group(1).strip()}` is not a whole number of 2 or more",
-                               m.start(1), "write \\sqrt[3]{x} for a cube root, or a power x^{1/3}",
-                               m.end(1), text)
-                self.emit("FUNC", "sqrt" if m.group(1) == "2" else "root" + m.group(1), i, m.end())
+                index, (a, b) = _stripped_group(m, 1)
+                if not index.isdigit() or int(index) < 2:
+                    raise _err(f"root index `{index}` is not a whole number of 2 or more",
+                               a, "write \\sqrt[3]{x} for a cube root, or a power x^{1/3}",
+                               b, text)
+                self.emit("FUNC", "sqrt" if index == "2" else "root" + index, i, m.end())
                 return m.end()
         if name in FUNC_COMMANDS:
             base = LOG_BASE_RE.match(text, j) if name in ("log", "ln") else None
@@ -1455,8 +1465,9 @@ class _Builder:
         8); ``x^{\\circ 1/2}`` is the elementwise square root."""
         m = HADPOW_RE.match(tok.value) or DOTPOW_RE.match(tok.value)
         g = next(k for k in range(1, len(m.groups()) + 1) if m.group(k) is not None)
-        ex = re.sub(r"\s+", "", m.group(g))
-        where = (tok.start_pos + m.start(g), tok.start_pos + m.end(g))
+        written, (a, b) = _stripped_group(m, g)
+        ex = re.sub(r"\s+", "", written)
+        where = (tok.start_pos + a, tok.start_pos + b)
         if ex in ("1/2", "\\frac12", "\\frac{1}{2}", "0.5", ".5"):
             return Func("sqrt", x)
         if not ex:
