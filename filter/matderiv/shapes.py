@@ -716,6 +716,8 @@ def _refuse_square_exponentials(parsed: Parsed, inf: _Infer) -> None:
     r"""``e^{X}`` of a square matrix reads to most as the matrix exponential, which matderiv
     does not compute; ``\exp(X)`` is the elementwise one (SPEC), and ``e^{X}`` of a
     rectangular matrix can only be elementwise."""
+    if not parsed.exp_powers:
+        return
     for node in parsed.tree.walk():
         if id(node) not in parsed.exp_powers:
             continue

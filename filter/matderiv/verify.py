@@ -338,7 +338,8 @@ def draw_batch(symbols, sizes, rng, count: int, whole=frozenset(),
     """``count`` random instances at once: a ``(count,)`` array per scalar (whole numbers 2-4
     for ``whole`` exponents; 0.5-1.5, with a random sign for the strategy "generic"; 0.1-0.9
     for "unit") and a ``(count, rows, cols)`` array per matrix or vector (:func:`_matrices`,
-    square ones redrawn until well conditioned; entries 0.1-0.9 for "unit" unless square).  The values :func:`matderiv.batch.evaluate_batch` takes."""
+    square ones redrawn until well conditioned; entries 0.1-0.9 for "unit" unless square).
+    The values :func:`matderiv.batch.evaluate_batch` takes."""
     positive = strategy != "generic"
     unit = strategy == "unit"
     env = {}

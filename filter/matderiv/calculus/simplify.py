@@ -160,8 +160,8 @@ def _scalar_order(e: Expr):
 
 
 def _power_parts(e: Expr):
-    """(base, exponent) of a scalar factor; ``(a^k)^m`` with a whole m is ``a^{k m}``, so that
-    ``a^k (a^k)^{-1}`` cancels (it printed \frac{a^{k} X^{-\top}}{a^{k}})."""
+    r"""(base, exponent) of a scalar factor; ``(a^k)^m`` with a whole m is ``a^{k m}``, so that
+    ``a^k (a^k)^{-1}`` cancels (it printed ``\frac{a^{k} X^{-\top}}{a^{k}}``)."""
     if isinstance(e, Power) and e.base.is_scalar:
         b, k = e.base, e.exponent
         if isinstance(b, Power) and b.base.is_scalar and _whole(k) is not None:
@@ -303,7 +303,7 @@ def _merge_signs(order: list, expo: dict) -> None:
 
 
 def _add_exponents(a, b):
-    """``a + b`` as an exponent, in one order whatever the order of the factors was (the
+    r"""``a + b`` as an exponent, in one order whatever the order of the factors was (the
     constant last: ``\tau^{\tau^2 + 1}``), so that equal powers are recognised as equal."""
     if isinstance(a, Const) and isinstance(b, Const):
         return Const(a.value + b.value)
@@ -932,7 +932,7 @@ def _shared_run(chains, side) -> int:
 
 
 def _factor_sandwich(terms):
-    """``P M_1 Q + P M_2 Q -> P (M_1 + M_2) Q`` when all terms share a prefix and a suffix and
+    r"""``P M_1 Q + P M_2 Q -> P (M_1 + M_2) Q`` when all terms share a prefix and a suffix and
     the middles are short, e.g. ``C X M^{-1} (A + A^\top) M^{-1}``."""
     chains = [ch for _, _, ch in terms]
     if len(terms) < 2 or any(len(ch) < 2 for ch in chains):

@@ -370,7 +370,7 @@ class LatexPrinter:
 
     @staticmethod
     def _group_scalar_runs(factors):
-        """In a flat product, a leading run of non-scalars whose product is 1 x 1 and that is
+        r"""In a flat product, a leading run of non-scalars whose product is 1 x 1 and that is
         followed by more non-scalars becomes one (parenthesised) group, the scalars met inside
         it put before it: ``(a^\top b) c^\top``, ``t (a^\top b) c^\top``."""
         out, run, cur = [], [], None
