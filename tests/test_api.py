@@ -1093,6 +1093,16 @@ def test_rotated_traces_are_one_factor(text, latex, a_shape, fn):
     np.testing.assert_allclose(got, fd_gradient(lambda M: fn(A, M), X), atol=1e-7, rtol=1e-6)
 
 
+def test_exp_of_a_log_is_its_argument():
+    r"""``\exp(\log(x^\top x))`` printed ``\frac{2 \exp(\log(x^\top x))\, x}{x^\top x}``."""
+    rng = np.random.default_rng(22)
+    x = rng.standard_normal(4)
+    d = derive(r"\exp(\log(x^\top x))", "x")
+    assert d.latex == "2 x"
+    np.testing.assert_allclose(np.ravel(d.evaluate({"x": x})),
+                               fd_gradient(lambda v: np.exp(np.log(v @ v)), x), rtol=1e-6)
+
+
 def test_matlab_elementwise_power_and_division():
     """``x.^2`` and ``1./x`` as matrixcalculus.org and MATLAB write them (were "unexpected .")."""
     rng = np.random.default_rng(19)

@@ -1529,6 +1529,8 @@ def _rewrite_func(e: Func) -> Expr:
         return zero(e.shape) if v == 0 else build_product(Fraction(v), [], [ones(e.shape)])
     if e.name == "log" and isinstance(a, Func) and a.name == "exp":
         return a.arg
+    if e.name == "exp" and isinstance(a, Func) and a.name == "log":
+        return a.arg  # exp(log u) = u wherever log u is defined
     if e.name in ("abs", "sign") and _nonnegative(a):
         # |u| = u and sign(u) = 1 for u >= 0 (u != 0 where a derivative exists)
         return a if e.name == "abs" else (c(1) if e.is_scalar else ones(e.shape))
