@@ -102,10 +102,13 @@ FUNC_COMMANDS = {
     # common user macros (\newcommand{\inv}..., mathtools' \abs)
     "inv": "inv", "sign": "sign", "sgn": "sign", "abs": "abs",
 }
+#: An opening bracket of a call, round (``(``, ``\left(``, ``\big(``, ...) or also square.
+_ROUND_OPEN = r"(?:\(|\\left\s*\(|\\[bB]igg?l?\s*\()"
+_OPEN = r"(?:\(|\[|\\left\s*[(\[]|\\[bB]igg?l?\s*[(\[])"
 ASCII_FUNC_RE = re.compile(
     r"(logsumexp|logdet|softmax|sigmoid|arctan|trace|sign|tanh|sinh|cosh|sqrt|diag|exp|log|sin|cos|tan|vec"
     r"|sum|det|inv|abs|sgn|ln|tr|Tr)"
-    r"(?=\s*(?:\(|\[|\\left\s*[(\[]|\\[bB]igg?l?\s*[(\[]))")
+    r"(?=\s*" + _OPEN + ")")
 
 #: The base of a logarithm, ``\log_2``, ``\log_{10}``.
 LOG_BASE_RE = re.compile(r"\s*_\s*(?:\{[^{}]*\}|[0-9A-Za-z])")
@@ -114,7 +117,7 @@ LOG_BASE_RE = re.compile(r"\s*_\s*(?:\{[^{}]*\}|[0-9A-Za-z])")
 ASCII_WORD_CALL_RE = re.compile(r"([a-z]{3,}[0-9]?)(?=\s*\()")
 
 #: what follows ``\sum`` when it is a function of one bracketed argument (no limits)
-SUM_CALL_RE = re.compile(r"\s*(?:\(|\[|\\left\s*[(\[]|\\[bB]igg?l?\s*[(\[])")
+SUM_CALL_RE = re.compile(r"\s*" + _OPEN)
 
 #: An elementwise (Hadamard) power, ``x^{\circ 2}`` or ``X^{\odot 3}``: group 1 is the exponent.
 HADPOW_RE = re.compile(r"\^\s*\{\s*\\(?:circ|odot)(?![A-Za-z])((?:[^{}]|\{[^{}]*\})*)\}")
@@ -147,10 +150,10 @@ ZERO_SUB_RE = re.compile(r"\s*_\s*\{[A-Za-z0-9^\s]*(?:\\times[A-Za-z0-9^\s]*)?\}
 IDENT_POWER_SUB_RE = re.compile(r"\s*_\s*\{\s*(?:[A-Za-z](?:\s*\^\s*\d+)?\s*)+\}"
                                 r"|\s*_\s*\{\s*[A-Za-z]\s*\\times\s*[A-Za-z]\s*\}")  # I_{n \times n}
 SIGMA_PRIME_RE = re.compile(r"\s*(?:'|\^\s*\{\s*\\prime\s*\}|\^\s*\\prime)")
-SQUARED_CALL_RE = re.compile(r"(\s*\^\s*(?:2|\{\s*2\s*\}))\s*(?:\(|\\left\s*\(|\\[bB]igg?l?\s*\()")
+SQUARED_CALL_RE = re.compile(r"(\s*\^\s*(?:2|\{\s*2\s*\}))\s*" + _ROUND_OPEN)
 ROOT_INDEX_RE = re.compile(r"\s*\[([^\]]*)\]")
 #: An opening round bracket of a call: ``(``, ``\left(``, ``\big(`` ... (``\sigma(``, ``\vec(``).
-CALL_BRACKET_RE = re.compile(r"\s*(?:\(|\\left\s*\(|\\[bB]igg?l?\s*\()")
+CALL_BRACKET_RE = re.compile(r"\s*" + _ROUND_OPEN)
 COMMAND_RE = re.compile(r"\\([A-Za-z]+|.)")
 ACCENT_ARG_RE = re.compile(r"\\([A-Za-z]+)\s*")
 ARG_RE = re.compile(r"\s*(?:\{((?:[^{}]|\{[^{}]*\})*)\}|(\\[A-Za-z]+|[A-Za-z0-9]))")
