@@ -1103,6 +1103,19 @@ def test_exp_of_a_log_is_its_argument():
                                fd_gradient(lambda v: np.exp(np.log(v @ v)), x), rtol=1e-6)
 
 
+@pytest.mark.parametrize("text", [r"\sqrt x^T x", r"\sqrt{x^T} x", r"\sqrt{x}^T x"])
+def test_a_transposed_quotient_loses_its_transposes(text):
+    r"""``\sqrt x^T`` (TeX's reading, the root of x^T) printed ``\sqrt{x} + \frac{1}{2}
+    (x^\top \oslash (\sqrt{x})^\top)^\top`` for what ``\sqrt{x}^T x`` prints as
+    ``\frac{3}{2} \sqrt{x}``: (u^T / v^T)^T is u / v."""
+    rng = np.random.default_rng(23)
+    x = rng.uniform(0.5, 2.0, 4)
+    d = derive(text, "x")
+    assert d.latex == r"\frac{3}{2} \sqrt{x}"
+    np.testing.assert_allclose(np.ravel(d.evaluate({"x": x})),
+                               fd_gradient(lambda v: np.sqrt(v) @ v, x), rtol=1e-6)
+
+
 def test_matlab_elementwise_power_and_division():
     """``x.^2`` and ``1./x`` as matrixcalculus.org and MATLAB write them (were "unexpected .")."""
     rng = np.random.default_rng(19)

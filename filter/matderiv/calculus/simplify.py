@@ -1128,6 +1128,10 @@ def _rewrite_transpose(e: Transpose) -> Expr:
         return _rewrite_add(Add(tuple(_t(t) for t in a.args)))
     if isinstance(a, Hadamard):
         return _rewrite_hadamard(Hadamard(tuple(_t(t) for t in a.args)))
+    if isinstance(a, HadamardDiv):  # (u / v)^T = u^T / v^T, when that saves more than the
+        pushed = _rewrite_hdiv(HadamardDiv(_t(a.num), _t(a.den)))  # outer transpose:
+        if _n_transposes(pushed) < _n_transposes(e) - 1:  # (x^T / y^T)^T = x / y
+            return pushed
     if isinstance(a, Kron):
         return Kron(tuple(_t(t) for t in a.args))
     if isinstance(a, Inverse):
