@@ -214,6 +214,34 @@ def test_alone_on_its_line():
     assert locate_document(text, "tex")[0].indent == "  "
 
 
+def test_macros_in_the_body_of_a_latex_definition_are_marked():
+    text = ("\\newcommand{\\ga}{\\matderiv<a, x>}\n"
+            "\\renewcommand*\\gb[2][x]{see \\matderiv<b, x>, {\\bf b}}\n"
+            "\\NewDocumentCommand{\\gc}{m O{\\alpha}}{\\matderiv<c, x>}\n"
+            "\\def\\gd#1#2{\\matderiv<d, x>}\n"
+            "\\newenvironment{ge}[1]{\\matderiv<e, x>}\n  {\\matderiv<f, x>}\n"
+            "\\newcommand{\\gm}{$\\matderiv<m, x>$}\n"
+            "% \\newcommand{\\gz}{\n"
+            "Text \\matderiv<g, x> {\\matderiv<h, x>} \\mbox{\\matderiv<i, x>}\n")
+    got = [(l.macro.expr, l.context, l.in_definition) for l in locate_document(text, "tex")]
+    assert got == [("a", "text", True), ("b", "text", True), ("c", "text", True),
+                   ("d", "text", True), ("e", "text", True), ("f", "text", True),
+                   ("m", "inline", False), ("g", "text", False), ("h", "text", False),
+                   ("i", "text", False)]
+    # Markdown has no such definitions (pandoc expands its \newcommand before a filter runs)
+    assert not any(l.in_definition for l in locate_document(text, "md"))
+
+
+def test_a_definition_head_does_not_backtrack_for_long():
+    import time
+
+    t0 = time.perf_counter()
+    for head in ("\\newcommand{\\g}" + "[x]" * 5000, "\\NewDocumentCommand{\\g}{" + "{" * 5000,
+                 "\\def\\g" + " " * 20000, "\\newenvironment{" + "a" * 20000):
+        locate_document(head + "\\matderiv<a, x>", "tex")
+    assert time.perf_counter() - t0 < 2
+
+
 def test_math_string_skips_comments():
     found = locate_math("\\matderiv<a, x> % \\matderiv<b, x>\n+ \\matderiv<c, x>", True)
     assert [l.macro.expr for l in found] == ["a", "c"]

@@ -78,6 +78,20 @@ def test_latex_delimiters_and_multiline_steps():
                         f"  &= R d x \\\\\n  &{S}\n  \\end{{aligned}}\n\\end{{align}}\n")
 
 
+def test_a_macro_in_a_latex_definition_works_in_text_and_math():
+    # \newcommand{\g}{...} may be used as \g in text and as $\g$ in math: $...$ would break
+    # the second, so the body gets \ensuremath (a steps block too)
+    src = ("\\newcommand{\\ga}{\\matderiv<a, x>}\n"
+           "\\def\\gb{\\matderiv[steps]<b, x>}\n"
+           "Text \\ga{} and $f = \\ga$, \\matderiv<c, x>.\n")
+    res = run(src, "tex")
+    S = SENTINEL
+    assert res.text == (f"\\newcommand{{\\ga}}{{\\ensuremath{{{S}}}}}\n"
+                        f"\\def\\gb{{\\ensuremath{{\\begin{{aligned}}\nd f &= d x \\\\\n"
+                        f"&= R d x \\\\\n&{S}\n\\end{{aligned}}}}}}\n"
+                        f"Text \\ga{{}} and $f = \\ga$, ${S}$.\n")
+
+
 def test_every_other_byte_is_kept_crlf_and_unicode():
     src = "α\r\n$\\matderiv<a, x>$\r\n% \\matderiv<b, x>\r\n\t\\matderiv<c, x> é\r\n"
     res = run(src, "tex")

@@ -461,13 +461,16 @@ class Region:
 class Located:
     """A macro (or malformed macro) with where it stands: ``context`` is ``"inline"``,
     ``"display"`` (math) or ``"text"``; ``alone`` is true when it is the only thing on its
-    line(s); ``env`` the math environment; ``indent`` the leading blanks of its line."""
+    line(s); ``env`` the math environment; ``indent`` the leading blanks of its line;
+    ``in_definition`` is true for a macro in text inside the body of a LaTeX definition
+    (``\\newcommand``, ``\\def``...), whose mode is known only where the command is used."""
 
     macro: object
     context: str
     env: str = ""
     alone: bool = False
     indent: str = ""
+    in_definition: bool = False
 
 
 _ENV_RE = re.compile(r"\\begin\s*\{([A-Za-z]+\*?)\}")
@@ -780,18 +783,85 @@ def _alone(text: str, start: int, end: int, fmt: str) -> bool:
     return not before.strip() and not after.strip()
 
 
+#: The head of a LaTeX definition, up to the ``{`` that opens its body: ``\newcommand{\g}[1]{``,
+#: ``\renewcommand*\g{``, ``\NewDocumentCommand{\g}{m O{x}}{``, ``\def\g#1{``,
+#: ``\newenvironment{e}[1]{`` (whose end code, the group after the body, is a body too).
+_DEFINITION_HEAD_RE = re.compile(
+    r"\\(?:(?:(?:re|provide)?newcommand|DeclareRobustCommand)\*?\s*"
+    r"(?:\{\s*\\[A-Za-z@]+\s*\}|\\[A-Za-z@]+)(?:\s*\[[^\]\n]*\])*"
+    r"|(?:New|Renew|Provide|Declare)(?:Expandable)?DocumentCommand\s*"
+    r"(?:\{\s*\\[A-Za-z@]+\s*\}|\\[A-Za-z@]+)\s*\{(?:[^{}]|\{[^{}]*\})*\}"
+    r"|(?P<env>(?:re)?newenvironment)\*?\s*\{[^{}]*\}(?:\s*\[[^\]\n]*\])*"
+    r"|[gex]?def\s*\\[A-Za-z@]+[^{}%\n]{0,40}?)\s*\{")
+
+
+def _group_end(text: str, i: int) -> int:
+    """The index just past the ``}`` that closes the ``{`` at ``i - 1`` (escaped braces and
+    ``%`` comments skipped), or ``len(text)`` when it is never closed."""
+    depth, n = 1, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "%":
+            nl = text.find("\n", i)
+            i = n if nl < 0 else nl
+            continue
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return n
+
+
+def definition_bodies(text: str, regions=None) -> list[tuple[int, int]]:
+    """The spans of the bodies of the LaTeX definitions in ``text`` (see
+    :data:`_DEFINITION_HEAD_RE`): a macro there is typeset for either mode.  With ``regions``
+    (of :func:`document_regions`), a head in a comment or verbatim is not one."""
+    if "\\" not in text:
+        return []
+    text_spans = None if regions is None else sorted((r.start, r.end) for r in regions
+                                                 if r.kind == "text")
+    out = []
+    for m in _DEFINITION_HEAD_RE.finditer(text):
+        if text_spans is not None and not any(a <= m.start() < b for a, b in text_spans):
+            continue
+        start = m.end()
+        end = _group_end(text, start)
+        out.append((start, end))
+        if m.group("env"):  # the end code of an environment
+            k = end
+            while k < len(text) and text[k] in " \t\r\n":
+                k += 1
+            if k < len(text) and text[k] == "{":
+                out.append((k + 1, _group_end(text, k + 1)))
+    return out
+
+
 def locate_document(text: str, fmt: str) -> list[Located]:
     """Every macro of a Markdown or LaTeX source with the context it stands in, skipping
     comments, code and verbatim; a macro in math never reaches past the end of that math."""
     out: list[Located] = []
-    for r in document_regions(text, fmt):
+    bodies = None
+    regions = document_regions(text, fmt)
+    for r in regions:
         if r.kind == "skip" or "\\matderiv" not in text[r.start:r.end]:
             continue
         for mac in find_macros(text, r.start, r.end):
             ls = text.rfind("\n", 0, mac.start) + 1
             indent = re.match(r"[ \t]*", text[ls:mac.start]).group(0)
             alone = r.kind == "text" and _alone(text, mac.start, mac.end, fmt)
-            out.append(Located(mac, "text" if r.kind == "text" else r.kind, r.env, alone, indent))
+            in_definition = False
+            if r.kind == "text" and fmt == "tex":
+                if bodies is None:
+                    bodies = definition_bodies(text, regions)
+                in_definition = any(a <= mac.start < b for a, b in bodies)
+            out.append(Located(mac, "text" if r.kind == "text" else r.kind, r.env, alone, indent,
+                               in_definition))
     return out
 
 

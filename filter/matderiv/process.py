@@ -8,14 +8,15 @@ what replaces it :mod:`matderiv.render`'s.
 
 Delimiters for a macro written outside math: ``$...$`` when it sits inside a line of text;
 display math when it stands alone on its line(s) or when its steps are shown (``$$...$$`` in
-Markdown, ``\[...\]`` in LaTeX).  Errors are typeset in red (``\color``) in Markdown, whose
-pandoc LaTeX template loads xcolor, and in LaTeX sources whose preamble loads xcolor, color,
-tikz or pgf; elsewhere without colour, so that no undefined command reaches TeX.  For the same
-reason the verdict on a claim (``expect=``) uses ``\checkmark`` only in Markdown and in LaTeX
-sources that load amssymb (or unicode-math, or are beamer); elsewhere a claim that holds gets
-just "as claimed".  A wrong claim is reported as ``file:line:col: wrong: ...`` with a caret
-under ``expect=...`` and ``claimed: ...; computed: ...``; under strict mode it fails the run
-like an error.
+Markdown, ``\[...\]`` in LaTeX); ``\ensuremath{...}`` in the body of a LaTeX definition
+(``\newcommand{\g}{\matderiv<...>}``), whose mode is that of each place the command is used.
+Errors are typeset in red (``\color``) in Markdown, whose pandoc LaTeX template loads xcolor,
+and in LaTeX sources whose preamble loads xcolor, color, tikz or pgf; elsewhere without colour,
+so that no undefined command reaches TeX.  For the same reason the verdict on a claim
+(``expect=``) uses ``\checkmark`` only in Markdown and in LaTeX sources that load amssymb (or
+unicode-math, or are beamer); elsewhere a claim that holds gets just "as claimed".  A wrong
+claim is reported as ``file:line:col: wrong: ...`` with a caret under ``expect=...`` and
+``claimed: ...; computed: ...``; under strict mode it fails the run like an error.
 
 Results come from the disk cache of :mod:`matderiv.cache` when a macro was rendered before with
 the same options in the same context (``cache: false`` in the front matter, ``--no-cache`` or
@@ -200,7 +201,9 @@ def splice(text: str, located, opts: dict, *, fmt: str, color: bool = True, deri
         r = render_macro(mac, opts, math=math, color=color, derive_fn=derive_fn, cache=cache,
                          sep=sep, checkmark=checkmark)
         rep = r.latex
-        if loc.context == "text":
+        if loc.context == "text" and loc.in_definition:
+            rep = "\\ensuremath{" + rep + "}"  # the command may be used in text or in math
+        elif loc.context == "text":
             if r.display or loc.alone:
                 rep = "$$" + rep + "$$" if fmt == "md" else "\\[" + rep + "\\]"
             else:

@@ -203,6 +203,9 @@ _CODE_HINTS = {
     "@": "write the matrix product side by side (A x) or with \\cdot",
     ".T": "write the transpose as a superscript: x^\\top or x^T",
     "**": "write a power with ^: x^2",
+    "#": "`#1` is a parameter of a LaTeX command being defined: matderiv runs on the source, "
+         "before TeX, and cannot know what it will be; put the macro where the command is used, "
+         "with the argument written out",
 }
 
 #: A pseudo-inverse, ``A^+`` or ``A^{\dagger}``.
