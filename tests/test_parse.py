@@ -682,10 +682,13 @@ def test_an_index_may_carry_a_transpose():
 
 
 @pytest.mark.parametrize("text", [r"x^{\sf T} A x", r"x^{\text{T}} A x", r"x^H A x",
-                                  r"x^{\mathsf H} A x", r"x^{\mathrm{H}} A x"])
+                                  r"x^{\mathsf H} A x", r"x^{\mathrm{H}} A x",
+                                  r"x^\mathrm{T} A x", r"x^\mathrm T A x", r"x^\text{T} A x",
+                                  r"x^\textsf{T} A x", r"x^{'} A x"])
 def test_more_transpose_spellings(text):
     """``^{\\sf T}`` and ``\\text{T}``; the conjugate transpose ``^H`` is the transpose over the
-    reals (it was a power by a symbol H)."""
+    reals (it was a power by a symbol H).  ``A^\\mathrm{T}`` without braces around the command
+    (TeX takes its argument all the same) was the power of A by a roman symbol T."""
     assert parse(text).tree == parse(r"x^\top A x").tree
 
 

@@ -38,12 +38,13 @@ Reading rules (the decisions where LaTeX is ambiguous)
   unsubscripted norm of a *matrix* is read as the Frobenius norm (done by shape inference).
 * ``\operatorname{diag}(.)`` gives ``Func("diag", .)``; inference makes it ``Diag`` for a
   vector and ``DiagPart`` for a square matrix.
-* Superscripts: ``^T ^{T} ^\top ^{\top} ^{\mathsf T} ^\intercal`` and postfix ``'`` are the
-  transpose; ``^{-1}``/``^-1`` the inverse; ``^{-T}``/``^{-\top}`` the inverse transpose;
-  anything else a power.  ``^`` followed by digits takes the whole number (``x^10``).
+* Superscripts: ``^T ^{T} ^\top ^{\top} ^{\mathsf T} ^\mathrm{T} ^\intercal ^{'}`` and postfix
+  ``'`` are the transpose; ``^{-1}``/``^-1`` the inverse; ``^{-T}``/``^{-\top}`` the inverse
+  transpose; anything else a power.  ``^`` followed by digits takes the whole number (``x^10``).
 * Precedence (loosest first): ``+ -``; unary minus; ``\odot \circ .* \otimes \oslash``;
   products (juxtaposition, ``\cdot``, ``*``, ``\times``, ``/``, left to right); postfix;
-  atoms.  ``/`` divides by the following factor: ``a/b c`` is (a/b)·c.
+  atoms.  ``/`` divides by the following factor; ``a/b c``, which readers take either way, is
+  refused as ambiguous (``a / b \cdot c`` is (a/b)·c).
 * Brackets ``() [] \{\}`` with ``\left``/``\right`` and ``\big``-family sizes group; ``{}``
   groups too.  ``\, \; \: \! \quad \qquad ~`` are ignored.
 """
@@ -134,8 +135,9 @@ _SP = r"(?:\s|~|\\[,;:! ]|\\mkern\s*-?[\d.]+\s*mu)*"
 _T = (r"(?:[TH]|\\top(?![A-Za-z])|\\prime(?![A-Za-z])|\\intercal(?![A-Za-z])"
       r"|\\(?:mathsf|mathrm|textsf|text)\s*(?:[TH]|\{\s*[TH]\s*\})|\\(?:rm|sf)\s*[TH])")
 TRANSPOSE_RE = re.compile(r"\^\s*(?:[TH]|\\top(?![A-Za-z])|\\prime(?![A-Za-z])"
-                          r"|\\intercal(?![A-Za-z])|\\mathsf\s*\{\s*[TH]\s*\}"
-                          r"|\{" + _SP + _T + _SP + r"\})")
+                          r"|\\intercal(?![A-Za-z])|\\(?:mathsf|mathrm|textsf|text)\s*"
+                          r"(?:\{\s*[TH]\s*\}|[TH](?![A-Za-z]))"
+                          r"|\{" + _SP + r"(?:" + _T + r"|')" + _SP + r"\})")
 INVERSE_RE = re.compile(r"\^\s*(?:\{" + _SP + r"-\s*1" + _SP + r"\}|-\s*1(?![\d.]))")
 INVTRANSPOSE_RE = re.compile(r"\^\s*(?:\{" + _SP + r"-\s*" + _T + _SP + r"\}|-\s*T)")
 NUMBER_RE = re.compile(r"(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?")  # 0.5, .5, 1e-3
