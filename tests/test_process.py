@@ -90,6 +90,9 @@ def test_a_macro_in_a_latex_definition_works_in_text_and_math():
                         f"\\def\\gb{{\\ensuremath{{\\begin{{aligned}}\nd f &= d x \\\\\n"
                         f"&= R d x \\\\\n&{S}\n\\end{{aligned}}}}}}\n"
                         f"Text \\ga{{}} and $f = \\ga$, ${S}$.\n")
+    # in Markdown pandoc expands the command in math, and KaTeX has no \ensuremath: bare math
+    res = run("\\newcommand{\\ga}{\\matderiv<a, x>}\n\nText $f = \\ga$.\n", "md")
+    assert res.text == f"\\newcommand{{\\ga}}{{{S}}}\n\nText $f = \\ga$.\n"
 
 
 def test_every_other_byte_is_kept_crlf_and_unicode():

@@ -463,7 +463,8 @@ class Located:
     ``"display"`` (math) or ``"text"``; ``alone`` is true when it is the only thing on its
     line(s); ``env`` the math environment; ``indent`` the leading blanks of its line;
     ``in_definition`` is true for a macro in text inside the body of a LaTeX definition
-    (``\\newcommand``, ``\\def``...), whose mode is known only where the command is used."""
+    (``\\newcommand``, ``\\def``...; pandoc's Markdown reads them too), whose mode is known only
+    where the command is used."""
 
     macro: object
     context: str
@@ -856,7 +857,7 @@ def locate_document(text: str, fmt: str) -> list[Located]:
             indent = re.match(r"[ \t]*", text[ls:mac.start]).group(0)
             alone = r.kind == "text" and _alone(text, mac.start, mac.end, fmt)
             in_definition = False
-            if r.kind == "text" and fmt == "tex":
+            if r.kind == "text":
                 if bodies is None:
                     bodies = definition_bodies(text, regions)
                 in_definition = any(a <= mac.start < b for a, b in bodies)

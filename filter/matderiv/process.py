@@ -9,7 +9,8 @@ what replaces it :mod:`matderiv.render`'s.
 Delimiters for a macro written outside math: ``$...$`` when it sits inside a line of text;
 display math when it stands alone on its line(s) or when its steps are shown (``$$...$$`` in
 Markdown, ``\[...\]`` in LaTeX); ``\ensuremath{...}`` in the body of a LaTeX definition
-(``\newcommand{\g}{\matderiv<...>}``), whose mode is that of each place the command is used.
+(``\newcommand{\g}{\matderiv<...>}``), whose mode is that of each place the command is used
+(in Markdown, whose reader expands such a command in math, none).
 Errors are typeset in red (``\color``) in Markdown, whose pandoc LaTeX template loads xcolor,
 and in LaTeX sources whose preamble loads xcolor, color, tikz or pgf; elsewhere without colour,
 so that no undefined command reaches TeX.  For the same reason the verdict on a claim
@@ -202,7 +203,9 @@ def splice(text: str, located, opts: dict, *, fmt: str, color: bool = True, deri
                          sep=sep, checkmark=checkmark)
         rep = r.latex
         if loc.context == "text" and loc.in_definition:
-            rep = "\\ensuremath{" + rep + "}"  # the command may be used in text or in math
+            # the command may be used in text or in math; pandoc's Markdown expands it in math
+            # (and KaTeX knows no \ensuremath), so there the body is math as it stands
+            rep = "\\ensuremath{" + rep + "}" if fmt == "tex" else rep
         elif loc.context == "text":
             if r.display or loc.alone:
                 rep = "$$" + rep + "$$" if fmt == "md" else "\\[" + rep + "\\]"
