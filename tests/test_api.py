@@ -1116,6 +1116,22 @@ def test_a_transposed_quotient_loses_its_transposes(text):
                                fd_gradient(lambda v: np.sqrt(v) @ v, x), rtol=1e-6)
 
 
+@pytest.mark.parametrize("wrt", [r"\boldsymbol{\theta}", r"\bm\theta", r"\boldsymbol\theta"])
+def test_a_bold_greek_variable_is_a_vector(wrt):
+    r"""``y^\top X \theta`` by ``\boldsymbol{\theta}`` took the plain \theta of the expression
+    for a scalar and printed the row ``y^\top X`` under a derivative by a bold (vector) symbol;
+    a bold spelling of the variable makes it a vector, as one in the expression does."""
+    rng = np.random.default_rng(24)
+    X, y, th = rng.standard_normal((5, 3)), rng.standard_normal(5), rng.standard_normal(3)
+    d = derive(r"\mathbf{1}^\top \exp(X \theta) - y^\top X \theta", wrt)
+    assert d.latex == r"X^\top (\exp(X \theta) - y)" and d.shape == ("n", "1")
+    got = np.ravel(d.evaluate({"X": X, "y": y, "theta": th}))
+    np.testing.assert_allclose(got, fd_gradient(lambda t: np.exp(X @ t).sum() - y @ X @ t, th),
+                               rtol=1e-6)
+    # declared otherwise, the declaration wins
+    assert derive(r"y^\top X \theta", wrt, scalar=[r"\theta"]).latex == r"y^\top X"
+
+
 def test_matlab_elementwise_power_and_division():
     """``x.^2`` and ``1./x`` as matrixcalculus.org and MATLAB write them (were "unexpected .")."""
     rng = np.random.default_rng(19)

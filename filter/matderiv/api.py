@@ -148,7 +148,7 @@ def _derive(expr, wrt, layout, steps, show, name, expect, scalar, vector, matrix
     if not isinstance(expr, str):
         raise MatDerivError("the expression must be a string")
 
-    from .parse import normalize_name, parse
+    from .parse import is_bold_lowercase_greek, normalize_name, parse
     from .shapes import infer
 
     wrt_list = [wrt] if isinstance(wrt, str) else list(wrt)
@@ -157,6 +157,12 @@ def _derive(expr, wrt, layout, steps, show, name, expect, scalar, vector, matrix
     wrt_names = tuple(normalize_name(w) for w in wrt_list)
     decls = dict(scalar=_names(scalar), vector=_names(vector), matrix=_names(matrix),
                  symmetric=_names(symmetric))
+    for text, wname in zip(wrt_list, wrt_names):
+        # a variable written bold (\boldsymbol{\theta}) is a vector, as a bold spelling in the
+        # expression makes it: y^T X \theta by \boldsymbol{\theta} is X^T y, not the row y^T X
+        if isinstance(text, str) and not any(wname in v for v in decls.values()) and \
+                is_bold_lowercase_greek(text):
+            decls["vector"] = decls["vector"] + (wname,)
     try:
         parsed = parse(expr)
         typed = infer(parsed, wrt_names, **decls)

@@ -1,4 +1,4 @@
 """Expression text -> typed-later expression tree (see :mod:`.parser`)."""
-from .parser import Parsed, identity_size_letters, normalize_name, parse
+from .parser import Parsed, identity_size_letters, is_bold_lowercase_greek, normalize_name, parse
 
-__all__ = ["Parsed", "parse", "normalize_name", "identity_size_letters"]
+__all__ = ["Parsed", "parse", "normalize_name", "identity_size_letters", "is_bold_lowercase_greek"]

@@ -1747,3 +1747,18 @@ def normalize_name(text: str) -> str:
         return "e"
     raise MatDerivError(f"`{text}` is not a single symbol", None,
                         "give a single symbol such as x, W_1 or \\Sigma")
+
+
+def is_bold_lowercase_greek(text: str) -> bool:
+    r"""Whether ``text`` is one bold lowercase Greek symbol (``\boldsymbol{\theta}``,
+    ``\bm{\mu}_1``): a vector by default, however the expression spells it."""
+    if "\\" not in text or not any(c in text for c in ("bold", "bm", "pmb", "mathbf")):
+        return False
+    try:
+        toks = _Tokenizer(text.strip()).run()
+    except MatDerivError:
+        return False
+    if len(toks) != 1 or toks[0].type != "SYM":
+        return False
+    info = toks[0].info
+    return info.bold and info.greek and not info.upper
