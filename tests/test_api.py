@@ -1132,6 +1132,25 @@ def test_a_bold_greek_variable_is_a_vector(wrt):
     assert derive(r"y^\top X \theta", wrt, scalar=[r"\theta"]).latex == r"y^\top X"
 
 
+def test_a_sum_of_fractions_over_a_denominator_is_not_a_nested_fraction():
+    r"""``\frac{\frac{y}{\|x\|_2} - \frac{(x^\top y) x}{\|x\|_2^3}}{\|y\|_2}`` (the
+    gradient of the cosine similarity) is written with the reciprocal in front."""
+    rng = np.random.default_rng(25)
+    x, y = rng.standard_normal(4), rng.standard_normal(4)
+    d = derive(r"\frac{x^T y}{\|x\| \|y\|}", "x")
+    assert d.latex == (r"\frac{1}{\|y\|_2} \left(\frac{y}{\|x\|_2} - "
+                       r"\frac{(x^\top y) x}{\|x\|_2^3}\right)")
+    np.testing.assert_allclose(
+        np.ravel(d.evaluate({"x": x, "y": y})),
+        fd_gradient(lambda v: v @ y / np.linalg.norm(v) / np.linalg.norm(y), x), rtol=1e-6)
+    h = derive(r"\sqrt{1 + x^\top x}", ["x", "x"])
+    assert h.latex == (r"\frac{1}{\sqrt{1 + x^\top x}} \left(I_n - "
+                       r"\frac{x x^\top}{1 + x^\top x}\right)")
+    np.testing.assert_allclose(
+        np.asarray(h.evaluate({"x": x}), dtype=float),
+        fd_jacobian(lambda v: v / np.sqrt(1 + v @ v), x), rtol=1e-5, atol=1e-7)
+
+
 def test_matlab_elementwise_power_and_division():
     """``x.^2`` and ``1./x`` as matrixcalculus.org and MATLAB write them (were "unexpected .")."""
     rng = np.random.default_rng(19)

@@ -25,6 +25,8 @@ EXTRA = [
     {"id": "extra-accents", "wrt": [r"\hat{\mathbf{y}}"],
      "expr": r"\|\hat{\mathbf{y}} - \bar{y}\|^2 + \tilde{x}^\top \hat{\mathbf{y}}"
              r" + \vec{v}^\top \hat{W}^{(1)} \hat{\mathbf{y}} + \dot{a}^\top \overline{A}_1 \hat{\mathbf{y}}"},
+    {"id": "extra-fraction-before-a-sum", "wrt": ["x"], "expr": r"\frac{x^\top y}{\|x\| \|y\|}"},
+    {"id": "extra-fraction-before-a-sum-2", "wrt": ["x", "x"], "expr": r"\sqrt{1 + x^\top x}"},
 ]
 
 

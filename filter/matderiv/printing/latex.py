@@ -483,6 +483,16 @@ class LatexPrinter:
         den = self._splice_lone_group(den)
         sign = "-" if coeff < 0 else ""
         c = abs(coeff)
+        if den and len(num) == 1 and isinstance(num[0], Add):
+            # a sum of fractions over a denominator, \frac{\frac{y}{a} - \frac{x}{b}}{c}, is
+            # written \frac{1}{c} \left(\frac{y}{a} - \frac{x}{b}\right), as textbooks do
+            summed = self._print(num[0])
+            if r"\frac" in summed:
+                bottom = self._join_factors(den, alone_ok=(c.denominator == 1))
+                if c.denominator != 1:
+                    bottom = str(c.denominator) + (r" \cdot " if re.match(r"[0-9]", bottom)
+                                                   else " ") + bottom
+                return sign + r"\frac{" + str(c.numerator) + "}{" + bottom + "} " + _paren(summed)
         if den or (num == [] and c.denominator != 1):
             # a lone sum keeps its parentheses once a coefficient stands beside it
             top = self._join_factors(num, alone_ok=(c.numerator == 1)) if num else ""
