@@ -158,6 +158,25 @@ def test_unreadable_claim_is_an_error(claim, words):
     assert words in exc.value.message and exc.value.hint
 
 
+@pytest.mark.parametrize("claim,ok,diagnosis", [
+    (r"\nabla_x f = (A + A^T) x", True, "equal"),
+    (r"\frac{\partial f}{\partial x} = 2 A x", False, "symmetric"),
+    (r"\frac{\partial\, x^T A x}{\partial x^T} = x^T (A + A^T)", False, "transpose"),
+    (r"\nabla f(x) = A x + A^\top x", True, "equal"),
+])
+def test_a_claim_copied_with_its_left_hand_side(claim, ok, diagnosis):
+    """A claim pasted from a paper with its derivative symbol on the left is judged by its
+    right-hand side (it was "cannot be read: \\partial is not supported")."""
+    d, v = verdict("x^T A x", "x", claim)
+    assert (v.ok, v.diagnosis) == (ok, diagnosis) and v.claim == claim
+
+
+def test_an_equation_without_a_derivative_on_the_left_is_not_a_claim():
+    with pytest.raises(MatDerivError) as exc:
+        derive("x^T A x", "x", expect="f = 2 A x")
+    assert "unexpected `=`" in exc.value.message and r"\nabla f = 2 A x" in exc.value.hint
+
+
 def test_unreadable_claim_in_a_document_points_at_expect():
     text = r"$\matderiv[steps, expect={2 A x +}]<x^T A x, x>$"
     (mac,) = find_macros(text)

@@ -50,6 +50,29 @@ def _other_layout(kind: str, layout: str) -> str:
     return "denominator" if layout in ("mixed", "numerator") else "numerator"
 
 
+#: What marks the left-hand side of a claim copied with its equation, ``\nabla_x f = 2 A x``,
+#: ``\frac{\partial f}{\partial x} = ...``, ``\frac{\mathrm{d} y}{\mathrm{d} t} = ...``.
+_DERIVATIVE_LHS_RE = re.compile(r"\\(?:partial|nabla)(?![A-Za-z])|\\frac\s*\{\s*(?:d|\\mathrm\s*\{?\s*d)"
+                                r"|\bd\s*/\s*d")
+
+
+def _right_side_offset(claim: str) -> int:
+    """Where the formula of a claim starts: after the last ``=`` outside brackets when what
+    stands before it is a derivative symbol (the claim was copied with its left-hand side),
+    else 0 (an ``=`` elsewhere is then reported by the reader)."""
+    depth, last = 0, None
+    for i, ch in enumerate(claim):
+        if ch in "({[":
+            depth += 1
+        elif ch in ")}]":
+            depth -= 1
+        elif ch == "=" and depth == 0:
+            last = i
+    if last is None or not _DERIVATIVE_LHS_RE.search(claim[:last]):
+        return 0
+    return last + 1
+
+
 def check_claim(claim: str, f: Expr, result: Expr, kind: str, layout: str, all_syms,
                 declarations: dict, seed_text: str = "", variable: str = "") -> Verdict:
     """Compare the claim (LaTeX) with ``result`` (the computed derivative of ``f`` by the
@@ -65,12 +88,17 @@ def check_claim(claim: str, f: Expr, result: Expr, kind: str, layout: str, all_s
     # of tr(X \otimes I_m)), as the result prints them
     size_scalars = _sizes_as_scalars(sorted(size_names | {
         n for t in (f, result) for node in t.walk() for d in node.shape for n in d}), by_name)
+    rhs_at = _right_side_offset(claim)
     try:
-        typed = infer(parse(claim), (), **_declare_scalars(declarations, size_scalars))
+        typed = infer(parse(claim[rhs_at:]), (), **_declare_scalars(declarations, size_scalars))
     except MatDerivError as err:
-        bad = MatDerivError(f"the claim `{claim}` cannot be read: {err.message}", None,
-                            err.hint or "write the claim as an expression in the same symbols")
-        bad.claim_position = err.position  # offset inside the claim text, for carets
+        hint = err.hint or "write the claim as an expression in the same symbols"
+        if err.message.startswith("unexpected `=`"):
+            hint = ("give the claimed derivative alone (2 A x), or after a derivative symbol "
+                    "(\\nabla f = 2 A x, \\frac{\\partial f}{\\partial x} = 2 A x)")
+        bad = MatDerivError(f"the claim `{claim}` cannot be read: {err.message}", None, hint)
+        # offset inside the claim text, for carets
+        bad.claim_position = None if err.position is None else err.position + rhs_at
         raise bad from None
     claim_tree = typed.tree
     commutations = {}  # K_{mn} as the engine prints it: the commutation matrix of those sizes
