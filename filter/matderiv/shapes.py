@@ -692,7 +692,10 @@ def _declaration_that_types(parsed, wrt_names, present, declared, given) -> str 
     if len(present) > 12:  # (each trial types the whole expression again)
         return None
     base = {k: tuple(_normalize_list(v, k)) for k, v in given.items()}
-    for name, sym in present.items():
+    # a symbol written transposed (w in w^T x + b) is least likely the scalar: tried last
+    transposed = {n.arg.name for n in parsed.tree.walk()
+                  if isinstance(n, Transpose) and isinstance(n.arg, Symbol)}
+    for name, sym in sorted(present.items(), key=lambda kv: kv[0] in transposed):
         if name in declared:
             continue
         default = sym.kind
