@@ -233,6 +233,26 @@ def test_macros_in_the_body_of_a_latex_definition_are_marked():
     assert got_md[:6] == [(e, True) for e in "abcdef"]  # (% is no comment there)
 
 
+@pytest.mark.parametrize("math, before, after", [
+    (r"\nabla f = \matderiv<a, x>", "free", "free"),
+    (r"y = 2\matderiv<a, x>", "digit", "free"),
+    (r"-\matderiv<a, x>^2", "minus", "postfix"),
+    (r"\pm \matderiv<a, x>,", "minus", "free"),
+    (r"x + \matderiv<a, x>\, y", "plus", "factor"),
+    (r"a \cdot \matderiv<a, x> b", "factor", "factor"),
+    (r"\frac{1}{2}\matderiv<a, x>_i", "factor", "postfix"),
+    (r"\left(\matderiv<a, x>\right)^2", "free", "free"),
+    (r"\text{see } \matderiv<a, x> \text{ here}", "free", "free"),
+    (r"\begin{aligned} f &\le \matderiv<a, x> \\ \end{aligned}", "free", "free"),
+    (r"\boxed{\matderiv<a, x>}'", "free", "free"),
+])
+def test_what_binds_a_macro_in_math(math, before, after):
+    (loc,) = locate_math(math, False)
+    assert (loc.before, loc.after) == (before, after)
+    (loc,) = locate_document("$" + math + "$", "md")
+    assert (loc.before, loc.after) == (before, after)
+
+
 def test_a_definition_head_does_not_backtrack_for_long():
     import time
 

@@ -383,6 +383,15 @@ def test_document_without_macros_is_untouched(runs):
     assert (code, html, stderr) == (0, "<p>plain <em>text</em></p>\n", "")
 
 
+def test_a_macro_among_other_math_through_pandoc(tmp_path):
+    """In a pandoc Math element too, a result that a neighbour would split is bracketed."""
+    src = tmp_path / "ctx.md"
+    src.write_text("$y = 2\\matderiv[show=result]<x^T x - a^T x, x>$\n", encoding="utf-8")
+    code, out, err = pandoc([str(src), "--filter", filter_command(tmp_path), "-t", "latex"])
+    assert code == 0 and err == ""
+    assert out.strip() == r"\(y = 2\left(2 x - a\right)\)"
+
+
 def test_steps_through_pandoc_render_without_warnings(tmp_path):
     flt = filter_command(tmp_path, stub=True)
     src = tmp_path / "steps.md"

@@ -95,6 +95,26 @@ def test_a_macro_in_a_latex_definition_works_in_text_and_math():
     assert res.text == f"\\newcommand{{\\ga}}{{{S}}}\n\nText $f = \\ga$.\n"
 
 
+@pytest.mark.parametrize("math, want", [
+    # the result 2 x - a (of x^T x - a^T x) set among other math keeps its meaning
+    (r"y = 2\matderiv[show=result]<x^T x - a^T x, x>", r"y = 2\left(2 x - a\right)"),
+    (r"y = -\matderiv[show=result]<x^T x - a^T x, x>", r"y = -\left(2 x - a\right)"),
+    (r"y = A \matderiv[show=result]<x^T x - a^T x, x>", r"y = A \left(2 x - a\right)"),
+    (r"y = \matderiv[show=result]<x^T x - a^T x, x>^\top b", r"y = \left(2 x - a\right)^\top b"),
+    (r"y = \matderiv[show=result]<x^T x, x>^\top b", r"y = \left(2 x\right)^\top b"),
+    (r"y = 3 \matderiv[show=result]<\tau^2, \tau>", r"y = 3 \left(2 \tau\right)"),
+    (r"y = 1 + \matderiv[show=result]<x^T x - a^T x, x> + b", r"y = 1 + 2 x - a + b"),
+    (r"y = \matderiv[show=result]<x^T x - a^T x, x>", r"y = 2 x - a"),
+    (r"\matderiv<x^T x, x>^2", r"\left(\frac{\partial}{\partial x}\left(x^\top x\right) = 2 x\right)^2"),
+    (r"\frac{1}{2}\matderiv[show=result]<x^T A x, x>", r"\frac{1}{2}(A + A^\top) x"),
+])
+def test_a_macro_among_other_math_is_bracketed_when_it_must_be(math, want):
+    r"""``y = 2\matderiv[show=result]<x^T x - a^T x, x>`` was typeset ``y = 22 x - a`` (and a
+    minus before it, or a transpose after it, took only one term)."""
+    res = process_text("$" + math + "$\n", "md")
+    assert res.errors == 0 and res.text == "$" + want + "$\n"
+
+
 def test_every_other_byte_is_kept_crlf_and_unicode():
     src = "α\r\n$\\matderiv<a, x>$\r\n% \\matderiv<b, x>\r\n\t\\matderiv<c, x> é\r\n"
     res = run(src, "tex")

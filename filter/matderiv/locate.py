@@ -464,7 +464,8 @@ class Located:
     line(s); ``env`` the math environment; ``indent`` the leading blanks of its line;
     ``in_definition`` is true for a macro in text inside the body of a LaTeX definition
     (``\\newcommand``, ``\\def``...; pandoc's Markdown reads them too), whose mode is known only
-    where the command is used."""
+    where the command is used.  In math, ``before`` and ``after`` say what the macro's
+    neighbours do to it (:func:`binding_context`)."""
 
     macro: object
     context: str
@@ -472,6 +473,8 @@ class Located:
     alone: bool = False
     indent: str = ""
     in_definition: bool = False
+    before: str = "free"
+    after: str = "free"
 
 
 _ENV_RE = re.compile(r"\\begin\s*\{([A-Za-z]+\*?)\}")
@@ -861,8 +864,10 @@ def locate_document(text: str, fmt: str) -> list[Located]:
                 if bodies is None:
                     bodies = definition_bodies(text, regions)
                 in_definition = any(a <= mac.start < b for a, b in bodies)
+            before, after = ("free", "free") if r.kind == "text" else \
+                binding_context(text, r.start, r.end, mac)
             out.append(Located(mac, "text" if r.kind == "text" else r.kind, r.env, alone, indent,
-                               in_definition))
+                               in_definition, before, after))
     return out
 
 
@@ -871,5 +876,56 @@ def locate_math(text: str, display: bool) -> list[Located]:
     out: list[Located] = []
     for r in math_regions(text, display):
         if r.kind != "skip" and "\\matderiv" in text[r.start:r.end]:
-            out.extend(Located(m, r.kind) for m in find_macros(text, r.start, r.end))
+            for m in find_macros(text, r.start, r.end):
+                before, after = binding_context(text, r.start, r.end, m)
+                out.append(Located(m, r.kind, before=before, after=after))
     return out
+
+
+#: Spacing that stands between a macro and its neighbours without changing what binds.
+_SPACING_AT_END_RE = re.compile(r"(?:\s|~|\\[,;:! >]|\\q?quad|\\[a-z]?space\s*\{[^{}]*\})+\Z")
+_SPACING_AT_START_RE = re.compile(r"(?:\s|~|\\[,;:! >]|\\q?quad(?![A-Za-z])"
+                                  r"|\\[a-z]?space\s*\{[^{}]*\})+")
+#: Commands that end what stands before them: relations, arrows, openers, line breaks.
+_RELATIONS = (r"le|leq|ge|geq|ne|neq|approx|equiv|sim|simeq|cong|propto|to|mapsto|gets|coloneqq"
+              r"|eqqcolon|Rightarrow|Leftarrow|Leftrightarrow|rightarrow|leftarrow|implies"
+              r"|impliedby|iff|in|ni|subset|subseteq|supset|supseteq|mid|colon|ll|gg|prec|succ"
+              r"|preceq|succeq|leqslant|geqslant|triangleq|doteq")
+_FREE_END_RE = re.compile(r"(?:[=&(\[{,;:<>|]|\\\\|\\(?:" + _RELATIONS + r")"
+                          r"|\\(?:left|[bB]igg?l?)\s*(?:[(\[.|]|\\[{|]|\\l[a-z]+)"
+                          r"|\\(?:text|textrm|textit|textbf|mbox|intertext|quad|qquad)"
+                          r"\s*\{[^{}]*\}|\\begin\s*\{[^{}]*\}(?:\s*\{[^{}]*\})*)\Z")
+_FREE_START_RE = re.compile(r"(?:[=&)\]},.;:<>|+-]|\\\\|\\(?:" + _RELATIONS + r")(?![A-Za-z])"
+                            r"|\\(?:right|[bB]igg?r?)(?![A-Za-z])|\\(?:end|text|textrm|mbox|tag"
+                            r"|label|nonumber|notag|quad|qquad|pm|mp)(?![A-Za-z]))")
+
+
+def binding_context(text: str, a: int, b: int, mac) -> tuple[str, str]:
+    """What stands around a macro in the math ``text[a:b]``, for grouping its replacement:
+    before it ``"free"`` (the start, ``=``, ``(``, a relation, ``\\text{...}``...), ``"plus"``,
+    ``"minus"`` (also ``\\pm``), ``"digit"`` or ``"factor"`` (anything it would be multiplied
+    by); after it ``"free"`` (the end, ``=``, ``)``, ``+``, ``-``, punctuation...), ``"postfix"``
+    (``^``, ``_``, ``'``, ``!``: they would bind to its last symbol) or ``"factor"``."""
+    head = text[a:mac.start]
+    cut = _SPACING_AT_END_RE.search(head)
+    head = head[:cut.start()] if cut else head
+    if not head or _FREE_END_RE.search(head):
+        before = "free"
+    elif head.endswith("+"):
+        before = "plus"
+    elif head.endswith("-") or re.search(r"\\(?:pm|mp)\Z", head):
+        before = "minus"
+    elif head[-1].isdigit():
+        before = "digit"
+    else:
+        before = "factor"
+    tail = text[mac.end:b]
+    lead = _SPACING_AT_START_RE.match(tail)
+    tail = tail[lead.end():] if lead else tail
+    if not tail or _FREE_START_RE.match(tail):
+        after = "free"
+    elif tail[0] in "^_'!":
+        after = "postfix"
+    else:
+        after = "factor"
+    return before, after

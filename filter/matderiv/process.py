@@ -188,6 +188,63 @@ def wrong_claim_diagnostic(filename: str, text: str, mac, r) -> str:
                              end=end, severity="wrong", detail=claim_detail(r))
 
 
+#: A formula that is one symbol or number: nothing after it can bind to a part of it.
+_ATOM_RE = re.compile(r"[A-Za-z0-9]|\\[A-Za-z]+|\\(?:mathbf|boldsymbol|bm)\{\\?[A-Za-z]+\}"
+                      r"|\{.*\}", re.S)
+
+
+#: One token of printed LaTeX for :func:`_top_level_operator`: a sized opening or closing
+#: delimiter with its delimiter, a command, or a character.
+_TOKEN_RE = re.compile(r"(?P<open>\\(?:left|[bB]igg?l)(?![A-Za-z])\s*(?:\\[A-Za-z]+|\\.|.))"
+                       r"|(?P<close>\\(?:right|[bB]igg?r)(?![A-Za-z])\s*(?:\\[A-Za-z]+|\\.|.))"
+                       r"|(?P<cmd>\\(?:[A-Za-z]+|.))|(?P<char>.)", re.S)
+
+
+def _top_level_operator(latex: str) -> bool:
+    """Whether ``latex`` has a binary ``+``, ``-`` or ``=`` outside brackets and braces (a sum,
+    a difference, an equation), or ``\\pm`` or a ``\\quad`` there (a verdict after it)."""
+    depth, prev = 0, ""
+    for m in _TOKEN_RE.finditer(latex):
+        tok = m.group(0)
+        if m.lastgroup == "open":
+            depth += 1
+        elif m.lastgroup == "close":
+            depth -= 1
+        elif m.lastgroup == "cmd":
+            if depth == 0 and tok in ("\\quad", "\\qquad", "\\pm", "\\mp"):
+                return True
+        elif tok in "({[":
+            depth += 1
+        elif tok in ")}]":
+            depth -= 1
+        elif depth == 0 and tok in "+-=" and prev not in ("", "^", "_", "+", "-", "=", "(", ","):
+            return True
+        if not tok.isspace():
+            prev = tok if m.lastgroup == "char" else "x"
+    return False
+
+
+def _needs_grouping(rep: str, before: str, after: str) -> bool:
+    r"""Whether a replacement set among other math (``2\matderiv<...>``, ``-\matderiv<...>``,
+    ``\matderiv<...>^\top b``) must be bracketed to keep its meaning: a sum after a factor or a
+    minus would lose its first term's partners (``-2 x - a`` for -(2x - a)), digits would run
+    together (``22 x``), a superscript would take its last symbol only."""
+    rep = rep.strip()
+    if not rep or rep.startswith(r"\begin{aligned}") or (before == after == "free"):
+        return False
+    summed = _top_level_operator(rep)
+    signed = rep[0] in "+-"
+    if before in ("minus", "factor", "digit") and (summed or signed):
+        return True
+    if before == "plus" and signed:
+        return True
+    if before == "digit" and rep[0].isdigit():
+        return True
+    if after == "postfix" and not _ATOM_RE.fullmatch(rep):
+        return True
+    return after == "factor" and summed
+
+
 def splice(text: str, located, opts: dict, *, fmt: str, color: bool = True, derive_fn=None,
            cache: dict | None = None, report=None, checkmark: bool = True) -> str:
     """``text`` with each located macro replaced by its rendering; ``report(located, rendered)``
@@ -202,6 +259,8 @@ def splice(text: str, located, opts: dict, *, fmt: str, color: bool = True, deri
         r = render_macro(mac, opts, math=math, color=color, derive_fn=derive_fn, cache=cache,
                          sep=sep, checkmark=checkmark)
         rep = r.latex
+        if loc.context != "text" and _needs_grouping(rep, loc.before, loc.after):
+            rep = r"\left(" + rep + r"\right)"
         if loc.context == "text" and loc.in_definition:
             # the command may be used in text or in math; pandoc's Markdown expands it in math
             # (and KaTeX knows no \ensuremath), so there the body is math as it stands
