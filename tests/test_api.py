@@ -1151,6 +1151,32 @@ def test_a_sum_of_fractions_over_a_denominator_is_not_a_nested_fraction():
         fd_jacobian(lambda v: v / np.sqrt(1 + v @ v), x), rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("text", [r"\sigma^2 \sigma(a^\top x)", r"\sigma (x - a)^\top x / \sigma"])
+def test_sigma_as_both_a_symbol_and_the_logistic_function_is_refused(text):
+    """``\\sigma`` before a bracket is the logistic function; where the expression also has
+    the symbol sigma (a standard deviation), which one was meant cannot be told."""
+    with pytest.raises(MatDerivError) as exc:
+        derive(text, "x")
+    assert "both a symbol and the logistic function" in exc.value.message
+    assert r"\operatorname{sigmoid}" in exc.value.hint
+
+
+def test_the_logistic_function_beside_a_symbol_sigma_is_spelled_out():
+    r"""``\operatorname{sigmoid}(\sigma a^\top x)`` printed ``\sigma \sigma'(\sigma a^\top x)\,
+    a``, the symbol and the function alike; beside a symbol sigma the function is spelled out."""
+    rng = np.random.default_rng(26)
+    a, x, s = rng.standard_normal(4), rng.standard_normal(4), 0.7
+    d = derive(r"\operatorname{sigmoid}(\sigma a^\top x)", "x")
+    assert d.latex == r"\sigma \operatorname{sigmoid}'(\sigma a^\top x)\, a"
+    sig = lambda u: 1 / (1 + np.exp(-u))  # noqa: E731
+    np.testing.assert_allclose(np.ravel(d.evaluate({"a": a, "x": x, "sigma": s})),
+                               fd_gradient(lambda v: sig(s * a @ v), x), rtol=1e-6)
+    # and the spelled-out derivative reads back as the derivative of the logistic function
+    again = derive(r"\operatorname{sigmoid}'(\sigma a^\top x)", "x")
+    assert again.latex.startswith(r"\sigma \operatorname{sigmoid}'(\sigma a^\top x)")
+    assert derive(r"\sigma(a^\top x)", "x").latex == r"\sigma'(a^\top x)\, a"  # no symbol: \sigma
+
+
 def test_matlab_elementwise_power_and_division():
     """``x.^2`` and ``1./x`` as matrixcalculus.org and MATLAB write them (were "unexpected .")."""
     rng = np.random.default_rng(19)

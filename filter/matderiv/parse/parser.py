@@ -592,7 +592,21 @@ class _Tokenizer:
         if not self.toks:
             raise _err("empty expression", 0, "write an expression, e.g. x^\\top A x",
                        None, text)
+        self._refuse_sigma_both_ways()
         return self.toks
+
+    def _refuse_sigma_both_ways(self) -> None:
+        r"""``\sigma`` before a bracket is the logistic function and elsewhere a scalar symbol;
+        an expression with both (``\sigma^2 \sigma(a^\top x)``, ``\sigma (x - \mu) / \sigma``)
+        is ambiguous: a standard deviation times a bracket, or the function?"""
+        calls = [t for t in self.toks if t.type == "FUNC" and t.value in ("sigmoid", "dsigmoid")
+                 and self.text.startswith("\\sigma", t.start_pos)]
+        if not calls or not any(t.type == "SYM" and t.info.name == "sigma" for t in self.toks):
+            return
+        t = calls[0]
+        raise _err("`\\sigma` is both a symbol and the logistic function \\sigma(...) here",
+                   t.start_pos, "for the logistic function write \\operatorname{sigmoid}(...); for the symbol "
+                   "times a bracket write \\sigma \\cdot (...)", t.end_pos, self.text)
 
     def in_frac_arg(self) -> bool:
         return bool(self.frac) and self.frac[-1][1] == len(self.stack)
@@ -1018,6 +1032,11 @@ class _Tokenizer:
         if word == "d":
             raise _err(f"`\\{name}{{d}}` (a differential) is not supported in an expression", i,
                        _NOT_IN_EXPRESSIONS["partial"], k, text)
+        prime = SIGMA_PRIME_RE.match(text, k) if FUNC_NAMES.get(word) == "sigmoid" else None
+        if prime and CALL_BRACKET_RE.match(text, prime.end()):
+            # \operatorname{sigmoid}'(u), as the printer writes sigma' beside a symbol sigma
+            self.emit("FUNC", "dsigmoid", i, prime.end())
+            return prime.end()
         if word in FUNC_NAMES:
             self.emit("FUNC", FUNC_NAMES[word], i, k)
             return k

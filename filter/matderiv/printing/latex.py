@@ -197,6 +197,9 @@ class LatexPrinter:
     """``LatexPrinter().doprint(expr)``: one ``_print_<Node>`` method per node type."""
 
     def doprint(self, expr: Expr) -> str:
+        # beside a symbol sigma, the logistic function is spelled out: \sigma (x) would be
+        # that symbol times x
+        self._sigma_taken = any(isinstance(n, Symbol) and n.name == "sigma" for n in expr.walk())
         return self._print(expr)
 
     # ------------------------------------------------------------------ dispatch
@@ -625,7 +628,10 @@ class LatexPrinter:
             return r"\log" + self._print(e.arg)
         if e.name not in _FUNC_HEADS:
             raise ValueError(f"LatexPrinter: unknown elementwise function {e.name!r}")
-        return _FUNC_HEADS[e.name][0] + "(" + self._print(e.arg) + ")"
+        head = _FUNC_HEADS[e.name][0]
+        if e.name in ("sigmoid", "dsigmoid") and getattr(self, "_sigma_taken", False):
+            head = r"\operatorname{sigmoid}" + ("'" if e.name == "dsigmoid" else "")
+        return head + "(" + self._print(e.arg) + ")"
 
     def _print_Softmax(self, e: Softmax) -> str:
         return r"\operatorname{softmax}(" + self._print(e.arg) + ")"
