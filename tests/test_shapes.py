@@ -440,8 +440,31 @@ def test_a_division_by_a_vector_says_division_and_how_to_divide_elementwise(text
 
 def test_a_letter_before_a_bracket_is_a_product_and_the_hint_says_so():
     with pytest.raises(MatDerivError) as info:
-        infer(parse(r"f(x)"), "x")
+        infer(parse(r"f(y) + x"), "x")
     assert "`f(...)` reads as f times the bracket" in info.value.hint
+
+
+@pytest.mark.parametrize("text, wrt, quoted", [
+    (r"f(x)", "x", "f(x)"),
+    (r"\|x(t)\|^2", "t", "x(t)"),                  # was 2 t x^T x (t declared a scalar)
+    (r"\det A(\tau)", r"\tau", r"A(\tau)"),
+    (r"\lambda(\tau) + \tau", r"\tau", r"\lambda(\tau)"),  # was \lambda + 1
+    (r"x(\tau)^\top A x(\tau)", r"\tau", r"x(\tau)"),
+])
+def test_a_symbol_of_the_variable_is_refused(text, wrt, quoted):
+    """``x(t)`` by t reads as x as a function of t, which matderiv cannot know; it was the
+    product x t, differentiated with confidence."""
+    with pytest.raises(MatDerivError) as info:
+        infer(parse(text), wrt, scalar=["t"])
+    assert info.value.message.startswith(f"`{quoted}` reads as a function of the variable")
+    assert text[info.value.position:].startswith(quoted)
+
+
+@pytest.mark.parametrize("text, wrt", [
+    (r"A (x)", "x"), (r"A(x - b)", "x"), (r"\sigma(x)", "x"), (r"a(\tau)", "a"), (r"x^T(x)", "x"),
+])
+def test_a_bracket_after_a_symbol_is_still_a_product_elsewhere(text, wrt):
+    infer(parse(text), wrt)
 
 
 @pytest.mark.parametrize("text, left, at", [

@@ -715,6 +715,19 @@ def _declaration_that_types(parsed, wrt_names, present, declared, given) -> str 
     return None
 
 
+def _refuse_functions_of_the_variable(parsed: Parsed, wrt_names) -> None:
+    r"""``x(\tau)`` with tau the variable reads as x as a function of tau, which matderiv
+    cannot know, and would be differentiated as the product x tau (``\|x(t)\|^2`` by t gave
+    2 t x^T x); ``A(x + b)`` and ``x(\tau)`` by another variable are products as before."""
+    for before, inside, start, end in parsed.calls:
+        if inside in wrt_names and before != inside:
+            text = parsed.source[start:end]
+            raise MatDerivError(
+                f"`{text}` reads as a function of the variable, which matderiv cannot know",
+                start, f"write the expression in the variable itself; for the product write it "
+                f"with a space or \\cdot, or the scalar first", end=end, source=parsed.source)
+
+
 def _refuse_square_exponentials(parsed: Parsed, inf: _Infer) -> None:
     r"""``e^{X}`` of a square matrix reads to most as the matrix exponential, which matderiv
     does not compute; ``\exp(X)`` is the elementwise one (SPEC), and ``e^{X}`` of a
@@ -773,6 +786,7 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
     for n in parsed.tree.walk():
         if isinstance(n, Symbol) and n.name not in present:
             present[n.name] = n
+    _refuse_functions_of_the_variable(parsed, wrt_names)
     # the variables' sizes are created first
     for w in wrt_names:
         k = decl.get(w) or (present[w].kind if w in present else _default_kind(w))

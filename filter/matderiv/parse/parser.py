@@ -288,6 +288,10 @@ class Parsed:
     #: ids of the exponentials written ``e^{...}`` (typing refuses one of a square matrix,
     #: which a reader takes for the matrix exponential)
     exp_powers: frozenset = field(default_factory=frozenset, compare=False, repr=False)
+    #: ``x(\tau)``, a symbol right before a bracket that holds one symbol: ``(name before,
+    #: name inside, start, end)``; a product, unless the one inside is the variable (typing
+    #: refuses it then: it reads as x as a function of tau)
+    calls: tuple = field(default=(), compare=False, repr=False)
 
     def span(self, node: Expr) -> Span | None:
         return self.spans.get(id(node))
@@ -1714,7 +1718,20 @@ def parse(text: str) -> Parsed:
         b.node(expr, s, e)
     # spans of nodes the builder made and dropped stay in the map: ``keep`` (held by the
     # Parsed) keeps those nodes alive, so their ids are never reused by a node of the tree
-    return Parsed(expr, text, b.spans, b.keep, frozenset(b.bare_chains), frozenset(b.exp_powers))
+    return Parsed(expr, text, b.spans, b.keep, frozenset(b.bare_chains), frozenset(b.exp_powers),
+                  _call_like(toks))
+
+
+def _call_like(toks: list[_Tok]) -> tuple:
+    """The ``x(\tau)`` of :attr:`Parsed.calls`: a symbol, then with nothing between them a
+    round bracket that holds a single symbol."""
+    out = []
+    for k in range(len(toks) - 3):
+        f, op, arg, cl = toks[k:k + 4]
+        if f.type == "SYM" and op.type == "LPAR" and op.value.endswith("(") and \
+                f.end == op.start and arg.type == "SYM" and cl.type == "RPAR":
+            out.append((f.info.name, arg.info.name, f.start, cl.end))
+    return tuple(out)
 
 
 _IDENTITY_SIZE_RE = re.compile(r"_\s*(?:\{([^{}]*)\}|([A-Za-z]))\s*$")
