@@ -1177,6 +1177,22 @@ def test_the_logistic_function_beside_a_symbol_sigma_is_spelled_out():
     assert derive(r"\sigma(a^\top x)", "x").latex == r"\sigma'(a^\top x)\, a"  # no symbol: \sigma
 
 
+@pytest.mark.parametrize("text, latex, fn", [
+    (r"2^{x^\top x}", r"2 \cdot 2^{x^\top x} \log(2)\, x", lambda v: 2.0 ** (v @ v)),
+    (r"2^{\mathbf{1}^\top x}", r"2^{\mathbf{1}^\top x} \log(2)\, \mathbf{1}", lambda v: 2.0 ** v.sum()),
+    (r"2^{\|x\|^2}", r"2 \cdot 2^{\|x\|_2^2} \log(2)\, x", lambda v: 2.0 ** (v @ v)),
+])
+def test_a_vector_in_an_exponent_stays_a_vector(text, latex, fn):
+    r"""A letter in an exponent is a scalar by default (``a^x``, ``X^k``), but not in an
+    exponent made of vectors: ``2^{x^\top x}`` took x for a scalar and printed
+    ``2 x \cdot 2^{x^2} \log(2)``; ``2^{\mathbf{1}^\top x}`` was a size clash."""
+    rng = np.random.default_rng(27)
+    x = rng.uniform(-0.8, 0.8, 4)
+    d = derive(text, "x")
+    assert d.latex == latex and d.shape == ("n", "1")
+    np.testing.assert_allclose(np.ravel(d.evaluate({"x": x})), fd_gradient(fn, x), rtol=1e-6)
+
+
 def test_matlab_elementwise_power_and_division():
     """``x.^2`` and ``1./x`` as matrixcalculus.org and MATLAB write them (were "unexpected .")."""
     rng = np.random.default_rng(19)

@@ -494,3 +494,17 @@ def test_an_elementwise_function_takes_the_scalar_in_front_of_a_vector_or_matrix
     r"""``\sin\tau A`` is sin(tau) A, as a reader takes it: the product after a function name
     (``\sin 2\tau``) stops where a scalar meets a vector or matrix."""
     assert infer(parse(text), wrt).tree == infer(parse(same_as), wrt).tree
+
+
+@pytest.mark.parametrize("text, quoted", [
+    (r"\operatorname{tr}(X^{1/2})", "X^{1/2}"),
+    (r"x^\top A^{-1/2} x", "A^{-1/2}"),
+    (r"\operatorname{tr}(A^{0.5} X)", "A^{0.5}"),
+])
+def test_a_fractional_matrix_power_is_refused_where_it_is_written(text, quoted):
+    """It was an internal error at the numerical check ("exponent -0.5")."""
+    with pytest.raises(UnsupportedError) as info:
+        infer(parse(text), "X" if "X" in text else "x")
+    assert info.value.message == (f"`{quoted}`: fractional powers and roots of a vector or "
+                                  "matrix are not supported")
+    assert text[info.value.position:].startswith(quoted)

@@ -512,6 +512,16 @@ class _Infer:
         if not self.unify_dim(s[0], s[1]):
             raise self.node_err(node, f"power of a non-square matrix: `{self.text(node.base)}` is "
                                 f"{self.describe(s)}", "a matrix power needs a square matrix")
+        ex = node.exponent
+        if isinstance(ex, Const) and ex.value.denominator != 1:
+            # A^{1/2}: a matrix root, which matderiv neither differentiates nor evaluates (it
+            # was an internal error at the numerical check: "exponent -0.5")
+            err = self.node_err(node, f"`{self.text(node)}`: fractional powers and roots of a "
+                                "vector or matrix are not supported", "a matrix power needs a whole-number exponent; "
+                                "\\sqrt{X} (elementwise square root) is the one root of a matrix "
+                                "that is supported")
+            raise UnsupportedError(err.message, err.position, err.hint, end=err.end,
+                                   source=err.source)
         return s
 
     def v_add(self, node: Add):
@@ -774,10 +784,14 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
                                 "a symmetric symbol is a square matrix")
         decl[n] = "matrix"
 
-    # an undeclared letter in an exponent (X^k, a^x, X^{k - 1}) is a scalar
+    # an undeclared letter in an exponent (X^k, a^x, X^{k - 1}) is a scalar, unless the
+    # exponent is made of vectors, as a transpose or a norm in it says (2^{x^T x}, a^{\|x\|^2})
     for node in parsed.tree.walk():
         if isinstance(node, Power):
-            for sub in node.exponent.walk():
+            subs = list(node.exponent.walk())
+            if any(isinstance(sub, (Transpose, Norm)) for sub in subs):
+                continue
+            for sub in subs:
                 if isinstance(sub, Symbol):
                     decl.setdefault(sub.name, "scalar")
     inf = _Infer(parsed, wrt_names, decl, sym_names)
