@@ -763,3 +763,17 @@ def test_letters_before_a_bracket_are_still_a_product():
 
 def test_an_identity_may_carry_its_size_as_n_times_n():
     assert parse(r"x^\top I_{n \times n} x").tree == parse(r"x^\top I x").tree
+
+
+@pytest.mark.parametrize("text, same_as", [
+    ("tau^2 + lambda tau", r"\tau^2 + \lambda \tau"),
+    ("x^T Sigma^{-1} x", r"x^T \Sigma^{-1} x"),
+    ("exp(-theta_1 t)", r"\exp(-\theta_1 t)"),
+    ("sigma(w^T x)", r"\sigma(w^T x)"),
+    ("Xi + Pi", "X i + P i"),          # a matrix times a vector, as before
+    ("betax", "b e t a x"),             # not a Greek name on its own
+])
+def test_greek_names_typed_plainly(text, same_as):
+    """``tau``, ``Sigma``, ``lambda`` typed without a backslash are the Greek letters (as
+    ``--wrt tau`` already was); they were products of single letters, t a u."""
+    assert parse(text).tree == parse(same_as).tree

@@ -508,3 +508,16 @@ def test_a_fractional_matrix_power_is_refused_where_it_is_written(text, quoted):
     assert info.value.message == (f"`{quoted}`: fractional powers and roots of a vector or "
                                   "matrix are not supported")
     assert text[info.value.position:].startswith(quoted)
+
+
+@pytest.mark.parametrize("text, quoted", [
+    (r"\beta^\top x", r"\beta^\top"),            # was beta I_n, the derivative of beta x
+    (r"\mu^T \mu + x^T x", r"\mu^T"),
+])
+def test_a_transposed_greek_scalar_asks_for_a_declaration(text, quoted):
+    with pytest.raises(MatDerivError) as info:
+        infer(parse(text), "x")
+    assert info.value.message.startswith(f"`{quoted}`: `")
+    assert "declare vector=" in info.value.hint and "\\boldsymbol" in info.value.hint
+    infer(parse(text), "x", vector=[text.split("^")[0]])  # declared, it types
+    infer(parse(text), "x", scalar=[text.split("^")[0]])  # and a declared scalar may be transposed

@@ -725,6 +725,23 @@ def _declaration_that_types(parsed, wrt_names, present, declared, given) -> str 
     return None
 
 
+def _refuse_transposed_default_scalars(parsed: Parsed, decl: dict) -> None:
+    r"""``\beta^\top x`` with beta a scalar by default (a plain lowercase Greek letter) was the
+    product beta x, whose derivative by x is beta I: the transpose says the author meant a
+    vector.  Refused, with the declaration that says so; a declared scalar may be transposed."""
+    for node in parsed.tree.walk():
+        if isinstance(node, Transpose) and isinstance(node.arg, Symbol):
+            sym = node.arg
+            if sym.kind == "scalar" and sym.name not in decl and sym.latex.startswith("\\"):
+                sp = parsed.span(node)
+                raise MatDerivError(
+                    f"`{parsed.text(node) or sym.latex}`: `{sym.latex}` is a scalar by default (a "
+                    "plain lowercase Greek letter), which a transpose leaves as it is",
+                    sp.start if sp else None, f"if it is a vector, declare vector={{{sym.latex}}} "
+                    f"or write it bold, \\boldsymbol{{{sym.latex}}}", end=sp.end if sp else None,
+                    source=parsed.source)
+
+
 def _refuse_functions_of_the_variable(parsed: Parsed, wrt_names) -> None:
     r"""``x(\tau)`` with tau the variable reads as x as a function of tau, which matderiv
     cannot know, and would be differentiated as the product x tau (``\|x(t)\|^2`` by t gave
@@ -801,6 +818,7 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
         if isinstance(n, Symbol) and n.name not in present:
             present[n.name] = n
     _refuse_functions_of_the_variable(parsed, wrt_names)
+    _refuse_transposed_default_scalars(parsed, decl)
     # the variables' sizes are created first
     for w in wrt_names:
         k = decl.get(w) or (present[w].kind if w in present else _default_kind(w))

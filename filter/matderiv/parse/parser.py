@@ -115,6 +115,8 @@ ASCII_FUNC_RE = re.compile(
 LOG_BASE_RE = re.compile(r"\s*_\s*(?:\{[^{}]*\}|[0-9A-Za-z])")
 
 #: A word of three or more lowercase letters written as a call (``norm(x)``).
+#: A run of letters that may spell a Greek letter's name (``tau``, ``Sigma``).
+ASCII_GREEK_RE = re.compile(r"[A-Za-z]+")
 ASCII_WORD_CALL_RE = re.compile(r"([a-z]{3,}[0-9]?)(?=\s*\()")
 
 #: what follows ``\sum`` when it is a function of one bracketed argument (no limits)
@@ -777,6 +779,16 @@ class _Tokenizer:
         if m and not (self.toks and self.toks[-1].type == "CARET"):
             self.emit("FUNC", FUNC_NAMES[m.group(1)], i, m.end())
             return m.end()
+        g = ASCII_GREEK_RE.match(text, i)
+        if g and g.group() in GREEK and g.group() not in ("Xi", "Pi") and \
+                not (i and text[i - 1].isalpha()):
+            # tau, Sigma, lambda typed plainly are the Greek letters, as in --wrt tau (they
+            # were t a u, products of vectors, with errors naming single letters); Xi and Pi
+            # stay X i and P i, a matrix times a vector
+            if g.group() == "sigma" and CALL_BRACKET_RE.match(text, g.end()):
+                self.emit("FUNC", "sigmoid", i, g.end())
+                return g.end()
+            return self.symbol(i, g.end(), g.group(), greek=True, bold=False)
         w = ASCII_WORD_CALL_RE.match(text, i)
         if w and not (i and text[i - 1].isalpha()):
             # norm(x), relu(x), mean(x): a function name, not n o r m times (x)
