@@ -253,6 +253,22 @@ def test_what_binds_a_macro_in_math(math, before, after):
     assert (loc.before, loc.after) == (before, after)
 
 
+@pytest.mark.parametrize("math, in_text", [
+    (r"\text{grad: \matderiv<a, x>}", True),
+    (r"a \mbox{ is \matderiv<a, x>}", True),
+    (r"\text{see {\bf \matderiv<a, x>}}", True),
+    (r"\text{a $\frac{1}{2}\matderiv<a, x>$ b}", False),   # back in math within the text
+    (r"\text{a} \matderiv<a, x>", False),
+    (r"\frac{\matderiv<a, x>}{2}", False),
+    (r"\text{a \{ \} } + \matderiv<a, x>", False),
+])
+def test_a_macro_in_a_text_group_of_math(math, in_text):
+    (loc,) = locate_math(math, False)
+    assert loc.in_text is in_text
+    (loc,) = locate_document("$" + math + "$", "tex")
+    assert loc.in_text is in_text
+
+
 def test_a_definition_head_does_not_backtrack_for_long():
     import time
 

@@ -115,6 +115,18 @@ def test_a_macro_among_other_math_is_bracketed_when_it_must_be(math, want):
     assert res.errors == 0 and res.text == "$" + want + "$\n"
 
 
+def test_a_macro_in_a_text_group_of_math_gets_its_own_math():
+    r"""``$\text{grad: \matderiv<...>}$`` put ``(A + A^\top) x`` in text mode (a LaTeX error, and
+    a KaTeX one); it is math inside the text, which KaTeX and texmath render."""
+    from renderers import katex_errors, pandoc_errors
+
+    res = process_text("$\\text{grad: \\matderiv[show=result]<x^T A x, x>}$\n", "md")
+    assert res.errors == 0
+    assert res.text == "$\\text{grad: $(A + A^\\top) x$}$\n"
+    formula = res.text.strip()[1:-1]
+    assert katex_errors([formula], display=False) == {} and pandoc_errors([formula]) == {}
+
+
 def test_every_other_byte_is_kept_crlf_and_unicode():
     src = "α\r\n$\\matderiv<a, x>$\r\n% \\matderiv<b, x>\r\n\t\\matderiv<c, x> é\r\n"
     res = run(src, "tex")

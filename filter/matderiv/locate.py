@@ -465,7 +465,8 @@ class Located:
     ``in_definition`` is true for a macro in text inside the body of a LaTeX definition
     (``\\newcommand``, ``\\def``...; pandoc's Markdown reads them too), whose mode is known only
     where the command is used.  In math, ``before`` and ``after`` say what the macro's
-    neighbours do to it (:func:`binding_context`)."""
+    neighbours do to it (:func:`binding_context`), and ``in_text`` that it stands in a text
+    group of the math (``\\text{grad: \\matderiv<...>}``), where TeX is in text mode."""
 
     macro: object
     context: str
@@ -475,6 +476,7 @@ class Located:
     in_definition: bool = False
     before: str = "free"
     after: str = "free"
+    in_text: bool = False
 
 
 _ENV_RE = re.compile(r"\\begin\s*\{([A-Za-z]+\*?)\}")
@@ -866,8 +868,9 @@ def locate_document(text: str, fmt: str) -> list[Located]:
                 in_definition = any(a <= mac.start < b for a, b in bodies)
             before, after = ("free", "free") if r.kind == "text" else \
                 binding_context(text, r.start, r.end, mac)
+            in_text = r.kind != "text" and in_text_group(text, r.start, mac.start)
             out.append(Located(mac, "text" if r.kind == "text" else r.kind, r.env, alone, indent,
-                               in_definition, before, after))
+                               in_definition, before, after, in_text))
     return out
 
 
@@ -878,8 +881,42 @@ def locate_math(text: str, display: bool) -> list[Located]:
         if r.kind != "skip" and "\\matderiv" in text[r.start:r.end]:
             for m in find_macros(text, r.start, r.end):
                 before, after = binding_context(text, r.start, r.end, m)
-                out.append(Located(m, r.kind, before=before, after=after))
+                out.append(Located(m, r.kind, before=before, after=after,
+                                   in_text=in_text_group(text, r.start, m.start)))
     return out
+
+
+_TEXT_GROUP_RE = re.compile(r"\\(?:text|textrm|textit|textbf|textsf|texttt|textnormal|mbox|hbox"
+                            r"|intertext|shortintertext)\s*\{")
+
+
+def in_text_group(text: str, a: int, pos: int) -> bool:
+    """Whether ``pos`` in the math ``text[a:...]`` stands in text mode: inside ``\\text{...}``
+    (or ``\\mbox``...) and not back in math through a ``$...$`` within it."""
+    if "\\" not in text[a:pos]:
+        return False
+    modes = ["math"]  # one entry per open group: the mode inside it
+    i = a
+    while i < pos:
+        m = _TEXT_GROUP_RE.match(text, i) if text[i] == "\\" else None
+        if m:
+            modes.append("text")
+            i = m.end()
+            continue
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "{":
+            modes.append(modes[-1])
+        elif c == "}" and len(modes) > 1:
+            modes.pop()
+        elif c == "$" and modes[-1] == "text":
+            modes.append("math$")
+        elif c == "$" and modes[-1] == "math$":
+            modes.pop()
+        i += 1
+    return modes[-1] == "text"
 
 
 #: Spacing that stands between a macro and its neighbours without changing what binds.

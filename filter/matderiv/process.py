@@ -254,12 +254,14 @@ def splice(text: str, located, opts: dict, *, fmt: str, color: bool = True, deri
     last = 0
     for loc in located:
         mac = loc.macro
-        math = "display" if loc.context == "text" else loc.context
+        math = "display" if loc.context == "text" else "inline" if loc.in_text else loc.context
         sep = " " if fmt == "md" else "\n" + loc.indent
         r = render_macro(mac, opts, math=math, color=color, derive_fn=derive_fn, cache=cache,
                          sep=sep, checkmark=checkmark)
         rep = r.latex
-        if loc.context != "text" and _needs_grouping(rep, loc.before, loc.after):
+        if loc.context != "text" and loc.in_text:
+            rep = "$" + rep + "$"  # \text{grad: \matderiv<...>}: math inside the text
+        elif loc.context != "text" and _needs_grouping(rep, loc.before, loc.after):
             rep = r"\left(" + rep + r"\right)"
         if loc.context == "text" and loc.in_definition:
             # the command may be used in text or in math; pandoc's Markdown expands it in math
