@@ -777,3 +777,18 @@ def test_greek_names_typed_plainly(text, same_as):
     """``tau``, ``Sigma``, ``lambda`` typed without a backslash are the Greek letters (as
     ``--wrt tau`` already was); they were products of single letters, t a u."""
     assert parse(text).tree == parse(same_as).tree
+
+
+@pytest.mark.parametrize("text", ["2 3 x", r"2\,3 x", "x^T x + 0.5 2", "a 2 3"])
+def test_two_numbers_side_by_side_are_refused(text):
+    """``2 3 x`` is set by TeX as 23 x, which is what a reader sees; it was read 6 x."""
+    with pytest.raises(MatDerivError) as exc:
+        parse(text)
+    assert "two numbers side by side" in exc.value.message and r"\cdot" in exc.value.hint
+
+
+@pytest.mark.parametrize("text, same_as", [
+    (r"\frac12 3 x", r"\frac{1}{2} \cdot 3 x"), ("x^2 3", r"x^2 \cdot 3"), ("2 x 3", r"2 x \cdot 3"),
+])
+def test_a_number_after_a_fraction_or_an_exponent_is_a_factor(text, same_as):
+    assert parse(text).tree == parse(same_as).tree

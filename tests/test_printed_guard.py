@@ -22,6 +22,16 @@ def test_a_printer_that_drops_parentheses_is_caught(monkeypatch, expr):
     assert "(" in good  # the correct form needed its parentheses
 
 
+def test_a_printer_whose_text_does_not_parse_is_caught(monkeypatch):
+    """Text the reader cannot take was let through as "cannot say"; the printer's notation
+    always reads (but for K_{ns,p}), so text that does not is a printer bug."""
+    original = latex_printer.LatexPrinter._print_Mul
+    monkeypatch.setattr(latex_printer.LatexPrinter, "_print_Mul",
+                        lambda self, e: original(self, e) + r" \oops")
+    with pytest.raises(VerificationError):
+        derive(r"x^\top A x", "x")
+
+
 def test_correct_output_passes_the_guard():
     assert derive(r"\frac{t^2}{3(1 + t^2)}", "t", scalar=["t"]).latex == \
         r"\frac{2 t}{3 (1 + t^2)^2}"

@@ -634,6 +634,14 @@ class _Tokenizer:
                 return i + 1
             m = NUMBER_RE.match(text, i)
             end = m.end()
+            toks = self.toks
+            if toks and toks[-1].type == "NUMBER" and not (
+                    len(toks) > 1 and toks[-2].type in ("CARET", "FRAC", "NUMBER")):
+                # `2 3 x`: TeX sets it as 23 x, which is what a reader sees
+                prev = toks[-1]
+                raise _err(f"`{text[prev.start:end]}`: two numbers side by side", prev.start,
+                           f"typeset, they read as one number, {prev.value}{m.group()}: write "
+                           f"that, or {prev.value} \\cdot {m.group()} for the product", end, text)
             if m.group() == "0" and not in_sup:
                 z = ZERO_SUB_RE.match(text, end)  # 0_{mn \times mn}, as the engine prints it
                 if z:
