@@ -893,7 +893,7 @@ _TEXT_GROUP_RE = re.compile(r"\\(?:text|textrm|textit|textbf|textsf|texttt|textn
 def in_text_group(text: str, a: int, pos: int) -> bool:
     """Whether ``pos`` in the math ``text[a:...]`` stands in text mode: inside ``\\text{...}``
     (or ``\\mbox``...) and not back in math through a ``$...$`` within it."""
-    if "\\" not in text[a:pos]:
+    if _TEXT_GROUP_RE.search(text, a, pos) is None:
         return False
     modes = ["math"]  # one entry per open group: the mode inside it
     i = a
@@ -919,8 +919,9 @@ def in_text_group(text: str, a: int, pos: int) -> bool:
     return modes[-1] == "text"
 
 
-#: Spacing that stands between a macro and its neighbours without changing what binds.
-_SPACING_AT_END_RE = re.compile(r"(?:\s|~|\\[,;:! >]|\\q?quad|\\[a-z]?space\s*\{[^{}]*\})+\Z")
+#: Spacing that stands between a macro and its neighbours without changing what binds (the
+#: one at the end of a text is stripped by :func:`_without_spacing_at_end`, in linear time).
+_SPACING_AT_END_RE = re.compile(r"(?:\s|~|\\[,;:! >]|\\q?quad|\\[a-z]?space\s*\{[^{}]*\})\Z")
 _SPACING_AT_START_RE = re.compile(r"(?:\s|~|\\[,;:! >]|\\q?quad(?![A-Za-z])"
                                   r"|\\[a-z]?space\s*\{[^{}]*\})+")
 #: Commands that end what stands before them: relations, arrows, openers, line breaks.
@@ -937,15 +938,25 @@ _FREE_START_RE = re.compile(r"(?:[=&)\]},.;:<>|+-]|\\\\|\\(?:" + _RELATIONS + r"
                             r"|label|nonumber|notag|quad|qquad|pm|mp)(?![A-Za-z]))")
 
 
+def _without_spacing_at_end(head: str) -> str:
+    """``head`` without the spacing at its end, one piece at a time (a regular expression
+    anchored at the end would be tried from every position: quadratic on long runs)."""
+    while head:
+        stripped = head.rstrip(" \t\r\n~")
+        m = _SPACING_AT_END_RE.search(stripped[-40:])
+        if m is None:
+            return stripped
+        head = stripped[:len(stripped) - (len(stripped[-40:]) - m.start())]
+    return head
+
+
 def binding_context(text: str, a: int, b: int, mac) -> tuple[str, str]:
     """What stands around a macro in the math ``text[a:b]``, for grouping its replacement:
     before it ``"free"`` (the start, ``=``, ``(``, a relation, ``\\text{...}``...), ``"plus"``,
     ``"minus"`` (also ``\\pm``), ``"digit"`` or ``"factor"`` (anything it would be multiplied
     by); after it ``"free"`` (the end, ``=``, ``)``, ``+``, ``-``, punctuation...), ``"postfix"``
     (``^``, ``_``, ``'``, ``!``: they would bind to its last symbol) or ``"factor"``."""
-    head = text[a:mac.start]
-    cut = _SPACING_AT_END_RE.search(head)
-    head = head[:cut.start()] if cut else head
+    head = _without_spacing_at_end(text[a:mac.start])[-200:]  # (what binds is near)
     if not head or _FREE_END_RE.search(head):
         before = "free"
     elif head.endswith("+"):
