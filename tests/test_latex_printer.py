@@ -237,7 +237,7 @@ CASES = [
     (Hadamard((Ax, b)), r"A x \odot b"),
     (Hadamard((Ax_b, y)), r"(A x - b) \odot y"),
     (Hadamard((x, neg(y))), r"x \odot (-y)"),
-    (Hadamard((Kron((a, b)), Kron((a, b)))), r"(a \otimes b) \odot (a \otimes b)"),
+    (Hadamard((Kron((a, b)), Kron((a, b)))), r"(a \otimes b)^{\circ 2}"),
     (T(Hadamard((A, Func("exp", M(tau, A))))), r"(A \odot \exp(\tau A))^\top"),
     (Kron((T(B), A)), r"B^\top \otimes A"),
     (Kron((I_n, a)), r"I_n \otimes a"),

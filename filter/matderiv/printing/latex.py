@@ -168,6 +168,21 @@ def _fmt_fraction(v: Fraction) -> str:
     return rf"{sign}\frac{{{abs(v.numerator)}}}{{{v.denominator}}}"
 
 
+def _hadamard_runs(e: Hadamard) -> list[list]:
+    r"""The factors of an elementwise product with the count of each, in the order they first
+    appear (the product commutes): u \odot v \odot u is u^{\circ 2} \odot v.  At most 8
+    of one factor to a run, the elementwise powers the reader takes."""
+    runs: list[list] = []
+    for a in e.args:
+        for run in runs:
+            if run[0] == a and run[1] < 8:
+                run[1] += 1
+                break
+        else:
+            runs.append([a, 1])
+    return runs
+
+
 def _paren(s: str) -> str:
     if r"\frac" in s:
         return r"\left(" + s + r"\right)"
@@ -421,6 +436,8 @@ class LatexPrinter:
         s = self._print(f)
         if alone:
             return s
+        if isinstance(f, Hadamard) and len(_hadamard_runs(f)) == 1 and not _is_scalar(f):
+            return s  # u^{\circ 2} needs no brackets
         if isinstance(f, (Add, Hadamard, Kron)):
             return _paren(s)
         if isinstance(f, HadamardDiv) and not _is_scalar(f):
@@ -519,6 +536,8 @@ class LatexPrinter:
     # ------------------------------------------------------------------ elementwise / Kronecker
     def _binop_operand(self, a: Expr, first: bool) -> str:
         s = self._print(a)
+        if isinstance(a, Hadamard) and len(_hadamard_runs(a)) == 1 and not _is_scalar(a):
+            return s  # u^{\circ 2}
         if isinstance(a, (Add, Hadamard, Kron)):
             return _paren(s)
         if isinstance(a, HadamardDiv) and not _is_scalar(a):
@@ -535,12 +554,25 @@ class LatexPrinter:
         (unary minus binds more loosely than the elementwise and Kronecker products), which
         prints with brackets, so the printed text would not be a fixed point of reading back."""
         n = self._negated(e)
-        return None if n is None else "-" + _paren(self._print(n))
+        if n is None:
+            return None
+        if isinstance(n, Hadamard) and len(_hadamard_runs(n)) == 1:
+            return "-" + self._print(n)  # -x^{\circ 2}: the power binds first
+        return "-" + _paren(self._print(n))
 
     def _print_Hadamard(self, e: Hadamard) -> str:
         if all(_is_scalar(a) for a in e.args):  # elementwise product of 1 x 1 terms
             return self._print_Mul(Mul(tuple(e.args)))
-        return self._minus_out_front(e) or self._nary(e.args, r"\odot")
+        minus = self._minus_out_front(e)
+        if minus:
+            return minus
+        runs = _hadamard_runs(e)
+        if len(runs) == len(e.args):
+            return self._nary(e.args, r"\odot")
+        parts = [self._binop_operand(a, i == 0) if k == 1 else
+                 self._postfix_base(a) + r"^{\circ " + str(k) + "}"
+                 for i, (a, k) in enumerate(runs)]
+        return r" \odot ".join(parts)
 
     def _print_Kron(self, e: Kron) -> str:
         return self._minus_out_front(e) or self._nary(e.args, r"\otimes")
