@@ -135,6 +135,14 @@ def test_steps_follow_the_derivation():
     assert "(A + A^\\top) x" in d.steps[-1]
 
 
+def test_each_line_names_only_the_rules_it_applies():
+    """The squared norm's rule is applied once, on the first line; the second line, which
+    applies the elementwise rule, also said "norm rule"."""
+    d = derive(r"\frac{1}{2}\|W_2 \sigma(W_1 x) - y\|^2", "W_1", steps=True)
+    assert "norm rule" in d.steps[0]
+    assert "norm rule" not in d.steps[1] and "elementwise" in d.steps[1]
+
+
 @pytest.mark.parametrize("expr, wrt", [
     (r"logdet\left([X^-1 + X] + [I + X^{T} * X]\right)", "X"),  # refines its steps (above)
     (DET_OF_PRODUCT, ("X", "X")),                                  # skips unsettled draws

@@ -269,15 +269,16 @@ class Differentiator:
             # ||A (x) B||^k = ||A||^k ||B||^k: each factor keeps its own norm rule
             return self._split_kron(e, b.arg, lambda a: Power(Norm(a, b.kind), k),
                                     "norm-kronecker")
-        db, dk = self(b), self(k)
-        terms = []
         if isinstance(b, Norm) and b.kind != "1" and not isinstance(b.arg, Kron) \
-                and isinstance(k, Const) and db is not None:
-            # d ||u||^c = c ||u||^{c-2} u^T du (and tr(U^T dU) for Frobenius): no ||u||/||u||.
+                and isinstance(k, Const) and self._depends(b):
+            # d ||u||^c = c ||u||^{c-2} u^T du (and tr(U^T dU) for Frobenius): no ||u||/||u||
+            # (and no norm rule taken on the way: the steps named it a second time)
             self._log("norm-power", e)
             u, du = b.arg, self(b.arg)
             inner = Trace(mul(Transpose(u), du)) if b.kind == "F" else mul(Transpose(u), du)
             return mul(k, _power(b, c(k.value - 2)), inner)
+        db, dk = self(b), self(k)
+        terms = []
         self._log("scalar-power", e)
         if db is not None:
             if isinstance(k, Const):
