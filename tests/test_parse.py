@@ -792,3 +792,20 @@ def test_two_numbers_side_by_side_are_refused(text):
 ])
 def test_a_number_after_a_fraction_or_an_exponent_is_a_factor(text, same_as):
     assert parse(text).tree == parse(same_as).tree
+
+
+@pytest.mark.parametrize("text, same_as", [
+    (r"\sigma\!\left(w^\top x\right)", r"\sigma(w^\top x)"),   # was sigma times (w^T x)
+    (r"\sigma\mkern-3mu(w^\top x)", r"\sigma(w^\top x)"),
+    (r"x^{\top}\mkern-2mu A x", r"x^\top A x"),                 # was "unknown command \mkern"
+    (r"x^\top \hspace{0.2em} A x", r"x^\top A x"),
+    (r"\det X \hspace{1em} X^{-1}", r"\det(X) X^{-1}"),         # a visible space ends the argument
+])
+def test_spacing_commands(text, same_as):
+    assert parse(text).tree == parse(same_as).tree
+
+
+def test_sigma_then_a_thin_space_then_a_bracket_is_ambiguous():
+    with pytest.raises(MatDerivError) as exc:
+        parse(r"\sigma\,(w^\top x)")
+    assert exc.value.message.startswith("ambiguous") and r"\sigma \cdot" in exc.value.hint

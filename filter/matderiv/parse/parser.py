@@ -128,10 +128,12 @@ HADPOW_RE = re.compile(r"\^\s*\{\s*\\(?:circ|odot)(?![A-Za-z])((?:[^{}]|\{[^{}]*
 DOTPOW_RE = re.compile(r"\.\^\s*(?:\{([^{}]*)\}|\(([^()]*)\)|([0-9]*\.?[0-9]+))")
 
 #: The spaces an author types on purpose (not ``\!``, which pulls factors together).
-EXPLICIT_SPACE_RE = re.compile(r"~|\\[,;:> ]|\\q?quad(?![A-Za-z])")
+EXPLICIT_SPACE_RE = re.compile(r"~|\\[,;:> ]|\\q?quad(?![A-Za-z])|\\hspace\*?\s*\{\s*[^-\s{}]")
 
+#: Spacing: blanks, TeX's spaces, \mkern-2mu and \hspace{...}, and style switches.
 SPACE_RE = re.compile(r"(?:\s|~|\\[,;:!> ]|\\q?quad(?![A-Za-z])|\\(?:displaystyle|textstyle)"
-                      r"(?![A-Za-z]))+")
+                      r"(?![A-Za-z])|\\(?:mkern|mskip|kern)\s*-?[\d.]+\s*(?:mu|em|ex|pt)"
+                      r"|\\hspace\*?\s*\{[^{}]*\})+")
 _SP = r"(?:\s|~|\\[,;:! ]|\\mkern\s*-?[\d.]+\s*mu)*"
 # (over the reals the conjugate transpose, A^H or A^{\mathsf H}, is the transpose)
 _T = (r"(?:[TH]|\\top(?![A-Za-z])|\\prime(?![A-Za-z])|\\intercal(?![A-Za-z])"
@@ -157,7 +159,11 @@ SIGMA_PRIME_RE = re.compile(r"\s*(?:'|\^\s*\{\s*\\prime\s*\}|\^\s*\\prime)")
 SQUARED_CALL_RE = re.compile(r"(\s*\^\s*(?:2|\{\s*2\s*\}))\s*" + _ROUND_OPEN)
 ROOT_INDEX_RE = re.compile(r"\s*\[([^\]]*)\]")
 #: An opening round bracket of a call: ``(``, ``\left(``, ``\big(`` ... (``\sigma(``, ``\vec(``).
-CALL_BRACKET_RE = re.compile(r"\s*" + _ROUND_OPEN)
+#: A round bracket after spacing that holds an explicit space (``\sigma\,(``): group 1 the
+#: spacing.
+SPACED_CALL_RE = re.compile(r"((?:\s|~|\\[,;:> ]|\\q?quad(?![A-Za-z]))+)" + _ROUND_OPEN)
+#: A negative space may stand before it, as authors tighten a call: ``\sigma\!\left(``.
+CALL_BRACKET_RE = re.compile(r"(?:\s|\\!|\\mkern\s*-[\d.]+\s*mu)*" + _ROUND_OPEN)
 COMMAND_RE = re.compile(r"\\([A-Za-z]+|.)")
 ACCENT_ARG_RE = re.compile(r"\\([A-Za-z]+)\s*")
 ARG_RE = re.compile(r"\s*(?:\{((?:[^{}]|\{[^{}]*\})*)\}|(\\[A-Za-z]+|[A-Za-z0-9]))")
@@ -854,6 +860,13 @@ class _Tokenizer:
             if name == "sigma" and CALL_BRACKET_RE.match(text, j):
                 self.emit("FUNC", "sigmoid", i, j)
                 return j
+            spaced = SPACED_CALL_RE.match(text, j) if name == "sigma" else None
+            if spaced and EXPLICIT_SPACE_RE.search(spaced.group(1)):
+                raise _err("ambiguous `" + text[i:spaced.end()] + "`: the logistic function, or "
+                           "the symbol sigma times the bracket?", i,
+                           "for the function write \\sigma(...) (a negative space \\! may stand "
+                           "between); for the product write \\sigma \\cdot (...)",
+                           spaced.end(), text)
             prime = SIGMA_PRIME_RE.match(text, j) if name == "sigma" else None
             if prime and CALL_BRACKET_RE.match(text, prime.end()):
                 # sigma'(u): the derivative of the logistic function, as the printer writes it
