@@ -1193,6 +1193,22 @@ def test_a_vector_in_an_exponent_stays_a_vector(text, latex, fn):
     np.testing.assert_allclose(np.ravel(d.evaluate({"x": x})), fd_gradient(fn, x), rtol=1e-6)
 
 
+def test_the_letter_of_a_size_used_as_a_number_is_that_scalar():
+    r"""The centering matrix ``I_n - \frac{1}{n} \mathbf{1}\mathbf{1}^\top``: n was a vector by
+    default ("division by a vector"); a letter written as the size of an identity or a ones
+    vector and used as a symbol too is a scalar, and the size keeps its letter."""
+    rng = np.random.default_rng(28)
+    x = rng.standard_normal(5)
+    C = np.eye(5) - np.ones((5, 5)) / 5
+    d = derive(r"x^\top (I_n - \frac{1}{n}\mathbf{1}\mathbf{1}^\top) x", "x")
+    assert d.latex == r"2 \left(I_n - \frac{\mathbf{1} \mathbf{1}^\top}{n}\right) x"
+    got = np.ravel(d.evaluate({"x": x, "n": 5.0}))
+    np.testing.assert_allclose(got, fd_gradient(lambda v: v @ C @ v, x), rtol=1e-6)
+    h = derive(r"x^\top (I_n - \frac{1}{n}\mathbf{1}_n\mathbf{1}_n^\top) x", ["x", "x"])
+    np.testing.assert_allclose(np.asarray(h.evaluate({"x": x, "n": 5.0}), dtype=float), 2 * C,
+                               atol=1e-9)
+
+
 def test_matlab_elementwise_power_and_division():
     """``x.^2`` and ``1./x`` as matrixcalculus.org and MATLAB write them (were "unexpected .")."""
     rng = np.random.default_rng(19)

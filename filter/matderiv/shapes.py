@@ -122,6 +122,8 @@ class _Infer:
         self._names = None
         #: sizes that are products of others (the a of a^T vec(X) has size mn): root -> factors
         self.prod: dict[int, tuple] = {}
+        #: letters written as a size (I_n) and used as a scalar symbol too (1/n): one number
+        self.size_letter_scalars: set = set()
 
     # --- helpers ---------------------------------------------------------------------------
     def _expand(self, v) -> tuple:
@@ -609,6 +611,7 @@ def _name_classes(inf: _Infer) -> dict:
     # a size never takes the letter of a symbol, of the expression or declared for it (the
     # printer writes a size used as a number as its letter: n, not tr(I_n))
     taken = {n for n in set(inf.symdims) | inf.declared if len(n) == 1 and n.islower()}
+    taken -= inf.size_letter_scalars
     used: set[str] = set()
 
     def pick(pref=None):
@@ -811,7 +814,18 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
             for sub in subs:
                 if isinstance(sub, Symbol):
                     decl.setdefault(sub.name, "scalar")
+    # a letter written as the size of an identity or a ones vector (I_n, \mathbf{1}_n) and
+    # used as a symbol too is a scalar: I_n - \frac{1}{n} \mathbf{1}\mathbf{1}^T (the
+    # centering matrix; the formula holds for every value of n, the size among them)
+    size_scalars = set()
+    for node in parsed.tree.walk():
+        if isinstance(node, (Identity, Ones)):
+            for letter in identity_size_letters(parsed.text(node)):
+                if letter not in decl:
+                    decl[letter] = "scalar"
+                    size_scalars.add(letter)
     inf = _Infer(parsed, wrt_names, decl, sym_names)
+    inf.size_letter_scalars = size_scalars  # (the size keeps its letter: I_n, 1/n)
     # symbols present in the tree, with their parser kinds
     present: dict[str, Symbol] = {}
     for n in parsed.tree.walk():
