@@ -274,6 +274,7 @@ def test_sum_clash_names_both_sides():
     (r"(x - \mu)^\top A (x - \mu)", "x", r"\mu", "vector"),  # mu is a scalar by default
     # a bias: declaring w a scalar would type too, but w is written transposed, so b is named
     (r"\sigma(w^\top x + b)", "w", "b", "scalar"),
+    (r"\|x - \bar{x}\mathbf{1}\|^2", "x", r"\bar{x}", "scalar"),  # a mean: no hint before
 ])
 def test_a_clash_from_a_default_kind_names_the_declaration_that_fixes_it(expr, wrt, name, kind):
     with pytest.raises(MatDerivError) as ei:

@@ -712,7 +712,10 @@ def _declaration_that_types(parsed, wrt_names, present, declared, given) -> str 
         if name in declared:
             continue
         default = sym.kind
-        if default == "vector" and not sym.latex.startswith("\\"):
+        latin = sym.name[:1].isascii() and sym.name[:1].islower() and (
+            len(sym.name) == 1 or sym.name[1] == "_") and not re.match(
+            r"\\(?:mathbf|boldsymbol|bm)\b", sym.latex)  # x, x_1, \bar{x}; not bold
+        if default == "vector" and latin:
             wanted, why = "scalar", "a lowercase Latin letter"
         elif default == "scalar" and sym.latex.startswith("\\"):
             wanted, why = "vector", "a plain lowercase Greek letter"
