@@ -757,8 +757,8 @@ def _refuse_functions_of_the_variable(parsed: Parsed, wrt_names) -> None:
             text = parsed.source[start:end]
             raise MatDerivError(
                 f"`{text}` reads as a function of the variable, which matderiv cannot know",
-                start, f"write the expression in the variable itself; for the product write it "
-                f"with a space or \\cdot, or the scalar first", end=end, source=parsed.source)
+                start, "write the expression in the variable itself; for the product write it "
+                "with a space or \\cdot, or the scalar first", end=end, source=parsed.source)
 
 
 def _refuse_square_exponentials(parsed: Parsed, inf: _Infer) -> None:
