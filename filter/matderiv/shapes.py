@@ -731,6 +731,13 @@ def _declaration_that_types(parsed, wrt_names, present, declared, given) -> str 
     return None
 
 
+def _refusal(parsed: Parsed, node: Expr, message: str, hint: str, cls=MatDerivError):
+    """The error that refuses ``node`` of ``parsed``, pointing at its text."""
+    sp = parsed.span(node)
+    return cls(message, sp.start if sp else None, hint, end=sp.end if sp else None,
+               source=parsed.source)
+
+
 def _refuse_transposed_default_scalars(parsed: Parsed, decl: dict) -> None:
     r"""``\beta^\top x`` with beta a scalar by default (a plain lowercase Greek letter) was the
     product beta x, whose derivative by x is beta I: the transpose says the author meant a
@@ -739,13 +746,11 @@ def _refuse_transposed_default_scalars(parsed: Parsed, decl: dict) -> None:
         if isinstance(node, Transpose) and isinstance(node.arg, Symbol):
             sym = node.arg
             if sym.kind == "scalar" and sym.name not in decl and sym.latex.startswith("\\"):
-                sp = parsed.span(node)
-                raise MatDerivError(
-                    f"`{parsed.text(node) or sym.latex}`: `{sym.latex}` is a scalar by default (a "
-                    "plain lowercase Greek letter), which a transpose leaves as it is",
-                    sp.start if sp else None, f"if it is a vector, declare vector={{{sym.latex}}} "
-                    f"or write it bold, \\boldsymbol{{{sym.latex}}}", end=sp.end if sp else None,
-                    source=parsed.source)
+                raise _refusal(parsed, node, f"`{parsed.text(node) or sym.latex}`: `{sym.latex}` "
+                               "is a scalar by default (a plain lowercase Greek letter), which a "
+                               "transpose leaves as it is",
+                               f"if it is a vector, declare vector={{{sym.latex}}} or write it "
+                               f"bold, \\boldsymbol{{{sym.latex}}}")
 
 
 def _refuse_functions_of_the_variable(parsed: Parsed, wrt_names) -> None:
@@ -772,13 +777,10 @@ def _refuse_square_exponentials(parsed: Parsed, inf: _Infer) -> None:
             continue
         r, c = inf.cshape(inf.shape[id(node.arg)])
         if r and c and r == c:
-            sp = parsed.span(node)
-            raise UnsupportedError(
-                f"`{parsed.text(node)}` of a square matrix is not supported: it reads as the "
-                "matrix exponential, which matderiv does not compute",
-                sp.start if sp else None, f"for the elementwise exponential write "
-                f"\\exp({parsed.text(node.arg) or 'X'})", end=sp.end if sp else None,
-                source=parsed.source)
+            raise _refusal(parsed, node, f"`{parsed.text(node)}` of a square matrix is not "
+                           "supported: it reads as the matrix exponential, which matderiv does "
+                           "not compute", "for the elementwise exponential write "
+                           f"\\exp({parsed.text(node.arg) or 'X'})", UnsupportedError)
 
 
 def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix=(),
