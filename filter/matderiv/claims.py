@@ -52,8 +52,8 @@ def _other_layout(kind: str, layout: str) -> str:
 
 #: What marks the left-hand side of a claim copied with its equation, ``\nabla_x f = 2 A x``,
 #: ``\frac{\partial f}{\partial x} = ...``, ``\frac{\mathrm{d} y}{\mathrm{d} t} = ...``.
-_DERIVATIVE_LHS_RE = re.compile(r"\\(?:partial|nabla)(?![A-Za-z])|\\frac\s*\{\s*(?:d|\\mathrm\s*\{?\s*d)"
-                                r"|\bd\s*/\s*d")
+_DERIVATIVE_LHS_RE = re.compile(r"\\(?:partial|nabla)(?![A-Za-z])"
+                                r"|\\frac\s*\{\s*(?:d|\\mathrm\s*\{?\s*d)|\bd\s*/\s*d")
 
 
 def _right_side_offset(claim: str) -> int:

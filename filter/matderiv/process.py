@@ -189,8 +189,25 @@ def wrong_claim_diagnostic(filename: str, text: str, mac, r) -> str:
 
 
 #: A formula that is one symbol or number: nothing after it can bind to a part of it.
-_ATOM_RE = re.compile(r"[A-Za-z0-9]|\\[A-Za-z]+|\\(?:mathbf|boldsymbol|bm)\{\\?[A-Za-z]+\}"
-                      r"|\{.*\}", re.S)
+_ATOM_RE = re.compile(r"[A-Za-z0-9]|\\[A-Za-z]+|\\(?:mathbf|boldsymbol|bm)\{\\?[A-Za-z]+\}")
+
+
+def _atomic(latex: str) -> bool:
+    """Whether a superscript after ``latex`` takes all of it: one symbol or number, or one
+    brace group (the error marker ``{\\color{red}{...}}``)."""
+    if _ATOM_RE.fullmatch(latex):
+        return True
+    if not latex.startswith("{"):
+        return False
+    depth = 0
+    for i, ch in enumerate(latex):
+        if ch == "{" and latex[i - 1:i] != "\\":
+            depth += 1
+        elif ch == "}" and latex[i - 1:i] != "\\":
+            depth -= 1
+            if depth == 0:
+                return i == len(latex) - 1
+    return False
 
 
 #: One token of printed LaTeX for :func:`_top_level_operator`: a sized opening or closing
@@ -240,7 +257,7 @@ def _needs_grouping(rep: str, before: str, after: str) -> bool:
         return True
     if before == "digit" and rep[0].isdigit():
         return True
-    if after == "postfix" and not _ATOM_RE.fullmatch(rep):
+    if after == "postfix" and not _atomic(rep):
         return True
     return after == "factor" and summed
 
