@@ -11,7 +11,10 @@ Owns:
   ``\left...\right``, ``\|...\|``.
 - :func:`document_regions` / :func:`locate_document`: which parts of a Markdown or LaTeX source are
   math (inline or display), plain text, or left alone (comments, verbatim, code), so that the
-  preprocessor knows where each macro stands.
+  preprocessor knows where each macro stands; within that, whether a macro in text is in the
+  body of a LaTeX definition (:func:`definition_bodies`), and for one in math what its
+  neighbours would do to its replacement (:func:`binding_context`) and whether it stands in a
+  text group of the math (:func:`in_text_group`).
 
 Knows nothing of derivatives (no ``derive``), of pandoc, or of how results are typeset.
 """

@@ -518,12 +518,10 @@ class _Infer:
         if isinstance(ex, Const) and ex.value.denominator != 1:
             # A^{1/2}: a matrix root, which matderiv neither differentiates nor evaluates (it
             # was an internal error at the numerical check: "exponent -0.5")
-            err = self.node_err(node, f"`{self.text(node)}`: fractional powers and roots of a "
-                                "vector or matrix are not supported", "a matrix power needs a whole-number exponent; "
-                                "\\sqrt{X} (elementwise square root) is the one root of a matrix "
-                                "that is supported")
-            raise UnsupportedError(err.message, err.position, err.hint, end=err.end,
-                                   source=err.source)
+            raise _refusal(self.p, node, f"`{self.text(node)}`: fractional powers and roots of "
+                           "a vector or matrix are not supported", "a matrix power needs a "
+                           "whole-number exponent; \\sqrt{X} (elementwise square root) is the one "
+                           "root of a matrix that is supported", UnsupportedError)
         return s
 
     def v_add(self, node: Add):

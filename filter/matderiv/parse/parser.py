@@ -617,8 +617,9 @@ class _Tokenizer:
             return
         t = calls[0]
         raise _err("`\\sigma` is both a symbol and the logistic function \\sigma(...) here",
-                   t.start_pos, "for the logistic function write \\operatorname{sigmoid}(...); for the symbol "
-                   "times a bracket write \\sigma \\cdot (...)", t.end_pos, self.text)
+                   t.start_pos, "for the logistic function write \\operatorname{sigmoid}(...); "
+                   "for the symbol times a bracket write \\sigma \\cdot (...)", t.end_pos,
+                   self.text)
 
     def in_frac_arg(self) -> bool:
         return bool(self.frac) and self.frac[-1][1] == len(self.stack)
@@ -1756,7 +1757,7 @@ def parse(text: str) -> Parsed:
 
 
 def _call_like(toks: list[_Tok]) -> tuple:
-    """The ``x(\tau)`` of :attr:`Parsed.calls`: a symbol, then with nothing between them a
+    r"""The ``x(\tau)`` of :attr:`Parsed.calls`: a symbol, then with nothing between them a
     round bracket that holds a single symbol."""
     out = []
     for k in range(len(toks) - 3):
