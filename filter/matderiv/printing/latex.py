@@ -183,6 +183,11 @@ def _hadamard_runs(e: Hadamard) -> list[list]:
     return runs
 
 
+def _is_hadamard_power(e: Expr) -> bool:
+    """Whether ``e`` prints as one elementwise power, ``u^{\\circ k}`` (no brackets needed)."""
+    return isinstance(e, Hadamard) and len(_hadamard_runs(e)) == 1 and not _is_scalar(e)
+
+
 def _paren(s: str) -> str:
     if r"\frac" in s:
         return r"\left(" + s + r"\right)"
@@ -436,7 +441,7 @@ class LatexPrinter:
         s = self._print(f)
         if alone:
             return s
-        if isinstance(f, Hadamard) and len(_hadamard_runs(f)) == 1 and not _is_scalar(f):
+        if _is_hadamard_power(f):
             return s  # u^{\circ 2} needs no brackets
         if isinstance(f, (Add, Hadamard, Kron)):
             return _paren(s)
@@ -489,6 +494,15 @@ class LatexPrinter:
             return scalars + nons
         return factors
 
+    def _denominator(self, den, number: int) -> str:
+        """The text under a fraction bar: the number (when not 1) before the factors."""
+        bottom = self._join_factors(den, alone_ok=(number == 1))
+        if number == 1:
+            return bottom
+        if not bottom:
+            return str(number)
+        return str(number) + (r" \cdot " if re.match(r"[0-9]", bottom) else " ") + bottom
+
     def _print_Mul(self, e: Mul) -> str:
         coeff, factors = self._flatten_mul(e.args)
         num, den = [], []
@@ -508,10 +522,7 @@ class LatexPrinter:
             # written \frac{1}{c} \left(\frac{y}{a} - \frac{x}{b}\right), as textbooks do
             summed = self._print(num[0])
             if r"\frac" in summed:
-                bottom = self._join_factors(den, alone_ok=(c.denominator == 1))
-                if c.denominator != 1:
-                    bottom = str(c.denominator) + (r" \cdot " if re.match(r"[0-9]", bottom)
-                                                   else " ") + bottom
+                bottom = self._denominator(den, c.denominator)
                 return sign + r"\frac{" + str(c.numerator) + "}{" + bottom + "} " + _paren(summed)
         if den or (num == [] and c.denominator != 1):
             # a lone sum keeps its parentheses once a coefficient stands beside it
@@ -520,10 +531,7 @@ class LatexPrinter:
                 top = str(c.numerator) + ((r" \cdot " if re.match(r"[0-9]", top) else " ") + top if top else "")
             elif not top:
                 top = "1"
-            bottom = self._join_factors(den, alone_ok=(c.denominator == 1))
-            if c.denominator != 1:
-                bottom = str(c.denominator) + ((r" \cdot " if re.match(r"[0-9]", bottom) else " ") + bottom if bottom else "")
-            return sign + r"\frac{" + top + "}{" + bottom + "}"
+            return sign + r"\frac{" + top + "}{" + self._denominator(den, c.denominator) + "}"
         if not num:
             return sign + _fmt_fraction(c)
         body = self._join_factors(num, alone_ok=(coeff == 1))
@@ -536,7 +544,7 @@ class LatexPrinter:
     # ------------------------------------------------------------------ elementwise / Kronecker
     def _binop_operand(self, a: Expr, first: bool) -> str:
         s = self._print(a)
-        if isinstance(a, Hadamard) and len(_hadamard_runs(a)) == 1 and not _is_scalar(a):
+        if _is_hadamard_power(a):
             return s  # u^{\circ 2}
         if isinstance(a, (Add, Hadamard, Kron)):
             return _paren(s)
@@ -556,7 +564,7 @@ class LatexPrinter:
         n = self._negated(e)
         if n is None:
             return None
-        if isinstance(n, Hadamard) and len(_hadamard_runs(n)) == 1:
+        if _is_hadamard_power(n):
             return "-" + self._print(n)  # -x^{\circ 2}: the power binds first
         return "-" + _paren(self._print(n))
 
