@@ -217,10 +217,18 @@ class LatexPrinter:
     """``LatexPrinter().doprint(expr)``: one ``_print_<Node>`` method per node type."""
 
     def doprint(self, expr: Expr) -> str:
-        # beside a symbol sigma, the logistic function is spelled out: \sigma (x) would be
-        # that symbol times x
-        self._sigma_taken = any(isinstance(n, Symbol) and n.name == "sigma" for n in expr.walk())
+        self._root, self._sigma_taken = expr, None
         return self._print(expr)
+
+    def _sigma_is_a_symbol(self) -> bool:
+        """Whether the formula being printed holds a symbol sigma: then the logistic function
+        is spelled out, as \\sigma (x) would be that symbol times x (found once, and only for a
+        formula that holds the function)."""
+        if getattr(self, "_sigma_taken", None) is None:
+            root = getattr(self, "_root", None)
+            self._sigma_taken = root is not None and any(
+                isinstance(n, Symbol) and n.name == "sigma" for n in root.walk())
+        return self._sigma_taken
 
     # ------------------------------------------------------------------ dispatch
     def _print(self, expr: Expr) -> str:
@@ -669,7 +677,7 @@ class LatexPrinter:
         if e.name not in _FUNC_HEADS:
             raise ValueError(f"LatexPrinter: unknown elementwise function {e.name!r}")
         head = _FUNC_HEADS[e.name][0]
-        if e.name in ("sigmoid", "dsigmoid") and getattr(self, "_sigma_taken", False):
+        if e.name in ("sigmoid", "dsigmoid") and self._sigma_is_a_symbol():
             head = r"\operatorname{sigmoid}" + ("'" if e.name == "dsigmoid" else "")
         return head + "(" + self._print(e.arg) + ")"
 
