@@ -809,3 +809,13 @@ def test_sigma_then_a_thin_space_then_a_bracket_is_ambiguous():
     with pytest.raises(MatDerivError) as exc:
         parse(r"\sigma\,(w^\top x)")
     assert exc.value.message.startswith("ambiguous") and r"\sigma \cdot" in exc.value.hint
+
+
+@pytest.mark.parametrize("text, same_as", [
+    (r"{\rm tr}(A X)", r"\operatorname{tr}(A X)"),   # was t times r: "size clash in \rm tr"
+    (r"\rm tr (A X)", r"\operatorname{tr}(A X)"),
+    (r"{\rm det} X", r"\det X"),
+    (r"W_{\rm in} x", r"W_{\mathrm{in}} x"),          # a subscript in roman stays a subscript
+])
+def test_plain_tex_roman_function_names(text, same_as):
+    assert parse(text).tree == parse(same_as).tree

@@ -162,6 +162,10 @@ ROOT_INDEX_RE = re.compile(r"\s*\[([^\]]*)\]")
 #: A round bracket after spacing that holds an explicit space (``\sigma\,(``): group 1 the
 #: spacing.
 SPACED_CALL_RE = re.compile(r"((?:\s|~|\\[,;:> ]|\\q?quad(?![A-Za-z]))+)" + _ROUND_OPEN)
+#: Plain TeX's roman function names: ``{\rm tr}`` (group 1 the name), and after ``\rm`` the
+#: word it sets.
+RM_GROUP_RE = re.compile(r"\{\s*\\rm\s+([A-Za-z]+)\s*\}")
+RM_WORD_RE = re.compile(r"\s*([A-Za-z]+)")
 #: A negative space may stand before it, as authors tighten a call: ``\sigma\!\left(``.
 CALL_BRACKET_RE = re.compile(r"(?:\s|\\!|\\mkern\s*-[\d.]+\s*mu)*" + _ROUND_OPEN)
 COMMAND_RE = re.compile(r"\\([A-Za-z]+|.)")
@@ -740,6 +744,10 @@ class _Tokenizer:
             self.close(DELIMS_CLOSE[c], "RPAR", i, i + 1)
             return i + 1
         if c == "{":
+            rm = RM_GROUP_RE.match(text, i)
+            if rm and rm.group(1) in FUNC_NAMES:  # {\rm tr}(A X): plain TeX's roman name
+                self.emit("FUNC", FUNC_NAMES[rm.group(1)], i, rm.end())
+                return rm.end()
             self.open("brace", "LBRACE", i, i + 1)
             return i + 1
         if c == "}":
@@ -1063,6 +1071,10 @@ class _Tokenizer:
         text = self.text
         if text.startswith("*", j):
             j += 1
+        word_run = RM_WORD_RE.match(text, j) if name == "rm" else None
+        if word_run and word_run.group(1) in FUNC_NAMES:  # \rm tr: the font switch takes a word
+            self.emit("FUNC", FUNC_NAMES[word_run.group(1)], i, word_run.end())
+            return word_run.end()
         arg, k = _read_arg(text, j)
         if arg is None:
             raise _err(f"`\\{name}` needs an argument", i, f"write \\{name}{{tr}}", j, text)
