@@ -435,6 +435,16 @@ def test_fixed_bug2_sigma_power_reads_back_as_a_power():
     _reads_back(p, "t", lambda e: _sig(e["t"]) ** 3, ("1", "1"))
 
 
+@pytest.mark.parametrize("text", [r"(C x \odot C x) \odot C x", r"x \odot (x \odot x) \odot x"])
+def test_fixed_bug4_nested_elementwise_powers_print_a_fixed_point(text):
+    # (C x \odot C x) \odot C x printed ((C x)^{\circ 2} \odot C x), which read back and
+    # reprinted as (C x)^{\circ 3} (a long round-trip run found it): nested products are opened
+    p1 = _printed(text, "x")
+    assert "^{\\circ" in p1 and _printed(p1, "x") == p1
+    _reads_back(p1, "x", lambda e: (e["C"] @ e["x"]) ** 3 if "C" in text else e["x"] ** 4,
+                ("m", "1") if "C" in text else ("n", "1"))
+
+
 @pytest.mark.parametrize("text", [r"(-x) \odot x", r"\operatorname{sum}((-B) \otimes (-X))",
                                   r"-(x \odot y)", r"(-a) \oslash b", r"-2 x \odot y",
                                   r"\left[\big(-C a\big) .* C b\right] x^\top"])

@@ -173,7 +173,7 @@ def _hadamard_runs(e: Hadamard) -> list[list]:
     appear (the product commutes): u \odot v \odot u is u^{\circ 2} \odot v.  At most 8
     of one factor to a run, the elementwise powers the reader takes."""
     runs: list[list] = []
-    for a in e.args:
+    for a in _hadamard_factors(e):
         for run in runs:
             if run[0] == a and run[1] < 8:
                 run[1] += 1
@@ -181,6 +181,14 @@ def _hadamard_runs(e: Hadamard) -> list[list]:
         else:
             runs.append([a, 1])
     return runs
+
+
+def _hadamard_factors(e: Hadamard) -> list[Expr]:
+    """The factors of an elementwise product, nested products opened (it is associative)."""
+    out: list[Expr] = []
+    for a in e.args:
+        out.extend(_hadamard_factors(a) if isinstance(a, Hadamard) else (a,))
+    return out
 
 
 def _is_hadamard_power(e: Expr) -> bool:
@@ -583,7 +591,7 @@ class LatexPrinter:
         if minus:
             return minus
         runs = _hadamard_runs(e)
-        if len(runs) == len(e.args):
+        if len(runs) == len(_hadamard_factors(e)):  # nothing repeats: as written
             return self._nary(e.args, r"\odot")
         parts = [self._binop_operand(a, i == 0) if k == 1 else
                  self._postfix_base(a) + r"^{\circ " + str(k) + "}"
