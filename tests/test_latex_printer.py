@@ -390,3 +390,22 @@ def test_renders_in_katex_and_pandoc():
         pytest.fail(f"render tool missing: {exc}")
     assert not kerr, {strings[i]: m for i, m in kerr.items()}
     assert not perr, {strings[i]: m for i, m in perr.items()}
+
+
+def test_nested_elementwise_products_print_in_linear_time():
+    """An elementwise product prints its factors to find repeats (u \\odot u is
+    u^{\\circ 2}); nested in one another, they printed the inner ones again at every level
+    (depth 10 took 0.8 s, three times longer per level). Each node now prints once."""
+    import time
+
+    from matderiv.parse import parse
+    from matderiv.shapes import infer
+
+    text = "x"
+    for _ in range(40):
+        text = r"x \odot (A (" + text + r") \odot x)"
+    tree = infer(parse(text), ("x",)).tree
+    t0 = time.perf_counter()
+    out = latex(tree)
+    assert time.perf_counter() - t0 < 1.0
+    assert out.count(r"x^{\circ 2} \odot A") == 40  # x \odot (A (...) \odot x), each level

@@ -168,18 +168,21 @@ def _fmt_fraction(v: Fraction) -> str:
     return rf"{sign}\frac{{{abs(v.numerator)}}}{{{v.denominator}}}"
 
 
-def _hadamard_runs(e: Hadamard) -> list[list]:
+def _hadamard_runs(e: Hadamard, text) -> list[list]:
     r"""The factors of an elementwise product with the count of each, in the order they first
-    appear (the product commutes): u \odot v \odot u is u^{\circ 2} \odot v.  At most 8
-    of one factor to a run, the elementwise powers the reader takes."""
+    appear (the product commutes): u \odot v \odot u is u^{\circ 2} \odot v.  Factors are
+    the same when they print the same (``text``: the printer), so that the printed formula,
+    read back, prints as itself; at most 8 of one factor to a run, the elementwise powers the
+    reader takes."""
     runs: list[list] = []
     for a in _hadamard_factors(e):
+        key = text(a)
         for run in runs:
-            if run[0] == a and run[1] < 8:
+            if run[2] == key and run[1] < 8:
                 run[1] += 1
                 break
         else:
-            runs.append([a, 1])
+            runs.append([a, 1, key])
     return runs
 
 
@@ -189,11 +192,6 @@ def _hadamard_factors(e: Hadamard) -> list[Expr]:
     for a in e.args:
         out.extend(_hadamard_factors(a) if isinstance(a, Hadamard) else (a,))
     return out
-
-
-def _is_hadamard_power(e: Expr) -> bool:
-    """Whether ``e`` prints as one elementwise power, ``u^{\\circ k}`` (no brackets needed)."""
-    return isinstance(e, Hadamard) and len(_hadamard_runs(e)) == 1 and not _is_scalar(e)
 
 
 def _paren(s: str) -> str:
@@ -225,7 +223,7 @@ class LatexPrinter:
     """``LatexPrinter().doprint(expr)``: one ``_print_<Node>`` method per node type."""
 
     def doprint(self, expr: Expr) -> str:
-        self._root, self._sigma_taken = expr, None
+        self._root, self._sigma_taken, self._texts = expr, None, {}
         return self._print(expr)
 
     def _sigma_is_a_symbol(self) -> bool:
@@ -240,11 +238,23 @@ class LatexPrinter:
 
     # ------------------------------------------------------------------ dispatch
     def _print(self, expr: Expr) -> str:
+        """The text of ``expr``, each node printed once per formula: an elementwise product
+        prints its factors to find repeats (u \\odot u is u^{\\circ 2}), and nested products
+        would print them again at every level (exponential in the depth)."""
         tick()
+        texts = self.__dict__.get("_texts")
+        key = (expr, getattr(self, "_sided_bars", False))  # (bars inside bars print apart)
+        if texts is not None:
+            hit = texts.get(key)
+            if hit is not None:
+                return hit
         name = _METHOD_OF.get((type(self), type(expr)))
         if name is None:
             name = _METHOD_OF[type(self), type(expr)] = self._method_name(type(expr))
-        return getattr(self, name)(expr)
+        out = getattr(self, name)(expr)
+        if texts is not None:
+            texts[key] = out
+        return out
 
     def _method_name(self, node_type) -> str:
         """The ``_print_<Class>`` method for ``node_type``: its own, else its nearest base's."""
@@ -453,11 +463,16 @@ class LatexPrinter:
         return (isinstance(f, (Det, Trace, Func, Norm, Sum)) and _is_scalar(f)
                 and printed_size(f) is None)
 
+    def _prints_as_power(self, e: Expr) -> bool:
+        """Whether ``e`` prints as one elementwise power, ``u^{\\circ k}`` (no brackets)."""
+        return isinstance(e, Hadamard) and not _is_scalar(e) and \
+            len(_hadamard_runs(e, self._print)) == 1
+
     def _mul_factor(self, f: Expr, alone: bool) -> str:
         s = self._print(f)
         if alone:
             return s
-        if _is_hadamard_power(f):
+        if self._prints_as_power(f):
             return s  # u^{\circ 2} needs no brackets
         if isinstance(f, (Add, Hadamard, Kron)):
             return _paren(s)
@@ -560,7 +575,7 @@ class LatexPrinter:
     # ------------------------------------------------------------------ elementwise / Kronecker
     def _binop_operand(self, a: Expr, first: bool) -> str:
         s = self._print(a)
-        if _is_hadamard_power(a):
+        if self._prints_as_power(a):
             return s  # u^{\circ 2}
         if isinstance(a, (Add, Hadamard, Kron)):
             return _paren(s)
@@ -580,7 +595,7 @@ class LatexPrinter:
         n = self._negated(e)
         if n is None:
             return None
-        if _is_hadamard_power(n):
+        if self._prints_as_power(n):
             return "-" + self._print(n)  # -x^{\circ 2}: the power binds first
         return "-" + _paren(self._print(n))
 
@@ -590,12 +605,12 @@ class LatexPrinter:
         minus = self._minus_out_front(e)
         if minus:
             return minus
-        runs = _hadamard_runs(e)
+        runs = _hadamard_runs(e, self._print)
         if len(runs) == len(_hadamard_factors(e)):  # nothing repeats: as written
             return self._nary(e.args, r"\odot")
         parts = [self._binop_operand(a, i == 0) if k == 1 else
                  self._postfix_base(a) + r"^{\circ " + str(k) + "}"
-                 for i, (a, k) in enumerate(runs)]
+                 for i, (a, k, _) in enumerate(runs)]
         return r" \odot ".join(parts)
 
     def _print_Kron(self, e: Kron) -> str:
