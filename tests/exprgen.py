@@ -205,6 +205,8 @@ def product(draw, f: Gen, g: Gen) -> Gen:
         flags.add("detpos")
     if "lead" in lf.flags:
         flags.add("lead")
+    if "div" in rg.flags:  # the product's text ends as its right factor's does
+        flags.add("div")
     return Gen(f"{lf.text}{op}{rg.text}", fn, shape, MUL, _syms(f, g), _flags(f, g, keep=flags))
 
 
@@ -215,7 +217,7 @@ def coef(draw, g: Gen) -> Gen:
         base = bracket(draw, base)
     op = draw(st.sampled_from([" ", " ", r" \cdot ", " * "]))
     fn = base.fn
-    flags = {"pd", "detpos", "pos"} & g.flags | {"lead"}
+    flags = {"pd", "detpos", "pos"} & g.flags | {"lead"} | ({"div"} & base.flags)
     return Gen(f"{ctext}{op}{base.text}", lambda e: cval * fn(e), g.shape, MUL, g.syms,
                _flags(g, keep=flags))
 
