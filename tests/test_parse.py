@@ -824,3 +824,13 @@ def test_sigma_then_a_thin_space_then_a_bracket_is_ambiguous():
 ])
 def test_plain_tex_roman_function_names(text, same_as):
     assert parse(text).tree == parse(same_as).tree
+
+
+def test_sigma_typed_plainly_reads_as_the_command_does():
+    """``sigma`` typed plainly goes through the same reading as ``\\sigma``: the function before
+    a bracket, its derivative as ``sigma'(``, and the same two refusals."""
+    assert parse("sigma(w^T x)").tree == parse(r"\sigma(w^T x)").tree
+    assert parse("sigma'(w^T x)").tree == parse(r"\sigma'(w^T x)").tree
+    for text in (r"sigma\,(w^T x)", "sigma^2 sigma(a^T x)"):
+        with pytest.raises(MatDerivError):
+            parse(text)

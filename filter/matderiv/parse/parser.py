@@ -114,9 +114,9 @@ ASCII_FUNC_RE = re.compile(
 #: The base of a logarithm, ``\log_2``, ``\log_{10}``.
 LOG_BASE_RE = re.compile(r"\s*_\s*(?:\{[^{}]*\}|[0-9A-Za-z])")
 
-#: A word of three or more lowercase letters written as a call (``norm(x)``).
 #: A run of letters that may spell a Greek letter's name (``tau``, ``Sigma``).
 ASCII_GREEK_RE = re.compile(r"[A-Za-z]+")
+#: A word of three or more lowercase letters written as a call (``norm(x)``).
 ASCII_WORD_CALL_RE = re.compile(r"([a-z]{3,}[0-9]?)(?=\s*\()")
 
 #: what follows ``\sum`` when it is a function of one bracketed argument (no limits)
@@ -128,10 +128,11 @@ HADPOW_RE = re.compile(r"\^\s*\{\s*\\(?:circ|odot)(?![A-Za-z])((?:[^{}]|\{[^{}]*
 DOTPOW_RE = re.compile(r"\.\^\s*(?:\{([^{}]*)\}|\(([^()]*)\)|([0-9]*\.?[0-9]+))")
 
 #: The spaces an author types on purpose (not ``\!``, which pulls factors together).
-EXPLICIT_SPACE_RE = re.compile(r"~|\\[,;:> ]|\\q?quad(?![A-Za-z])|\\hspace\*?\s*\{\s*[^-\s{}]")
+_VISIBLE_SPACE = r"~|\\[,;:> ]|\\q?quad(?![A-Za-z])"
+EXPLICIT_SPACE_RE = re.compile(_VISIBLE_SPACE + r"|\\hspace\*?\s*\{\s*[^-\s{}]")
 
 #: Spacing: blanks, TeX's spaces, \mkern-2mu and \hspace{...}, and style switches.
-SPACE_RE = re.compile(r"(?:\s|~|\\[,;:!> ]|\\q?quad(?![A-Za-z])|\\(?:displaystyle|textstyle)"
+SPACE_RE = re.compile(r"(?:\s|\\!|" + _VISIBLE_SPACE + r"|\\(?:displaystyle|textstyle)"
                       r"(?![A-Za-z])|\\(?:mkern|mskip|kern)\s*-?[\d.]+\s*(?:mu|em|ex|pt)"
                       r"|\\hspace\*?\s*\{[^{}]*\})+")
 _SP = r"(?:\s|~|\\[,;:! ]|\\mkern\s*-?[\d.]+\s*mu)*"
@@ -158,15 +159,15 @@ IDENT_POWER_SUB_RE = re.compile(r"\s*_\s*\{\s*(?:[A-Za-z](?:\s*\^\s*\d+)?\s*)+\}
 SIGMA_PRIME_RE = re.compile(r"\s*(?:'|\^\s*\{\s*\\prime\s*\}|\^\s*\\prime)")
 SQUARED_CALL_RE = re.compile(r"(\s*\^\s*(?:2|\{\s*2\s*\}))\s*" + _ROUND_OPEN)
 ROOT_INDEX_RE = re.compile(r"\s*\[([^\]]*)\]")
-#: An opening round bracket of a call: ``(``, ``\left(``, ``\big(`` ... (``\sigma(``, ``\vec(``).
 #: A round bracket after spacing that holds an explicit space (``\sigma\,(``): group 1 the
 #: spacing.
-SPACED_CALL_RE = re.compile(r"((?:\s|~|\\[,;:> ]|\\q?quad(?![A-Za-z]))+)" + _ROUND_OPEN)
+SPACED_CALL_RE = re.compile(r"((?:\s|" + _VISIBLE_SPACE + r")+)" + _ROUND_OPEN)
 #: Plain TeX's roman function names: ``{\rm tr}`` (group 1 the name), and after ``\rm`` the
 #: word it sets.
 RM_GROUP_RE = re.compile(r"\{\s*\\rm\s+([A-Za-z]+)\s*\}")
 RM_WORD_RE = re.compile(r"\s*([A-Za-z]+)")
-#: A negative space may stand before it, as authors tighten a call: ``\sigma\!\left(``.
+#: An opening round bracket of a call: ``(``, ``\left(``, ``\big(`` ... (``\sigma(``, ``\vec(``);
+#: a negative space may stand before it, as authors tighten a call: ``\sigma\!\left(``.
 CALL_BRACKET_RE = re.compile(r"(?:\s|\\!|\\mkern\s*-[\d.]+\s*mu)*" + _ROUND_OPEN)
 COMMAND_RE = re.compile(r"\\([A-Za-z]+|.)")
 ACCENT_ARG_RE = re.compile(r"\\([A-Za-z]+)\s*")
@@ -616,7 +617,7 @@ class _Tokenizer:
         an expression with both (``\sigma^2 \sigma(a^\top x)``, ``\sigma (x - \mu) / \sigma``)
         is ambiguous: a standard deviation times a bracket, or the function?"""
         calls = [t for t in self.toks if t.type == "FUNC" and t.value in ("sigmoid", "dsigmoid")
-                 and self.text.startswith("\\sigma", t.start_pos)]
+                 and re.match(r"\\?sigma(?![a-z])", self.text[t.start:t.end])]
         if not calls or not any(t.type == "SYM" and t.info.name == "sigma" for t in self.toks):
             return
         t = calls[0]
@@ -808,10 +809,7 @@ class _Tokenizer:
             # tau, Sigma, lambda typed plainly are the Greek letters, as in --wrt tau (they
             # were t a u, products of vectors, with errors naming single letters); Xi and Pi
             # stay X i and P i, a matrix times a vector
-            if g.group() == "sigma" and CALL_BRACKET_RE.match(text, g.end()):
-                self.emit("FUNC", "sigmoid", i, g.end())
-                return g.end()
-            return self.symbol(i, g.end(), g.group(), greek=True, bold=False)
+            return self.greek(i, g.end(), g.group())
         w = ASCII_WORD_CALL_RE.match(text, i)
         if w and not (i and text[i - 1].isalpha()):
             # norm(x), relu(x), mean(x): a function name, not n o r m times (x)
@@ -866,22 +864,7 @@ class _Tokenizer:
                 self.close("{", "RPAR", i, j)
             return j
         if name in GREEK:
-            if name == "sigma" and CALL_BRACKET_RE.match(text, j):
-                self.emit("FUNC", "sigmoid", i, j)
-                return j
-            spaced = SPACED_CALL_RE.match(text, j) if name == "sigma" else None
-            if spaced and EXPLICIT_SPACE_RE.search(spaced.group(1)):
-                raise _err("ambiguous `" + text[i:spaced.end()] + "`: the logistic function, or "
-                           "the symbol sigma times the bracket?", i,
-                           "for the function write \\sigma(...) (a negative space \\! may stand "
-                           "between); for the product write \\sigma \\cdot (...)",
-                           spaced.end(), text)
-            prime = SIGMA_PRIME_RE.match(text, j) if name == "sigma" else None
-            if prime and CALL_BRACKET_RE.match(text, prime.end()):
-                # sigma'(u): the derivative of the logistic function, as the printer writes it
-                self.emit("FUNC", "dsigmoid", i, prime.end())
-                return prime.end()
-            return self.symbol(i, j, name, greek=True, bold=False)
+            return self.greek(i, j, name)
         if name == "sqrt":
             m = ROOT_INDEX_RE.match(text, j)
             if m:  # \sqrt[n]{u} is u^(1/n)
@@ -960,6 +943,28 @@ class _Tokenizer:
         hint = ("did you mean " + " or ".join("\\" + s for s in sugg) + "?") if sugg else \
             "known functions: " + _FUNCTIONS_LISTED
         raise _err(f"unknown command `\\{name}`", i, hint, j, text)
+
+    def greek(self, i, j, name):
+        """A Greek letter at ``text[i:j]``, as ``\\tau`` or typed plainly as ``tau``: a symbol;
+        ``\\sigma`` before a bracket is the logistic function, ``\\sigma'(`` its derivative, and
+        ``\\sigma\\,(`` (a visible space) is refused as ambiguous."""
+        text = self.text
+        if name == "sigma" and CALL_BRACKET_RE.match(text, j):
+            self.emit("FUNC", "sigmoid", i, j)
+            return j
+        spaced = SPACED_CALL_RE.match(text, j) if name == "sigma" else None
+        if spaced and EXPLICIT_SPACE_RE.search(spaced.group(1)):
+            raise _err("ambiguous `" + text[i:spaced.end()] + "`: the logistic function, or "
+                       "the symbol sigma times the bracket?", i,
+                       "for the function write \\sigma(...) (a negative space \\! may stand "
+                       "between); for the product write \\sigma \\cdot (...)",
+                       spaced.end(), text)
+        prime = SIGMA_PRIME_RE.match(text, j) if name == "sigma" else None
+        if prime and CALL_BRACKET_RE.match(text, prime.end()):
+            # sigma'(u): the derivative of the logistic function, as the printer writes it
+            self.emit("FUNC", "dsigmoid", i, prime.end())
+            return prime.end()
+        return self.symbol(i, j, name, greek=True, bold=False)
 
     def accented(self, i, j, accent):
         """``\\hat{y}``, ``\\bar x``, ``\\tilde{\\Sigma}_1``, ``\\hat{\\mathbf{y}}``: a symbol of
