@@ -1015,6 +1015,34 @@ def test_layer_indices_are_symbols_of_their_own():
     assert d.evaluate({"W__1": W1, "W__2": W2, "b__1": b1, "x": x, "y": y}).shape == (4, 3)
 
 
+def test_an_indexed_symbol_prints_as_written_and_braced_only_before_a_superscript():
+    r"""``W^{(1)} x`` printed as ``{W^{(1)}} x``: the braces are kept for a transpose or an
+    inverse after the index (``{W^{(1)}}^{-\top}``), where TeX needs them, and nowhere else."""
+    rng = np.random.default_rng(41)
+    W, a, b = rng.standard_normal((3, 3)) + 3 * np.eye(3), rng.standard_normal(3), \
+        rng.standard_normal(3)
+    d = derive(r"a^\top (W^{(1)})^{-1} b + a^\top W^{(1)} b", "W^{(1)}")
+    assert d.latex == r"a b^\top - {W^{(1)}}^{-\top} a b^\top {W^{(1)}}^{-\top}"
+
+    def f(w):
+        return a @ np.linalg.solve(w, b) + a @ w @ b
+    got = d.evaluate({"W^{(1)}": W, "a": a, "b": b})
+    np.testing.assert_allclose(got, fd_gradient(f, W), rtol=1e-6, atol=1e-9)
+    d = derive(r"\|W^{(2)} a^{[1]} - y\|^2", "W^{(2)}")
+    assert d.latex == r"2 (W^{(2)} a^{[1]} - y) {a^{[1]}}^\top"
+
+
+def test_an_absent_variable_keeps_its_spelling():
+    r"""A variable absent from the expression printed from its plain name: ``W^{(1)}`` as
+    ``W_{_1}`` (not even valid TeX), ``\mathbf{x}`` as ``x``."""
+    for var, shown in ((r"W^{(1)}", r"W^{(1)}"), (r"\mathbf{x}", r"\mathbf{x}"),
+                       (r"\hat{y}", r"\hat{y}"), ("W_1", "W_1")):
+        d = derive(r"a^\top W^{(2)} b", var)
+        assert d.equation.startswith(r"\frac{\partial}{\partial " + shown + r"}\left(")
+        assert d.evaluate({"W^{(2)}": np.eye(2), "a": np.ones(2), "b": np.ones(2),
+                           var: np.ones((2, 2)) if var[0] == "W" else np.ones(2)}).max() == 0
+
+
 def test_accented_letters_are_symbols_of_their_own():
     r"""``\hat{y}`` (a prediction) and ``\bar{x}`` (a mean) were refused; they are symbols of
     their own, distinct from y and x, checked against finite differences."""

@@ -686,6 +686,21 @@ def test_an_index_may_carry_a_transpose():
     assert parse(r"X^{2}").tree == parse(r"X^2").tree  # a plain superscript is still a power
 
 
+@pytest.mark.parametrize("text, shown", [
+    (r"a^\top W^{(1)-1} b", "W^{(1)-1}"), (r"a^\top W^{(1)2} b", "W^{(1)2}"),
+    (r"a^\top W^{[l] -1} b", "W^{[l] -1}"), (r"a^\top W^{(1)^{-1}} b", "W^{(1)^{-1}}"),
+])
+def test_an_index_and_a_power_in_one_superscript_are_refused(text, shown):
+    r"""``W^{(1)-1}`` was read literally as W^{1-1} = I: the gradient of a^T W^{(1)-1} b by
+    W^{(1)} printed 0.  The writer means the inverse of the layer's W; the hint shows how."""
+    with pytest.raises(MatDerivError) as info:
+        parse(text)
+    assert info.value.message == f"`{shown}` mixes an index and a power in one superscript"
+    assert text[info.value.position:info.value.end] == shown
+    assert "(W^{" in info.value.hint
+    assert parse(r"a^\top (W^{(1)})^{-1} b").tree == parse(r"a^\top {W^{(1)}}^{-1} b").tree
+
+
 @pytest.mark.parametrize("text", [r"x^{\sf T} A x", r"x^{\text{T}} A x", r"x^H A x",
                                   r"x^{\mathsf H} A x", r"x^{\mathrm{H}} A x",
                                   r"x^\mathrm{T} A x", r"x^\mathrm T A x", r"x^\text{T} A x",

@@ -165,7 +165,7 @@ def _derive(expr, wrt, layout, steps, show, name, expect, scalar, vector, matrix
             decls["vector"] = decls["vector"] + (wname,)
     try:
         parsed = parse(expr)
-        typed = infer(parsed, wrt_names, **decls)
+        typed = infer(parsed, wrt_list, **decls)
     except MatDerivError as err:
         raise err.with_source(expr)
     d = _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang, decls)

@@ -42,7 +42,7 @@ from .errors import MatDerivError, Span, UnsupportedError
 from .expr import (ONE, Add, Commutation, Const, Det, Diag, DiagPart, Differential, Expr, Func,
                    Hadamard, HadamardDiv, Identity, Inverse, Kron, Mul, Norm, Ones, Power,
                    ShapeError, Softmax, Sum, Symbol, Trace, Transpose, Vec, Zero)
-from .parse import Parsed, identity_size_letters, normalize_name
+from .parse import Parsed, identity_size_letters, normalize_name, symbol_latex
 from .parse.parser import GREEK
 
 __all__ = ["Typed", "infer", "SIZE_LETTERS"]
@@ -981,8 +981,11 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
         if w in typed_syms:
             variables.append(typed_syms[w])
         else:
-            latex = _latex_for(w)
-            variables.append(mk_symbol(w, inf.kinds[w], latex))
+            # absent from the expression: the variable as it was written (W^{(1)}, \hat{y}),
+            # else a spelling made from its name
+            written = next((symbol_latex(t) for t in wrt_list if isinstance(t, str)
+                            and _normalize_list([t], "variable") == [w]), None)
+            variables.append(mk_symbol(w, inf.kinds[w], written or _latex_for(w)))
     from .expr import symbols as _symbols
     syms = list(_symbols(tree))
     for v in variables:

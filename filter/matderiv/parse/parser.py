@@ -407,6 +407,11 @@ LABEL_RE = re.compile(r"\^\s*\{\s*(?:\(\s*([A-Za-z0-9]+)\s*\)|\[\s*([A-Za-z0-9]+
 BARE_INDEX_RE = re.compile(r"\^\s*\(\s*([0-9]+|[A-Za-z])\s*\)")
 
 
+#: The start of an index superscript (``W^{(1)``, ``a^{[l]``) that :data:`LABEL_RE` did not take
+#: whole: more follows it in the same superscript (``W^{(1)-1}``, read literally W^{1-1} = I).
+LABEL_OPEN_RE = re.compile(r"\^\s*\{\s*(?:\(\s*[A-Za-z0-9]+\s*\)|\[\s*[A-Za-z0-9]+\s*\])")
+
+
 #: The star of an optimum, ``x^*`` or ``x^{\star}``: a symbol of its own, as an index is.
 STAR_RE = re.compile(r"\^\s*(?:\*|\\ast(?![A-Za-z])|\\star(?![A-Za-z])"
                      r"|\{\s*(?:\*|\\ast(?![A-Za-z])|\\star(?![A-Za-z]))\s*"
@@ -682,6 +687,17 @@ class _Tokenizer:
                            f"write {self.toks[-1].value}^{{({idx.group(1)})}} for an index (a "
                            f"layer, a sample) or {self.toks[-1].value}^{{{idx.group(1)}}} for a "
                            "power", idx.end(), text)
+            opened = LABEL_OPEN_RE.match(text, i)
+            if opened and self.toks[-1].type == "SYM":
+                # W^{(1)-1}: the index of a layer with a power in the same superscript; read
+                # literally it is W^{1-1} = I, which no writer means
+                _, end = _read_arg(text, i + 1)
+                base = self.toks[-1].value + opened.group()[opened.group().index("{") + 1:].strip()
+                raise _err(f"`{text[self.toks[-1].start:end]}` mixes an index and a power in "
+                           "one superscript", self.toks[-1].start,
+                           f"write ({self.toks[-1].value}^{{{base[len(self.toks[-1].value):]}}})"
+                           f"^{{...}} for a power or inverse of the indexed symbol",
+                           end, text)
             exponential = self.toks[-1].type == "EXP_E"  # e^{H}: H is the exponent
             for rx, typ in () if exponential else (
                     (INVTRANSPOSE_RE, "INVTRANSPOSE"), (TRANSPOSE_RE, "TRANSPOSE"),
@@ -1834,6 +1850,16 @@ def normalize_name(text: str) -> str:
         return "e"
     raise MatDerivError(f"`{text}` is not a single symbol", None,
                         "give a single symbol such as x, W_1 or \\Sigma")
+
+
+def symbol_latex(text: str) -> str | None:
+    r"""The LaTeX of one symbol as :func:`normalize_name` reads it (``W^{(1)}``, ``\hat{y}``,
+    ``\mathbf{x}``), or None when ``text`` is not one symbol written in LaTeX."""
+    try:
+        toks = _Tokenizer(text.strip()).run() if isinstance(text, str) else ()
+    except MatDerivError:
+        return None
+    return toks[0].info.latex if len(toks) == 1 and toks[0].type == "SYM" else None
 
 
 def is_bold_lowercase_greek(text: str) -> bool:

@@ -265,10 +265,7 @@ class LatexPrinter:
 
     # ------------------------------------------------------------------ leaves
     def _print_Symbol(self, e: Symbol) -> str:
-        out = e.latex or e.name
-        # an indexed symbol (W^{(1)}) in braces, so that a transpose or power after it is not a
-        # second superscript
-        return "{" + out + "}" if "^" in out else out
+        return e.latex or e.name  # W^{(1)} as written; braced only before a superscript
 
     def _print_Const(self, e: Const) -> str:
         return _fmt_fraction(e.value)
@@ -319,7 +316,9 @@ class LatexPrinter:
         if size is not None:
             return size if len(size) == 1 else _paren(size)  # (mn)^2, not m n^2
         if isinstance(e, _ATOMS):
-            s = self._print(e)  # (a symbol with a superscript prints in braces: {W^{(1)}})
+            s = self._print(e)
+            if isinstance(e, Symbol) and "^" in s:
+                return "{" + s + "}"  # an indexed symbol: {W^{(1)}}^\top, not a second superscript
             if isinstance(e, Zero) and "^" in s:
                 return _paren(s)
             return s
@@ -629,7 +628,7 @@ class LatexPrinter:
             # the text reads back as the same tree
             return self._postfix_base(a.arg) + r"^{-\top}"
         if isinstance(a, Differential):
-            return self._print(a) + r"^\top"
+            return r"\mathrm{d}" + self._postfix_base(a.of) + r"^\top"
         return self._postfix_base(a) + r"^\top"
 
     def _print_Inverse(self, e: Inverse) -> str:
