@@ -1032,6 +1032,18 @@ def test_an_indexed_symbol_prints_as_written_and_braced_only_before_a_superscrip
     assert d.latex == r"2 (W^{(2)} a^{[1]} - y) {a^{[1]}}^\top"
 
 
+def test_a_count_written_uppercase_divides_once_declared_a_scalar():
+    rng = np.random.default_rng(43)
+    X, y, w = rng.standard_normal((5, 3)), rng.standard_normal(5), rng.standard_normal(3)
+    d = derive(r"\frac{1}{2N}\|X w - y\|^2", "w", scalar=["N"])
+    assert d.latex == r"\frac{X^\top (X w - y)}{N}"
+    got = np.ravel(d.evaluate({"X": X, "y": y, "w": w, "N": 5.0}))
+    np.testing.assert_allclose(got, fd_gradient(lambda v: np.sum((X @ v - y) ** 2) / 10, w),
+                               rtol=1e-6)
+    with pytest.raises(MatDerivError, match="division by a matrix"):
+        derive(r"\frac{1}{2N}\|X w - y\|^2", "w")
+
+
 def test_an_absent_variable_keeps_its_spelling():
     r"""A variable absent from the expression printed from its plain name: ``W^{(1)}`` as
     ``W_{_1}`` (not even valid TeX), ``\mathbf{x}`` as ``x``."""

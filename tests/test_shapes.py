@@ -439,6 +439,22 @@ def test_a_division_by_a_vector_says_division_and_how_to_divide_elementwise(text
     assert words in info.value.hint
 
 
+@pytest.mark.parametrize("text, quoted, hint", [
+    (r"\frac{1}{N} \operatorname{sum}(X w - y)", "N", "declare scalar={N}"),
+    (r"x^\top A x / N", "N", "declare scalar={N}"),
+    (r"\frac{1}{\Lambda} x", r"\Lambda", r"declare scalar={\Lambda}"),
+    (r"\frac{x^\top A x}{B C}", "B C", "write (B C)^{-1}"),
+])
+def test_a_division_by_a_matrix_is_refused(text, quoted, hint):
+    r"""``\frac{1}{N}`` with N a matrix by default (an uppercase letter) was its inverse: the
+    mean squared error over N samples differentiated to vec(N^{-1}) 1^T X, a matrix."""
+    with pytest.raises(MatDerivError) as info:
+        infer(parse(text), "w" if "w" in text else "x")
+    assert info.value.message.startswith("division by a matrix")
+    assert info.value.message.endswith(f"`{quoted}`")
+    assert hint in info.value.hint
+
+
 def test_a_letter_before_a_bracket_is_a_product_and_the_hint_says_so():
     with pytest.raises(MatDerivError) as info:
         infer(parse(r"f(y) + x"), "x")

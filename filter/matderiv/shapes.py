@@ -511,6 +511,17 @@ class _Infer:
                 hint = ("for an elementwise square write x \\odot x, for the squared norm "
                         "\\|x\\|^2 or x^\\top x")
             raise self.node_err(node, msg, hint)
+        if id(node) in self.p.divisions:
+            # \frac{1}{N} with N a matrix (by default, as an uppercase letter): N is most often
+            # a count there, and a matrix is not divided by (N^{-1} is its inverse)
+            base = self.text(node.base)
+            hint = "a matrix is not divided by; for its inverse write " + (
+                f"{base}^{{-1}}" if isinstance(node.base, Symbol) else f"({base})^{{-1}}")
+            if isinstance(node.base, Symbol) and node.base.name not in self.declared:
+                hint = (f"`{base}` is a matrix by default (an uppercase letter): if it is a "
+                        f"scalar (a count), declare scalar={{{node.base.latex or base}}}; "
+                        "otherwise " + hint)
+            raise self.node_err(node.base, f"division by {self.describe(s)} `{base}`", hint)
         if not self.unify_dim(s[0], s[1]):
             raise self.node_err(node, f"power of a non-square matrix: `{self.text(node.base)}` is "
                                 f"{self.describe(s)}", "a matrix power needs a square matrix")

@@ -305,6 +305,9 @@ class Parsed:
     #: name inside, start, end)``; a product, unless the one inside is the variable (typing
     #: refuses it then: it reads as x as a function of tau)
     calls: tuple = field(default=(), compare=False, repr=False)
+    #: ids of the reciprocals a division made (``\frac{1}{N}``, ``x / N``): typing refuses one
+    #: of a matrix, which no textbook divides by (``N^{-1}`` is its inverse)
+    divisions: frozenset = field(default_factory=frozenset, compare=False, repr=False)
 
     def span(self, node: Expr) -> Span | None:
         return self.spans.get(id(node))
@@ -1319,6 +1322,7 @@ class _Builder:
         self.chains: set[int] = set()        # ids of products that are bare arguments
         self.bare_chains: set[int] = set()   # ... of an elementwise function, without power
         self.exp_powers: set[int] = set()    # ids of e^{...} exponentials
+        self.divisions: set[int] = set()     # ids of the reciprocals of divisions
         self.infos = infos
         # canonical latex per name: first spelling; bold anywhere makes a bold kind
         self.canon: dict[str, tuple[str, bool]] = {}
@@ -1480,6 +1484,7 @@ class _Builder:
                 else:
                     m1 = self.node(Const(-1), c.start_pos, c.end_pos)
                     inv = self.node(Power(y, m1), ys, ye)
+                    self.divisions.add(id(inv))
                 factors.append(inv)
                 end = ye
                 k += 2
@@ -1621,6 +1626,7 @@ class _Builder:
             return self.node(Mul((c, a)), s, e), s, e
         m1 = self.node(Const(-1), *self.span_of(b))
         inv = self.node(Power(b, m1), *self.span_of(b))
+        self.divisions.add(id(inv))
         if isinstance(a, Const) and a.value == 1:
             return inv, s, e
         node = self.node(Mul((a, inv)), s, e)
@@ -1786,7 +1792,7 @@ def parse(text: str) -> Parsed:
     # spans of nodes the builder made and dropped stay in the map: ``keep`` (held by the
     # Parsed) keeps those nodes alive, so their ids are never reused by a node of the tree
     return Parsed(expr, text, b.spans, b.keep, frozenset(b.bare_chains), frozenset(b.exp_powers),
-                  _call_like(toks))
+                  _call_like(toks), frozenset(b.divisions))
 
 
 def _call_like(toks: list[_Tok]) -> tuple:
