@@ -1044,6 +1044,29 @@ def test_a_count_written_uppercase_divides_once_declared_a_scalar():
         derive(r"\frac{1}{2N}\|X w - y\|^2", "w")
 
 
+def test_inner_products_in_angle_brackets():
+    r"""``\langle u, v \rangle`` (optimisation notes write it) was refused: it is u^T v for two
+    vectors and tr(U^T V) for two matrices (``\rangle_F`` too), checked against differences."""
+    rng = np.random.default_rng(44)
+    A, x, a = rng.standard_normal((4, 4)), rng.standard_normal(4), rng.standard_normal(4)
+    d = derive(r"\langle x, A x \rangle + \big\langle a, x \big\rangle^2", "x")
+    assert d.latex == r"(A + A^\top) x + 2 (a^\top x) a"
+    np.testing.assert_allclose(np.ravel(d.evaluate({"A": A, "x": x, "a": a})),
+                               fd_gradient(lambda v: v @ A @ v + (a @ v) ** 2, x), rtol=1e-6)
+    B, X, m, b = (rng.standard_normal((3, 4)), rng.standard_normal((3, 4)),
+                  rng.standard_normal(3), rng.standard_normal(4))
+    d = derive(r"\left\langle B, X \right\rangle_F + \langle X, X\rangle - \langle m, X b\rangle",
+               "X")
+    assert d.latex == r"B + 2 X - m b^\top"
+
+    def f(Y):
+        return np.sum(B * Y) + np.sum(Y * Y) - m @ Y @ b
+    got = d.evaluate({"B": B, "X": X, "m": m, "b": b})
+    np.testing.assert_allclose(got, fd_gradient(f, X), rtol=1e-6, atol=1e-9)
+    with pytest.raises(MatDerivError, match="needs two of one shape"):
+        derive(r"\langle x, A \rangle", "x")
+
+
 def test_an_absent_variable_keeps_its_spelling():
     r"""A variable absent from the expression printed from its plain name: ``W^{(1)}`` as
     ``W_{_1}`` (not even valid TeX), ``\mathbf{x}`` as ``x``."""

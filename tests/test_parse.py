@@ -619,14 +619,13 @@ def test_commands_refused_in_an_expression_say_what_to_write(text, words):
 
 
 @pytest.mark.parametrize("text, words, at", [
-    (r"\langle a, x \rangle", "`\\langle` (an inner product) is not supported", 0),
-    (r"x^\top A x + \left\langle b, x \right\rangle", "`\\langle` (an inner product)", 18),
+    (r"x^\top A x + \left\star x", "`\\star` (a convolution)", 18),
     (r"A \star x", "`\\star` (a convolution) is not supported", 2),
     (r"\mathbb{E}[x^\top A x]", "`\\mathbb{E}` (the expectation) is not supported", 0),
 ])
 def test_operators_matderiv_does_not_read_are_named(text, words, at):
-    r"""``\langle`` got "did you mean \logdet or \ln?"; ``\mathbb{E}[x]`` was read as a matrix
-    E times x, and its derivative printed."""
+    r"""``\langle`` got "did you mean \logdet or \ln?" (it is read now); ``\mathbb{E}[x]``
+    was read as a matrix E times x, and its derivative printed."""
     with pytest.raises(MatDerivError) as info:
         parse(text)
     assert words in info.value.message
@@ -699,6 +698,16 @@ def test_an_index_and_a_power_in_one_superscript_are_refused(text, shown):
     assert text[info.value.position:info.value.end] == shown
     assert "(W^{" in info.value.hint
     assert parse(r"a^\top (W^{(1)})^{-1} b").tree == parse(r"a^\top {W^{(1)}}^{-1} b").tree
+
+
+def test_an_inner_product_reads_as_the_trace_of_a_transposed_product():
+    for text in (r"\langle A, X \rangle", r"\left\langle A , X \right\rangle_F",
+                 r"\big\langle A, X\big\rangle_{\mathrm{F}}"):
+        assert parse(text).tree == parse(r"\operatorname{tr}(A^\top X)").tree
+    with pytest.raises(MatDerivError, match="unclosed"):
+        parse(r"\langle x, y")
+    with pytest.raises(MatDerivError, match="comma"):
+        parse(r"x, y")
 
 
 @pytest.mark.parametrize("text", [r"x^{\sf T} A x", r"x^{\text{T}} A x", r"x^H A x",

@@ -357,6 +357,8 @@ class _Infer:
         if isinstance(node, Transpose):
             r, c = self.visit(node.arg)
             return (c, r)
+        if isinstance(node, Trace) and id(node) in self.p.inner_products:
+            return self.v_inner(node)
         if isinstance(node, (Inverse, Trace, Det)):
             s = self.visit(node.arg)
             what = {Inverse: "inverse", Trace: "trace", Det: "determinant"}[type(node)]
@@ -482,6 +484,20 @@ class _Infer:
         if node.name == "abs" and k != "scalar":
             pass  # elementwise absolute value
         return s
+
+    def v_inner(self, node: Trace):
+        r"""``\langle u, v \rangle``, read as tr(u^T v): u and v of one shape."""
+        t, v = node.arg.args
+        su, sv = self.visit(t.arg), self.visit(v)
+        if not (self.unify_dim(su[0], sv[0]) and self.unify_dim(su[1], sv[1])):
+            raise self.node_err(node, f"the inner product `{self.text(node)}` needs two of one "
+                                f"shape, but `{self.text(t.arg)}` is {self.describe(su)} and "
+                                f"`{self.text(v)}` is {self.describe(sv)}",
+                                "\\langle u, v \\rangle is u^\\top v for two vectors and "
+                                "\\operatorname{tr}(U^\\top V) for two matrices of one size")
+        self.shape[id(t)] = (su[1], su[0])
+        self.shape[id(node.arg)] = (su[1], sv[1])
+        return ((), ())
 
     def v_power(self, node: Power):
         s = self.visit(node.base)
@@ -750,9 +766,11 @@ def _refusal(parsed: Parsed, node: Expr, message: str, hint: str, cls=MatDerivEr
 def _refuse_transposed_default_scalars(parsed: Parsed, decl: dict) -> None:
     r"""``\beta^\top x`` with beta a scalar by default (a plain lowercase Greek letter) was the
     product beta x, whose derivative by x is beta I: the transpose says the author meant a
-    vector.  Refused, with the declaration that says so; a declared scalar may be transposed."""
+    vector.  Refused, with the declaration that says so; a declared scalar may be transposed,
+    and so is the first of an inner product, \langle \lambda, \mu \rangle (tr(u^T v))."""
+    implied = {id(n.arg.args[0]) for n in parsed.tree.walk() if id(n) in parsed.inner_products}
     for node in parsed.tree.walk():
-        if isinstance(node, Transpose) and isinstance(node.arg, Symbol):
+        if isinstance(node, Transpose) and isinstance(node.arg, Symbol) and id(node) not in implied:
             sym = node.arg
             if sym.kind == "scalar" and sym.name not in decl and sym.latex.startswith("\\"):
                 raise _refusal(parsed, node, f"`{parsed.text(node) or sym.latex}`: `{sym.latex}` "
@@ -947,6 +965,8 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
             if info == "abs":
                 return Func("abs", arg)
             return Norm(arg, "F" if info == "F" else node.kind)
+        if id(node) in parsed.inner_products and inf.is_scalar(inf.shape[id(node.arg)]):
+            return rb(node.arg)  # \langle u, v \rangle of two vectors (or scalars): u^T v
         f = node.base if isinstance(node, Power) else node
         if isinstance(f, Func) and id(f.arg) in parsed.bare_chains:
             k = _scalar_prefix(inf, f.arg)

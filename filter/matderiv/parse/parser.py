@@ -186,7 +186,11 @@ DELIMS_OPEN = {"(": "(", "[": "[", "\\{": "{", "\\lbrace": "{", "\\lbrack": "[",
                "\\lparen": "("}
 DELIMS_CLOSE = {")": "(", "]": "[", "\\}": "{", "\\rbrace": "{", "\\rbrack": "[",
                 "\\rparen": "("}
-CLOSER_OF = {"(": ")", "[": "]", "{": "\\}", "brace": "}", "|": "|", "||": "\\|"}
+CLOSER_OF = {"(": ")", "[": "]", "{": "\\}", "brace": "}", "|": "|", "||": "\\|",
+             "angle": "\\rangle"}
+
+#: The Frobenius subscript an inner product of matrices may carry: ``\langle A, X \rangle_F``.
+INNER_SUB_RE = re.compile(r"\s*_\s*(?:\{\s*(?:\\mathrm\s*\{?\s*F\s*\}?|F)\s*\}|F(?![A-Za-z]))")
 
 #: Every command the tokenizer knows (for "did you mean" hints).
 KNOWN_COMMANDS = sorted(
@@ -237,7 +241,7 @@ _BLACKBOARD_OPERATORS = {"E": "the expectation", "P": "a probability", "V": "the
 
 #: Commands that are operators matderiv does not read, with what they usually mean.
 _OTHER_OPERATORS = {
-    "langle": "an inner product", "rangle": "an inner product", "star": "a convolution",
+    "star": "a convolution",
     "bullet": "a product", "div": "a division", "wedge": "a wedge product",
     "oplus": "a direct sum", "circledast": "a convolution", "mid": "a condition",
 }
@@ -259,6 +263,7 @@ _OTHER_LATEX_FUNCTIONS = frozenset({
 
 # Token types that end an operand (used to read `|` as an opening or closing bar).
 _OPERAND_END = {"SYM", "NUMBER", "IDENT", "ONES", "RPAR", "RBRACE", "RBAR", "RNORM", "NORMSUB",
+                "RANGLE",
                 "TRANSPOSE", "INVERSE", "INVTRANSPOSE", "PRIME", "EXP_E", "HADPOW"}
 
 HUMAN = {
@@ -270,7 +275,8 @@ HUMAN = {
     "INVTRANSPOSE": "`^{-T}`", "PRIME": "`'`", "CARET": "`^`", "LPAR": "an opening bracket",
     "RPAR": "a closing bracket", "LBRACE": "`{`", "RBRACE": "`}`", "LBAR": "`|`",
     "RBAR": "a closing `|`", "LNORM": "`\\|`", "RNORM": "a closing `\\|`",
-    "NORMSUB": "a norm subscript", "$END": "the end of the expression",
+    "NORMSUB": "a norm subscript", "LANGLE": "`\\langle`", "RANGLE": "`\\rangle`",
+    "COMMA": "a comma", "$END": "the end of the expression",
 }
 #: Unicode superscript digits, read as powers (``x²``).
 _SUPERSCRIPT_DIGITS = {"\u00b2": "2", "\u00b3": "3", "\u2074": "4"}
@@ -278,7 +284,7 @@ _SUPERSCRIPT_DIGITS = {"\u00b2": "2", "\u00b3": "3", "\u2074": "4"}
 _POWER_TOKENS = frozenset({"TRANSPOSE", "INVERSE", "INVTRANSPOSE", "PRIME", "HADPOW"})
 
 _OPERAND_START = {"SYM", "NUMBER", "IDENT", "ONES", "EXP_E", "FUNC", "FRAC", "LPAR", "LBRACE",
-                  "LBAR", "LNORM"}
+                  "LBAR", "LNORM", "LANGLE"}
 
 
 # ------------------------------------------------------------------------------------------
@@ -308,6 +314,9 @@ class Parsed:
     #: ids of the reciprocals a division made (``\frac{1}{N}``, ``x / N``): typing refuses one
     #: of a matrix, which no textbook divides by (``N^{-1}`` is its inverse)
     divisions: frozenset = field(default_factory=frozenset, compare=False, repr=False)
+    #: ids of the traces an inner product ``\langle u, v \rangle`` was read as, tr(u^T v):
+    #: typing drops the trace where u^T v is 1 x 1 (two vectors), so the text reads u^T v
+    inner_products: frozenset = field(default_factory=frozenset, compare=False, repr=False)
 
     def span(self, node: Expr) -> Span | None:
         return self.spans.get(id(node))
@@ -777,12 +786,25 @@ class _Tokenizer:
             return self.bar(i, i + 1, "|", None)
         if c in UNICODE_GREEK:
             return self.symbol(i, i + 1, UNICODE_GREEK[c], greek=True, bold=False)
+        if c == "," and self.stack and self.stack[-1][0] == "angle":
+            self.emit("COMMA", ",", i, i + 1)  # \langle u, v \rangle
+            return i + 1
         what = {",": "a comma", "=": "`=`", "&": "`&`", "$": "`$`"}.get(c, f"`{c}`")
         hint = ("the expression may contain no top-level comma (the variable comes after it)"
                 if c == "," else _CODE_HINTS.get(text[i:i + 2], _CODE_HINTS.get(c))
                 or "matderiv reads symbols, numbers, + - products, ^ and the functions of its "
                 "manual")
         raise _err(f"unexpected {what} in the expression", i, hint, i + 1, text)
+
+    def angle(self, start, end, name):
+        """``\\langle`` or ``\\rangle`` (sized or not) of an inner product; a closing one
+        takes a Frobenius subscript, ``\\rangle_F``."""
+        if name == "langle":
+            self.open("angle", "LANGLE", start, end)
+            return end
+        sub = INNER_SUB_RE.match(self.text, end)
+        self.close("angle", "RANGLE", start, sub.end() if sub else end)
+        return sub.end() if sub else end
 
     def bar(self, start, end, kind, force):
         """``|`` (kind "|") or ``\\|`` (kind "||"); ``force`` is "open"/"close"/None."""
@@ -876,6 +898,8 @@ class _Tokenizer:
         j = m.end()
         if name == "|":
             return self.bar(i, j, "||", None)
+        if name in ("langle", "rangle"):
+            return self.angle(i, j, name)
         if name in ("{", "}"):
             if name == "{":
                 self.open("{", "LPAR", i, j)
@@ -950,9 +974,8 @@ class _Tokenizer:
         if name in _OTHER_OPERATORS:
             raise _err(f"`\\{name}` ({_OTHER_OPERATORS[name]}) is not supported", i,
                        "write products side by side or with \\cdot, \\odot (elementwise), "
-                       "\\otimes (Kronecker), / by a scalar, \\oslash (elementwise); an inner "
-                       "product \\langle a, x \\rangle is a^\\top x for vectors and "
-                       "\\operatorname{tr}(A^\\top X) for matrices", j, text)
+                       "\\otimes (Kronecker), / by a scalar, \\oslash (elementwise), or an inner "
+                       "product \\langle a, x \\rangle", j, text)
         if name in _OTHER_LATEX_FUNCTIONS:
             raise _err(f"the function `\\{name}` is not supported", i,
                        "the functions are " + _FUNCTIONS_LISTED, j, text)
@@ -1038,8 +1061,10 @@ class _Tokenizer:
                     force = "close"
                 return self.bar(i, k + len(d), kind, force)
         m = re.match(r"\\([A-Za-z]+)", rest)
+        if m and m.group(1) in ("langle", "rangle"):
+            return self.angle(i, k + m.end(), m.group(1))  # \left\langle, \big\rangle
         if m and m.group(1) in _OTHER_OPERATORS:
-            return self.command(k)  # \left\langle: refused as \langle is
+            return self.command(k)  # \left\star: refused as \star is
         if rest.startswith("."):
             raise _err(f"`\\{name}.` (an invisible delimiter) is not supported", i,
                        "use matching visible brackets", k + 1, text)
@@ -1323,6 +1348,7 @@ class _Builder:
         self.bare_chains: set[int] = set()   # ... of an elementwise function, without power
         self.exp_powers: set[int] = set()    # ids of e^{...} exponentials
         self.divisions: set[int] = set()     # ids of the reciprocals of divisions
+        self.inner_products: set[int] = set()  # ids of the traces of inner products
         self.infos = infos
         # canonical latex per name: first spelling; bold anywhere makes a bold kind
         self.canon: dict[str, tuple[str, bool]] = {}
@@ -1654,6 +1680,17 @@ class _Builder:
                                        "supported", end=e, source=self.text)
         return self.node(Norm(x, kind), s, e), s, e
 
+    def r_inner(self, ch):
+        r"""``\langle u, v \rangle``: tr(u^T v), the inner product of two vectors or (the
+        Frobenius one) of two matrices of one shape; typing drops the trace of a 1 x 1."""
+        u, us, ue = self.build(ch[1])
+        v, _, _ = self.build(ch[3])
+        s, e = ch[0].start_pos, ch[4].end_pos
+        product = self.node(Mul((self.node(Transpose(u), us, ue), v)), s, e)
+        trace = self.node(Trace(product), s, e)
+        self.inner_products.add(id(trace))
+        return trace, s, e
+
     def r_bars(self, ch):
         x, _, _ = self.build(ch[1])
         s, e = ch[0].start_pos, ch[2].end_pos
@@ -1792,7 +1829,7 @@ def parse(text: str) -> Parsed:
     # spans of nodes the builder made and dropped stay in the map: ``keep`` (held by the
     # Parsed) keeps those nodes alive, so their ids are never reused by a node of the tree
     return Parsed(expr, text, b.spans, b.keep, frozenset(b.bare_chains), frozenset(b.exp_powers),
-                  _call_like(toks), frozenset(b.divisions))
+                  _call_like(toks), frozenset(b.divisions), frozenset(b.inner_products))
 
 
 def _call_like(toks: list[_Tok]) -> tuple:
