@@ -1067,6 +1067,24 @@ def test_inner_products_in_angle_brackets():
         derive(r"\langle x, A \rangle", "x")
 
 
+@pytest.mark.parametrize("text, latex, fn", [
+    (r"\mathbf{1}^\top \operatorname{softplus}(X w)", r"X^\top \sigma(X w)",
+     lambda X, w: np.sum(np.log1p(np.exp(X @ w)))),
+    (r"softplus(a^T w) + \operatorname{logistic}(a^\top w)",
+     r"(\sigma(a^\top w) + \sigma'(a^\top w)) a",
+     lambda X, w: np.log1p(np.exp(X[0] @ w)) + 1 / (1 + np.exp(-X[0] @ w))),
+])
+def test_softplus_and_logistic_are_read(text, latex, fn):
+    r"""``\operatorname{softplus}`` (log(1 + exp(u)), elementwise) and ``logistic`` (the
+    sigmoid) were refused as unknown functions."""
+    rng = np.random.default_rng(45)
+    X, w = rng.standard_normal((5, 3)), rng.standard_normal(3)
+    d = derive(text, "w")
+    assert d.latex == latex
+    got = np.ravel(d.evaluate({"X": X, "a": X[0], "w": w}))
+    np.testing.assert_allclose(got, fd_gradient(lambda v: fn(X, v), w), rtol=1e-6)
+
+
 def test_an_absent_variable_keeps_its_spelling():
     r"""A variable absent from the expression printed from its plain name: ``W^{(1)}`` as
     ``W_{_1}`` (not even valid TeX), ``\mathbf{x}`` as ``x``."""

@@ -93,6 +93,7 @@ FUNC_NAMES = {
     "sum": "sum", "tr": "tr", "Tr": "tr", "trace": "tr", "det": "det", "logdet": "logdet",
     "inv": "inv", "abs": "abs", "sign": "sign", "sgn": "sign", "Diag": "diag",
     "logsumexp": "logsumexp", "LSE": "logsumexp", "lse": "logsumexp",
+    "logistic": "sigmoid", "softplus": "softplus",
 }
 #: LaTeX commands that are functions (``\exp`` ...).
 FUNC_COMMANDS = {
@@ -107,7 +108,7 @@ FUNC_COMMANDS = {
 _ROUND_OPEN = r"(?:\(|\\left\s*\(|\\[bB]igg?l?\s*\()"
 _OPEN = r"(?:\(|\[|\\left\s*[(\[]|\\[bB]igg?l?\s*[(\[])"
 ASCII_FUNC_RE = re.compile(
-    r"(logsumexp|logdet|softmax|sigmoid|arctan|trace|sign|tanh|sinh|cosh|sqrt|diag|exp|log|sin|cos|tan|vec"
+    r"(logsumexp|logistic|logdet|softmax|softplus|sigmoid|arctan|trace|sign|tanh|sinh|cosh|sqrt|diag|exp|log|sin|cos|tan|vec"
     r"|sum|det|inv|abs|sgn|ln|tr|Tr)"
     r"(?=\s*" + _OPEN + ")")
 
@@ -247,7 +248,7 @@ _OTHER_OPERATORS = {
 }
 
 #: Spellings of function names that hints leave out (another spelling is listed).
-_FUNC_ALIASES = frozenset({"Diag", "Tr", "trace", "sgn", "LSE", "lse"})
+_FUNC_ALIASES = frozenset({"Diag", "Tr", "trace", "sgn", "LSE", "lse", "logistic"})
 
 #: What the hint of an unknown command suggests: the function commands the parser takes.
 KNOWN_FUNCTIONS = sorted(set(FUNC_COMMANDS) - _FUNC_ALIASES | {"sigma"})
@@ -1716,6 +1717,9 @@ class _Builder:
         elif fname == "logsumexp":  # log(1^T exp(u)), written out (its gradient is softmax(u))
             ones = self.node(Transpose(self.node(Ones(UNKNOWN), s, e)), s, e)
             node = Func("log", self.node(Mul((ones, self.node(Func("exp", arg), s, e))), s, e))
+        elif fname == "softplus":  # log(1 + exp(u)), written out (its gradient is sigmoid(u))
+            one = self.node(Const(1), s, e)
+            node = Func("log", self.node(Add((one, self.node(Func("exp", arg), s, e))), s, e))
         elif fname == "vec":
             node = Vec(arg)
         elif fname == "sum":
