@@ -700,6 +700,13 @@ def test_an_index_and_a_power_in_one_superscript_are_refused(text, shown):
     assert parse(r"a^\top (W^{(1)})^{-1} b").tree == parse(r"a^\top {W^{(1)}}^{-1} b").tree
 
 
+def test_an_equation_in_the_expression_says_to_write_its_right_hand_side():
+    with pytest.raises(MatDerivError) as info:
+        parse(r"f(x) = x^\top A x")
+    assert info.value.message == "unexpected `=` in the expression"
+    assert "write its right-hand side alone" in info.value.hint and "name=f" in info.value.hint
+
+
 def test_an_inner_product_reads_as_the_trace_of_a_transposed_product():
     for text in (r"\langle A, X \rangle", r"\left\langle A , X \right\rangle_F",
                  r"\big\langle A, X\big\rangle_{\mathrm{F}}"):

@@ -226,6 +226,8 @@ _CODE_HINTS = {
     "#": "`#1` is a parameter of a LaTeX command being defined: matderiv runs on the source, "
          "before TeX, and cannot know what it will be; put the macro where the command is used, "
          "with the argument written out",
+    "=": "the expression is a formula, not an equation: write its right-hand side alone "
+         "(x^\\top A x, not f(x) = x^\\top A x), and name=f to print \\partial f on the left",
 }
 
 #: A pseudo-inverse, ``A^+`` or ``A^{\dagger}``.
