@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import fd_gradient
 from matderiv import derive
 from matderiv.cli import main
 
@@ -64,3 +65,25 @@ def test_a_variable_that_does_not_occur_gets_a_note(capsys):
     assert not derive(r"y^\top \hat{y}", "y_hat").evaluate({"y": y, "y__hat": y, "y_hat": y}).any()
     rc, out, err = run(capsys, r"y^\top \hat{y}", "--wrt", r"\hat{y}", "--show", "result")
     assert out.strip() == "y" and err == ""
+
+
+def test_a_letter_that_is_a_vector_only_by_default_gets_a_note(capsys):
+    r"""``\frac{n}{2} \log\det X`` by X: n, a lowercase Latin letter, is a vector by default,
+    which makes the expression a vector and its derivative a Jacobian (right for that reading,
+    and printed); most likely n is a count, and the note says how to declare it."""
+    rc, out, err = run(capsys, r"\frac{n}{2} \log\det X", "--wrt", "X", "--show", "result")
+    assert rc == 0 and out.strip() == r"\frac{1}{2} n \operatorname{vec}(X^{-\top})^\top"
+    assert err.strip() == ("matderiv: note: `n` is a vector by default (a lowercase Latin letter), "
+                           "which makes the expression a vector (it multiplies only scalars) and "
+                           "this its Jacobian; if `n` is a number, declare scalar={n}")
+    rc, out, err = run(capsys, r"\frac{n}{2} \log\det X", "--wrt", "X", "--show", "result",
+                       "--scalar", "n")
+    assert out.strip() == r"\frac{1}{2} n X^{-\top}" and err == ""
+    rng = np.random.default_rng(46)
+    X = rng.standard_normal((3, 3)) + 3 * np.eye(3)
+    got = derive(r"\frac{n}{2} \log\det X", "X", scalar=["n"]).evaluate({"X": X, "n": 4.0})
+    np.testing.assert_allclose(got, fd_gradient(lambda Y: 2 * np.log(np.linalg.det(Y)), X),
+                               rtol=1e-6)
+    for quiet in (r"(a^\top x) b + b", r"x^\top A x", r"\mathbf{n} x^\top x"):  # no note
+        assert run(capsys, quiet, "--wrt", "x")[2] == ""
+    assert "`N` is a matrix by default" in run(capsys, r"N \|x\|^2", "--wrt", "x")[2]

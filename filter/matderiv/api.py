@@ -34,6 +34,8 @@ class Derivation:
     verdict: object = None
     #: [(function, [steps.Line])]: the trees behind the steps, for tests and tools
     step_groups: list = field(default_factory=list, repr=False)
+    #: the plain names given a kind by a declaration (scalar=, vector=, matrix=, symmetric=)
+    declared: frozenset = field(default_factory=frozenset, repr=False)
 
     @property
     def numpy_source(self) -> str:
@@ -169,6 +171,7 @@ def _derive(expr, wrt, layout, steps, show, name, expect, scalar, vector, matrix
     except MatDerivError as err:
         raise err.with_source(expr)
     d = _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang, decls)
+    d.declared = frozenset(n for names in decls.values() for n in names)
     if expect is not None and str(expect).strip():
         from .claims import check_claim
 

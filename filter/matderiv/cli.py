@@ -54,9 +54,9 @@ def _cmd_diff(args) -> int:
                matrix=_decl(args.matrix), symmetric=_decl(args.symmetric), check=not args.no_check,
                lang=args.lang, expect=args.expect)
     status = 0 if d.verdict is None or d.verdict.ok else 1
-    from .render import absent_variable_notes
+    from .render import derivation_notes
 
-    for note in absent_variable_notes(d):
+    for note in derivation_notes(d):
         print("matderiv: note: " + note, file=sys.stderr)
     if args.json:
         out = {"latex": d.latex, "equation": d.equation, "steps": d.steps,

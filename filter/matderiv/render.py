@@ -355,6 +355,76 @@ def absent_variable_notes(d) -> list[str]:
     return notes
 
 
+def default_kind_notes(d) -> list[str]:
+    r"""A note for each undeclared symbol that is a vector or matrix only by its letter's
+    default and multiplies nothing but scalars, where it makes the expression itself a vector or
+    matrix: ``\frac{n}{2} \log\det X`` by X is a Jacobian, of the vector n, though n is most
+    likely a count (declared ``scalar={n}`` it is a gradient)."""
+    tree, variables = getattr(d, "expr_tree", None), getattr(d, "variables", None) or ()
+    if tree is None or tree.is_scalar:
+        return []
+    declared = getattr(d, "declared", frozenset())
+    wrt = {v.name for v in variables}
+    uses: dict = {}  # name -> the symbol, or None once it is used other than as a coefficient
+    stack = [(tree, None)]
+    while stack:
+        node, parent = stack.pop()
+        if type(node).__name__ == "Symbol":
+            coefficient = type(parent).__name__ == "Mul" and _rest_is_scalar(parent, node)
+            if not coefficient:
+                uses[node.name] = None
+            elif uses.get(node.name, node) is not None:
+                uses[node.name] = node
+        stack.extend((k, node) for k in node.children())
+    candidates = {}
+    for name, sym in sorted(uses.items()):
+        if sym is None or name in wrt or name in declared or sym.is_scalar:
+            continue
+        latex = sym.latex or name
+        bold = latex.startswith(("\\mathbf", "\\boldsymbol", "\\bm"))
+        if sym.kind == "vector" and name[:1].islower() and name[:1].isascii() and not bold:
+            candidates[name] = (latex, "a vector by default (a lowercase Latin letter)")
+        elif sym.kind == "matrix" and name[:1].isupper():
+            candidates[name] = (latex, "a matrix by default (an uppercase letter)")
+    if not candidates or not _scalar_if(tree, set(candidates)):
+        return []
+    from .expr import ONE
+
+    shape = "a matrix" if tree.shape[1] != ONE else "a vector"
+    return [f"`{latex}` is {why}, which makes the expression {shape} (it multiplies only "
+            f"scalars) and this its Jacobian; if `{latex}` is a number, declare scalar={{{latex}}}"
+            for latex, why in candidates.values()]
+
+
+def _scalar_if(node, names) -> bool:
+    """Whether ``node`` would be 1 x 1 were the symbols ``names`` scalars (through sums and
+    products; any other node as it is)."""
+    kind = type(node).__name__
+    if kind == "Symbol" and node.name in names:
+        return True
+    if kind == "Add":
+        return all(_scalar_if(t, names) for t in node.args)
+    if kind == "Mul":
+        from .expr import ONE
+
+        rest = [a for a in node.args if not (a.is_scalar or _scalar_if(a, names))]
+        return not rest or (rest[0].shape[0] == ONE and rest[-1].shape[1] == ONE)
+    return node.is_scalar
+
+
+def _rest_is_scalar(mul, node) -> bool:
+    """Whether the factors of the product ``mul`` other than ``node`` multiply to a 1 x 1."""
+    from .expr import ONE
+
+    rest = [a for a in mul.args if a is not node and not a.is_scalar]
+    return not rest or (rest[0].shape[0] == ONE and rest[-1].shape[1] == ONE)
+
+
+def derivation_notes(d) -> list[str]:
+    """The notes printed beside a derivative: absent variables, default kinds."""
+    return absent_variable_notes(d) + default_kind_notes(d)
+
+
 def _compute(macro, fn, opts, math, color, sep, checkmark, cache) -> tuple[Rendered, bool]:
     """(the rendering of a macro by the engine ``fn``, whether it may be cached on disk: not
     after an internal error)."""
@@ -370,7 +440,7 @@ def _compute(macro, fn, opts, math, color, sep, checkmark, cache) -> tuple[Rende
         show = opts.get("show", "equation")
         main = d.latex if show == "result" else d.equation
         steps = list(getattr(d, "steps", None) or [])
-        notes = absent_variable_notes(d)
+        notes = derivation_notes(d)
         if steps and math != "display":
             notes.append("steps are typeset only in display math; this macro is in inline math, "
                          "so only the result is shown")
