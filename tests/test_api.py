@@ -1085,6 +1085,33 @@ def test_softplus_and_logistic_are_read(text, latex, fn):
     np.testing.assert_allclose(got, fd_gradient(lambda v: fn(X, v), w), rtol=1e-6)
 
 
+def test_fractions_of_scalar_symbols_print_as_textbooks_write_them():
+    r"""``\frac{1}{2} n \Sigma^{-1}`` is ``\frac{n}{2} \Sigma^{-1}``; ``(2\pi)^{-\frac{1}{2} n}``
+    in a numerator is ``(2\pi)^{n/2}`` below the bar (the Gaussian's normaliser)."""
+    rng = np.random.default_rng(47)
+    M = rng.standard_normal((3, 3))
+    S = M @ M.T + 3 * np.eye(3)
+    d = derive(r"\frac{1}{(2\pi)^{n/2}|\Sigma|^{1/2}}", r"\Sigma", symmetric=[r"\Sigma"],
+               scalar=["n"])
+    assert d.latex == r"-\frac{\Sigma^{-1}}{2 (2 \pi)^{n/2} \sqrt{\det(\Sigma)}}"
+
+    def normaliser(Y):
+        return (2 * np.pi) ** (-1.5) / np.sqrt(np.linalg.det(Y))
+    got = d.evaluate({"Sigma": S, "n": 3.0, "pi": np.pi})
+    np.testing.assert_allclose(got, fd_gradient(normaliser, S), rtol=1e-5, atol=1e-9)
+    d = derive(r"-\frac{n}{2}\log|\Sigma| - \frac{1}{2}\operatorname{tr}(\Sigma^{-1} C)",
+               r"\Sigma", symmetric=[r"\Sigma", "C"], scalar=["n"])
+    assert d.latex == r"\frac{1}{2} \Sigma^{-1} C \Sigma^{-1} - \frac{n}{2} \Sigma^{-1}"
+    C = np.eye(3) + 0.1 * (M + M.T)
+
+    def loglik(Y):
+        return -2.5 * np.log(np.linalg.det(Y)) - 0.5 * np.trace(np.linalg.solve(Y, C))
+    got = d.evaluate({"Sigma": S, "C": C, "n": 5.0})
+    np.testing.assert_allclose(got, fd_gradient(loglik, S), rtol=1e-5, atol=1e-9)
+    assert derive(r"c^{-n/2} \log\det X", "X", scalar=["c", "n"]).latex == \
+        r"\frac{X^{-\top}}{c^{n/2}}"
+
+
 def test_an_absent_variable_keeps_its_spelling():
     r"""A variable absent from the expression printed from its plain name: ``W^{(1)}`` as
     ``W_{_1}`` (not even valid TeX), ``\mathbf{x}`` as ``x``."""

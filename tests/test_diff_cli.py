@@ -78,7 +78,7 @@ def test_a_letter_that_is_a_vector_only_by_default_gets_a_note(capsys):
                            "this its Jacobian; if `n` is a number, declare scalar={n}")
     rc, out, err = run(capsys, r"\frac{n}{2} \log\det X", "--wrt", "X", "--show", "result",
                        "--scalar", "n")
-    assert out.strip() == r"\frac{1}{2} n X^{-\top}" and err == ""
+    assert out.strip() == r"\frac{n}{2} X^{-\top}" and err == ""
     rng = np.random.default_rng(46)
     X = rng.standard_normal((3, 3)) + 3 * np.eye(3)
     got = derive(r"\frac{n}{2} \log\det X", "X", scalar=["n"]).evaluate({"X": X, "n": 4.0})

@@ -200,6 +200,15 @@ def _paren(s: str) -> str:
     return "(" + s + ")"
 
 
+def _is_plain_scalar(e: Expr) -> bool:
+    r"""A scalar symbol or its whole positive power (``n``, ``\lambda^2``): what textbooks put
+    over a fraction's bar with the number (``\frac{n}{2}``)."""
+    if isinstance(e, Power) and isinstance(e.exponent, Const):
+        v = e.exponent.value
+        return v.denominator == 1 and v > 0 and isinstance(e.base, Symbol) and _is_scalar(e.base)
+    return isinstance(e, Symbol) and _is_scalar(e)
+
+
 def _sup(s: str) -> str:
     """Superscript: a single digit without braces, anything else braced."""
     if re.fullmatch(r"[0-9]", s):
@@ -451,6 +460,12 @@ class LatexPrinter:
             return f.base if k == 1 else Power(f.base, Const(k))
         if isinstance(f, Inverse) and _is_scalar(f.arg):
             return f.arg
+        if isinstance(f, Power) and isinstance(f.exponent, Mul) and _is_scalar(f.base):
+            # (2\pi)^{-n/2} goes below the bar as (2\pi)^{n/2}
+            ex = f.exponent.args
+            if isinstance(ex[0], Const) and ex[0].value < 0:
+                rest = ex[1:] if ex[0].value == -1 else (Const(-ex[0].value),) + ex[1:]
+                return Power(f.base, rest[0] if len(rest) == 1 else Mul(rest))
         return None
 
     @staticmethod
@@ -564,6 +579,21 @@ class LatexPrinter:
             return sign + r"\frac{" + top + "}{" + self._denominator(den, c.denominator) + "}"
         if not num:
             return sign + _fmt_fraction(c)
+        if c.denominator != 1:
+            # \frac{n}{2} \Sigma^{-1}, \frac{3 \lambda}{2} x, not \frac{1}{2} n \Sigma^{-1}:
+            # the scalar symbols in front go over the fraction bar, as textbooks write them
+            k = 0
+            while k < len(num) and _is_plain_scalar(num[k]):
+                k += 1
+            if k:
+                top = self._join_factors(num[:k])
+                if c.numerator != 1:
+                    top = str(c.numerator) + " " + top
+                head = r"\frac{" + top + "}{" + str(c.denominator) + "}"
+                if k == len(num):
+                    return sign + head
+                rest = self._join_factors(num[k:], alone_ok=False)
+                return sign + head + (r" \cdot " if re.match(r"[0-9]", rest) else " ") + rest
         body = self._join_factors(num, alone_ok=(coeff == 1))
         if c == 1:
             return sign + body
@@ -643,6 +673,14 @@ class LatexPrinter:
             if v.denominator == 1:
                 return str(v.numerator)
             return f"{v.numerator}/{v.denominator}"
+        if isinstance(x, Mul):
+            # n/2, -n/2, 3 t/2: a fraction of scalar symbols inline, as a number's is
+            coeff, factors = self._flatten_mul(x.args)
+            if coeff.denominator != 1 and factors and all(_is_plain_scalar(f) for f in factors):
+                top = self._join_factors(factors)
+                if abs(coeff.numerator) != 1:
+                    top = f"{abs(coeff.numerator)} {top}"
+                return ("-" if coeff < 0 else "") + top + "/" + str(coeff.denominator)
         return self._print(x)
 
     def _print_Power(self, e: Power) -> str:
