@@ -1112,6 +1112,24 @@ def test_fractions_of_scalar_symbols_print_as_textbooks_write_them():
         r"\frac{X^{-\top}}{c^{n/2}}"
 
 
+@pytest.mark.parametrize("text", [
+    r"\mathbf{1}_k^\top \mathbf{1}_k\, x^\top x + a^\top \mathbf{1}_k",
+    r"\operatorname{tr}(I_k)\, x^\top x + a^\top \mathbf{1}_k",
+])
+def test_a_size_written_by_the_author_keeps_its_letter(text):
+    r"""``\operatorname{tr}(I_n) x^\top x`` by x printed ``2 m x`` (the variable took n, the n
+    written was renamed m) and ``\mathbf{1}_k^\top \mathbf{1}_k x^\top x`` printed ``2 m x``
+    (the size on a ones vector was not read): the letter written is the letter printed, and
+    every I_k and \mathbf{1}_k of an expression has that one size (here the size of a)."""
+    d = derive(text.replace("_k", "_n"), "x")
+    assert d.latex == "2 n x"
+    d = derive(text, "x")
+    assert d.latex == "2 k x"
+    x, a = np.arange(1.0, 4.0), np.ones(5)  # a gives the size k = 5
+    got = np.ravel(d.evaluate({"x": x, "a": a}))
+    np.testing.assert_allclose(got, fd_gradient(lambda v: 5 * v @ v + a.sum(), x), rtol=1e-6)
+
+
 def test_an_absent_variable_keeps_its_spelling():
     r"""A variable absent from the expression printed from its plain name: ``W^{(1)}`` as
     ``W_{_1}`` (not even valid TeX), ``\mathbf{x}`` as ``x``."""

@@ -410,8 +410,13 @@ def test_a_size_written_on_an_identity_names_its_class():
     assert latex(t.tree) == text
     B = next(s for s in t.symbols if s.name == "B")
     assert B.rows == ("q",)
-    # a written size of the variable's class gives way to the variable's name
-    assert latex(typed(r"x^\top (A + I_q) x", "x").tree) == r"x^\top (A + I_n) x"
+    # a written size names the variable's class too (it gave way to the variable's n, so that
+    # tr(I_n) x^T x by x printed 2 m x, the n written renamed m); so does one on a ones vector
+    t = typed(r"x^\top (A + I_q) x", "x")
+    assert latex(t.tree) == r"x^\top (A + I_q) x" and t.variables[0].rows == ("q",)
+    t = typed(r"\mathbf{1}_k^\top \mathbf{1}_k x^\top x", "x")
+    assert {s.name: s.rows for s in t.symbols}["x"] == ("n",)
+    assert next(n for n in t.tree.walk() if isinstance(n, Ones)).n == ("k",)
 
 
 @pytest.mark.parametrize("text, inner", [

@@ -124,6 +124,9 @@ class _Infer:
         self.prod: dict[int, tuple] = {}
         #: letters written as a size (I_n) and used as a scalar symbol too (1/n): one number
         self.size_letter_scalars: set = set()
+        #: a size letter written on an identity or a ones vector (I_n, \mathbf{1}_n) -> its size:
+        #: every I_n and \mathbf{1}_n of an expression is of that one size
+        self.written_sizes: dict[str, int] = {}
 
     # --- helpers ---------------------------------------------------------------------------
     def _expand(self, v) -> tuple:
@@ -269,6 +272,16 @@ class _Infer:
         """A single free size against a product of others (not containing it)."""
         return len(oa) == 1 and len(ob) >= 2 and oa[0] not in ob
 
+    def written_size(self, node) -> int:
+        """A new size for an identity or ones vector, or the one its written letter names."""
+        letters = identity_size_letters(self.p.text(node))
+        if len(letters) != 1:
+            return self.uf.new()
+        v = self.written_sizes.get(letters[0])
+        if v is None:
+            v = self.written_sizes[letters[0]] = self.uf.new()
+        return v
+
     def unify_dim(self, a, b) -> bool:
         """Unify two sizes.  Products (Kronecker, vec) are kept in index order, fastest
         first, and unified factor by factor when they have the same number of factors; a
@@ -318,10 +331,10 @@ class _Infer:
         if isinstance(node, Const):
             return ((), ())
         if isinstance(node, Identity):
-            v = self.uf.new()
+            v = self.written_size(node)
             return ((v,), (v,))
         if isinstance(node, Ones):
-            return ((self.uf.new(),), ())
+            return ((self.written_size(node),), ())
         if isinstance(node, Zero):
             r = () if node.rows == ONE else (self.uf.new(),)
             c = () if node.cols == ONE else (self.uf.new(),)
@@ -658,6 +671,14 @@ def _name_classes(inf: _Infer) -> dict:
         names[r] = L
         used.add(L)
 
+    # a size written on an identity or a ones vector (I_q, \mathbf{1}_n) names its class, before
+    # the variables take theirs: tr(I_n) x^T x by x is 2 n x, not 2 m x with x of size n
+    for n in inf.p.tree.walk():
+        if isinstance(n, (Identity, Ones)):
+            letters = identity_size_letters(inf.p.text(n))
+            s = inf.shape.get(id(n))
+            if len(letters) == 1 and s is not None and len(s[0]) == 1:
+                assign(s[0][0], letters[0])
     for w in inf.wrt:
         if w not in inf.symdims:
             continue
@@ -674,13 +695,6 @@ def _name_classes(inf: _Infer) -> dict:
             assign(rows[0], "n")
         elif cc:
             assign(cols[0], "n")
-    # a size written on an identity (I_q, as the engine prints it) names its class
-    for n in inf.p.tree.walk():
-        if isinstance(n, Identity):
-            letters = identity_size_letters(inf.p.text(n))
-            s = inf.shape.get(id(n))
-            if len(letters) == 1 and s is not None and len(s[0]) == 1:
-                assign(s[0][0], letters[0])
     # first appearance: leaves in source order
     for n in inf.p.tree.walk():
         if isinstance(n, Symbol):

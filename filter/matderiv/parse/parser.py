@@ -1850,7 +1850,7 @@ def _call_like(toks: list[_Tok]) -> tuple:
     return tuple(out)
 
 
-_IDENTITY_SIZE_RE = re.compile(r"_\s*(?:\{([^{}]*)\}|([A-Za-z]))\s*$")
+_IDENTITY_SIZE_RE = re.compile(r"_\s*(?:\{([^{}]*)\}|([A-Za-z]))\s*\}?\s*$")  # (\mathbf{1_n})
 
 
 def identity_size_letters(text: str) -> tuple[str, ...]:
