@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from conftest import fd_gradient
 from matderiv import MatDerivError, derive
 from matderiv.errors import UnsupportedError
 
@@ -293,3 +294,22 @@ def test_differences_that_do_not_settle_say_so_with_their_own_hint():
     assert err.message == ("could not verify the derivative numerically: finite differences do "
                            "not settle at random points")
     assert "changes too fast" in err.hint and "division" not in err.hint
+
+
+@pytest.mark.parametrize("expr, var, whole", [
+    (r"\operatorname{tr}(X)", "X_{ij}", "X"),
+    (r"\|x\|^2", "x_1", "x"),
+])
+def test_an_entry_of_a_symbol_is_refused_as_a_variable(expr, var, whole):
+    r"""``\frac{\partial}{\partial X_{ij}} \operatorname{tr}(X)`` printed 0 (X_{ij} a symbol of its
+    own, absent): an entry is most likely meant, and matderiv differentiates by whole symbols."""
+    with pytest.raises(MatDerivError) as info:
+        derive(expr, var)
+    assert info.value.message.endswith(f"but `{whole}` does: an entry of a vector or matrix is "
+                                       "not a variable matderiv differentiates by")
+    assert f"differentiate by `{whole}`" in info.value.hint
+    # a subscripted symbol that is in the expression is a variable as any other
+    x1, x2 = np.array([1.0, 2.0]), np.array([0.5, -1.0])
+    d = derive(r"\|x_1 - x_2\|^2 + x^\top x", "x_1")
+    np.testing.assert_allclose(np.ravel(d.evaluate({"x_1": x1, "x_2": x2, "x": x2})),
+                               fd_gradient(lambda v: np.sum((v - x2) ** 2), x1), rtol=1e-6)

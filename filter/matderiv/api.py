@@ -170,6 +170,7 @@ def _derive(expr, wrt, layout, steps, show, name, expect, scalar, vector, matrix
         typed = infer(parsed, wrt_list, **decls)
     except MatDerivError as err:
         raise err.with_source(expr)
+    _refuse_entry_variables(typed, expr)
     d = _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang, decls)
     d.declared = frozenset(n for names in decls.values() for n in names)
     if expect is not None and str(expect).strip():
@@ -248,6 +249,31 @@ def _check_printed(rhs, f, result, all_syms, decls, expr) -> None:
         raise VerificationError("internal error: the typeset result does not read back as the "
                                 "verified derivative; it is not printed",
                                 hint="please report this expression; nothing wrong was typeset")
+
+
+def _refuse_entry_variables(typed, expr) -> None:
+    r"""A variable absent from the expression whose name is a subscripted symbol that is there,
+    a vector or matrix (``X_{ij}`` beside ``X``, ``x_1`` beside ``x``): most likely an entry, and
+    its derivative printed 0 (\frac{\partial}{\partial X_{ij}} \operatorname{tr}(X) = 0).
+    Refused: matderiv differentiates by whole symbols."""
+    import re
+
+    present = {s.name: s for s in typed.symbols if s.name not in {v.name for v in typed.variables}}
+    for v in typed.variables:
+        if v.name in present or any(s.name == v.name for s in symbols_of(typed.tree)):
+            continue
+        m = re.fullmatch(r"([A-Za-z]+)_([A-Za-z0-9]+)", v.name)
+        if m and f"{m.group(1)}__{m.group(2)}" in present:
+            continue  # y_hat typed for \hat{y}: the note of an absent variable names it
+        whole = present.get(m.group(1)) if m else None
+        if whole is not None and not whole.is_scalar:
+            shown, of = v.latex or v.name, whole.latex or whole.name
+            raise MatDerivError(f"the variable `{shown}` does not occur in the expression, but "
+                                f"`{of}` does: an entry of a vector or matrix is not a variable "
+                                "matderiv differentiates by",
+                                hint=f"differentiate by `{of}`: its derivative holds the "
+                                "derivative by each entry",
+                                source=expr)
 
 
 def _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang="en",
