@@ -713,6 +713,10 @@ def test_an_inner_product_reads_as_the_trace_of_a_transposed_product():
         assert parse(text).tree == parse(r"\operatorname{tr}(A^\top X)").tree
     with pytest.raises(MatDerivError, match="unclosed"):
         parse(r"\langle x, y")
+    with pytest.raises(MatDerivError, match="a second comma in an inner product"):
+        parse(r"\langle x, \langle a, x, y \rangle b \rangle")
+    assert parse(r"\langle \langle a, x \rangle b, x \rangle").tree == \
+        parse(r"\operatorname{tr}((\operatorname{tr}(a^\top x) b)^\top x)").tree
     with pytest.raises(MatDerivError, match="comma"):
         parse(r"x, y")
 

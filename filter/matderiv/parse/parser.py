@@ -790,7 +790,11 @@ class _Tokenizer:
         if c in UNICODE_GREEK:
             return self.symbol(i, i + 1, UNICODE_GREEK[c], greek=True, bold=False)
         if c == "," and self.stack and self.stack[-1][0] == "angle":
-            self.emit("COMMA", ",", i, i + 1)  # \langle u, v \rangle
+            opened, depth = self.stack[-1][1], len(self.stack)
+            if any(t.type == "COMMA" and t.start > opened and t.info == depth for t in self.toks):
+                raise _err("a second comma in an inner product", i,
+                           "\\langle u, v \\rangle takes two arguments", i + 1, text)
+            self.emit("COMMA", ",", i, i + 1, depth)  # \langle u, v \rangle
             return i + 1
         what = {",": "a comma", "=": "`=`", "&": "`&`", "$": "`$`"}.get(c, f"`{c}`")
         hint = ("the expression may contain no top-level comma (the variable comes after it)"
