@@ -433,8 +433,9 @@ def _expr(depth):
 
 def refused_as_ambiguous(message: str) -> bool:
     """Whether a well-formed string was refused for what it may mean to a reader: `x/x x` (by x
-    alone, or by x x?) and `2 2` (TeX sets it as 22)."""
-    return message.startswith("ambiguous division") or "two numbers side by side" in message
+    alone, or by x x?), `2 2` (TeX sets it as 22) and `x2` (a name, a subscript, a multiple?)."""
+    return message.startswith("ambiguous division") or "two numbers side by side" in message \
+        or "a number right after a symbol" in message
 
 
 @settings(max_examples=200, deadline=None)
@@ -817,6 +818,22 @@ def test_greek_names_typed_plainly(text, same_as):
     """``tau``, ``Sigma``, ``lambda`` typed without a backslash are the Greek letters (as
     ``--wrt tau`` already was); they were products of single letters, t a u."""
     assert parse(text).tree == parse(same_as).tree
+
+
+@pytest.mark.parametrize("text, shown, hint", [
+    (r"W_12 x", "W_12", "write W_{12} for the subscript 12, or 2 W_1 for a multiple"),
+    (r"x^\top W2 x", "W2", "write W_{2} for a subscript, or 2 W for a multiple"),
+    (r"2x1", "x1", "write x_{1} for a subscript"),
+    (r"\mathbf{W}_{1}2", r"\mathbf{W}_{1}2", r"write \mathbf{W}_{12} for the subscript 12"),
+])
+def test_a_number_right_after_a_symbol_is_refused(text, shown, hint):
+    r"""``W_12 x`` (TeX sets W_1 followed by 2) was 2 W_1 x, ``x^\top W2 x`` was 2 x^T W x and
+    ``W1 x`` was W x: a number after a symbol is no multiple a writer means."""
+    with pytest.raises(MatDerivError) as exc:
+        parse(text)
+    assert exc.value.message == f"`{shown}`: a number right after a symbol"
+    assert hint in exc.value.hint and text[exc.value.position:exc.value.end] == shown
+    assert parse(r"W_{12} x + x 2 + \frac x2").tree == parse(r"W_{12} x + 2 x + \frac{1}{2} x").tree
 
 
 @pytest.mark.parametrize("text", ["2 3 x", r"2\,3 x", "x^T x + 0.5 2", "a 2 3"])

@@ -667,6 +667,17 @@ class _Tokenizer:
             m = NUMBER_RE.match(text, i)
             end = m.end()
             toks = self.toks
+            if toks and toks[-1].type == "SYM" and toks[-1].end == i:
+                # W1, x_12: TeX sets x_12 as x_1 followed by 2; a number after a symbol is no
+                # multiple a writer means (2 W is), most likely a name or a longer subscript
+                sym = toks[-1]
+                written = text[sym.start:end]
+                base, _, sub = sym.value.partition("_")
+                hint = (f"write {base}_{{{sub.strip('{}')}{m.group()}}} for the subscript "
+                        f"{sub.strip('{}')}{m.group()}" if sub else
+                        f"write {sym.value}_{{{m.group()}}} for a subscript")
+                raise _err(f"`{written}`: a number right after a symbol", sym.start,
+                           hint + f", or {m.group()} {sym.value} for a multiple", end, text)
             if toks and toks[-1].type == "NUMBER" and not (
                     len(toks) > 1 and toks[-2].type in ("CARET", "FRAC", "NUMBER")):
                 # `2 3 x`: TeX sets it as 23 x, which is what a reader sees
