@@ -820,6 +820,21 @@ def test_greek_names_typed_plainly(text, same_as):
     assert parse(text).tree == parse(same_as).tree
 
 
+@pytest.mark.parametrize("text, message, hint", [
+    (r"\sin^{-1}(t)", r"`\sin^{-1}` is ambiguous: the inverse function or the reciprocal",
+     r"\frac{1}{\sin(...)}"),
+    (r"\tan^{-1} t", r"`\tan^{-1}` is ambiguous: the inverse function or the reciprocal",
+     r"\arctan(...) for the inverse function"),
+    (r"\det^{-1}(X)", r"`\det^{-1}`: a reciprocal written as a power of the function",
+     r"\frac{1}{\det(...)}"),
+])
+def test_a_function_to_the_power_minus_one_says_what_to_write(text, message, hint):
+    """``\\sin^{-1}(t)`` was "unexpected `^{-1}`: expected an operand"."""
+    with pytest.raises(MatDerivError) as exc:
+        parse(text)
+    assert exc.value.message == message and hint in exc.value.hint
+
+
 @pytest.mark.parametrize("text, shown, hint", [
     (r"W_12 x", "W_12", "write W_{12} for the subscript 12, or 2 W_1 for a multiple"),
     (r"x^\top W2 x", "W2", "write W_{2} for a subscript, or 2 W for a multiple"),

@@ -724,6 +724,20 @@ class _Tokenizer:
                            f"write ({self.toks[-1].value}^{{{base[len(self.toks[-1].value):]}}})"
                            f"^{{...}} for a power or inverse of the indexed symbol",
                            end, text)
+            inv = INVERSE_RE.match(text, i)
+            if inv and self.toks[-1].type == "FUNC":
+                # \sin^{-1}(t): the inverse function or the reciprocal? (both are written so)
+                f = self.toks[-1]
+                name, written = text[f.start:f.end], text[f.start:inv.end()]
+                recip = f"write \\frac{{1}}{{{name}(...)}} for the reciprocal"
+                if f.value not in ELEMENTWISE:  # \det^{-1}(X): only a reciprocal is meant
+                    raise _err(f"`{written}`: a reciprocal written as a power of the function",
+                               f.start, recip, inv.end(), text)
+                inverse = {"tan": "\\arctan"}.get(f.value)
+                raise _err(f"`{written}` is ambiguous: the inverse function or the reciprocal",
+                           f.start, recip + (f", {inverse}(...) for the inverse function"
+                                             if inverse else "; inverse functions other than "
+                                             "\\arctan are not supported"), inv.end(), text)
             exponential = self.toks[-1].type == "EXP_E"  # e^{H}: H is the exponent
             for rx, typ in () if exponential else (
                     (INVTRANSPOSE_RE, "INVTRANSPOSE"), (TRANSPOSE_RE, "TRANSPOSE"),
