@@ -35,7 +35,7 @@ from matderiv import MatDerivError, derive  # noqa: E402
 from matderiv.expr import symbols as symbols_of  # noqa: E402
 from matderiv.numeric import evaluate, normalize_value, sizes_from_env  # noqa: E402
 from matderiv.parse import parse  # noqa: E402
-from matderiv.printing.latex import latex  # noqa: E402
+from matderiv.printing.latex import latex, printed_size  # noqa: E402
 from matderiv.shapes import infer  # noqa: E402
 from matderiv.verify import VerificationError  # noqa: E402
 
@@ -259,9 +259,10 @@ def test_second_derivative_agrees_with_finite_differences(case):
 # ---------------------------------------------------------------------------------------------
 # Property 2: print . parse is the identity on typed trees (after one normalising round)
 # ---------------------------------------------------------------------------------------------
-def typed_tree(text: str, case: exprgen.Case):
+def typed_tree(text: str, case: exprgen.Case, sizes_as_numbers=()):
     decl = case.decl()
-    return infer(parse(text), (case.vocab.var,), scalar=tuple(decl.get("scalar", ())),
+    return infer(parse(text), (case.vocab.var,),
+                 scalar=tuple(decl.get("scalar", ())) + tuple(sizes_as_numbers),
                  symmetric=tuple(decl.get("symmetric", ()))).tree
 
 
@@ -333,9 +334,12 @@ def check_printed_result(case: exprgen.Case, stats: Counter = STATS) -> str:
         return "unreadable"
     vals = case.values()
     call = f"derive({case.text!r}, {case.vocab.var!r}, layout={case.layout!r}, **{case.decl()})"
+    # a size printed as a number (1^T 1 as n) reads back as a scalar valued at that size
+    numbers = sorted({n for node in d.result_tree.walk() for n in (printed_size(node) or ())})
     try:
-        t = typed_tree(d.latex, case)
-        got = tree_value(t, vals)
+        sizes = sizes_from_env(list(d.symbols), vals)
+        t = typed_tree(d.latex, case, numbers)
+        got = tree_value(t, dict(vals, **{n: float(sizes[n]) for n in numbers if n in sizes}))
     except MatDerivError as err:
         if "is not known" not in err.message:
             raise AssertionError(f"{call}.latex = {d.latex!r} does not read back: {err}") from err
@@ -395,6 +399,18 @@ def test_pinned_derivatives_agree_with_finite_differences(text, var, fn, shape, 
 # ---------------------------------------------------------------------------------------------
 # Engine bugs found by the properties, each fixed: their regression tests
 # ---------------------------------------------------------------------------------------------
+def test_a_size_printed_as_a_number_reads_back_as_that_size():
+    r"""The gradient of ``\mathbf{1}^\top \log \operatorname{softmax}(x)`` prints
+    ``\mathbf{1} - n \operatorname{softmax}(x)`` (1^T 1 as n, the size): the property read n
+    back as a vector by default and failed (a long run found it); it is the size."""
+    case = _case(r"\mathbf{1}^\top \log(\operatorname{softmax}(x))", "x",
+                 lambda e: float(np.sum(np.log(exprgen._softmax(e["x"])))), ("1", "1"),
+                 xshape=("n", "1"))
+    assert derive(case.text, "x").latex == r"\mathbf{1} - n \operatorname{softmax}(x)"
+    assert check_printed_result(case, Counter()) == "ok"
+    assert check_case(case, Counter()) == "ok"
+
+
 def _reads_back(text: str, var: str, fn, shape) -> None:
     """``text`` (printed by the engine) reads back as a tree whose value is ``fn``."""
     case = _case(text, var, fn, shape)
