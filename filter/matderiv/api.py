@@ -258,15 +258,18 @@ def _refuse_entry_variables(typed, expr) -> None:
     Refused: matderiv differentiates by whole symbols."""
     import re
 
-    present = {s.name: s for s in typed.symbols if s.name not in {v.name for v in typed.variables}}
+    variables = {v.name for v in typed.variables}
+    present = {s.name: s for s in typed.symbols if s.name not in variables}
     for v in typed.variables:
-        if v.name in present or any(s.name == v.name for s in symbols_of(typed.tree)):
-            continue
         m = re.fullmatch(r"([A-Za-z]+)_([A-Za-z0-9]+)", v.name)
-        if m and f"{m.group(1)}__{m.group(2)}" in present:
+        if not m or m.group(1) not in present:
+            continue  # (the usual case, settled without a walk of the tree)
+        if f"{m.group(1)}__{m.group(2)}" in present:
             continue  # y_hat typed for \hat{y}: the note of an absent variable names it
-        whole = present.get(m.group(1)) if m else None
-        if whole is not None and not whole.is_scalar:
+        if any(s.name == v.name for s in symbols_of(typed.tree)):
+            continue
+        whole = present[m.group(1)]
+        if not whole.is_scalar:
             shown, of = v.latex or v.name, whole.latex or whole.name
             raise MatDerivError(f"the variable `{shown}` does not occur in the expression, but "
                                 f"`{of}` does: an entry of a vector or matrix is not a variable "

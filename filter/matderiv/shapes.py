@@ -782,7 +782,8 @@ def _refuse_transposed_default_scalars(parsed: Parsed, decl: dict) -> None:
     product beta x, whose derivative by x is beta I: the transpose says the author meant a
     vector.  Refused, with the declaration that says so; a declared scalar may be transposed,
     and so is the first of an inner product, \langle \lambda, \mu \rangle (tr(u^T v))."""
-    implied = {id(n.arg.args[0]) for n in parsed.tree.walk() if id(n) in parsed.inner_products}
+    implied = {id(n.arg.args[0]) for n in parsed.tree.walk()
+               if id(n) in parsed.inner_products} if parsed.inner_products else ()
     for node in parsed.tree.walk():
         if isinstance(node, Transpose) and isinstance(node.arg, Symbol) and id(node) not in implied:
             sym = node.arg
