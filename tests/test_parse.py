@@ -708,6 +708,16 @@ def test_an_equation_in_the_expression_says_to_write_its_right_hand_side():
     assert "write its right-hand side alone" in info.value.hint and "name=f" in info.value.hint
 
 
+def test_blackboard_sets_are_refused_and_ones_in_other_fonts_read():
+    r"""``\mathbb{R}`` was a matrix symbol R (its derivative printed 0); dsfont's and bbm's
+    ``\mathds{1}``, ``\mathbbm{1}`` were unknown commands."""
+    with pytest.raises(MatDerivError) as exc:
+        parse(r"x^\top x + \mathbb{R}")
+    assert exc.value.message == r"`\mathbb{R}` (the real numbers) is a set, not a quantity"
+    for ones in (r"\mathds{1}", r"\mathbbm{1}", r"\mathbb{1}"):
+        assert parse(ones + r"^\top x").tree == parse(r"\mathbf{1}^\top x").tree
+
+
 def test_an_inner_product_reads_as_the_trace_of_a_transposed_product():
     for text in (r"\langle A, X \rangle", r"\left\langle A , X \right\rangle_F",
                  r"\big\langle A, X\big\rangle_{\mathrm{F}}"):

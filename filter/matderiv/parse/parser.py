@@ -175,7 +175,8 @@ ACCENT_ARG_RE = re.compile(r"\\([A-Za-z]+)\s*")
 ARG_RE = re.compile(r"\s*(?:\{((?:[^{}]|\{[^{}]*\})*)\}|(\\[A-Za-z]+|[A-Za-z0-9]))")
 SIZE_CMDS = {"left", "right", "big", "Big", "bigg", "Bigg", "bigl", "bigr", "Bigl", "Bigr",
              "biggl", "biggr", "Biggl", "Biggr", "bigm", "Bigm", "biggm", "Biggm"}
-BOLD_CMDS = {"mathbf", "boldsymbol", "bm", "mathbb", "pmb", "mathbfit"}
+BOLD_CMDS = {"mathbf", "boldsymbol", "bm", "mathbb", "pmb", "mathbfit",
+             "mathds", "mathbbm"}  # (dsfont's and bbm's \mathds{1}, \mathbbm{1}: the ones vector)
 #: Accents that make a symbol of their own: ``\hat{y}`` (a prediction), ``\bar{x}`` (a mean),
 #: ``\tilde{x}``, ``\vec{x}``, ...  Each is read as a new symbol, never as an operation on x.
 ACCENTS = {"hat", "widehat", "tilde", "widetilde", "bar", "overline", "check", "breve", "dot",
@@ -241,6 +242,9 @@ DERIVATIVE_FRAC_RE = re.compile(r"\s*\{\s*" + _D + r"(?![A-Za-z])[^{}]*(?:\{[^{}
 
 #: Blackboard letters that are operators, not symbols.
 _BLACKBOARD_OPERATORS = {"E": "the expectation", "P": "a probability", "V": "the variance"}
+#: Blackboard letters that name a set of numbers, not a quantity: ``\mathbb{R}^n``.
+_NUMBER_SETS = {"R": "the real numbers", "C": "the complex numbers", "N": "the natural numbers",
+                "Z": "the integers", "Q": "the rational numbers"}
 
 #: Commands that are operators matderiv does not read, with what they usually mean.
 _OTHER_OPERATORS = {
@@ -1131,6 +1135,10 @@ class _Tokenizer:
             _, k2 = _read_sub(text, k)
             self.emit("IDENT", text[i:k2], i, k2)
             return k2
+        if name in ("mathbb", "mathds", "mathbbm") and arg in _NUMBER_SETS:
+            raise _err(f"`\\{name}{{{arg}}}` ({_NUMBER_SETS[arg]}) is a set, not a quantity", i,
+                       "write the expression alone; declarations give the kinds of its "
+                       "symbols (scalar={...}, vector={...}, matrix={...})", k, text)
         if name == "mathbb" and arg in _BLACKBOARD_OPERATORS:
             raise _err(f"`\\mathbb{{{arg}}}` ({_BLACKBOARD_OPERATORS[arg]}) is not supported",
                        i, "differentiate the expression inside: the derivative of an expectation "
