@@ -545,7 +545,8 @@ class _Infer:
             # a count there, and a matrix is not divided by (N^{-1} is its inverse)
             base = self.text(node.base)
             hint = "a matrix is not divided by; for its inverse write " + (
-                f"{base}^{{-1}}" if isinstance(node.base, Symbol) else f"({base})^{{-1}}")
+                f"{base}^{{-1}}" if isinstance(node.base, Symbol) else f"({base})^{{-1}}") + \
+                ", for an elementwise quotient \\oslash"
             if isinstance(node.base, Symbol) and node.base.name not in self.declared:
                 hint = (f"`{base}` is a matrix by default (an uppercase letter): if it is a "
                         f"scalar (a count), declare scalar={{{node.base.latex or base}}}; "
