@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from conftest import fd_gradient
-from matderiv import derive
+from conftest import fd_gradient, fd_jacobian
+from matderiv import MatDerivError, derive
 from matderiv.cli import main
 
 
@@ -87,3 +87,16 @@ def test_a_letter_that_is_a_vector_only_by_default_gets_a_note(capsys):
     for quiet in (r"(a^\top x) b + b", r"x^\top A x", r"\mathbf{n} x^\top x"):  # no note
         assert run(capsys, quiet, "--wrt", "x")[2] == ""
     assert "`N` is a matrix by default" in run(capsys, r"N \|x\|^2", "--wrt", "x")[2]
+
+
+def test_a_hessian_of_a_vector_by_default_names_the_letter():
+    r"""``\frac{n}{2} \|x\|^2`` by x twice: n is a vector by default, so the function is not a
+    scalar and its second derivative is refused; the hint names n (it said only "not scalars")."""
+    with pytest.raises(MatDerivError) as info:
+        derive(r"\frac{n}{2} \|x\|^2", ["x", "x"])
+    assert "`n` is a vector by default" in info.value.hint and "scalar={n}" in info.value.hint
+    d = derive(r"\frac{n}{2} \|x\|^2", ["x", "x"], scalar=["n"])
+    assert d.latex == "n I_m"
+    x = np.array([0.5, -1.0, 2.0])  # the Hessian is the Jacobian of the gradient n x
+    hess = fd_jacobian(lambda v: fd_gradient(lambda u: 1.5 * u @ u, v, h=1e-4), x, h=1e-4)
+    np.testing.assert_allclose(d.evaluate({"x": x, "n": 3.0}), hess, rtol=1e-4, atol=1e-6)

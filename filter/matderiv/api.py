@@ -292,7 +292,18 @@ def _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang="en",
         if wrt_names[0] != wrt_names[1]:
             raise UnsupportedError("second derivatives with respect to two different variables are not supported",
                                    hint="SPEC 1.4 gives them no shape; differentiate twice by the same variable")
-        first, res = second_derivative(f, var, layout)
+        try:
+            first, res = second_derivative(f, var, layout)
+        except UnsupportedError as err:
+            from .render import default_kind_letters
+
+            found = default_kind_letters(f, typed.variables, frozenset(
+                n for names in (decls or {}).values() for n in names))
+            if found:  # \frac{n}{2} \|x\|^2 with n a vector by default
+                latex_, why = found[0]
+                err.hint = (f"`{latex_}` is {why}, which makes the expression not a scalar; if "
+                            f"it is a number, declare scalar={{{latex_}}}")
+            raise
         checks = [(f, first.natural, "grad" if first.kind == "gradient" else "J"),
                   (first.raw if first.raw is not None else first.natural, res.arranged,
                    res.arrangement)]

@@ -360,10 +360,27 @@ def default_kind_notes(d) -> list[str]:
     default and multiplies nothing but scalars, where it makes the expression itself a vector or
     matrix: ``\frac{n}{2} \log\det X`` by X is a Jacobian, of the vector n, though n is most
     likely a count (declared ``scalar={n}`` it is a gradient)."""
-    tree, variables = getattr(d, "expr_tree", None), getattr(d, "variables", None) or ()
-    if tree is None or tree.is_scalar:
+    tree = getattr(d, "expr_tree", None)
+    if tree is None:
         return []
-    declared = getattr(d, "declared", frozenset())
+    found = default_kind_letters(tree, getattr(d, "variables", None) or (),
+                                 getattr(d, "declared", frozenset()))
+    if not found:
+        return []
+    from .expr import ONE
+
+    shape = "a matrix" if tree.shape[1] != ONE else "a vector"
+    return [f"`{latex}` is {why}, which makes the expression {shape} (it multiplies only "
+            f"scalars) and this its Jacobian; if `{latex}` is a number, declare scalar={{{latex}}}"
+            for latex, why in found]
+
+
+def default_kind_letters(tree, variables, declared) -> list[tuple[str, str]]:
+    """(LaTeX, why) of the undeclared letters that are vectors or matrices only by default,
+    multiply nothing but scalars, and together make the non-scalar ``tree`` a vector or matrix
+    (declared scalars, it would be 1 x 1); [] when there are none."""
+    if tree.is_scalar:
+        return []
     wrt = {v.name for v in variables}
     uses: dict = {}  # name -> the symbol, or None once it is used other than as a coefficient
     stack = [(tree, None)]
@@ -388,12 +405,7 @@ def default_kind_notes(d) -> list[str]:
             candidates[name] = (latex, "a matrix by default (an uppercase letter)")
     if not candidates or not _scalar_if(tree, set(candidates)):
         return []
-    from .expr import ONE
-
-    shape = "a matrix" if tree.shape[1] != ONE else "a vector"
-    return [f"`{latex}` is {why}, which makes the expression {shape} (it multiplies only "
-            f"scalars) and this its Jacobian; if `{latex}` is a number, declare scalar={{{latex}}}"
-            for latex, why in candidates.values()]
+    return list(candidates.values())
 
 
 def _scalar_if(node, names) -> bool:
