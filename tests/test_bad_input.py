@@ -313,3 +313,19 @@ def test_an_entry_of_a_symbol_is_refused_as_a_variable(expr, var, whole):
     d = derive(r"\|x_1 - x_2\|^2 + x^\top x", "x_1")
     np.testing.assert_allclose(np.ravel(d.evaluate({"x_1": x1, "x_2": x2, "x": x2})),
                                fd_gradient(lambda v: np.sum((v - x2) ** 2), x1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("expr, var, present", [
+    (r"\|X w - y\|^2", "W", "w"), (r"\operatorname{tr}(\Sigma)", r"\sigma", r"\Sigma"),
+])
+def test_a_variable_in_the_other_case_is_refused_as_a_typo(expr, var, present):
+    r"""``\|X w - y\|^2`` by W printed 0 (W absent; w is there): a typo, refused with the
+    symbol meant; the variable spelled right is differentiated."""
+    with pytest.raises(MatDerivError) as info:
+        derive(expr, var)
+    assert info.value.message.endswith(f"but `{present}` does")
+    assert f"did you mean `{present}`?" in info.value.hint
+    rng = np.random.default_rng(48)
+    X, w, y = rng.standard_normal((4, 3)), rng.standard_normal(3), rng.standard_normal(4)
+    got = np.ravel(derive(r"\|X w - y\|^2", "w").evaluate({"X": X, "w": w, "y": y}))
+    np.testing.assert_allclose(got, fd_gradient(lambda v: np.sum((X @ v - y) ** 2), w), rtol=1e-6)

@@ -255,12 +255,21 @@ def _refuse_entry_variables(typed, expr) -> None:
     r"""A variable absent from the expression whose name is a subscripted symbol that is there,
     a vector or matrix (``X_{ij}`` beside ``X``, ``x_1`` beside ``x``): most likely an entry, and
     its derivative printed 0 (\frac{\partial}{\partial X_{ij}} \operatorname{tr}(X) = 0).
-    Refused: matderiv differentiates by whole symbols."""
+    Refused: matderiv differentiates by whole symbols.  So is one that is a symbol of the
+    expression in the other case (``W`` for ``w``), most likely a typo."""
     import re
 
     variables = {v.name for v in typed.variables}
     present = {s.name: s for s in typed.symbols if s.name not in variables}
     for v in typed.variables:
+        other = v.name[:1].swapcase() + v.name[1:]
+        if other != v.name and other in present and \
+                not any(s.name == v.name for s in symbols_of(typed.tree)):
+            # W for w: \|X w - y\|^2 by W printed 0
+            of = present[other].latex or other
+            raise MatDerivError(f"the variable `{v.latex or v.name}` does not occur in the "
+                                f"expression, but `{of}` does", hint=f"did you mean `{of}`? "
+                                "(the case of a letter names another symbol)", source=expr)
         m = re.fullmatch(r"([A-Za-z]+)_([A-Za-z0-9]+)", v.name)
         if not m or m.group(1) not in present:
             continue  # (the usual case, settled without a walk of the tree)
