@@ -671,17 +671,7 @@ class _Tokenizer:
             m = NUMBER_RE.match(text, i)
             end = m.end()
             toks = self.toks
-            if toks and toks[-1].type == "SYM" and toks[-1].end == i:
-                # W1, x_12: TeX sets x_12 as x_1 followed by 2; a number after a symbol is no
-                # multiple a writer means (2 W is), most likely a name or a longer subscript
-                sym = toks[-1]
-                written = text[sym.start:end]
-                base, _, sub = sym.value.partition("_")
-                hint = (f"write {base}_{{{sub.strip('{}')}{m.group()}}} for the subscript "
-                        f"{sub.strip('{}')}{m.group()}" if sub else
-                        f"write {sym.value}_{{{m.group()}}} for a subscript")
-                raise _err(f"`{written}`: a number right after a symbol", sym.start,
-                           hint + f", or {m.group()} {sym.value} for a multiple", end, text)
+            self.refuse_number_after_symbol(i, m)
             if toks and toks[-1].type == "NUMBER" and not (
                     len(toks) > 1 and toks[-2].type in ("CARET", "FRAC", "NUMBER")):
                 # `2 3 x`: TeX sets it as 23 x, which is what a reader sees
@@ -717,31 +707,8 @@ class _Tokenizer:
                            f"write {self.toks[-1].value}^{{({idx.group(1)})}} for an index (a "
                            f"layer, a sample) or {self.toks[-1].value}^{{{idx.group(1)}}} for a "
                            "power", idx.end(), text)
-            opened = LABEL_OPEN_RE.match(text, i)
-            if opened and self.toks[-1].type == "SYM":
-                # W^{(1)-1}: the index of a layer with a power in the same superscript; read
-                # literally it is W^{1-1} = I, which no writer means
-                _, end = _read_arg(text, i + 1)
-                base = self.toks[-1].value + opened.group()[opened.group().index("{") + 1:].strip()
-                raise _err(f"`{text[self.toks[-1].start:end]}` mixes an index and a power in "
-                           "one superscript", self.toks[-1].start,
-                           f"write ({self.toks[-1].value}^{{{base[len(self.toks[-1].value):]}}})"
-                           f"^{{...}} for a power or inverse of the indexed symbol",
-                           end, text)
-            inv = INVERSE_RE.match(text, i)
-            if inv and self.toks[-1].type == "FUNC":
-                # \sin^{-1}(t): the inverse function or the reciprocal? (both are written so)
-                f = self.toks[-1]
-                name, written = text[f.start:f.end], text[f.start:inv.end()]
-                recip = f"write \\frac{{1}}{{{name}(...)}} for the reciprocal"
-                if f.value not in ELEMENTWISE:  # \det^{-1}(X): only a reciprocal is meant
-                    raise _err(f"`{written}`: a reciprocal written as a power of the function",
-                               f.start, recip, inv.end(), text)
-                inverse = {"tan": "\\arctan"}.get(f.value)
-                raise _err(f"`{written}` is ambiguous: the inverse function or the reciprocal",
-                           f.start, recip + (f", {inverse}(...) for the inverse function"
-                                             if inverse else "; inverse functions other than "
-                                             "\\arctan are not supported"), inv.end(), text)
+            self.refuse_index_with_power(i)
+            self.refuse_function_inverse(i)
             exponential = self.toks[-1].type == "EXP_E"  # e^{H}: H is the exponent
             for rx, typ in () if exponential else (
                     (INVTRANSPOSE_RE, "INVTRANSPOSE"), (TRANSPOSE_RE, "TRANSPOSE"),
@@ -831,6 +798,50 @@ class _Tokenizer:
                 or "matderiv reads symbols, numbers, + - products, ^ and the functions of its "
                 "manual")
         raise _err(f"unexpected {what} in the expression", i, hint, i + 1, text)
+
+    def refuse_number_after_symbol(self, i, number):
+        """``W1``, ``x_12`` (TeX sets x_1 followed by 2): a number right after a symbol is no
+        multiple a writer means (2 W is), most likely a name or a longer subscript.  Refused."""
+        text, toks = self.text, self.toks
+        if not toks or toks[-1].type != "SYM" or toks[-1].end != i:
+            return
+        sym, digits = toks[-1], number.group()
+        base, _, sub = sym.value.partition("_")
+        sub = sub.strip("{}")
+        hint = (f"write {base}_{{{sub}{digits}}} for the subscript {sub}{digits}" if sub else
+                f"write {sym.value}_{{{digits}}} for a subscript")
+        raise _err(f"`{text[sym.start:number.end()]}`: a number right after a symbol", sym.start,
+                   hint + f", or {digits} {sym.value} for a multiple", number.end(), text)
+
+    def refuse_index_with_power(self, i):
+        """``W^{(1)-1}`` at the ``^`` at ``i``: a layer index with a power in one superscript,
+        read literally W^{1-1} = I, which no writer means.  Refused."""
+        text, sym = self.text, self.toks[-1]
+        opened = LABEL_OPEN_RE.match(text, i)
+        if not opened or sym.type != "SYM":
+            return
+        _, end = _read_arg(text, i + 1)
+        index = opened.group()[opened.group().index("{") + 1:].strip()
+        raise _err(f"`{text[sym.start:end]}` mixes an index and a power in one superscript",
+                   sym.start, f"write ({sym.value}^{{{index}}})^{{...}} for a power or inverse "
+                   "of the indexed symbol", end, text)
+
+    def refuse_function_inverse(self, i):
+        """``\\sin^{-1}(t)`` at the ``^`` at ``i``: the inverse function or the reciprocal (both
+        are written so); ``\\det^{-1}(X)``, a reciprocal to write as a fraction.  Refused."""
+        text, f = self.text, self.toks[-1]
+        inv = INVERSE_RE.match(text, i)
+        if not inv or f.type != "FUNC":
+            return
+        name, written = text[f.start:f.end], text[f.start:inv.end()]
+        recip = f"write \\frac{{1}}{{{name}(...)}} for the reciprocal"
+        if f.value not in ELEMENTWISE:
+            raise _err(f"`{written}`: a reciprocal written as a power of the function", f.start,
+                       recip, inv.end(), text)
+        raise _err(f"`{written}` is ambiguous: the inverse function or the reciprocal", f.start,
+                   recip + (", \\arctan(...) for the inverse function" if f.value == "tan" else
+                            "; inverse functions other than \\arctan are not supported"),
+                   inv.end(), text)
 
     def angle(self, start, end, name):
         """``\\langle`` or ``\\rangle`` (sized or not) of an inner product; a closing one
