@@ -170,7 +170,7 @@ def _derive(expr, wrt, layout, steps, show, name, expect, scalar, vector, matrix
         typed = infer(parsed, wrt_list, **decls)
     except MatDerivError as err:
         raise err.with_source(expr)
-    _refuse_entry_variables(typed, expr)
+    _refuse_misnamed_variables(typed, expr)
     d = _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang, decls)
     d.declared = frozenset(n for names in decls.values() for n in names)
     if expect is not None and str(expect).strip():
@@ -251,7 +251,7 @@ def _check_printed(rhs, f, result, all_syms, decls, expr) -> None:
                                 hint="please report this expression; nothing wrong was typeset")
 
 
-def _refuse_entry_variables(typed, expr) -> None:
+def _refuse_misnamed_variables(typed, expr) -> None:
     r"""A variable absent from the expression whose name is a subscripted symbol that is there,
     a vector or matrix (``X_{ij}`` beside ``X``, ``x_1`` beside ``x``): most likely an entry, and
     its derivative printed 0 (\frac{\partial}{\partial X_{ij}} \operatorname{tr}(X) = 0).
