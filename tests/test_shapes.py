@@ -460,6 +460,15 @@ def test_a_division_by_a_matrix_is_refused(text, quoted, hint):
     assert hint in info.value.hint
 
 
+def test_a_primed_symbol_in_a_clash_says_the_prime_is_a_transpose():
+    r"""``\|\mathbf{x} - \mathbf{x}'\|^2`` (x prime, a second point of a kernel) clashed with a
+    hint about transposes in general; it says that ' is read as one and how to name a symbol."""
+    with pytest.raises(MatDerivError) as info:
+        infer(parse(r"\|\mathbf{x} - \mathbf{x}'\|^2"), "x")
+    assert "`\\mathbf{x}'` reads as a transpose" in info.value.hint
+    assert "\\tilde{x}" in info.value.hint
+
+
 def test_a_letter_before_a_bracket_is_a_product_and_the_hint_says_so():
     with pytest.raises(MatDerivError) as info:
         infer(parse(r"f(y) + x"), "x")

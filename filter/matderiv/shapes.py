@@ -583,9 +583,13 @@ class _Infer:
                 left, left_end = self.left_text(terms[0], prev)
                 if left_end is None:
                     left = self.text(first_nc)
-                raise self.clash(node, left, cur, t, s, left_end,
-                                 "all terms of a sum must have one shape; check the transposes "
-                                 "and the declarations")
+                hint = ("all terms of a sum must have one shape; check the transposes and the "
+                        "declarations")
+                written = self.text(t).lstrip("+- ")
+                if written.endswith("'"):  # x - x': a second point (kernels), or a transpose?
+                    hint = (f"`{written}` reads as a transpose (as in MATLAB); for another "
+                            "symbol, write it as one: \\tilde{x}, x_2, x^{*}")
+                raise self.clash(node, left, cur, t, s, left_end, hint)
             prev = t
         if cur is None:
             return ((), ())
