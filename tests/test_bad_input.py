@@ -75,6 +75,7 @@ def test_long_expression_is_answered_quickly():
     "I_{" + "n " * 10000 + "@",                       # a repeated group of two \s*: exponential
     "W_{\\text{" + "a" * 20000,
     "h_{t" + " " * 20000,
+    "\\langle x, " * 20000,                          # each comma searched all tokens before
 ])
 def test_long_runs_inside_a_construct_do_not_stall_the_reader(text):
     """A regular expression runs in C, out of reach of the per-macro time limit: each must be

@@ -531,6 +531,7 @@ class _Tokenizer:
         self.toks: list[_Tok] = []
         self.stack: list[tuple[str, int, int]] = []   # (kind, start, end) of open brackets
         self.frac: list[list[int]] = []                # [remaining args, depth]
+        self.angle_commas: set[int] = set()            # starts of \langle groups with a comma
 
     # helpers ----------------------------------------------------------------------------
     def prev_operand(self) -> bool:
@@ -786,11 +787,12 @@ class _Tokenizer:
         if c in UNICODE_GREEK:
             return self.symbol(i, i + 1, UNICODE_GREEK[c], greek=True, bold=False)
         if c == "," and self.stack and self.stack[-1][0] == "angle":
-            opened, depth = self.stack[-1][1], len(self.stack)
-            if any(t.type == "COMMA" and t.start > opened and t.info == depth for t in self.toks):
+            opened = self.stack[-1][1]  # (where its \langle starts: one comma to a bracket)
+            if opened in self.angle_commas:
                 raise _err("a second comma in an inner product", i,
                            "\\langle u, v \\rangle takes two arguments", i + 1, text)
-            self.emit("COMMA", ",", i, i + 1, depth)  # \langle u, v \rangle
+            self.angle_commas.add(opened)
+            self.emit("COMMA", ",", i, i + 1)  # \langle u, v \rangle
             return i + 1
         what = {",": "a comma", "=": "`=`", "&": "`&`", "$": "`$`"}.get(c, f"`{c}`")
         hint = ("the expression may contain no top-level comma (the variable comes after it)"
