@@ -1065,6 +1065,12 @@ def test_inner_products_in_angle_brackets():
     np.testing.assert_allclose(got, fd_gradient(f, X), rtol=1e-6, atol=1e-9)
     with pytest.raises(MatDerivError, match="needs two of one shape"):
         derive(r"\langle x, A \rangle", "x")
+    d = derive(r"(X b - m) : (X b - m) + B : X", "X")  # the colon spelling
+    assert d.latex == r"2 (X b - m) b^\top + B"
+    got = d.evaluate({"B": B, "X": X, "m": m, "b": b})
+    np.testing.assert_allclose(
+        got, fd_gradient(lambda Y: np.sum((Y @ b - m) ** 2) + np.sum(B * Y), X), rtol=1e-6,
+        atol=1e-9)
 
 
 @pytest.mark.parametrize("text, latex, fn", [

@@ -719,9 +719,14 @@ def test_blackboard_sets_are_refused_and_ones_in_other_fonts_read():
 
 
 def test_an_inner_product_reads_as_the_trace_of_a_transposed_product():
+    r"""``\langle A, X \rangle`` and ``A : X`` (the Frobenius product of the matrix-calculus
+    literature) are tr(A^T X); typing drops the trace for two vectors."""
     for text in (r"\langle A, X \rangle", r"\left\langle A , X \right\rangle_F",
                  r"\big\langle A, X\big\rangle_{\mathrm{F}}"):
         assert parse(text).tree == parse(r"\operatorname{tr}(A^\top X)").tree
+    for text in (r"A : X", r"A:X"):  # the Frobenius product written with a colon
+        assert parse(text).tree == parse(r"\operatorname{tr}(A^\top X)").tree
+    assert parse(r"A B : X + C").tree == parse(r"\operatorname{tr}((A B)^\top X) + C").tree
     with pytest.raises(MatDerivError, match="unclosed"):
         parse(r"\langle x, y")
     with pytest.raises(MatDerivError, match="a second comma in an inner product"):
@@ -735,7 +740,8 @@ def test_an_inner_product_reads_as_the_trace_of_a_transposed_product():
 @pytest.mark.parametrize("text", [r"x^{\sf T} A x", r"x^{\text{T}} A x", r"x^H A x",
                                   r"x^{\mathsf H} A x", r"x^{\mathrm{H}} A x",
                                   r"x^\mathrm{T} A x", r"x^\mathrm T A x", r"x^\text{T} A x",
-                                  r"x^\textsf{T} A x", r"x^{'} A x"])
+                                  r"x^\textsf{T} A x", r"x^{'} A x",
+                                  r"x^{\scriptscriptstyle\top} A x", r"x^{\scriptstyle T} A x"])
 def test_more_transpose_spellings(text):
     """``^{\\sf T}`` and ``\\text{T}``; the conjugate transpose ``^H`` is the transpose over the
     reals (it was a power by a symbol H).  ``A^\\mathrm{T}`` without braces around the command

@@ -506,8 +506,8 @@ class _Infer:
             raise self.node_err(node, f"the inner product `{self.text(node)}` needs two of one "
                                 f"shape, but `{self.text(t.arg)}` is {self.describe(su)} and "
                                 f"`{self.text(v)}` is {self.describe(sv)}",
-                                "\\langle u, v \\rangle is u^\\top v for two vectors and "
-                                "\\operatorname{tr}(U^\\top V) for two matrices of one size")
+                                "\\langle u, v \\rangle (or u : v) is u^\\top v for two vectors "
+                                "and \\operatorname{tr}(U^\\top V) for two matrices of one size")
         self.shape[id(t)] = (su[1], su[0])
         self.shape[id(node.arg)] = (su[1], sv[1])
         return ((), ())

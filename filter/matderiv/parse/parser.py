@@ -133,10 +133,11 @@ _VISIBLE_SPACE = r"~|\\[,;:> ]|\\q?quad(?![A-Za-z])"
 EXPLICIT_SPACE_RE = re.compile(_VISIBLE_SPACE + r"|\\hspace\*?\s*\{\s*[^-\s{}]")
 
 #: Spacing: blanks, TeX's spaces, \mkern-2mu and \hspace{...}, and style switches.
-SPACE_RE = re.compile(r"(?:\s|\\!|" + _VISIBLE_SPACE + r"|\\(?:displaystyle|textstyle)"
+SPACE_RE = re.compile(r"(?:\s|\\!|" + _VISIBLE_SPACE + r"|\\(?:display|text|script|scriptscript)style"
                       r"(?![A-Za-z])|\\(?:mkern|mskip|kern)\s*-?[\d.]+\s*(?:mu|em|ex|pt)"
                       r"|\\hspace\*?\s*\{[^{}]*\})+")
-_SP = r"(?:\s|~|\\[,;:! ]|\\mkern\s*-?[\d.]+\s*mu)*"
+_SP = (r"(?:\s|~|\\[,;:! ]|\\mkern\s*-?[\d.]+\s*mu"
+       r"|\\(?:scriptscript|script|text|display)style(?![A-Za-z]))*")  # (x^{\scriptscriptstyle\top})
 # (over the reals the conjugate transpose, A^H or A^{\mathsf H}, is the transpose)
 _T = (r"(?:[TH]|\\top(?![A-Za-z])|\\prime(?![A-Za-z])|\\intercal(?![A-Za-z])"
       r"|\\(?:mathsf|mathrm|textsf|text)\s*(?:[TH]|\{\s*[TH]\s*\})|\\(?:rm|sf)\s*[TH])")
@@ -199,7 +200,7 @@ KNOWN_COMMANDS = sorted(
     set(GREEK) | set(FUNC_COMMANDS) | BOLD_CMDS | NAME_CMDS | SIZE_CMDS | set(OPERATOR_CMDS)
     | ACCENTS | {"frac", "tfrac", "dfrac", "cfrac", "top", "intercal", "mathsf", "lVert", "rVert",
                  "lvert", "rvert", "vert", "Vert", "quad", "qquad", "operatorname",
-                 "displaystyle"})
+                 "displaystyle", "textstyle", "scriptstyle", "scriptscriptstyle"})
 #: Commands refused inside an expression, with what to write instead.
 _NOT_IN_EXPRESSIONS = {
     "sum": "write the expression explicitly; \\sum(x) with no limits, or "
@@ -283,7 +284,7 @@ HUMAN = {
     "RPAR": "a closing bracket", "LBRACE": "`{`", "RBRACE": "`}`", "LBAR": "`|`",
     "RBAR": "a closing `|`", "LNORM": "`\\|`", "RNORM": "a closing `\\|`",
     "NORMSUB": "a norm subscript", "LANGLE": "`\\langle`", "RANGLE": "`\\rangle`",
-    "COMMA": "a comma", "$END": "the end of the expression",
+    "COMMA": "a comma", "FROB": "`:`", "$END": "the end of the expression",
 }
 #: Unicode superscript digits, read as powers (``x²``).
 _SUPERSCRIPT_DIGITS = {"\u00b2": "2", "\u00b3": "3", "\u2074": "4"}
@@ -751,6 +752,9 @@ class _Tokenizer:
         if c == "." and text.startswith(".*", i):
             self.emit("HADAMARD", ".*", i, i + 2)
             return i + 2
+        if c == ":" and self.prev_operand():
+            self.emit("FROB", ":", i, i + 1)  # A : B, the Frobenius product tr(A^T B)
+            return i + 1
         if c == "." and text.startswith("./", i):  # MATLAB's elementwise division
             self.emit("OSLASH", "./", i, i + 2)
             return i + 2
@@ -1536,6 +1540,10 @@ class _Builder:
                     new = Kron(cur.args + (y,))
                 else:
                     new = Kron((cur, y))
+            elif op.type == "FROB":  # A : B, as \langle A, B \rangle
+                product = self.node(Mul((self.node(Transpose(cur), *self.span_of(cur)), y)), s, ye)
+                new = Trace(product)
+                self.inner_products.add(id(new))
             else:
                 new = HadamardDiv(cur, y)
             cur = self.node(new, s, ye)
