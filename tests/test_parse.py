@@ -701,6 +701,14 @@ def test_an_index_and_a_power_in_one_superscript_are_refused(text, shown):
     assert parse(r"a^\top (W^{(1)})^{-1} b").tree == parse(r"a^\top {W^{(1)}}^{-1} b").tree
 
 
+def test_transpose_then_inverse_in_one_superscript():
+    r"""``X^{\top -1}`` said "`\top` outside a superscript"; it is X^{-T}.  ``X^{T-1}`` stays a
+    power by T - 1 (a horizon T, in control), never an inverse transpose."""
+    for text in (r"a^\top X^{\top -1} b", r"a^\top X^{\intercal-1} b"):
+        assert parse(text).tree == parse(r"a^\top X^{-\top} b").tree
+    assert parse(r"a^\top X^{T-1} b").tree != parse(r"a^\top X^{-\top} b").tree
+
+
 def test_an_equation_in_the_expression_says_to_write_its_right_hand_side():
     with pytest.raises(MatDerivError) as info:
         parse(r"f(x) = x^\top A x")

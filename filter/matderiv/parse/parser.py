@@ -146,7 +146,10 @@ TRANSPOSE_RE = re.compile(r"\^\s*(?:[TH]|\\top(?![A-Za-z])|\\prime(?![A-Za-z])"
                           r"(?:\{\s*[TH]\s*\}|[TH](?![A-Za-z]))"
                           r"|\{" + _SP + r"(?:" + _T + r"|')" + _SP + r"\})")
 INVERSE_RE = re.compile(r"\^\s*(?:\{" + _SP + r"-\s*1" + _SP + r"\}|-\s*1(?![\d.]))")
-INVTRANSPOSE_RE = re.compile(r"\^\s*(?:\{" + _SP + r"-\s*" + _T + _SP + r"\}|-\s*T)")
+INVTRANSPOSE_RE = re.compile(r"\^\s*(?:\{" + _SP + r"-\s*" + _T + _SP + r"\}|-\s*T"
+                             # X^{\top -1}; not X^{T-1}, a power by T - 1 (a horizon T)
+                             r"|\{" + _SP + r"\\(?:top|intercal)(?![A-Za-z])" + _SP
+                             + r"-\s*1" + _SP + r"\})")
 NUMBER_RE = re.compile(r"(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?")  # 0.5, .5, 1e-3
 SUBSCRIPT_RE = re.compile(r"\s*_\s*(?:\{\s*([A-Za-z0-9]+|\\[A-Za-z]+)\s*\}|([A-Za-z0-9])|\\([A-Za-z]+))")
 NORMSUB_RE = re.compile(
