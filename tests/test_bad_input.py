@@ -330,3 +330,16 @@ def test_a_variable_in_the_other_case_is_refused_as_a_typo(expr, var, present):
     X, w, y = rng.standard_normal((4, 3)), rng.standard_normal(3), rng.standard_normal(4)
     got = np.ravel(derive(r"\|X w - y\|^2", "w").evaluate({"X": X, "w": w, "y": y}))
     np.testing.assert_allclose(got, fd_gradient(lambda v: np.sum((X @ v - y) ** 2), w), rtol=1e-6)
+
+
+def test_a_variable_whose_subscripted_forms_are_there_is_refused():
+    r"""``x_i^2`` by x printed 0 (x_i a symbol of its own, x absent): the author most likely
+    meant an entry of x; refused, naming the symbol that is there."""
+    with pytest.raises(MatDerivError) as info:
+        derive(r"x_i^2", "x", scalar=["x_i"])
+    assert "but `x_i` does: matderiv takes `x_i` for a symbol of its own" in info.value.message
+    assert "differentiate by `x_i`" in info.value.hint
+    d = derive(r"x_i^2", "x_i", scalar=["x_i"])
+    assert d.latex == "2 x_i"
+    got = np.ravel(d.evaluate({"x_i": 1.5}))
+    np.testing.assert_allclose(got, fd_gradient(lambda v: float(v[0] ** 2), np.array([1.5])), rtol=1e-6)
