@@ -255,7 +255,8 @@ def _refuse_misnamed_variables(typed, expr) -> None:
     r"""A variable absent from the expression whose name is a subscripted symbol that is there,
     a vector or matrix (``X_{ij}`` beside ``X``, ``x_1`` beside ``x``): most likely an entry, and
     its derivative printed 0 (\frac{\partial}{\partial X_{ij}} \operatorname{tr}(X) = 0).
-    Refused: matderiv differentiates by whole symbols.  So is one that is a symbol of the
+    Refused: matderiv differentiates by whole symbols.  So is one whose subscripted forms are
+    there (``x`` beside ``x_i``: x_i^2 by x printed 0) and one that is a symbol of the
     expression in the other case (``W`` for ``w``), most likely a typo."""
     import re
 
