@@ -339,6 +339,9 @@ def test_a_variable_whose_subscripted_forms_are_there_is_refused():
         derive(r"x_i^2", "x", scalar=["x_i"])
     assert "but `x_i` does: matderiv takes `x_i` for a symbol of its own" in info.value.message
     assert "differentiate by `x_i`" in info.value.hint
+    for expr, part in ((r"\bar{x}^\top \bar{x}", r"\bar{x}"), (r"a^\top W^{(2)} b", "W^{(2)}")):
+        with pytest.raises(MatDerivError, match="symbol of its own"):  # a mean, a layer
+            derive(expr, "x" if "x" in expr else "W")
     d = derive(r"x_i^2", "x_i", scalar=["x_i"])
     assert d.latex == "2 x_i"
     got = np.ravel(d.evaluate({"x_i": 1.5}))

@@ -271,14 +271,15 @@ def _refuse_misnamed_variables(typed, expr) -> None:
             raise MatDerivError(f"the variable `{v.latex or v.name}` does not occur in the "
                                 f"expression, but `{of}` does", hint=f"did you mean `{of}`? "
                                 "(the case of a letter names another symbol)", source=expr)
-        parts = sorted(n for n in present if n.startswith(v.name + "_") and "__" not in n)
+        parts = sorted(n for n in present if n.startswith(v.name + "_"))  # x_i, \bar{x}, W^{(1)}
         if parts and re.fullmatch(r"[A-Za-z]+", v.name) and \
                 not any(s.name == v.name for s in symbols_of(typed.tree)):
-            # x_i^2 by x printed 0: x_i is a symbol of its own, not an entry of x
+            # x_i^2 by x printed 0: x_i is a symbol of its own, not an entry of x (nor is
+            # \bar{x} a function of x, nor W^{(1)} a part of W)
             shown, part = v.latex or v.name, present[parts[0]].latex or parts[0]
             raise MatDerivError(f"the variable `{shown}` does not occur in the expression, but "
                                 f"`{part}` does: matderiv takes `{part}` for a symbol of its own, "
-                                f"not an entry of `{shown}`",
+                                f"not an entry or a function of `{shown}`",
                                 hint=f"differentiate by `{part}`, or write the expression in "
                                 f"`{shown}` itself", source=expr)
         m = re.fullmatch(r"([A-Za-z]+)_([A-Za-z0-9]+)", v.name)
