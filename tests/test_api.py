@@ -1114,8 +1114,11 @@ def test_fractions_of_scalar_symbols_print_as_textbooks_write_them():
         return -2.5 * np.log(np.linalg.det(Y)) - 0.5 * np.trace(np.linalg.solve(Y, C))
     got = d.evaluate({"Sigma": S, "C": C, "n": 5.0})
     np.testing.assert_allclose(got, fd_gradient(loglik, S), rtol=1e-5, atol=1e-9)
-    assert derive(r"c^{-n/2} \log\det X", "X", scalar=["c", "n"]).latex == \
-        r"\frac{X^{-\top}}{c^{n/2}}"
+    d = derive(r"c^{-n/2} \log\det X", "X", scalar=["c", "n"])
+    assert d.latex == r"\frac{X^{-\top}}{c^{n/2}}"
+    got = d.evaluate({"X": S, "c": 2.0, "n": 3.0})
+    np.testing.assert_allclose(got, fd_gradient(lambda Y: 2.0 ** -1.5 * np.log(np.linalg.det(Y)), S),
+                               rtol=1e-5, atol=1e-9)
 
 
 @pytest.mark.parametrize("text", [
@@ -1127,13 +1130,12 @@ def test_a_size_written_by_the_author_keeps_its_letter(text):
     written was renamed m) and ``\mathbf{1}_k^\top \mathbf{1}_k x^\top x`` printed ``2 m x``
     (the size on a ones vector was not read): the letter written is the letter printed, and
     every I_k and \mathbf{1}_k of an expression has that one size (here the size of a)."""
-    d = derive(text.replace("_k", "_n"), "x")
-    assert d.latex == "2 n x"
-    d = derive(text, "x")
-    assert d.latex == "2 k x"
     x, a = np.arange(1.0, 4.0), np.ones(5)  # a gives the size k = 5
-    got = np.ravel(d.evaluate({"x": x, "a": a}))
-    np.testing.assert_allclose(got, fd_gradient(lambda v: 5 * v @ v + a.sum(), x), rtol=1e-6)
+    for letter in "kn":
+        d = derive(text.replace("_k", "_" + letter), "x")
+        assert d.latex == f"2 {letter} x"
+        got = np.ravel(d.evaluate({"x": x, "a": a}))
+        np.testing.assert_allclose(got, fd_gradient(lambda v: 5 * v @ v + a.sum(), x), rtol=1e-6)
 
 
 def test_an_absent_variable_keeps_its_spelling():

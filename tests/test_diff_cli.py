@@ -76,11 +76,17 @@ def test_a_letter_that_is_a_vector_only_by_default_gets_a_note(capsys):
     assert err.strip() == ("matderiv: note: `n` is a vector by default (a lowercase Latin letter), "
                            "which makes the expression a vector (it multiplies only scalars) and "
                            "this its Jacobian; if `n` is a number, declare scalar={n}")
+    rng = np.random.default_rng(46)
+    X = rng.standard_normal((3, 3)) + 3 * np.eye(3)
+    nvec = np.array([1.0, -2.0])  # the Jacobian printed, of the vector n, against differences
+
+    def f(v):
+        return 0.5 * nvec * np.log(np.linalg.det(v.reshape(3, 3, order="F")))
+    got = derive(r"\frac{n}{2} \log\det X", "X").evaluate({"X": X, "n": nvec})
+    np.testing.assert_allclose(got, fd_jacobian(f, X.flatten(order="F")), rtol=1e-5, atol=1e-8)
     rc, out, err = run(capsys, r"\frac{n}{2} \log\det X", "--wrt", "X", "--show", "result",
                        "--scalar", "n")
     assert out.strip() == r"\frac{n}{2} X^{-\top}" and err == ""
-    rng = np.random.default_rng(46)
-    X = rng.standard_normal((3, 3)) + 3 * np.eye(3)
     got = derive(r"\frac{n}{2} \log\det X", "X", scalar=["n"]).evaluate({"X": X, "n": 4.0})
     np.testing.assert_allclose(got, fd_gradient(lambda Y: 2 * np.log(np.linalg.det(Y)), X),
                                rtol=1e-6)
