@@ -701,6 +701,20 @@ def test_an_index_and_a_power_in_one_superscript_are_refused(text, shown):
     assert parse(r"a^\top (W^{(1)})^{-1} b").tree == parse(r"a^\top {W^{(1)}}^{-1} b").tree
 
 
+@pytest.mark.parametrize("text, same_as", [
+    (r"\norm{A x - b}^2", r"\|A x - b\|^2"),
+    (r"\norm*{A x - b}_2^2", r"\|A x - b\|_2^2"),
+    (r"\norm{X}_F", r"\|X\|_F"),
+    (r"\log \norm{x}_1", r"\log \|x\|_1"),
+])
+def test_the_norm_command_is_a_norm(text, same_as):
+    r"""``\norm{x}`` (the physics package, mathtools' ``\norm*``, a macro most papers define)
+    was an unknown command."""
+    assert parse(text).tree == parse(same_as).tree
+    with pytest.raises(MatDerivError, match="unclosed"):
+        parse(r"\norm{x")
+
+
 def test_transpose_then_inverse_in_one_superscript():
     r"""``X^{\top -1}`` said "`\top` outside a superscript"; it is X^{-T}.  ``X^{T-1}`` stays a
     power by T - 1 (a horizon T, in control), never an inverse transpose."""
@@ -749,7 +763,8 @@ def test_an_inner_product_reads_as_the_trace_of_a_transposed_product():
                                   r"x^{\mathsf H} A x", r"x^{\mathrm{H}} A x",
                                   r"x^\mathrm{T} A x", r"x^\mathrm T A x", r"x^\text{T} A x",
                                   r"x^\textsf{T} A x", r"x^{'} A x",
-                                  r"x^{\scriptscriptstyle\top} A x", r"x^{\scriptstyle T} A x"])
+                                  r"x^{\scriptscriptstyle\top} A x", r"x^{\scriptstyle T} A x",
+                                  r"x^\T A x", r"x^{\T} A x", r"x^\transpose A x"])
 def test_more_transpose_spellings(text):
     """``^{\\sf T}`` and ``\\text{T}``; the conjugate transpose ``^H`` is the transpose over the
     reals (it was a power by a symbol H).  ``A^\\mathrm{T}`` without braces around the command

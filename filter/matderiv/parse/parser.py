@@ -140,8 +140,10 @@ _SP = (r"(?:\s|~|\\[,;:! ]|\\mkern\s*-?[\d.]+\s*mu"
        r"|\\(?:scriptscript|script|text|display)style(?![A-Za-z]))*")  # (x^{\scriptscriptstyle\top})
 # (over the reals the conjugate transpose, A^H or A^{\mathsf H}, is the transpose)
 _T = (r"(?:[TH]|\\top(?![A-Za-z])|\\prime(?![A-Za-z])|\\intercal(?![A-Za-z])"
+      r"|\\(?:T|transpose|trans)(?![A-Za-z])"
       r"|\\(?:mathsf|mathrm|textsf|text)\s*(?:[TH]|\{\s*[TH]\s*\})|\\(?:rm|sf)\s*[TH])")
 TRANSPOSE_RE = re.compile(r"\^\s*(?:[TH]|\\top(?![A-Za-z])|\\prime(?![A-Za-z])"
+                          r"|\\(?:T|transpose|trans)(?![A-Za-z])"  # common macros: x^\T
                           r"|\\intercal(?![A-Za-z])|\\(?:mathsf|mathrm|textsf|text)\s*"
                           r"(?:\{\s*[TH]\s*\}|[TH](?![A-Za-z]))"
                           r"|\{" + _SP + r"(?:" + _T + r"|')" + _SP + r"\})")
@@ -193,7 +195,10 @@ DELIMS_OPEN = {"(": "(", "[": "[", "\\{": "{", "\\lbrace": "{", "\\lbrack": "[",
 DELIMS_CLOSE = {")": "(", "]": "[", "\\}": "{", "\\rbrace": "{", "\\rbrack": "[",
                 "\\rparen": "("}
 CLOSER_OF = {"(": ")", "[": "]", "{": "\\}", "brace": "}", "|": "|", "||": "\\|",
-             "angle": "\\rangle"}
+             "angle": "\\rangle", "norm{": "}"}
+
+#: The opening of ``\norm{x}`` after the command name (mathtools' starred form too).
+NORM_CMD_RE = re.compile(r"\s*\*?\s*\{")
 
 #: The Frobenius subscript an inner product of matrices may carry: ``\langle A, X \rangle_F``.
 INNER_SUB_RE = re.compile(r"\s*_\s*(?:\{\s*(?:\\mathrm\s*\{?\s*F\s*\}?|F)\s*\}|F(?![A-Za-z]))")
@@ -787,6 +792,13 @@ class _Tokenizer:
             self.open("brace", "LBRACE", i, i + 1)
             return i + 1
         if c == "}":
+            if self.stack and self.stack[-1][0] == "norm{":  # the end of \norm{...}
+                self.close("norm{", "RNORM", i, i + 1)
+                m = NORMSUB_RE.match(text, i + 1)
+                if m:
+                    self.toks.append(_norm_subscript(m))
+                    return m.end()
+                return i + 1
             self.close("brace", "RBRACE", i, i + 1)
             return i + 1
         if c == "|":
@@ -956,6 +968,11 @@ class _Tokenizer:
             return self.bar(i, j, "||", None)
         if name in ("langle", "rangle"):
             return self.angle(i, j, name)
+        if name == "norm":  # \norm{x} (physics, mathtools' \norm*{x}, a common macro): \|x\|
+            m = NORM_CMD_RE.match(text, j)
+            if m:
+                self.open("norm{", "LNORM", i, m.end())
+                return m.end()
         if name in ("{", "}"):
             if name == "{":
                 self.open("{", "LPAR", i, j)
