@@ -764,7 +764,8 @@ def test_an_inner_product_reads_as_the_trace_of_a_transposed_product():
                                   r"x^\mathrm{T} A x", r"x^\mathrm T A x", r"x^\text{T} A x",
                                   r"x^\textsf{T} A x", r"x^{'} A x",
                                   r"x^{\scriptscriptstyle\top} A x", r"x^{\scriptstyle T} A x",
-                                  r"x^\T A x", r"x^{\T} A x", r"x^\transpose A x"])
+                                  r"x^\T A x", r"x^{\T} A x", r"x^\transpose A x",
+                                  r"x\T A x"])
 def test_more_transpose_spellings(text):
     """``^{\\sf T}`` and ``\\text{T}``; the conjugate transpose ``^H`` is the transpose over the
     reals (it was a power by a symbol H).  ``A^\\mathrm{T}`` without braces around the command

@@ -968,6 +968,9 @@ class _Tokenizer:
             return self.bar(i, j, "||", None)
         if name in ("langle", "rangle"):
             return self.angle(i, j, name)
+        if name in ("T", "transpose", "trans") and self.prev_operand():
+            self.emit("TRANSPOSE", text[i:j], i, j)  # x\T, with \T defined as ^\top (a macro)
+            return j
         if name == "norm":  # \norm{x} (physics, mathtools' \norm*{x}, a common macro): \|x\|
             m = NORM_CMD_RE.match(text, j)
             if m:
