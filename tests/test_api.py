@@ -1138,6 +1138,23 @@ def test_a_size_written_by_the_author_keeps_its_letter(text):
         np.testing.assert_allclose(got, fd_gradient(lambda v: 5 * v @ v + a.sum(), x), rtol=1e-6)
 
 
+def test_the_bold_shorthands_of_ml_papers_are_symbols():
+    r"""``\vx``, ``\mW``, ``\vtheta``, ``\mSigma`` (the ICLR and NeurIPS math_commands.tex that
+    many ML papers use) were unknown commands; they are the bold symbols."""
+    rng = np.random.default_rng(49)
+    X, w, y = rng.standard_normal((5, 3)), rng.standard_normal(3), rng.standard_normal(5)
+    d = derive(r"\|\mX \vw - \vy\|^2 + \vw^\top \mathbf{w}", r"\vw")
+    assert d.latex == r"2 \mathbf{X}^\top (\mathbf{X} \mathbf{w} - \mathbf{y}) + 2 \mathbf{w}"
+    got = np.ravel(d.evaluate({"X": X, "w": w, "y": y}))
+    np.testing.assert_allclose(got, fd_gradient(lambda v: np.sum((X @ v - y) ** 2) + v @ v, w),
+                               rtol=1e-6)
+    d = derive(r"\vtheta^\top \mSigma \vtheta", r"\vtheta", symmetric=[r"\mSigma"])
+    assert d.latex == r"2 \boldsymbol{\Sigma} \boldsymbol{\theta}"
+    S = X.T @ X + np.eye(3)
+    np.testing.assert_allclose(np.ravel(d.evaluate({"theta": w, "Sigma": S})),
+                               fd_gradient(lambda v: v @ S @ v, w), rtol=1e-6)
+
+
 def test_an_absent_variable_keeps_its_spelling():
     r"""A variable absent from the expression printed from its plain name: ``W^{(1)}`` as
     ``W_{_1}`` (not even valid TeX), ``\mathbf{x}`` as ``x``."""

@@ -510,6 +510,18 @@ def _read_sub(text, i):
     return content, m.end()
 
 
+def _bold_shorthand(name: str):
+    r"""(letter, greek) of a bold shorthand of the ICLR and NeurIPS ``math_commands.tex``,
+    which many ML papers use: ``\vx`` is a bold vector x, ``\mW`` a bold matrix W, ``\vtheta``
+    and ``\mSigma`` their Greek forms; None for another name."""
+    head, letter = name[:1], name[1:]
+    if head == "v" and (len(letter) == 1 and letter.islower() or letter in GREEK_LOWER):
+        return letter, len(letter) > 1
+    if head == "m" and (len(letter) == 1 and letter.isupper() or letter in GREEK_UPPER):
+        return letter, len(letter) > 1
+    return None
+
+
 def _read_arg(text, i):
     """A macro argument at ``i``: ``{...}`` (no nested braces) or one char / command.
     Returns (content, new_i) or (None, i)."""
@@ -1055,6 +1067,10 @@ class _Tokenizer:
         if name in _OTHER_LATEX_FUNCTIONS:
             raise _err(f"the function `\\{name}` is not supported", i,
                        "the functions are " + _FUNCTIONS_LISTED, j, text)
+        bold = _bold_shorthand(name)
+        if bold:  # \vx, \mW, \vtheta, \mSigma: the ICLR/NeurIPS math_commands.tex shorthands
+            letter, greek = bold
+            return self.symbol(i, j, letter, greek=greek, bold=True)
         close = difflib.get_close_matches(name, KNOWN_COMMANDS, n=3, cutoff=0.6)
         fclose = difflib.get_close_matches(name, KNOWN_FUNCTIONS, n=3, cutoff=0.5)
         sugg = list(dict.fromkeys(fclose + close))[:3]
