@@ -1076,6 +1076,8 @@ def test_inner_products_in_angle_brackets():
 @pytest.mark.parametrize("text, latex, fn", [
     (r"\mathbf{1}^\top \operatorname{softplus}(X w)", r"X^\top \sigma(X w)",
      lambda X, w: np.sum(np.log1p(np.exp(X @ w)))),
+    (r"\softplus(a^\top w)", r"\sigma(a^\top w)\, a",
+     lambda X, w: np.log1p(np.exp(X[0] @ w))),
     (r"softplus(a^T w) + \operatorname{logistic}(a^\top w)",
      r"(\sigma(a^\top w) + \sigma'(a^\top w)) a",
      lambda X, w: np.log1p(np.exp(X[0] @ w)) + 1 / (1 + np.exp(-X[0] @ w))),

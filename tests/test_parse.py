@@ -605,6 +605,8 @@ def test_a_bare_function_argument_is_the_product_after_it(text, same_as):
 
 
 @pytest.mark.parametrize("text, words", [
+    (r"\E[x^\top A x]", "the expectation"), (r"x^\top x + \R", "real numbers"),
+    (r"\Var(x)", "a statistic or divergence"),
     (r"\frac{\partial}{\partial x} x^\top x", "the macro writes the derivative"),
     (r"\nabla f", "the macro writes the derivative"),
     (r"x_1 + \dots + x_n", "without dots"),

@@ -100,7 +100,7 @@ FUNC_COMMANDS = {
     "exp": "exp", "log": "log", "ln": "log", "sin": "sin", "cos": "cos", "tanh": "tanh",
     "sinh": "sinh", "cosh": "cosh", "tan": "tan", "arctan": "arctan",
     "sqrt": "sqrt", "det": "det", "tr": "tr", "Tr": "tr", "trace": "tr", "diag": "diag",
-    "logdet": "logdet", "softmax": "softmax", "sigmoid": "sigmoid",
+    "logdet": "logdet", "softmax": "softmax", "sigmoid": "sigmoid", "softplus": "softplus",
     # common user macros (\newcommand{\inv}..., mathtools' \abs)
     "inv": "inv", "sign": "sign", "sgn": "sign", "abs": "abs",
 }
@@ -222,6 +222,13 @@ _NOT_IN_EXPRESSIONS.update(dict.fromkeys(
     ("cdots", "ldots", "dots"), "write the expression without dots, with vectors and matrices "
     "for the lists of entries"))
 _NOT_IN_EXPRESSIONS["int"] = "integrals cannot be differentiated here; write the integrand"
+# the shorthands of the ICLR and NeurIPS math_commands.tex for what is not a quantity
+_NOT_IN_EXPRESSIONS["E"] = ("\\E is the expectation: differentiate the expression inside (the "
+                            "derivative of an expectation is the expectation of the derivative)")
+_NOT_IN_EXPRESSIONS["R"] = "\\R is the set of real numbers, not a quantity"
+_NOT_IN_EXPRESSIONS.update(dict.fromkeys(
+    ("Var", "Cov", "KL"), "a statistic or divergence of distributions cannot be "
+    "differentiated without its formula; write the expression itself"))
 _NOT_IN_EXPRESSIONS["backslash"] = "write the solution of A x = b as A^{-1} b"
 _NOT_IN_EXPRESSIONS.update(dict.fromkeys(
     ("mathcal", "mathscr", "mathfrak", "ell"), "a letter in this style names a function or a "
