@@ -346,3 +346,14 @@ def test_a_variable_whose_subscripted_forms_are_there_is_refused():
     assert d.latex == "2 x_i"
     got = np.ravel(d.evaluate({"x_i": 1.5}))
     np.testing.assert_allclose(got, fd_gradient(lambda v: float(v[0] ** 2), np.array([1.5])), rtol=1e-6)
+
+
+def test_a_bare_argument_that_simplifies_to_a_symbol_is_no_internal_error():
+    r"""``\exp 2\frac{n}{2}``: the product 2 n/2 under a function without brackets is n once
+    built, and typing took it for a product still (an internal error; a fuzz found it)."""
+    d = derive(r"\exp 2\frac{n}{2}", "n", scalar=["n"])
+    assert d.latex == r"\exp(n)"
+    got = np.ravel(d.evaluate({"n": 0.7}))
+    np.testing.assert_allclose(got, fd_gradient(lambda v: float(np.exp(v[0])), np.array([0.7])),
+                               rtol=1e-6)
+    derive(r"2\exp2\frac{n}{2}", "n")  # (n a vector by default: a Jacobian, no error)

@@ -988,7 +988,7 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
         if id(node) in parsed.inner_products and inf.is_scalar(inf.shape[id(node.arg)]):
             return rb(node.arg)  # \langle u, v \rangle of two vectors (or scalars): u^T v
         f = node.base if isinstance(node, Power) else node
-        if isinstance(f, Func) and id(f.arg) in parsed.bare_chains:
+        if isinstance(f, Func) and isinstance(f.arg, Mul) and id(f.arg) in parsed.bare_chains:
             k = _scalar_prefix(inf, f.arg)
             if k:  # \sin \tau A is sin(tau) A: the function takes the scalar in front
                 args = [rb(a) for a in f.arg.args]
