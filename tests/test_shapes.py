@@ -469,6 +469,15 @@ def test_a_primed_symbol_in_a_clash_says_the_prime_is_a_transpose():
     assert "\\tilde{x}" in info.value.hint
 
 
+def test_softmax_of_a_scalar_is_refused():
+    r"""``\operatorname{softmax}(t)`` of a scalar t is 1; its derivative was computed as
+    diag(s) - s^2, which the read-back guard then refused as an internal error (a fuzz found
+    it)."""
+    with pytest.raises(MatDerivError) as info:
+        infer(parse(r"\operatorname{softmax}(t^2)"), "t", scalar=["t"])
+    assert info.value.message == "softmax of a scalar, `t^2`, is 1"
+
+
 def test_a_letter_before_a_bracket_is_a_product_and_the_hint_says_so():
     with pytest.raises(MatDerivError) as info:
         infer(parse(r"f(y) + x"), "x")
