@@ -264,7 +264,9 @@ def kron(draw, f: Gen, g: Gen) -> Gen:
 def divide(draw, g: Gen, s: Gen) -> Gen:
     """g / s with s a positive scalar."""
     gf, sf = g.fn, s.fn
-    fn = lambda e: gf(e) / _s(sf(e))  # noqa: E731
+    # (a NumPy float: a divisor that underflows to 0, sigma of a large negative number, gives
+    # inf, which the properties skip as a huge value, not a ZeroDivisionError in the reference)
+    fn = lambda e: gf(e) / np.float64(_s(sf(e)))  # noqa: E731
     keep = {"pos"} & g.flags
     if draw(st.booleans()):
         return Gen(rf"\frac{{{g.text}}}{{{s.text}}}", fn, g.shape, ATOM, _syms(g, s),
