@@ -513,10 +513,18 @@ def test_max_and_min_are_refused_with_a_smooth_alternative():
     (r"\|x\|^{2}_{2}", r"\|x\|_2^2"),
     (r"\left\| X \right\|^2_F", r"\|X\|_F^2"),
     (r"\|X\|^2_{\mathrm{F}} + \|a\|^3_1", r"\|X\|_F^2 + \|a\|_1^3"),
+    (r"\norm{A x - b}^2", r"\|A x - b\|^2"),
+    (r"\norm*{A x - b}_2^2", r"\|A x - b\|_2^2"),
+    (r"\norm{X}_F", r"\|X\|_F"),
+    (r"\log \norm{x}_1", r"\log \|x\|_1"),
 ])
-def test_a_norm_subscript_may_follow_its_power(text, same_as):
-    r"""``\|x\|^2_2`` is as common as ``\|x\|_2^2`` (it was "unexpected `_`")."""
+def test_norm_spellings(text, same_as):
+    r"""``\|x\|^2_2`` is as common as ``\|x\|_2^2`` (it was "unexpected `_`"); ``\norm{x}``
+    (the physics package, mathtools' ``\norm*``, a macro most papers define) was an unknown
+    command."""
     assert parse(text).tree == parse(same_as).tree
+    with pytest.raises(MatDerivError, match="unclosed"):
+        parse(r"\norm{x")
 
 
 def test_a_subscript_after_a_power_of_anything_else_is_still_refused():
@@ -701,20 +709,6 @@ def test_an_index_and_a_power_in_one_superscript_are_refused(text, shown):
     assert text[info.value.position:info.value.end] == shown
     assert "(W^{" in info.value.hint
     assert parse(r"a^\top (W^{(1)})^{-1} b").tree == parse(r"a^\top {W^{(1)}}^{-1} b").tree
-
-
-@pytest.mark.parametrize("text, same_as", [
-    (r"\norm{A x - b}^2", r"\|A x - b\|^2"),
-    (r"\norm*{A x - b}_2^2", r"\|A x - b\|_2^2"),
-    (r"\norm{X}_F", r"\|X\|_F"),
-    (r"\log \norm{x}_1", r"\log \|x\|_1"),
-])
-def test_the_norm_command_is_a_norm(text, same_as):
-    r"""``\norm{x}`` (the physics package, mathtools' ``\norm*``, a macro most papers define)
-    was an unknown command."""
-    assert parse(text).tree == parse(same_as).tree
-    with pytest.raises(MatDerivError, match="unclosed"):
-        parse(r"\norm{x")
 
 
 def test_transpose_then_inverse_in_one_superscript():
