@@ -124,6 +124,9 @@ class _Infer:
         self.prod: dict[int, tuple] = {}
         #: letters written as a size (I_n) and used as a scalar symbol too (1/n): one number
         self.size_letter_scalars: set = set()
+        #: id of an identity or ones vector of the tree -> the size letters written on it
+        #: (``I_n``: ("n",); set by :func:`infer`, which reads them once)
+        self.written_letters: dict[int, tuple] = {}
         #: a size letter written on an identity or a ones vector (I_n, \mathbf{1}_n) -> its size:
         #: every I_n and \mathbf{1}_n of an expression is of that one size
         self.written_sizes: dict[str, int] = {}
@@ -274,7 +277,7 @@ class _Infer:
 
     def written_size(self, node) -> int:
         """A new size for an identity or ones vector, or the one its written letter names."""
-        letters = identity_size_letters(self.p.text(node))
+        letters = self.written_letters.get(id(node), ())
         if len(letters) != 1:
             return self.uf.new()
         v = self.written_sizes.get(letters[0])
@@ -683,12 +686,8 @@ def _name_classes(inf: _Infer) -> dict:
 
     # a size written on an identity or a ones vector (I_q, \mathbf{1}_n) names its class, before
     # the variables take theirs: tr(I_n) x^T x by x is 2 n x, not 2 m x with x of size n
-    for n in inf.p.tree.walk():
-        if isinstance(n, (Identity, Ones)):
-            letters = identity_size_letters(inf.p.text(n))
-            s = inf.shape.get(id(n))
-            if len(letters) == 1 and s is not None and len(s[0]) == 1:
-                assign(s[0][0], letters[0])
+    for letter, v in inf.written_sizes.items():
+        assign(v, letter)
     for w in inf.wrt:
         if w not in inf.symdims:
             continue
@@ -874,15 +873,17 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
     # a letter written as the size of an identity or a ones vector (I_n, \mathbf{1}_n) and
     # used as a symbol too is a scalar: I_n - \frac{1}{n} \mathbf{1}\mathbf{1}^T (the
     # centering matrix; the formula holds for every value of n, the size among them)
+    written = {id(node): identity_size_letters(parsed.text(node)) for node in parsed.tree.walk()
+               if isinstance(node, (Identity, Ones))}
     size_scalars = set()
-    for node in parsed.tree.walk():
-        if isinstance(node, (Identity, Ones)):
-            for letter in identity_size_letters(parsed.text(node)):
-                if letter not in decl:
-                    decl[letter] = "scalar"
-                    size_scalars.add(letter)
+    for letters in written.values():
+        for letter in letters:
+            if letter not in decl:
+                decl[letter] = "scalar"
+                size_scalars.add(letter)
     inf = _Infer(parsed, wrt_names, decl, sym_names)
     inf.size_letter_scalars = size_scalars  # (the size keeps its letter: I_n, 1/n)
+    inf.written_letters = written
     # symbols present in the tree, with their parser kinds
     present: dict[str, Symbol] = {}
     for n in parsed.tree.walk():
