@@ -417,19 +417,23 @@ def _scalar_if(node, names) -> bool:
     if kind == "Add":
         return all(_scalar_if(t, names) for t in node.args)
     if kind == "Mul":
-        from .expr import ONE
-
-        rest = [a for a in node.args if not (a.is_scalar or _scalar_if(a, names))]
-        return not rest or (rest[0].shape[0] == ONE and rest[-1].shape[1] == ONE)
+        return _multiplies_to_a_scalar([a for a in node.args if not _scalar_if(a, names)])
     return node.is_scalar
 
 
 def _rest_is_scalar(mul, node) -> bool:
     """Whether the factors of the product ``mul`` other than ``node`` multiply to a 1 x 1."""
-    from .expr import ONE
+    return _multiplies_to_a_scalar([a for a in mul.args if a is not node])
 
-    rest = [a for a in mul.args if a is not node and not a.is_scalar]
-    return not rest or (rest[0].shape[0] == ONE and rest[-1].shape[1] == ONE)
+
+def _multiplies_to_a_scalar(factors) -> bool:
+    """Whether the matrix product of ``factors`` (1 x 1 ones acting as scalars) is 1 x 1."""
+    from .expr import SCALAR, ShapeError, mul_shape
+
+    try:
+        return mul_shape([f.shape for f in factors]) == SCALAR
+    except ShapeError:  # (the factors left once one is taken out need not chain)
+        return False
 
 
 def derivation_notes(d) -> list[str]:
