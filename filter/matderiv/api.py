@@ -172,7 +172,7 @@ def _derive(expr, wrt, layout, steps, show, name, expect, scalar, vector, matrix
         raise err.with_source(expr)
     _refuse_misnamed_variables(typed, expr)
     d = _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang, decls)
-    d.declared = frozenset(n for names in decls.values() for n in names)
+    d.declared = _declared(decls)
     if expect is not None and str(expect).strip():
         from .claims import check_claim
 
@@ -262,42 +262,45 @@ def _refuse_misnamed_variables(typed, expr) -> None:
 
     variables = {v.name for v in typed.variables}
     present = {s.name: s for s in typed.symbols if s.name not in variables}
+    in_tree = None  # the names of the tree's symbols, read only when a check needs them
     for v in typed.variables:
         other = v.name[:1].swapcase() + v.name[1:]
-        if other != v.name and other in present and \
-                not any(s.name == v.name for s in symbols_of(typed.tree)):
-            # W for w: \|X w - y\|^2 by W printed 0
-            of = present[other].latex or other
-            raise MatDerivError(f"the variable `{v.latex or v.name}` does not occur in the "
-                                f"expression, but `{of}` does", hint=f"did you mean `{of}`? "
-                                "(the case of a letter names another symbol)", source=expr)
-        parts = sorted(n for n in present if n.startswith(v.name + "_"))  # x_i, \bar{x}, W^{(1)}
-        if parts and re.fullmatch(r"[A-Za-z]+", v.name) and \
-                not any(s.name == v.name for s in symbols_of(typed.tree)):
-            # x_i^2 by x printed 0: x_i is a symbol of its own, not an entry of x (nor is
-            # \bar{x} a function of x, nor W^{(1)} a part of W)
-            shown, part = v.latex or v.name, present[parts[0]].latex or parts[0]
+        typo = other if other != v.name and other in present else None  # W for w
+        parts = sorted(n for n in present if n.startswith(v.name + "_")) \
+            if re.fullmatch(r"[A-Za-z]+", v.name) else []  # x_i, \bar{x}, W^{(1)} beside x, W
+        m = re.fullmatch(r"([A-Za-z]+)_([A-Za-z0-9]+)", v.name)  # X_{ij} beside X
+        whole = present.get(m.group(1)) if m and f"{m.group(1)}__{m.group(2)}" not in present \
+            else None  # (y_hat typed for \hat{y}: the note of an absent variable names it)
+        if typo is None and not parts and (whole is None or whole.is_scalar):
+            continue  # (the usual case, settled without a walk of the tree)
+        if in_tree is None:
+            in_tree = {s.name for s in symbols_of(typed.tree)}
+        if v.name in in_tree:
+            continue
+        shown = v.latex or v.name
+        if typo is not None:  # \|X w - y\|^2 by W printed 0
+            of = present[typo].latex or typo
+            raise MatDerivError(f"the variable `{shown}` does not occur in the expression, but "
+                                f"`{of}` does", hint=f"did you mean `{of}`? (the case of a letter "
+                                "names another symbol)", source=expr)
+        if parts:  # x_i^2 by x printed 0: x_i is a symbol of its own, not an entry of x
+            part = present[parts[0]].latex or parts[0]
             raise MatDerivError(f"the variable `{shown}` does not occur in the expression, but "
                                 f"`{part}` does: matderiv takes `{part}` for a symbol of its own, "
                                 f"not an entry or a function of `{shown}`",
                                 hint=f"differentiate by `{part}`, or write the expression in "
                                 f"`{shown}` itself", source=expr)
-        m = re.fullmatch(r"([A-Za-z]+)_([A-Za-z0-9]+)", v.name)
-        if not m or m.group(1) not in present:
-            continue  # (the usual case, settled without a walk of the tree)
-        if f"{m.group(1)}__{m.group(2)}" in present:
-            continue  # y_hat typed for \hat{y}: the note of an absent variable names it
-        if any(s.name == v.name for s in symbols_of(typed.tree)):
-            continue
-        whole = present[m.group(1)]
-        if not whole.is_scalar:
-            shown, of = v.latex or v.name, whole.latex or whole.name
-            raise MatDerivError(f"the variable `{shown}` does not occur in the expression, but "
-                                f"`{of}` does: an entry of a vector or matrix is not a variable "
-                                "matderiv differentiates by",
-                                hint=f"differentiate by `{of}`: its derivative holds the "
-                                "derivative by each entry",
-                                source=expr)
+        of = whole.latex or whole.name
+        raise MatDerivError(f"the variable `{shown}` does not occur in the expression, but "
+                            f"`{of}` does: an entry of a vector or matrix is not a variable "
+                            "matderiv differentiates by",
+                            hint=f"differentiate by `{of}`: its derivative holds the derivative "
+                            "by each entry", source=expr)
+
+
+def _declared(decls: dict) -> frozenset:
+    """The plain names that the declaration lists give a kind."""
+    return frozenset(n for names in decls.values() for n in names)
 
 
 def _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang="en",
@@ -318,8 +321,7 @@ def _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang="en",
         except UnsupportedError as err:
             from .render import default_kind_letters
 
-            found = default_kind_letters(f, typed.variables, frozenset(
-                n for names in (decls or {}).values() for n in names))
+            found = default_kind_letters(f, typed.variables, _declared(decls or {}))
             if found:  # \frac{n}{2} \|x\|^2 with n a vector by default
                 latex_, why = found[0]
                 err.hint = (f"`{latex_}` is {why}, which makes the expression not a scalar; if "
