@@ -194,6 +194,12 @@ def _hadamard_factors(e: Hadamard) -> list[Expr]:
     return out
 
 
+def _beside(head: str, tail: str) -> str:
+    r"""``head`` and ``tail`` side by side: a ``\cdot`` between them when ``tail`` starts with a
+    digit (``2 \cdot 3``, not ``2 3``, which reads as 23), else a space."""
+    return head + (r" \cdot " if re.match(r"[0-9]", tail) else " ") + tail
+
+
 def _paren(s: str) -> str:
     if r"\frac" in s:
         return r"\left(" + s + r"\right)"
@@ -546,7 +552,7 @@ class LatexPrinter:
             return bottom
         if not bottom:
             return str(number)
-        return str(number) + (r" \cdot " if re.match(r"[0-9]", bottom) else " ") + bottom
+        return _beside(str(number), bottom)
 
     def _print_Mul(self, e: Mul) -> str:
         coeff, factors = self._flatten_mul(e.args)
@@ -573,7 +579,7 @@ class LatexPrinter:
             # a lone sum keeps its parentheses once a coefficient stands beside it
             top = self._join_factors(num, alone_ok=(c.numerator == 1)) if num else ""
             if c.numerator != 1:
-                top = str(c.numerator) + ((r" \cdot " if re.match(r"[0-9]", top) else " ") + top if top else "")
+                top = _beside(str(c.numerator), top) if top else str(c.numerator)
             elif not top:
                 top = "1"
             return sign + r"\frac{" + top + "}{" + self._denominator(den, c.denominator) + "}"
@@ -593,13 +599,11 @@ class LatexPrinter:
                 if k == len(num):
                     return sign + head
                 rest = self._join_factors(num[k:], alone_ok=False)
-                return sign + head + (r" \cdot " if re.match(r"[0-9]", rest) else " ") + rest
+                return sign + _beside(head, rest)
         body = self._join_factors(num, alone_ok=(coeff == 1))
         if c == 1:
             return sign + body
-        head = _fmt_fraction(c)
-        sep = r" \cdot " if re.match(r"[0-9]", body) else " "
-        return sign + head + sep + body
+        return sign + _beside(_fmt_fraction(c), body)
 
     # ------------------------------------------------------------------ elementwise / Kronecker
     def _binop_operand(self, a: Expr, first: bool) -> str:
