@@ -138,12 +138,16 @@ SPACE_RE = re.compile(r"(?:\s|\\!|" + _VISIBLE_SPACE + r"|\\(?:display|text|scri
                       r"|\\hspace\*?\s*\{[^{}]*\})+")
 _SP = (r"(?:\s|~|\\[,;:! ]|\\mkern\s*-?[\d.]+\s*mu"
        r"|\\(?:scriptscript|script|text|display)style(?![A-Za-z]))*")  # (x^{\scriptscriptstyle\top})
+#: The transpose as papers' own macros spell it: ``x^\T``, ``x^\transpose`` (``\T`` defined as
+#: ``\top``, or as ``^\top`` and written ``x\T``).
+TRANSPOSE_MACROS = ("T", "transpose", "trans")
+_TRANSPOSE_MACRO = r"\\(?:" + "|".join(TRANSPOSE_MACROS) + r")(?![A-Za-z])"
 # (over the reals the conjugate transpose, A^H or A^{\mathsf H}, is the transpose)
 _T = (r"(?:[TH]|\\top(?![A-Za-z])|\\prime(?![A-Za-z])|\\intercal(?![A-Za-z])"
-      r"|\\(?:T|transpose|trans)(?![A-Za-z])"
+      r"|" + _TRANSPOSE_MACRO +
       r"|\\(?:mathsf|mathrm|textsf|text)\s*(?:[TH]|\{\s*[TH]\s*\})|\\(?:rm|sf)\s*[TH])")
 TRANSPOSE_RE = re.compile(r"\^\s*(?:[TH]|\\top(?![A-Za-z])|\\prime(?![A-Za-z])"
-                          r"|\\(?:T|transpose|trans)(?![A-Za-z])"  # common macros: x^\T
+                          r"|" + _TRANSPOSE_MACRO +
                           r"|\\intercal(?![A-Za-z])|\\(?:mathsf|mathrm|textsf|text)\s*"
                           r"(?:\{\s*[TH]\s*\}|[TH](?![A-Za-z]))"
                           r"|\{" + _SP + r"(?:" + _T + r"|')" + _SP + r"\})")
@@ -812,12 +816,7 @@ class _Tokenizer:
             return i + 1
         if c == "}":
             if self.stack and self.stack[-1][0] == "norm{":  # the end of \norm{...}
-                self.close("norm{", "RNORM", i, i + 1)
-                m = NORMSUB_RE.match(text, i + 1)
-                if m:
-                    self.toks.append(_norm_subscript(m))
-                    return m.end()
-                return i + 1
+                return self.close_norm("norm{", i, i + 1)
             self.close("brace", "RBRACE", i, i + 1)
             return i + 1
         if c == "|":
@@ -899,14 +898,21 @@ class _Tokenizer:
         closing = force == "close" or (
             force is None and self.stack and self.stack[-1][0] == kind and self.prev_operand())
         if closing:
-            self.close(kind, typ_close, start, end)
             if kind == "||":
-                m = NORMSUB_RE.match(self.text, end)
-                if m:
-                    self.toks.append(_norm_subscript(m))
-                    return m.end()
+                return self.close_norm(kind, start, end)
+            self.close(kind, typ_close, start, end)
         else:
             self.open(kind, typ_open, start, end)
+        return end
+
+    def close_norm(self, kind, start, end) -> int:
+        """Close a norm (``\\|`` or the ``}`` of ``\\norm{``) at ``start:end`` with the
+        subscript that may follow it (``_2``, ``_F``); returns where reading goes on."""
+        self.close(kind, "RNORM", start, end)
+        m = NORMSUB_RE.match(self.text, end)
+        if m:
+            self.toks.append(_norm_subscript(m))
+            return m.end()
         return end
 
     def norm_subscript_after_power(self, i: int) -> int | None:
@@ -987,7 +993,7 @@ class _Tokenizer:
             return self.bar(i, j, "||", None)
         if name in ("langle", "rangle"):
             return self.angle(i, j, name)
-        if name in ("T", "transpose", "trans") and self.prev_operand():
+        if name in TRANSPOSE_MACROS and self.prev_operand():
             self.emit("TRANSPOSE", text[i:j], i, j)  # x\T, with \T defined as ^\top (a macro)
             return j
         if name == "norm":  # \norm{x} (physics, mathtools' \norm*{x}, a common macro): \|x\|
