@@ -1409,3 +1409,39 @@ def test_sin_tau_a_is_differentiated_as_sin_of_tau_times_a():
     d = derive(r"\sin^2 \tau A", r"\tau")
     ref = (np.sin(t + h) ** 2 * A - np.sin(t - h) ** 2 * A) / (2 * h)
     np.testing.assert_allclose(d.evaluate({"tau": t, "A": A}), ref, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("text, wrt, form, fn", [
+    (r"0.01 \|w\|^2 + \frac{1}{2}\|X w - y\|^2", "w", r"0.02 w + X^\top (X w - y)",
+     lambda v, X, y: 0.01 * v @ v + 0.5 * np.sum((X @ v - y) ** 2)),
+    (r"\exp(-0.5 w^\top w)", "w", r"-\exp(-0.5 w^\top w)\, w",
+     lambda v, X, y: np.exp(-0.5 * v @ v)),
+    (r"0.3 \|w\|_2", "w", r"\frac{0.3 w}{\|w\|_2}", lambda v, X, y: 0.3 * np.linalg.norm(v)),
+    (r"1e-3 w^\top w", "w", r"0.002 w", lambda v, X, y: 1e-3 * v @ v),
+    # a number that does not end in six digits stays a fraction
+    (r"0.5 w^\top w + \frac{1}{3} y^\top X w", "w", r"w + \frac{1}{3} X^\top y",
+     lambda v, X, y: 0.5 * v @ v + y @ X @ v / 3),
+])
+def test_decimals_written_by_the_author_print_as_decimals(text, wrt, form, fn):
+    r"""``0.01 \|w\|^2`` gives ``0.02 w``, not ``\frac{1}{50} w``: a result keeps the author's
+    decimals (the left-hand side too)."""
+    rng = np.random.default_rng(53)
+    X, y, w = rng.standard_normal((4, 3)), rng.standard_normal(4), rng.standard_normal(3)
+    d = derive(text, wrt)
+    assert d.latex == form
+    assert r"\frac{1}{2}" not in d.equation and "0.5" in derive(r"0.5\, w^\top A w", "w").equation
+    got = np.ravel(d.evaluate({"X": X, "y": y, "w": w}))
+    np.testing.assert_allclose(got, fd_gradient(lambda v: fn(v, X, y), w), rtol=1e-6, atol=1e-9)
+
+
+def test_without_decimals_numbers_stay_fractions():
+    """Decimal printing is the author's choice, per formula: it does not leak to the next."""
+    derive(r"0.5 x^\top x", "x")
+    rng = np.random.default_rng(59)
+    S = rng.standard_normal((3, 3))
+    S = S @ S.T + 3 * np.eye(3)
+    d = derive(r"\frac{3}{4} \log\det X", "X")
+    assert d.latex == r"\frac{3}{4} X^{-\top}"
+    got = d.evaluate({"X": S})
+    np.testing.assert_allclose(got, fd_gradient(lambda Y: 0.75 * np.log(np.linalg.det(Y)), S),
+                               rtol=1e-5, atol=1e-9)

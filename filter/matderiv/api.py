@@ -171,14 +171,29 @@ def _derive(expr, wrt, layout, steps, show, name, expect, scalar, vector, matrix
     except MatDerivError as err:
         raise err.with_source(expr)
     _refuse_misnamed_variables(typed, expr)
-    d = _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang, decls)
-    d.declared = _declared(decls)
-    if expect is not None and str(expect).strip():
-        from .claims import check_claim
+    from .printing.latex import decimal_numbers
 
-        d.verdict = check_claim(str(expect), d.expr_tree, d.result_tree, d.kind, layout, d.symbols,
-                                decls, seed_text=expr, variable=d.variables[0].name)
+    with decimal_numbers(_writes_decimals(parsed)):  # 0.01 \|w\|^2 gives 0.02 w, not \frac{1}{50} w
+        d = _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang, decls)
+        d.declared = _declared(decls)
+        if expect is not None and str(expect).strip():
+            from .claims import check_claim
+
+            d.verdict = check_claim(str(expect), d.expr_tree, d.result_tree, d.kind, layout,
+                                    d.symbols, decls, seed_text=expr,
+                                    variable=d.variables[0].name)
     return d
+
+
+def _writes_decimals(parsed) -> bool:
+    """Whether the author wrote a number as a decimal (``0.01``, ``1e-3``): then the results
+    print theirs as decimals too."""
+    from .expr import Const
+
+    if "." not in parsed.source and "e" not in parsed.source.lower():
+        return False
+    return any(type(n) is Const and any(c in parsed.text(n) for c in ".eE")
+               for n in parsed.built)
 
 
 def _steps(f, var, res, layout, name, lang, all_syms, expr, check, first, var_kind):

@@ -32,6 +32,8 @@ Parentheses are ``( )``, or ``\left( \right)`` when the content holds a ``\frac`
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
+from contextvars import ContextVar
 from fractions import Fraction
 
 from ..deadline import tick
@@ -160,10 +162,47 @@ def _sub(d) -> str:
     return "_" + s if len(s) == 1 else "_{" + s + "}"
 
 
+#: Whether numbers that are finite decimals print as decimals (``0.02 w``) rather than as
+#: fractions (``\frac{1}{50} w``): on while a formula whose author wrote a decimal is printed
+#: (see :func:`decimal_numbers`), so the result keeps the author's notation.
+_DECIMALS: ContextVar[bool] = ContextVar("matderiv_decimal_numbers", default=False)
+
+#: The most digits after the point a number prints with in decimal mode (1/1024 has 10: it is
+#: a fraction still); numbers that do not end (1/3) are always fractions.
+MAX_DECIMAL_DIGITS = 6
+
+
+@contextmanager
+def decimal_numbers(on: bool = True):
+    """Print finite decimals as decimals (``0.5``, ``1.25``) in this context."""
+    token = _DECIMALS.set(on)
+    try:
+        yield
+    finally:
+        _DECIMALS.reset(token)
+
+
+def _decimal(v: Fraction) -> str | None:
+    """``v`` (not a whole number) as a decimal when decimal mode is on and it ends within
+    :data:`MAX_DECIMAL_DIGITS` digits (``0.02``, ``-1.5``); else None."""
+    if v.denominator == 1 or not _DECIMALS.get():
+        return None
+    scaled = v * 10 ** MAX_DECIMAL_DIGITS
+    if scaled.denominator != 1:
+        return None
+    digits = f"{abs(scaled.numerator):0{MAX_DECIMAL_DIGITS + 1}d}"
+    whole, frac = digits[:-MAX_DECIMAL_DIGITS], digits[-MAX_DECIMAL_DIGITS:].rstrip("0")
+    return ("-" if v < 0 else "") + whole + "." + frac
+
+
 def _fmt_fraction(v: Fraction) -> str:
-    """An unsigned or signed rational as LaTeX: ``2``, ``-3``, ``\\frac{1}{2}``, ``-\\frac{3}{4}``."""
+    """An unsigned or signed rational as LaTeX: ``2``, ``-3``, ``\\frac{1}{2}``, ``-\\frac{3}{4}``
+    (``0.5``, ``-0.75`` in decimal mode)."""
     if v.denominator == 1:
         return str(v.numerator)
+    dec = _decimal(v)
+    if dec is not None:
+        return dec
     sign = "-" if v < 0 else ""
     return rf"{sign}\frac{{{abs(v.numerator)}}}{{{v.denominator}}}"
 
@@ -568,24 +607,27 @@ class LatexPrinter:
         den = self._splice_lone_group(den)
         sign = "-" if coeff < 0 else ""
         c = abs(coeff)
+        # the number over the bar and under it: 0.3 and 1 in decimal mode (\frac{0.3 x}{\tau})
+        dec = _decimal(c)
+        c_top, c_bottom = (dec, 1) if dec is not None else (str(c.numerator), c.denominator)
         if den and len(num) == 1 and isinstance(num[0], Add):
             # a sum of fractions over a denominator, \frac{\frac{y}{a} - \frac{x}{b}}{c}, is
             # written \frac{1}{c} \left(\frac{y}{a} - \frac{x}{b}\right), as textbooks do
             summed = self._print(num[0])
             if r"\frac" in summed:
-                bottom = self._denominator(den, c.denominator)
-                return sign + r"\frac{" + str(c.numerator) + "}{" + bottom + "} " + _paren(summed)
-        if den or (num == [] and c.denominator != 1):
+                bottom = self._denominator(den, c_bottom)
+                return sign + r"\frac{" + c_top + "}{" + bottom + "} " + _paren(summed)
+        if den or (num == [] and c_bottom != 1):
             # a lone sum keeps its parentheses once a coefficient stands beside it
-            top = self._join_factors(num, alone_ok=(c.numerator == 1)) if num else ""
-            if c.numerator != 1:
-                top = _beside(str(c.numerator), top) if top else str(c.numerator)
+            top = self._join_factors(num, alone_ok=(c_top == "1")) if num else ""
+            if c_top != "1":
+                top = _beside(c_top, top) if top else c_top
             elif not top:
                 top = "1"
-            return sign + r"\frac{" + top + "}{" + self._denominator(den, c.denominator) + "}"
+            return sign + r"\frac{" + top + "}{" + self._denominator(den, c_bottom) + "}"
         if not num:
             return sign + _fmt_fraction(c)
-        if c.denominator != 1:
+        if c_bottom != 1:
             # \frac{n}{2} \Sigma^{-1}, \frac{3 \lambda}{2} x, not \frac{1}{2} n \Sigma^{-1}:
             # the scalar symbols in front go over the fraction bar, as textbooks write them
             k = 0
@@ -676,7 +718,7 @@ class LatexPrinter:
             v = x.value
             if v.denominator == 1:
                 return str(v.numerator)
-            return f"{v.numerator}/{v.denominator}"
+            return _decimal(v) or f"{v.numerator}/{v.denominator}"
         if isinstance(x, Mul):
             # n/2, -n/2, 3 t/2: a fraction of scalar symbols inline, as a number's is
             coeff, factors = self._flatten_mul(x.args)
