@@ -95,6 +95,27 @@ def test_a_letter_that_is_a_vector_only_by_default_gets_a_note(capsys):
     assert "`N` is a matrix by default" in run(capsys, r"N \|x\|^2", "--wrt", "x")[2]
 
 
+def test_the_note_sees_a_letter_inside_elementwise_functions(capsys):
+    r"""The logistic loss ``\log(1 + \exp(-y w^\top x))`` with y a vector by default is a vector
+    (the 1 a ones vector) and its derivative a Jacobian, printed right for that reading; the
+    note names y, as it does for a letter outside a function."""
+    text = r"\log(1 + \exp(-y w^\top x))"
+    rc, out, err = run(capsys, text, "--wrt", "w", "--show", "result")
+    assert rc == 0 and "`y` is a vector by default" in err and "scalar={y}" in err
+    rng = np.random.default_rng(61)
+    yv, w, x = rng.standard_normal(2), rng.standard_normal(3), rng.standard_normal(3)
+    got = derive(text, "w").evaluate({"y": yv, "w": w, "x": x})
+    np.testing.assert_allclose(got, fd_jacobian(lambda v: np.log1p(np.exp(-yv * (v @ x))), w),
+                               rtol=1e-6, atol=1e-9)
+    rc, out, err = run(capsys, text, "--wrt", "w", "--show", "result", "--scalar", "y")
+    assert rc == 0 and err == ""
+    got = derive(text, "w", scalar=["y"]).evaluate({"y": -0.7, "w": w, "x": x})
+    np.testing.assert_allclose(np.ravel(got), fd_gradient(
+        lambda v: np.log1p(np.exp(0.7 * (v @ x))), w), rtol=1e-6, atol=1e-9)
+    for quiet in (r"\log(\mathbf{1} + \exp(-y \odot (X w)))", r"\sin(W x)"):  # no note
+        assert run(capsys, quiet, "--wrt", "w" if "w" in quiet else "x")[2] == ""
+
+
 def test_a_hessian_of_a_vector_by_default_names_the_letter():
     r"""``\frac{n}{2} \|x\|^2`` by x twice: n is a vector by default, so the function is not a
     scalar and its second derivative is refused; the hint names n (it said only "not scalars")."""

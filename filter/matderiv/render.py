@@ -409,13 +409,17 @@ def default_kind_letters(tree, variables, declared) -> list[tuple[str, str]]:
 
 
 def _scalar_if(node, names) -> bool:
-    """Whether ``node`` would be 1 x 1 were the symbols ``names`` scalars (through sums and
-    products; any other node as it is)."""
+    r"""Whether ``node`` would be 1 x 1 were the symbols ``names`` scalars (through sums,
+    products, elementwise functions, products and quotients, and transposes: the logistic
+    loss \log(1 + \exp(-y w^\top x)) with y a vector by default; any other node as it is)."""
     kind = type(node).__name__
     if kind == "Symbol" and node.name in names:
         return True
-    if kind == "Add":
-        return all(_scalar_if(t, names) for t in node.args)
+    if kind == "Add":  # (a 1 added to a vector is a ones vector, which a scalar would make 1)
+        terms = [t for t in node.args if type(t).__name__ not in ("Ones", "Zero")]
+        return bool(terms) and all(_scalar_if(t, names) for t in terms)
+    if kind in ("Hadamard", "HadamardDiv", "Func", "Transpose"):
+        return all(_scalar_if(t, names) for t in node.children())
     if kind == "Mul":
         return _multiplies_to_a_scalar([a for a in node.args if not _scalar_if(a, names)])
     return node.is_scalar
