@@ -1418,6 +1418,11 @@ def test_sin_tau_a_is_differentiated_as_sin_of_tau_times_a():
      lambda v, X, y: np.exp(-0.5 * v @ v)),
     (r"0.3 \|w\|_2", "w", r"\frac{0.3 w}{\|w\|_2}", lambda v, X, y: 0.3 * np.linalg.norm(v)),
     (r"1e-3 w^\top w", "w", r"0.002 w", lambda v, X, y: 1e-3 * v @ v),
+    # a short number times a power of ten six or more away is written so, decimals or not
+    (r"10^{-10} \|w\|^2", "w", r"2 \cdot 10^{-10} w", lambda v, X, y: 1e-10 * v @ v),
+    (r"-1.25e-9\, w^\top w", "w", r"-2.5 \cdot 10^{-9} w", lambda v, X, y: -1.25e-9 * v @ v),
+    (r"1e-6 \|X w - y\|^2", "w", r"2 \cdot 10^{-6} X^\top (X w - y)",
+     lambda v, X, y: 1e-6 * np.sum((X @ v - y) ** 2)),
     # a number that does not end in six digits stays a fraction
     (r"0.5 w^\top w + \frac{1}{3} y^\top X w", "w", r"w + \frac{1}{3} X^\top y",
      lambda v, X, y: 0.5 * v @ v + y @ X @ v / 3),
@@ -1431,7 +1436,8 @@ def test_decimals_written_by_the_author_print_as_decimals(text, wrt, form, fn):
     assert d.latex == form
     assert r"\frac{1}{2}" not in d.equation and "0.5" in derive(r"0.5\, w^\top A w", "w").equation
     got = np.ravel(d.evaluate({"X": X, "y": y, "w": w}))
-    np.testing.assert_allclose(got, fd_gradient(lambda v: fn(v, X, y), w), rtol=1e-6, atol=1e-9)
+    want = fd_gradient(lambda v: fn(v, X, y), w)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9 * np.abs(want).max())
 
 
 def test_without_decimals_numbers_stay_fractions():

@@ -195,9 +195,39 @@ def _decimal(v: Fraction) -> str | None:
     return ("-" if v < 0 else "") + whole + "." + frac
 
 
+def _scientific(v: Fraction) -> str | None:
+    r"""``v`` in scientific notation when it is a short number times a power of ten at least
+    six away (``2 \cdot 10^{-10}``, ``10^{7}``, ``-2.5 \cdot 10^{-8}``), as a reader writes it
+    rather than ``\frac{1}{5000000000}``; else None."""
+    if v == 0:
+        return None
+    rest = v.denominator
+    for p in (2, 5):
+        while rest % p == 0:
+            rest //= p
+    if rest != 1:
+        return None  # (1/3 never ends)
+    m, k = abs(v), 0
+    while m.denominator != 1:
+        m, k = m * 10, k - 1
+    m = m.numerator
+    while m % 10 == 0:
+        m, k = m // 10, k + 1
+    digits = str(m)
+    exponent = k + len(digits) - 1
+    if len(digits) > 3 or abs(exponent) < 6:
+        return None
+    head = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+    power = "10^{" + str(exponent) + "}"
+    return ("-" if v < 0 else "") + (power if head == "1" else head + r" \cdot " + power)
+
+
 def _fmt_fraction(v: Fraction) -> str:
     """An unsigned or signed rational as LaTeX: ``2``, ``-3``, ``\\frac{1}{2}``, ``-\\frac{3}{4}``
     (``0.5``, ``-0.75`` in decimal mode)."""
+    sci = _scientific(v)
+    if sci is not None:
+        return sci
     if v.denominator == 1:
         return str(v.numerator)
     dec = _decimal(v)
@@ -608,7 +638,7 @@ class LatexPrinter:
         sign = "-" if coeff < 0 else ""
         c = abs(coeff)
         # the number over the bar and under it: 0.3 and 1 in decimal mode (\frac{0.3 x}{\tau})
-        dec = _decimal(c)
+        dec = _scientific(c) or _decimal(c)
         c_top, c_bottom = (dec, 1) if dec is not None else (str(c.numerator), c.denominator)
         if den and len(num) == 1 and isinstance(num[0], Add):
             # a sum of fractions over a denominator, \frac{\frac{y}{a} - \frac{x}{b}}{c}, is
