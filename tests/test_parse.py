@@ -929,6 +929,38 @@ def test_plain_tex_roman_function_names(text, same_as):
     assert parse(text).tree == parse(same_as).tree
 
 
+@pytest.mark.parametrize("text, same_as", [
+    (r"{\bf x}^\top {\bf A} {\bf x}", r"\mathbf{x}^\top \mathbf{A} \mathbf{x}"),  # was "unknown \bf"
+    (r"{\bf x}_1^T {\bf W}_{2} {\bf x}_1", r"\mathbf{x}_1^T \mathbf{W}_2 \mathbf{x}_1"),
+    (r"{ \bf \mu }^\top {\bf\mu}", r"\boldsymbol{\mu}^\top \boldsymbol{\mu}"),
+    (r"{\bf 1}^\top \exp({\bf x})", r"\mathbf{1}^\top \exp(\mathbf{x})"),
+    (r"{\bf I} x + A x", r"\mathbf{I} x + A x"),      # the identity, not a matrix named I
+])
+def test_plain_tex_bold_symbols(text, same_as):
+    assert parse(text).tree == parse(same_as).tree
+
+
+def test_plain_tex_bold_symbols_differentiate_as_mathbf():
+    """``{\bf x}^T {\bf A} {\bf x}`` by x: the gradient of the bold symbols, checked."""
+    from matderiv import derive
+
+    d = derive(r"{\bf x}^T {\bf A} {\bf x}", r"{\bf x}")
+    assert d.latex == r"(\mathbf{A} + \mathbf{A}^\top) \mathbf{x}"
+    rng = np.random.default_rng(67)
+    A, x = rng.standard_normal((3, 3)), rng.standard_normal(3)
+    got = np.ravel(d.evaluate({"A": A, "x": x}))
+    num = np.array([((x + h) @ A @ (x + h) - (x - h) @ A @ (x - h)) / 2e-6
+                    for h in 1e-6 * np.eye(3)])
+    np.testing.assert_allclose(got, num, rtol=1e-6)
+    d = derive(r"{\bf I} x + A x", "x")  # the Jacobian of x + A x, by differences
+    assert d.latex == "I_n + A"
+    jac = np.stack([(((x + h) + A @ (x + h)) - ((x - h) + A @ (x - h))) / 2e-6
+                    for h in 1e-6 * np.eye(3)], axis=1)
+    np.testing.assert_allclose(d.evaluate({"A": A, "x": x}), jac, rtol=1e-6)
+    with pytest.raises(MatDerivError):
+        parse(r"{\bf \foo} x")
+
+
 def test_sigma_typed_plainly_reads_as_the_command_does():
     """``sigma`` typed plainly goes through the same reading as ``\\sigma``: the function before
     a bracket, its derivative as ``sigma'(``, and the same two refusals."""

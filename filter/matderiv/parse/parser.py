@@ -177,6 +177,8 @@ SPACED_CALL_RE = re.compile(r"((?:\s|" + _VISIBLE_SPACE + r")+)" + _ROUND_OPEN)
 #: word it sets.
 RM_GROUP_RE = re.compile(r"\{\s*\\rm\s+([A-Za-z]+)\s*\}")
 RM_WORD_RE = re.compile(r"\s*([A-Za-z]+)")
+#: ``{\bf x}``, ``{\bf 1}``: plain TeX's bold switch in a group, as ``\mathbf{x}``
+BF_GROUP_RE = re.compile(r"\{\s*\\bf\s*(\\[A-Za-z]+|[A-Za-z1])\s*\}")
 #: An opening round bracket of a call: ``(``, ``\left(``, ``\big(`` ... (``\sigma(``, ``\vec(``);
 #: a negative space may stand before it, as authors tighten a call: ``\sigma\!\left(``.
 CALL_BRACKET_RE = re.compile(r"(?:\s|\\!|\\mkern\s*-[\d.]+\s*mu)*" + _ROUND_OPEN)
@@ -812,6 +814,9 @@ class _Tokenizer:
             if rm and rm.group(1) in FUNC_NAMES:  # {\rm tr}(A X): plain TeX's roman name
                 self.emit("FUNC", FUNC_NAMES[rm.group(1)], i, rm.end())
                 return rm.end()
+            bf = BF_GROUP_RE.match(text, i)
+            if bf:  # {\bf x}^T {\bf A} {\bf x}: plain TeX's bold symbol
+                return self.bold_group(i, bf)
             self.open("brace", "LBRACE", i, i + 1)
             return i + 1
         if c == "}":
@@ -1175,6 +1180,23 @@ class _Tokenizer:
                        "use matching visible brackets", k + 1, text)
         raise _err(f"`\\{name}` must be followed by a bracket", i,
                    "write e.g. \\left( ... \\right)", j, text)
+
+    def bold_group(self, i, m):
+        """``{\\bf x}`` (``m`` matched it) is the symbol ``\\mathbf{x}``; ``{\\bf 1}`` the ones
+        vector and ``{\\bf I}`` the identity, as ``\\mathbf{1}`` and ``\\mathbf{I}`` are."""
+        text, arg = self.text, m.group(1)
+        if arg in ("1", "I"):
+            _, k = _read_sub(text, m.end())
+            self.emit("ONES" if arg == "1" else "IDENT", text[i:k], i, k)
+            return k
+        greek = arg.startswith("\\")
+        letter = arg[1:] if greek else arg
+        if greek and letter not in GREEK:
+            raise _err(f"`{m.group()}` is not a symbol", i,
+                       "write a letter in bold: {\\bf x} or \\mathbf{x}", m.end(), text)
+        sub, k = _read_sub(text, m.end())
+        label, k, transpose = _read_label(text, k)
+        return self.emit_symbol(i, k, _sym_info(letter, greek, True, sub, label), transpose)
 
     def bold(self, i, j, name):
         text = self.text
