@@ -1423,6 +1423,8 @@ def test_sin_tau_a_is_differentiated_as_sin_of_tau_times_a():
     (r"-1.25e-9\, w^\top w", "w", r"-2.5 \cdot 10^{-9} w", lambda v, X, y: -1.25e-9 * v @ v),
     (r"1e-6 \|X w - y\|^2", "w", r"2 \cdot 10^{-6} X^\top (X w - y)",
      lambda v, X, y: 1e-6 * np.sum((X @ v - y) ** 2)),
+    # a power of ten is a decimal number too, and stays as written on the left
+    (r"10^{-4} \|w\|^2", "w", r"0.0002 w", lambda v, X, y: 1e-4 * v @ v),
     # a number that does not end in six digits stays a fraction
     (r"0.5 w^\top w + \frac{1}{3} y^\top X w", "w", r"w + \frac{1}{3} X^\top y",
      lambda v, X, y: 0.5 * v @ v + y @ X @ v / 3),
@@ -1438,6 +1440,16 @@ def test_decimals_written_by_the_author_print_as_decimals(text, wrt, form, fn):
     got = np.ravel(d.evaluate({"X": X, "y": y, "w": w}))
     want = fd_gradient(lambda v: fn(v, X, y), w)
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9 * np.abs(want).max())
+
+
+def test_a_power_of_ten_prints_as_written():
+    r"""``10^{-4} \|w\|^2`` keeps its ``10^{-4}`` in front (it printed
+    ``\frac{\|w\|_2^2}{10^4}``), and the gradient is a decimal."""
+    d = derive(r"10^{-4} \|w\|^2", "w")
+    assert d.equation == r"\frac{\partial}{\partial w}\left(10^{-4} \|w\|_2^2\right) = 0.0002 w"
+    w = np.array([0.3, -1.2, 2.0])
+    np.testing.assert_allclose(np.ravel(d.evaluate({"w": w})),
+                               fd_gradient(lambda v: 1e-4 * v @ v, w), rtol=1e-6)
 
 
 def test_without_decimals_numbers_stay_fractions():

@@ -186,13 +186,15 @@ def _derive(expr, wrt, layout, steps, show, name, expect, scalar, vector, matrix
 
 
 def _writes_decimals(parsed) -> bool:
-    """Whether the author wrote a number as a decimal (``0.01``, ``1e-3``): then the results
-    print theirs as decimals too."""
-    from .expr import Const
+    """Whether the author wrote a number as a decimal (``0.01``, ``1e-3``) or a power of ten
+    (``10^{-4}``): then the results print theirs as decimals too."""
+    from .expr import Const, Power
 
-    if "." not in parsed.source and "e" not in parsed.source.lower():
+    src = parsed.source
+    if "." not in src and "e" not in src.lower() and "10" not in src:
         return False
     return any(type(n) is Const and any(c in parsed.text(n) for c in ".eE")
+               or type(n) is Power and type(n.base) is Const and n.base.value == 10
                for n in parsed.built)
 
 

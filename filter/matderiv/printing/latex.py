@@ -284,6 +284,14 @@ def _is_plain_scalar(e: Expr) -> bool:
     return isinstance(e, Symbol) and _is_scalar(e)
 
 
+def _is_power_of_a_number(e: Expr) -> bool:
+    """Whether ``e`` is a whole number's whole power (``10^{-4}``, ``2^{-k}`` with k a
+    number): it prints as written, in front, not below a bar."""
+    return isinstance(e, Power) and isinstance(e.base, Const) and isinstance(e.exponent, Const) \
+        and e.base.value.denominator == 1 and e.base.value > 1 \
+        and e.exponent.value.denominator == 1
+
+
 def _sup(s: str) -> str:
     """Superscript: a single digit without braces, anything else braced."""
     if re.fullmatch(r"[0-9]", s):
@@ -530,7 +538,7 @@ class LatexPrinter:
     def _denominator_part(f: Expr):
         """If ``f`` is a scalar ``s^{-k}``, the positive-power form that goes below the bar."""
         if isinstance(f, Power) and isinstance(f.exponent, Const) and f.exponent.value < 0 \
-                and _is_scalar(f.base):
+                and _is_scalar(f.base) and not _is_power_of_a_number(f):
             k = -f.exponent.value
             return f.base if k == 1 else Power(f.base, Const(k))
         if isinstance(f, Inverse) and _is_scalar(f.arg):
@@ -762,6 +770,8 @@ class LatexPrinter:
     def _print_Power(self, e: Power) -> str:
         b, x = e.base, e.exponent
         scalar = _is_scalar(b)
+        if _is_power_of_a_number(e):  # 10^{-4}, as written: not \frac{1}{10^4}
+            return str(b.value.numerator) + _sup(str(x.value.numerator))
         if isinstance(x, Const):
             v = x.value
             if scalar and v == Fraction(1, 2):
