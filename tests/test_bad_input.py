@@ -206,6 +206,21 @@ def test_an_expression_never_finite_names_the_part_that_is_not(expr, wrt, part, 
     assert "division by zero" in err.hint
 
 
+@pytest.mark.parametrize("expr, number", [
+    (r"1e400 x^\top x", "10^{400}"),            # was "internal error: OverflowError"
+    (r"10^{1000} x^\top x", "10^{1000}"),
+    (r"(10^{200})^2 x^\top x", "(10^{200})^2"),
+    (r"1e-400 x^\top x", "10^{-400}"),          # was typeset, checked only as 0 = 0
+])
+def test_a_number_outside_the_floats_range_is_refused_not_checked_as_0_or_inf(expr, number):
+    with pytest.raises(MatDerivError) as info:
+        derive(expr, "x")
+    err = info.value
+    assert f"`{number}`, a number outside the range of floating point" in err.message
+    assert "internal" not in err.message and "check=false" in err.hint
+    assert err.position == 0
+
+
 @pytest.mark.parametrize("expr, name", [(r"\log(\coth(\tau))", r"\coth"),
                                         (r"\arcsin(\tau) + \tau", r"\arcsin")])
 def test_a_latex_function_we_do_not_differentiate_is_named_not_taken_for_a_typo(expr, name):

@@ -251,9 +251,13 @@ def _not_finite_in_words(exc, spans, source) -> MatDerivError:
         return exc
     where = "its derivative contains" if exc.in_result else "the expression contains"
     span = None if exc.in_result else spans.get(id(exc.culprit))
+    what, hint = "which is not finite at random points", NOT_FINITE_HINT
+    if all(type(n).__name__ in ("Const", "Power", "Mul") for n in exc.culprit.walk()):
+        # 1e400, 10^{-400}, (10^{200})^2: a number past the floats' range
+        what = "a number outside the range of floating point (about 10^{-308} to 10^{308})"
+        hint = "write the expression in other units, or pass check=false to skip verification"
     return MatDerivError(f"could not verify the derivative numerically: {where} "
-                         f"`{latex(exc.culprit)}`, which is not finite at random points",
-                         span.start if span else None, NOT_FINITE_HINT,
+                         f"`{latex(exc.culprit)}`, {what}", span.start if span else None, hint,
                          span.end if span else None, source)
 
 

@@ -29,7 +29,7 @@ from .expr import (
 )
 from .numeric import (
     _FUNCS, DIFF_PREFIX, SINGULAR_CONDITION, MemoWalk, NumericDomainError, commutation_matrix,
-    dim_size, install_dispatch,
+    const_float, dim_size, install_dispatch,
 )
 
 __all__ = ["evaluate_batch", "BatchUnsupported"]
@@ -84,8 +84,7 @@ class BatchEvaluator(MemoWalk):
         return self._value(DIFF_PREFIX + e.of.name)
 
     def _eval_Const(self, e: Const):
-        v = e.value
-        return _scalar(float(v.numerator) if v.denominator == 1 else v.numerator / v.denominator)
+        return _scalar(const_float(e.value))
 
     def _eval_Identity(self, e: Identity):
         return _ONE_BY_ONE if e.n == ONE else np.eye(self.size(e.n))

@@ -114,6 +114,17 @@ def _div(a: float, b: float) -> float:
         return float(np.float64(a) / np.float64(b))
 
 
+def const_float(v) -> float:
+    """The float of the rational ``v``; +-inf beyond the float range (10^{400}) and NaN for a
+    number too small for it (10^{-400}, which would be 0 and make any check pass), which the
+    check then reports as a value that is not finite, naming the number."""
+    try:
+        f = float(v.numerator) if v.denominator == 1 else v.numerator / v.denominator
+    except OverflowError:
+        return math.inf if v > 0 else -math.inf
+    return math.nan if f == 0.0 and v != 0 else f
+
+
 def _as_float(v) -> float:
     """A float from a float or a one-element array."""
     if type(v) is float:
@@ -205,8 +216,7 @@ class Evaluator(MemoWalk):
         return _fix_value(e.of, v)
 
     def _eval_Const(self, e: Const):
-        v = e.value
-        return float(v.numerator) if v.denominator == 1 else v.numerator / v.denominator
+        return const_float(e.value)
 
     def _eval_Identity(self, e: Identity):
         if e.n == ONE:
