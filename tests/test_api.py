@@ -1463,3 +1463,22 @@ def test_without_decimals_numbers_stay_fractions():
     got = d.evaluate({"X": S})
     np.testing.assert_allclose(got, fd_gradient(lambda Y: 0.75 * np.log(np.linalg.det(Y)), S),
                                rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("text, form, fn", [
+    (r"\log\det(\operatorname{diag}(x))", r"\mathbf{1} \oslash x",   # was diag(diag(x)^{-1})
+     lambda v, A: np.sum(np.log(v))),
+    (r"\|\operatorname{diag}(x) - A\|_F^2", r"2 (x - \operatorname{diag}(A))",  # diag(2 (diag(x) - A))
+     lambda v, A: np.sum((np.diag(v) - A) ** 2)),
+    (r"\operatorname{tr}(\operatorname{diag}(x)^{-1} A)",
+     r"-(\operatorname{diag}(A) \oslash x^{\circ 2})", lambda v, A: np.sum(np.diag(A) / v)),
+])
+def test_diagonals_of_diagonal_matrices_take_their_textbook_form(text, form, fn):
+    """The diagonal of diag(x)^{-1}, of a sum holding diag(x), and of diag(x)^{-1} M are
+    written with the vector x."""
+    rng = np.random.default_rng(71)
+    A, x = rng.standard_normal((3, 3)), rng.uniform(0.5, 2.0, 3)
+    d = derive(text, "x")
+    assert d.latex == form
+    got = np.ravel(d.evaluate({"A": A, "x": x}))
+    np.testing.assert_allclose(got, fd_gradient(lambda v: fn(v, A), x), rtol=1e-6, atol=1e-9)

@@ -1595,23 +1595,54 @@ def _rewrite_diagpart(e: DiagPart) -> Expr:
         return e.arg.arg
     if isinstance(e.arg, Zero):
         return Zero(e.arg.rows, ONE)
+    if isinstance(e.arg, Inverse) and isinstance(e.arg.arg, Diag):
+        x = e.arg.arg.arg  # the diagonal of diag(x)^{-1} is 1 / x
+        return _rewrite_hdiv(HadamardDiv(ones(x.shape), x))
+    if isinstance(e.arg, Add) and any(_diagonal_known(t) for t in e.arg.args):
+        # diag(diag(x) - A) = x - diag(A): the diagonal of a sum, where a term's is known
+        return _rewrite_add(Add(tuple(_rewrite_diagpart(DiagPart(t)) for t in e.arg.args)))
     coef, scalars, chain = split(e.arg)
+    if chain and (coef != 1 or scalars):  # diag(2 M) = 2 diag(M)
+        return build_product(coef, scalars, [_rewrite_diagpart(DiagPart(_chain(chain)))])
     for k in range(1, len(chain)):  # diag(u v^T) = u o v, for any column u and row v^T
         u, v = _chain(chain[:k]), _chain(chain[k:])
         if u.shape[1] == ONE and v.shape[0] == ONE and u.shape[0] != ONE:
             return build_product(coef, scalars, [_rewrite_hadamard(Hadamard((u, _t(v))))])
-    # diag(diag(u) M) = u o diag(M) and diag(M diag(u)) = diag(M) o u
-    if len(chain) > 1 and isinstance(chain[0], Diag) and chain[0].arg.shape[1] == ONE:
+    # diag(diag(u) M) = u o diag(M) and diag(M diag(u)) = diag(M) o u; diag(u)^{-1} is
+    # diag(1 / u) there: diag(diag(u)^{-1} M) = diag(M) / u
+    if len(chain) > 1 and _diagonal_of(chain[0]) is not None:
         rest = _rewrite_diagpart(DiagPart(_chain(chain[1:])))
-        return build_product(coef, scalars, [_rewrite_hadamard(Hadamard((chain[0].arg, rest)))])
-    if len(chain) > 1 and isinstance(chain[-1], Diag) and chain[-1].arg.shape[1] == ONE:
+        return build_product(coef, scalars, [_times_diagonal(rest, chain[0])])
+    if len(chain) > 1 and _diagonal_of(chain[-1]) is not None:
         rest = _rewrite_diagpart(DiagPart(_chain(chain[:-1])))
-        return build_product(coef, scalars, [_rewrite_hadamard(Hadamard((rest, chain[-1].arg)))])
+        return build_product(coef, scalars, [_times_diagonal(rest, chain[-1])])
     if isinstance(e.arg, Identity):
         return Ones(e.arg.n)  # the diagonal of I is the ones vector
     if isinstance(e.arg, Transpose):
         return DiagPart(e.arg.arg)
     return e
+
+
+def _diagonal_of(f: Expr):
+    """The vector u of a diagonal factor ``diag(u)`` or ``diag(u)^{-1}`` (None otherwise)."""
+    if isinstance(f, Inverse):
+        f = f.arg
+    return f.arg if isinstance(f, Diag) and f.arg.shape[1] == ONE else None
+
+
+def _times_diagonal(v: Expr, f: Expr) -> Expr:
+    """The column ``v`` multiplied entrywise by the diagonal of ``f``: ``u o v`` for
+    ``diag(u)``, ``v / u`` for ``diag(u)^{-1}``."""
+    u = _diagonal_of(f)
+    if isinstance(f, Inverse):
+        return _rewrite_hdiv(HadamardDiv(v, u))
+    return _rewrite_hadamard(Hadamard((u, v)))
+
+
+def _diagonal_known(t: Expr) -> bool:
+    """Whether the diagonal of the term ``t`` simplifies (``diag(x)``, ``I``, ``c diag(x)``)."""
+    _, _, chain = split(t)
+    return len(chain) == 1 and isinstance(chain[0], (Diag, Identity))
 
 
 def _rewrite_vec(e: Vec) -> Expr:
