@@ -1482,3 +1482,26 @@ def test_diagonals_of_diagonal_matrices_take_their_textbook_form(text, form, fn)
     assert d.latex == form
     got = np.ravel(d.evaluate({"A": A, "x": x}))
     np.testing.assert_allclose(got, fd_gradient(lambda v: fn(v, A), x), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("text, decl, form, fn, at", [
+    (r"\exp(2\log t)", ["t"], "2 t", lambda t: np.exp(2 * np.log(t)), 1.7),  # was 2 exp(2 log t) / t
+    (r"\exp(-\frac{1}{2}\log t)", ["t"], r"-\frac{1}{2 t^{3/2}}", lambda t: t ** -0.5, 1.3),
+    (r"e^{a \ln t}", ["t", "a"], "a t^{a - 1}", lambda t: t ** 0.7, 2.1),
+])
+def test_exp_of_a_multiple_of_a_log_is_a_power(text, decl, form, fn, at):
+    d = derive(text, "t", scalar=decl)
+    assert d.latex == form
+    got = d.evaluate({"t": at, "a": 0.7})
+    np.testing.assert_allclose(got, (fn(at + 1e-6) - fn(at - 1e-6)) / 2e-6, rtol=1e-6)
+
+
+def test_exp_of_half_n_log_det_is_a_power_of_the_determinant():
+    rng = np.random.default_rng(73)
+    M = rng.standard_normal((3, 3))
+    S = M @ M.T + 3 * np.eye(3)
+    d = derive(r"\exp(\frac{n}{2}\log\det X)", "X", scalar=["n"])
+    assert d.latex == r"\frac{n}{2} \det(X)^{n/2} X^{-\top}"
+    got = d.evaluate({"X": S, "n": 3.0})
+    np.testing.assert_allclose(got, fd_gradient(lambda Y: np.linalg.det(Y) ** 1.5, S),
+                               rtol=1e-5, atol=1e-8)

@@ -1535,6 +1535,10 @@ def _rewrite_func(e: Func) -> Expr:
         return a.arg
     if e.name == "exp" and isinstance(a, Func) and a.name == "log":
         return a.arg  # exp(log u) = u wherever log u is defined
+    if e.name == "exp" and e.is_scalar and isinstance(a, Mul):
+        power = _exp_of_a_multiple_of_log(a)
+        if power is not None:
+            return power
     if e.name in ("abs", "sign") and _nonnegative(a):
         # |u| = u and sign(u) = 1 for u >= 0 (u != 0 where a derivative exists)
         return a if e.name == "abs" else (c(1) if e.is_scalar else ones(e.shape))
@@ -1554,6 +1558,17 @@ def _rewrite_func(e: Func) -> Expr:
     if isinstance(a, Transpose):
         return _t(Func(e.name, a.arg))
     return e
+
+
+def _exp_of_a_multiple_of_log(a: Mul):
+    """``exp(k log u)`` of a scalar is ``u^k`` wherever log u is defined (``a`` is ``k log u``,
+    k a product of scalars); None when ``a`` holds no one factor log u."""
+    coef, scalars, chain = split(a)
+    logs = [f for f in scalars if isinstance(f, Func) and f.name == "log"]
+    if chain or len(logs) != 1:
+        return None
+    rest = [f for f in scalars if f is not logs[0]]
+    return _rewrite_power(Power(logs[0].arg, build_product(coef, rest, [])))
 
 
 def _nonnegative(a: Expr) -> bool:
