@@ -1505,3 +1505,15 @@ def test_exp_of_half_n_log_det_is_a_power_of_the_determinant():
     got = d.evaluate({"X": S, "n": 3.0})
     np.testing.assert_allclose(got, fd_gradient(lambda Y: np.linalg.det(Y) ** 1.5, S),
                                rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("text, form, fn", [
+    (r"\mathbf{1}^\top \exp(3\log x)", r"3 x^{\circ 2}", lambda v: np.sum(v ** 3)),
+    (r"\mathbf{1}^\top \exp(\frac{1}{2}\log x)", r"\frac{1}{2} (\mathbf{1} \oslash \sqrt{x})",
+     lambda v: np.sum(np.sqrt(v))),
+])
+def test_exp_of_k_log_of_a_vector_is_an_elementwise_power(text, form, fn):
+    x = np.array([0.6, 1.3, 2.2])
+    d = derive(text, "x")
+    assert d.latex == form
+    np.testing.assert_allclose(np.ravel(d.evaluate({"x": x})), fd_gradient(fn, x), rtol=1e-6)

@@ -1358,6 +1358,8 @@ def _rewrite_hdiv(e: HadamardDiv) -> Expr:
         return HadamardDiv(ones(e.shape), rest[0] if len(rest) == 1 else Hadamard(tuple(rest)))
     if isinstance(d, Func) and d.name == "sqrt" and d.arg == n:  # u / sqrt(u) = sqrt(u)
         return d
+    if isinstance(n, Func) and n.name == "sqrt" and n.arg == d:  # sqrt(u) / u = 1 / sqrt(u)
+        return HadamardDiv(ones(e.shape), n)
     quotient = _quotient(n, d)  # sinh(u) / cosh(u) = tanh(u)
     if quotient is not None:
         return quotient
@@ -1535,8 +1537,8 @@ def _rewrite_func(e: Func) -> Expr:
         return a.arg
     if e.name == "exp" and isinstance(a, Func) and a.name == "log":
         return a.arg  # exp(log u) = u wherever log u is defined
-    if e.name == "exp" and e.is_scalar and isinstance(a, Mul):
-        power = _exp_of_a_multiple_of_log(a)
+    if e.name == "exp" and isinstance(a, Mul):
+        power = _exp_of_a_multiple_of_log(a) if e.is_scalar else _exp_of_k_log(a)
         if power is not None:
             return power
     if e.name in ("abs", "sign") and _nonnegative(a):
@@ -1569,6 +1571,20 @@ def _exp_of_a_multiple_of_log(a: Mul):
         return None
     rest = [f for f in scalars if f is not logs[0]]
     return _rewrite_power(Power(logs[0].arg, build_product(coef, rest, [])))
+
+
+def _exp_of_k_log(a: Mul):
+    r"""``exp(k log u)`` of a vector or matrix, k a whole number from 2 to 8, is the elementwise
+    power ``u^{\circ k}``, and ``exp(log(u) / 2)`` is ``\sqrt{u}`` (None otherwise)."""
+    coef, scalars, chain = split(a)
+    if scalars or len(chain) != 1 or not (isinstance(chain[0], Func) and chain[0].name == "log"):
+        return None
+    u = chain[0].arg
+    if coef == Fraction(1, 2):
+        return Func("sqrt", u)
+    if coef.denominator != 1 or not 2 <= coef <= 8:
+        return None
+    return _rewrite_hadamard(Hadamard((u,) * int(coef)))
 
 
 def _nonnegative(a: Expr) -> bool:
