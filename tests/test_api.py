@@ -1517,3 +1517,18 @@ def test_exp_of_k_log_of_a_vector_is_an_elementwise_power(text, form, fn):
     d = derive(text, "x")
     assert d.latex == form
     np.testing.assert_allclose(np.ravel(d.evaluate({"x": x})), fd_gradient(fn, x), rtol=1e-6)
+
+
+def test_a_layer_index_may_be_a_step():
+    r"""``h^{(l-1)}``, the layer before, is an index as ``h^{(l)}`` is (it was read as the
+    power l - 1 of h: "power of a vector"); spaces in it do not matter."""
+    rng = np.random.default_rng(79)
+    W, h = rng.standard_normal((2, 3)), rng.standard_normal(3)
+    d = derive(r"\|\sigma(W^{(l)} h^{(l - 1)})\|^2", "h^{(l-1)}")
+    assert d.latex == (r"2 {W^{(l)}}^\top (\sigma(W^{(l)} h^{(l-1)}) \odot "
+                       r"\sigma'(W^{(l)} h^{(l-1)}))")
+
+    def f(v):
+        return np.sum((1 / (1 + np.exp(-W @ v))) ** 2)
+    got = np.ravel(d.evaluate({"W__l": W, "h__lm1": h}))
+    np.testing.assert_allclose(got, fd_gradient(f, h), rtol=1e-6, atol=1e-9)

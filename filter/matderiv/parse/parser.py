@@ -404,8 +404,8 @@ def _sym_info(letter: str, greek: bool, bold: bool, sub: str | None,
     if sub:
         name += "_" + sub_name(sub)
         latex += "_" + (sub if len(sub) == 1 else "{" + sub + "}")
-    if label:
-        name += "__" + label[0]  # W^{(1)} is W__1: a name that is also a Python identifier
+    if label:  # W^{(1)} is W__1, h^{(l-1)} h__lm1: a name that is also a Python identifier
+        name += "__" + label[0].replace("-", "m").replace("+", "p")
         latex += label[1]
     upper = letter[:1].isupper() if not greek else (letter[:1].isupper() or
                                                      letter.startswith("var") and letter[3:4].isupper())
@@ -438,8 +438,10 @@ def _with_sub(info: _SymInfo, sub: str) -> _SymInfo:
 
 #: A superscript that indexes a symbol rather than raising it to a power: ``W^{(1)}``,
 #: ``a^{[l]}``, ``x^{<t>}``, ``x^{\langle t \rangle}`` (layers, samples, time steps).
-LABEL_RE = re.compile(r"\^\s*\{\s*(?:\(\s*([A-Za-z0-9]+)\s*\)|\[\s*([A-Za-z0-9]+)\s*\]"
-                      r"|<\s*([A-Za-z0-9]+)\s*>|\\langle\s*([A-Za-z0-9]+)\s*\\rangle)\s*"
+_LABEL_INDEX = r"([A-Za-z0-9]+(?:\s*[+-]\s*[0-9]+)?)"  # 1, l, l-1 (the layer before), t+1
+LABEL_RE = re.compile(r"\^\s*\{\s*(?:\(\s*" + _LABEL_INDEX + r"\s*\)|\[\s*" + _LABEL_INDEX
+                      + r"\s*\]|<\s*" + _LABEL_INDEX + r"\s*>|\\langle\s*" + _LABEL_INDEX
+                      + r"\s*\\rangle)\s*"
                       r"(T|\\top(?![A-Za-z])|\\intercal(?![A-Za-z])"
                       r"|\\mathsf\s*\{?\s*T\s*\}?)?\s*\}")
 
@@ -469,7 +471,7 @@ def _read_label(text, i):
     m = LABEL_RE.match(text, i)
     if not m:
         return None, i, None
-    index = next(g for g in m.groups()[:4] if g)
+    index = re.sub(r"\s+", "", next(g for g in m.groups()[:4] if g))  # (l - 1) is (l-1)
     opener = m.group()[m.group().index("{") + 1:].lstrip()
     if opener.startswith("("):
         shown = "(" + index + ")"
