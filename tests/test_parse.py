@@ -940,6 +940,17 @@ def test_plain_tex_bold_symbols(text, same_as):
     assert parse(text).tree == parse(same_as).tree
 
 
+@pytest.mark.parametrize("text, same_as", [
+    (r"x^\top_i A x_i", r"x_i^\top A x_i"),          # was "unexpected `_`"
+    (r"\mathbf{x}^T_i \mathbf{w}", r"\mathbf{x}_i^T \mathbf{w}"),
+    (r"\mathbf{x}^{T}_{i} w", r"\mathbf{x}_{i}^{T} w"),
+    (r"{\bf x}^\intercal_1 {\bf x}_1", r"\mathbf{x}_1^\top \mathbf{x}_1"),
+    (r"\theta^\top_k a", r"\theta_k^\top a"),
+])
+def test_a_transpose_before_the_subscript_is_the_subscripted_symbol_transposed(text, same_as):
+    assert parse(text).tree == parse(same_as).tree
+
+
 def test_plain_tex_bold_symbols_differentiate_as_mathbf():
     """``{\bf x}^T {\bf A} {\bf x}`` by x: the gradient of the bold symbols, checked."""
     from matderiv import derive

@@ -446,6 +446,11 @@ LABEL_RE = re.compile(r"\^\s*\{\s*(?:\(\s*" + _LABEL_INDEX + r"\s*\)|\[\s*" + _L
                       r"|\\mathsf\s*\{?\s*T\s*\}?)?\s*\}")
 
 
+#: A transpose with a subscript after it, ``x^\top_i``, ``x^{T}_{i}`` (group 1 the transpose),
+#: which TeX sets as ``x_i^\top``.
+TRANSPOSE_THEN_SUB_RE = re.compile(r"\^\s*(?:\{\s*)?(\\top(?![A-Za-z])|\\intercal(?![A-Za-z])"
+                                   r"|T(?![A-Za-z]))(?:\s*\})?(?=\s*_)")
+
 #: ``^(1)``, ``^(l)`` written without braces: an index or a power? (refused)
 BARE_INDEX_RE = re.compile(r"\^\s*\(\s*([0-9]+|[A-Za-z])\s*\)")
 
@@ -983,11 +988,24 @@ class _Tokenizer:
         if letter == "I" and not greek:
             self.emit("IDENT", text[start:j], start, j)
             return j
-        transpose = None
-        if not (self.toks and self.toks[-1].type == "CARET"):
-            label, j, transpose = _read_label(text, j)
-        info = _sym_info(letter, greek, bold, sub, label)
-        return self.emit_symbol(start, j, info, transpose)
+        if self.toks and self.toks[-1].type == "CARET":
+            return self.emit_symbol(start, j, _sym_info(letter, greek, bold, sub, None))
+        return self.finish_symbol(start, j, letter, greek, bold, sub)
+
+    def finish_symbol(self, start, k, letter, greek, bold, sub) -> int:
+        r"""The symbol ``letter`` at ``text[start:k]``, its subscript ``sub`` read: with the
+        index after it (``x^{(i)}``), or, without a subscript so far, a transpose that a
+        subscript follows (``x^\top_i``, which TeX sets as ``x_i^\top``)."""
+        text = self.text
+        m = TRANSPOSE_THEN_SUB_RE.match(text, k) if sub is None else None
+        if m:
+            sub, end = _read_sub(text, m.end())
+            if sub is not None:
+                self.emit("SYM", text[start:k], start, k, _sym_info(letter, greek, bold, sub))
+                self.emit("TRANSPOSE", m.group(1), m.start(1), m.end(1))
+                return end
+        label, k, transpose = _read_label(text, k)
+        return self.emit_symbol(start, k, _sym_info(letter, greek, bold, sub, label), transpose)
 
     def command(self, i):
         text = self.text
@@ -1197,8 +1215,7 @@ class _Tokenizer:
             raise _err(f"`{m.group()}` is not a symbol", i,
                        "write a letter in bold: {\\bf x} or \\mathbf{x}", m.end(), text)
         sub, k = _read_sub(text, m.end())
-        label, k, transpose = _read_label(text, k)
-        return self.emit_symbol(i, k, _sym_info(letter, greek, True, sub, label), transpose)
+        return self.finish_symbol(i, k, letter, greek, True, sub)
 
     def bold(self, i, j, name):
         text = self.text
@@ -1242,9 +1259,7 @@ class _Tokenizer:
             sub = inner_sub
             if sub is None:
                 sub, k = _read_sub(text, k)
-            label, k, transpose = _read_label(text, k)
-            info = _sym_info(letter, greek, True, sub, label)
-            return self.emit_symbol(i, k, info, transpose)
+            return self.finish_symbol(i, k, letter, greek, True, sub)
         raise _err(f"`\\{name}{{{arg}}}` is not a symbol", i,
                    "a symbol is one Latin or Greek letter, e.g. \\mathbf{x} or "
                    "\\boldsymbol{\\theta}", k, text)
