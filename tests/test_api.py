@@ -1532,3 +1532,20 @@ def test_a_layer_index_may_be_a_step():
         return np.sum((1 / (1 + np.exp(-W @ v))) ** 2)
     got = np.ravel(d.evaluate({"W__l": W, "h__lm1": h}))
     np.testing.assert_allclose(got, fd_gradient(f, h), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("text, wrt, form, fn", [
+    (r"\exp(-\frac{x^\top x}{2})", "x", r"-\exp\left(-\frac{1}{2} x^\top x\right)\, x",
+     lambda v: np.exp(-v @ v / 2)),
+    (r"\tanh(\frac{a^\top x}{\tau})", "x",
+     r"\frac{\operatorname{sech}^2\left(\frac{a^\top x}{\tau}\right)\, a}{\tau}",
+     lambda v: np.tanh(np.array([1.0, 2.0, -0.5]) @ v / 1.5)),
+])
+def test_a_function_of_a_fraction_has_sized_brackets(text, wrt, form, fn):
+    r"""``\exp\left(-\frac{1}{2} x^\top x\right)``: a function's bracket around a fraction is
+    sized, as the printer's other brackets around a fraction are (it was ``\exp(-\frac...)``)."""
+    x = np.array([0.4, -0.8, 1.1])
+    d = derive(text, wrt)
+    assert d.latex == form
+    got = d.evaluate({"x": x, "a": np.array([1.0, 2.0, -0.5]), "tau": 1.5})
+    np.testing.assert_allclose(np.ravel(got), fd_gradient(fn, x), rtol=1e-6)

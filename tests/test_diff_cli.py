@@ -116,6 +116,33 @@ def test_the_note_sees_a_letter_inside_elementwise_functions(capsys):
         assert run(capsys, quiet, "--wrt", "w" if "w" in quiet else "x")[2] == ""
 
 
+def test_a_row_written_as_a_symbol_of_its_own_gets_a_note(capsys):
+    r"""The softmax loss with ``w_y`` beside the variable ``W``: w_y is a symbol of its own, so
+    the gradient has no -e_y x^\top term (right for that reading, and printed); the note says
+    so and how to write the row through W, which gives the term."""
+    text = r"-\log \frac{\exp(w_y^\top x)}{\mathbf{1}^\top \exp(W x)}"
+    rc, out, err = run(capsys, text, "--wrt", "W", "--show", "result")
+    assert rc == 0 and out.strip() == r"\operatorname{softmax}(W x) x^\top"
+    assert "`w_y` is a symbol of its own, not a part of the variable `W`" in err
+    assert r"W^\top e_k" in err
+    rng = np.random.default_rng(83)
+    W, x, wy = rng.standard_normal((3, 2)), rng.standard_normal(2), rng.standard_normal(2)
+
+    def loss(M):
+        return -(wy @ x) + np.log(np.sum(np.exp(M @ x)))
+    got = derive(text, "W").evaluate({"W": W, "x": x, "w_y": wy})
+    np.testing.assert_allclose(got, fd_gradient(loss, W), rtol=1e-6, atol=1e-9)
+    through_w = r"-\log \frac{\exp(e_y^\top W x)}{\mathbf{1}^\top \exp(W x)}"
+    rc, out, err = run(capsys, through_w, "--wrt", "W", "--show", "result")
+    assert out.strip() == r"(\operatorname{softmax}(W x) - e_y) x^\top" and err == ""
+    e = np.array([0.0, 1.0, 0.0])
+    got = derive(through_w, "W").evaluate({"W": W, "x": x, "e_y": e})
+    np.testing.assert_allclose(got, fd_gradient(
+        lambda M: -(e @ M @ x) + np.log(np.sum(np.exp(M @ x))), W), rtol=1e-6, atol=1e-9)
+    for quiet in (r"x^\top X_1 x", r"W_2 \sigma(W x)"):  # not parts: no note
+        assert run(capsys, quiet, "--wrt", "x" if "X_1" in quiet else "W")[2] == ""
+
+
 def test_a_hessian_of_a_vector_by_default_names_the_letter():
     r"""``\frac{n}{2} \|x\|^2`` by x twice: n is a vector by default, so the function is not a
     scalar and its second derivative is refused; the hint names n (it said only "not scalars")."""

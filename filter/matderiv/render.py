@@ -441,8 +441,44 @@ def _multiplies_to_a_scalar(factors) -> bool:
 
 
 def derivation_notes(d) -> list[str]:
-    """The notes printed beside a derivative: absent variables, default kinds."""
-    return absent_variable_notes(d) + default_kind_notes(d)
+    """The notes printed beside a derivative: absent variables, default kinds, parts of a
+    variable written as symbols of their own."""
+    return absent_variable_notes(d) + default_kind_notes(d) + part_of_variable_notes(d)
+
+
+def part_of_variable_notes(d) -> list[str]:
+    r"""A note for each symbol that reads as a row, column or entry of a variable but is a
+    symbol of its own: ``w_y`` beside the variable ``W`` (the softmax loss
+    ``-\log \frac{\exp(w_y^\top x)}{\mathbf{1}^\top \exp(W x)}`` by W took w_y as a constant, and
+    printed \operatorname{softmax}(W x) x^\top where a reader expects the y-th row's term)."""
+    tree, variables = getattr(d, "expr_tree", None), getattr(d, "variables", None) or ()
+    if tree is None:
+        return []
+    wanted = {}
+    for v in variables:  # W: its parts are spelled w_..., x: X_...
+        if len(v.name) == 1 and v.name.isalpha():
+            wanted[v.name.swapcase() + "_"] = v
+    if not wanted:
+        return []
+    notes, seen = [], set()
+    for n in tree.walk():
+        if type(n).__name__ != "Symbol" or n.name in seen:
+            continue
+        seen.add(n.name)
+        v = wanted.get(n.name[:2])
+        if v is None or _RANK.get(n.kind, 2) >= _RANK.get(v.kind, 0):
+            continue  # (X_1 beside the vector x is not a part of it)
+        name = v.latex or v.name
+        how = (f"a column {name} e_k, a row {name}^\\top e_k" if v.kind == "matrix"
+               else f"an entry e_k^\\top {name}")
+        notes.append(f"`{n.latex or n.name}` is a symbol of its own, not a part of the variable "
+                     f"`{name}`: its derivative is taken as 0; to differentiate through it, "
+                     f"write it with `{name}` ({how})")
+    return notes
+
+
+#: scalars are parts of vectors, vectors and scalars parts of matrices
+_RANK = {"scalar": 0, "vector": 1, "matrix": 2}
 
 
 def _compute(macro, fn, opts, math, color, sep, checkmark, cache) -> tuple[Rendered, bool]:

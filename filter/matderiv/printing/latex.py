@@ -784,7 +784,7 @@ class LatexPrinter:
                     and _FUNC_HEADS.get(b.name, ("", False))[1]
                     and not (b.name == "log" and isinstance(b.arg, Det))):
                 head = _FUNC_HEADS[b.name][0]
-                return head + _sup(str(v.numerator)) + "(" + self._print(b.arg) + ")"
+                return head + _sup(str(v.numerator)) + _paren(self._print(b.arg))
         base = self._postfix_base(b)
         if isinstance(b, Func) and b.name == "log" and isinstance(b.arg, Det):
             base = _paren(self._print(b))
@@ -797,10 +797,10 @@ class LatexPrinter:
         size = _size_text(e)
         if size is not None:
             return size
-        return r"\operatorname{tr}(" + self._print(e.arg) + ")"
+        return r"\operatorname{tr}" + _paren(self._print(e.arg))
 
     def _print_Det(self, e: Det) -> str:
-        return r"\det(" + self._print(e.arg) + ")"
+        return r"\det" + _paren(self._print(e.arg))
 
     def _print_Func(self, e: Func) -> str:
         if e.name == "sqrt":
@@ -825,22 +825,22 @@ class LatexPrinter:
         head = _FUNC_HEADS[e.name][0]
         if e.name in ("sigmoid", "dsigmoid") and self._sigma_is_a_symbol():
             head = r"\operatorname{sigmoid}" + ("'" if e.name == "dsigmoid" else "")
-        return head + "(" + self._print(e.arg) + ")"
+        return head + _paren(self._print(e.arg))  # \log\left(\frac{a}{b}\right): sized
 
     def _print_Softmax(self, e: Softmax) -> str:
-        return r"\operatorname{softmax}(" + self._print(e.arg) + ")"
+        return r"\operatorname{softmax}" + _paren(self._print(e.arg))
 
     def _print_Diag(self, e: Diag) -> str:
-        return r"\operatorname{diag}(" + self._print(e.arg) + ")"
+        return r"\operatorname{diag}" + _paren(self._print(e.arg))
 
     def _print_DiagPart(self, e: DiagPart) -> str:
-        return r"\operatorname{diag}(" + self._print(e.arg) + ")"
+        return r"\operatorname{diag}" + _paren(self._print(e.arg))
 
     def _print_Vec(self, e: Vec) -> str:
-        return r"\operatorname{vec}(" + self._print(e.arg) + ")"
+        return r"\operatorname{vec}" + _paren(self._print(e.arg))
 
     def _print_Sum(self, e: Sum) -> str:
-        return r"\operatorname{sum}(" + self._print(e.arg) + ")"
+        return r"\operatorname{sum}" + _paren(self._print(e.arg))
 
     def _print_Norm(self, e: Norm) -> str:
         k = str(e.kind)
