@@ -217,8 +217,10 @@ KNOWN_COMMANDS = sorted(
                  "displaystyle", "textstyle", "scriptstyle", "scriptscriptstyle"})
 #: Commands refused inside an expression, with what to write instead.
 _NOT_IN_EXPRESSIONS = {
-    "sum": "write the expression explicitly; \\sum(x) with no limits, or "
-           "\\operatorname{sum}(x), is the sum of the entries of x",
+    "sum": "entries are not symbols: write the sum in vector form, as "
+           "\\|y - X w\\|^2 for \\sum_i (y_i - w^\\top x_i)^2 (the x_i^\\top the rows of X) "
+           "or \\mathbf{1}^\\top \\log(\\sigma(X w)) for \\sum_i \\log\\sigma(w^\\top x_i); "
+           "\\sum(x) with no limits, or \\operatorname{sum}(x), is the sum of the entries of x",
     "prod": "write the product explicitly; a product of the entries of x is "
             "\\exp(\\mathbf{1}^\\top \\log(x)) for positive entries"}
 _NOT_IN_EXPRESSIONS.update(dict.fromkeys(
