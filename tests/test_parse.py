@@ -951,6 +951,15 @@ def test_a_transpose_before_the_subscript_is_the_subscripted_symbol_transposed(t
     assert parse(text).tree == parse(same_as).tree
 
 
+@pytest.mark.parametrize("text, same_as", [
+    (r"x^{\mathrm{\scriptscriptstyle T}} A x", r"x^\top A x"),   # Biometrika's \T
+    (r"x^{ \mathrm{\scriptscriptstyle T} } A x", r"x^\top A x"),
+    (r"X^{-\mathrm{\scriptscriptstyle T}} a", r"X^{-\top} a"),
+])
+def test_a_transpose_set_in_a_style_switch(text, same_as):
+    assert parse(text).tree == parse(same_as).tree
+
+
 def test_plain_tex_bold_symbols_differentiate_as_mathbf():
     """``{\bf x}^T {\bf A} {\bf x}`` by x: the gradient of the bold symbols, checked."""
     from matderiv import derive

@@ -145,11 +145,12 @@ _TRANSPOSE_MACRO = r"\\(?:" + "|".join(TRANSPOSE_MACROS) + r")(?![A-Za-z])"
 # (over the reals the conjugate transpose, A^H or A^{\mathsf H}, is the transpose)
 _T = (r"(?:[TH]|\\top(?![A-Za-z])|\\prime(?![A-Za-z])|\\intercal(?![A-Za-z])"
       r"|" + _TRANSPOSE_MACRO +
-      r"|\\(?:mathsf|mathrm|textsf|text)\s*(?:[TH]|\{\s*[TH]\s*\})|\\(?:rm|sf)\s*[TH])")
+      r"|\\(?:mathsf|mathrm|textsf|text)\s*(?:[TH]|\{" + _SP + r"[TH]" + _SP + r"\})"
+      r"|\\(?:rm|sf)\s*[TH])")  # (\mathrm{\scriptscriptstyle T}: Biometrika's \T)
 TRANSPOSE_RE = re.compile(r"\^\s*(?:[TH]|\\top(?![A-Za-z])|\\prime(?![A-Za-z])"
                           r"|" + _TRANSPOSE_MACRO +
                           r"|\\intercal(?![A-Za-z])|\\(?:mathsf|mathrm|textsf|text)\s*"
-                          r"(?:\{\s*[TH]\s*\}|[TH](?![A-Za-z]))"
+                          r"(?:\{" + _SP + r"[TH]" + _SP + r"\}|[TH](?![A-Za-z]))"
                           r"|\{" + _SP + r"(?:" + _T + r"|')" + _SP + r"\})")
 INVERSE_RE = re.compile(r"\^\s*(?:\{" + _SP + r"-\s*1" + _SP + r"\}|-\s*1(?![\d.]))")
 INVTRANSPOSE_RE = re.compile(r"\^\s*(?:\{" + _SP + r"-\s*" + _T + _SP + r"\}|-\s*T"
