@@ -217,12 +217,12 @@ def _trace_form(g: Expr, dX: Differential) -> Expr:
 
 
 def _paren_t(g: Expr) -> str:
-    from .printing.latex import latex
+    from .printing.latex import latex, paren
 
     s = latex(g)
     if isinstance(g, Symbol):
         return s + r"^\top"
-    return "(" + s + r")^\top"
+    return paren(s) + r"^\top"
 
 
 def _join(pieces) -> str:
@@ -241,7 +241,7 @@ def _latex_trace(g: Expr, dX: Differential) -> str:
     r"""``tr(G^T dX)`` as a textbook writes it: ``\operatorname{tr}(b a^\top \mathrm{d}X)``,
     ``x^\top A^\top \mathrm{d}x``, a minus sign outside."""
     from .calculus.simplify import split, build_product
-    from .printing.latex import latex
+    from .printing.latex import latex, paren
 
     coef, scalars, chain = split(g)
     sign = ""
@@ -253,16 +253,16 @@ def _latex_trace(g: Expr, dX: Differential) -> str:
     body = latex(mul(gt, dX))
     if dX.shape[1] == ONE:
         return sign + body
-    return sign + r"\operatorname{tr}(" + body + ")"
+    return sign + r"\operatorname{tr}" + paren(body)
 
 
 def _latex_product(j: Expr, v: Expr) -> str:
     from .expr import Add, Hadamard, Kron
-    from .printing.latex import latex
+    from .printing.latex import latex, paren
 
     s = latex(j)
     if isinstance(j, (Add, Kron, Hadamard)):
-        s = "(" + s + ")"
+        s = paren(s)
     return s + r"\," + latex(v)
 
 

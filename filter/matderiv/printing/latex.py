@@ -269,10 +269,12 @@ def _beside(head: str, tail: str) -> str:
     return head + (r" \cdot " if re.match(r"[0-9]", tail) else " ") + tail
 
 
-def _paren(s: str) -> str:
+def paren(s: str) -> str:
+    r"""``s`` in round brackets, sized (``\left( \right)``) when it holds a fraction."""
     if r"\frac" in s:
         return r"\left(" + s + r"\right)"
     return "(" + s + ")"
+
 
 
 def _is_plain_scalar(e: Expr) -> bool:
@@ -406,21 +408,21 @@ class LatexPrinter:
                 return self._postfix_base(rest[0])  # 1/2 (2 x) prints as x: no brackets
         size = _size_text(e)
         if size is not None:
-            return size if len(size) == 1 else _paren(size)  # (mn)^2, not m n^2
+            return size if len(size) == 1 else paren(size)  # (mn)^2, not m n^2
         if isinstance(e, _ATOMS):
             s = self._print(e)
             if isinstance(e, Symbol) and "^" in s:
                 return "{" + s + "}"  # an indexed symbol: {W^{(1)}}^\top, not a second superscript
             if isinstance(e, Zero) and "^" in s:
-                return _paren(s)
+                return paren(s)
             return s
         if isinstance(e, Func):
             if e.name in ("sqrt",):
-                return _paren(self._print(e))
+                return paren(self._print(e))
             return self._print(e)
         if isinstance(e, Const) and e.value >= 0 and e.value.denominator == 1:
             return self._print(e)
-        return _paren(self._print(e))
+        return paren(self._print(e))
 
     @staticmethod
     def _const_factor(args):
@@ -462,7 +464,7 @@ class LatexPrinter:
             if neg is not None:
                 body = self._print(neg)
                 if isinstance(neg, Add):
-                    body = _paren(body)
+                    body = paren(body)
                 out.append(("-" if i == 0 else " - ") + body)
             else:
                 body = self._print(t)
@@ -572,13 +574,13 @@ class LatexPrinter:
         if self._prints_as_power(f):
             return s  # u^{\circ 2} needs no brackets
         if isinstance(f, (Add, Hadamard, Kron)):
-            return _paren(s)
+            return paren(s)
         if isinstance(f, HadamardDiv) and not _is_scalar(f):
-            return _paren(s)
+            return paren(s)
         if isinstance(f, Mul):
-            return _paren(s)
+            return paren(s)
         if isinstance(f, Const) and f.value < 0:
-            return _paren(s)
+            return paren(s)
         return s
 
     def _join_factors(self, factors, alone_ok: bool = True) -> str:
@@ -654,7 +656,7 @@ class LatexPrinter:
             summed = self._print(num[0])
             if r"\frac" in summed:
                 bottom = self._denominator(den, c_bottom)
-                return sign + r"\frac{" + c_top + "}{" + bottom + "} " + _paren(summed)
+                return sign + r"\frac{" + c_top + "}{" + bottom + "} " + paren(summed)
         if den or (num == [] and c_bottom != 1):
             # a lone sum keeps its parentheses once a coefficient stands beside it
             top = self._join_factors(num, alone_ok=(c_top == "1")) if num else ""
@@ -691,11 +693,11 @@ class LatexPrinter:
         if self._prints_as_power(a):
             return s  # u^{\circ 2}
         if isinstance(a, (Add, Hadamard, Kron)):
-            return _paren(s)
+            return paren(s)
         if isinstance(a, HadamardDiv) and not _is_scalar(a):
-            return _paren(s)
+            return paren(s)
         if not first and self._negated(a) is not None:
-            return _paren(s)
+            return paren(s)
         return s
 
     def _nary(self, args, op: str) -> str:
@@ -710,7 +712,7 @@ class LatexPrinter:
             return None
         if self._prints_as_power(n):
             return "-" + self._print(n)  # -x^{\circ 2}: the power binds first
-        return "-" + _paren(self._print(n))
+        return "-" + paren(self._print(n))
 
     def _print_Hadamard(self, e: Hadamard) -> str:
         if all(_is_scalar(a) for a in e.args):  # elementwise product of 1 x 1 terms
@@ -784,12 +786,12 @@ class LatexPrinter:
                     and _FUNC_HEADS.get(b.name, ("", False))[1]
                     and not (b.name == "log" and isinstance(b.arg, Det))):
                 head = _FUNC_HEADS[b.name][0]
-                return head + _sup(str(v.numerator)) + _paren(self._print(b.arg))
+                return head + _sup(str(v.numerator)) + paren(self._print(b.arg))
         base = self._postfix_base(b)
         if isinstance(b, Func) and b.name == "log" and isinstance(b.arg, Det):
-            base = _paren(self._print(b))
+            base = paren(self._print(b))
         if isinstance(b, Func) and b.name in ("dsigmoid", "sech2"):
-            base = _paren(self._print(b))
+            base = paren(self._print(b))
         return base + _sup(self._exponent(x))
 
     # ------------------------------------------------------------------ functions
@@ -797,10 +799,10 @@ class LatexPrinter:
         size = _size_text(e)
         if size is not None:
             return size
-        return r"\operatorname{tr}" + _paren(self._print(e.arg))
+        return r"\operatorname{tr}" + paren(self._print(e.arg))
 
     def _print_Det(self, e: Det) -> str:
-        return r"\det" + _paren(self._print(e.arg))
+        return r"\det" + paren(self._print(e.arg))
 
     def _print_Func(self, e: Func) -> str:
         if e.name == "sqrt":
@@ -825,22 +827,22 @@ class LatexPrinter:
         head = _FUNC_HEADS[e.name][0]
         if e.name in ("sigmoid", "dsigmoid") and self._sigma_is_a_symbol():
             head = r"\operatorname{sigmoid}" + ("'" if e.name == "dsigmoid" else "")
-        return head + _paren(self._print(e.arg))  # \log\left(\frac{a}{b}\right): sized
+        return head + paren(self._print(e.arg))  # \log\left(\frac{a}{b}\right): sized
 
     def _print_Softmax(self, e: Softmax) -> str:
-        return r"\operatorname{softmax}" + _paren(self._print(e.arg))
+        return r"\operatorname{softmax}" + paren(self._print(e.arg))
 
     def _print_Diag(self, e: Diag) -> str:
-        return r"\operatorname{diag}" + _paren(self._print(e.arg))
+        return r"\operatorname{diag}" + paren(self._print(e.arg))
 
     def _print_DiagPart(self, e: DiagPart) -> str:
-        return r"\operatorname{diag}" + _paren(self._print(e.arg))
+        return r"\operatorname{diag}" + paren(self._print(e.arg))
 
     def _print_Vec(self, e: Vec) -> str:
-        return r"\operatorname{vec}" + _paren(self._print(e.arg))
+        return r"\operatorname{vec}" + paren(self._print(e.arg))
 
     def _print_Sum(self, e: Sum) -> str:
-        return r"\operatorname{sum}" + _paren(self._print(e.arg))
+        return r"\operatorname{sum}" + paren(self._print(e.arg))
 
     def _print_Norm(self, e: Norm) -> str:
         k = str(e.kind)
