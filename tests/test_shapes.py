@@ -476,6 +476,9 @@ def test_softmax_of_a_scalar_is_refused():
     with pytest.raises(MatDerivError) as info:
         infer(parse(r"\operatorname{softmax}(t^2)"), "t", scalar=["t"])
     assert info.value.message == "softmax of a scalar, `t^2`, is 1"
+    with pytest.raises(MatDerivError) as info:  # a number too (a fuzz: an internal error)
+        infer(parse(r"x \log\operatorname{softmax} 1e10"), "x")
+    assert info.value.message == "softmax of a scalar, `1e10`, is 1"
 
 
 def test_a_letter_before_a_bracket_is_a_product_and_the_hint_says_so():

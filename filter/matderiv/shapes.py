@@ -393,7 +393,8 @@ class _Infer:
             if self.kind_of(s) not in ("vector", "scalar"):
                 raise self.node_err(node, f"softmax needs a vector, but `{self.text(node.arg)}` "
                                     f"is {self.describe(s)}", "apply softmax to a column vector")
-            if self.kind_of(s) == "scalar" and not isinstance(node.arg, Const):
+            if self.kind_of(s) == "scalar" and not (isinstance(node.arg, Const)
+                                                     and node.arg.value == 0):
                 # (its derivative printed diag(s) - s^2, unreadable; a 0 takes the size needed)
                 raise self.node_err(node, f"softmax of a scalar, `{self.text(node.arg)}`, is 1",
                                     "apply softmax to a column vector; for the logistic "
