@@ -1549,3 +1549,22 @@ def test_a_function_of_a_fraction_has_sized_brackets(text, wrt, form, fn):
     assert d.latex == form
     got = d.evaluate({"x": x, "a": np.array([1.0, 2.0, -0.5]), "tau": 1.5})
     np.testing.assert_allclose(np.ravel(got), fd_gradient(fn, x), rtol=1e-6)
+
+
+def test_the_norm_of_a_row_vector_in_a_product_and_a_hessian():
+    r"""``y \|x^\top A\|_2`` by x and the Hessian of ``\|x^\top A\|_2``: the differential of the
+    norm of a row u is du u^T (it was u^T du, a matrix: an internal ShapeError; a fuzz found
+    it)."""
+    rng = np.random.default_rng(89)
+    A, x, y = rng.standard_normal((3, 2)), rng.standard_normal(3), rng.standard_normal(4)
+    d = derive(r"y \|x^\top A\|_2", "x")
+    assert d.latex == r"\frac{y x^\top A A^\top}{\|x^\top A\|_2}"
+    np.testing.assert_allclose(d.evaluate({"A": A, "x": x, "y": y}),
+                               fd_jacobian(lambda v: y * np.linalg.norm(v @ A), x), rtol=1e-6)
+    d = derive(r"y \|x^\top A\|_1", "x")
+    np.testing.assert_allclose(d.evaluate({"A": A, "x": x, "y": y}),
+                               fd_jacobian(lambda v: y * np.abs(v @ A).sum(), x), rtol=1e-6)
+    h = derive(r"\|x^\top A\|_2", ["x", "x"])
+    want = fd_jacobian(lambda v: fd_gradient(lambda u: np.linalg.norm(u @ A), v, h=1e-5), x,
+                       h=1e-5)
+    np.testing.assert_allclose(h.evaluate({"A": A, "x": x}), want, rtol=1e-4, atol=1e-6)

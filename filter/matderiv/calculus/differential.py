@@ -67,6 +67,16 @@ def with_logistic(e: Expr) -> Expr:
 MAX_EXPANDED_POWER = 12
 
 
+def _inner(u: Expr, du: Expr, frobenius: bool = False) -> Expr:
+    """The inner product of ``u`` and its differential ``du`` (1 x 1): ``u^T du`` for a column,
+    ``du u^T`` for a row (``u^T du`` would be a matrix), ``tr(U^T dU)`` for a matrix."""
+    if frobenius:
+        return Trace(mul(Transpose(u), du))
+    if u.shape[0] == ONE and u.shape[1] != ONE:
+        return mul(du, Transpose(u))
+    return mul(Transpose(u), du)
+
+
 @dataclass
 class Differentiator:
     """Computes ``d(e)`` for one variable; ``rules`` logs (rule name, node, level) as they fire.
@@ -230,10 +240,8 @@ class Differentiator:
         du = self(u)
         self._log("norm", e)
         if e.kind == "1":  # d ||u||_1 = sign(u)^T du (where no entry of u is 0)
-            return mul(Transpose(Func("sign", u)), du)
-        if e.kind == "F":
-            return mul(Power(e, c(-1)), Trace(mul(Transpose(u), du)))
-        return mul(Power(e, c(-1)), Transpose(u), du)
+            return _inner(Func("sign", u), du)
+        return mul(Power(e, c(-1)), _inner(u, du, e.kind == "F"))  # d ||u|| = u^T du / ||u||
 
     def _d_Power(self, e: Power):
         b, k = e.base, e.exponent
@@ -275,8 +283,7 @@ class Differentiator:
             # (and no norm rule taken on the way: the steps named it a second time)
             self._log("norm-power", e)
             u, du = b.arg, self(b.arg)
-            inner = Trace(mul(Transpose(u), du)) if b.kind == "F" else mul(Transpose(u), du)
-            return mul(k, _power(b, c(k.value - 2)), inner)
+            return mul(k, _power(b, c(k.value - 2)), _inner(u, du, b.kind == "F"))
         db, dk = self(b), self(k)
         terms = []
         self._log("scalar-power", e)
