@@ -1166,6 +1166,13 @@ def _rewrite_inverse(e: Inverse) -> Expr:
     return e
 
 
+def _small_power(base: Fraction, k: Fraction) -> bool:
+    """Whether ``base ** k`` has at most about 400 digits above and below (computed exactly
+    then, and printed; a larger one is past the floats the check computes in)."""
+    bits = max(base.numerator.bit_length(), base.denominator.bit_length())
+    return abs(k) * bits <= 1400
+
+
 def _rewrite_power(e: Power) -> Expr:
     b, k = e.base, e.exponent
     if isinstance(k, Const):
@@ -1174,8 +1181,8 @@ def _rewrite_power(e: Power) -> Expr:
         if k.value == 0:
             return c(1) if b.is_scalar else Identity(b.shape[0])
         if isinstance(b, Const) and k.value.denominator == 1:
-            if b.value == 0 and k.value < 0:
-                return e
+            if b.value == 0 and k.value < 0 or not _small_power(b.value, k.value):
+                return e  # (10^{8080} stays a power: it is past the floats anyway)
             return Const(b.value ** int(k.value))
         if not b.is_scalar and k.value == -1:
             return Inverse(b)
@@ -1195,7 +1202,8 @@ def _rewrite_power(e: Power) -> Expr:
         # (c u v)^k = c^k u^k v^k for a whole k, a 1 x 1 chain (x^T A x) being one factor
         coef, scalars, chain = split(b)
         factors = scalars + ([_chain(chain)] if chain else [])
-        if isinstance(k, Const) and k.value.denominator == 1 and (coef != 1 or len(factors) > 1):
+        if isinstance(k, Const) and k.value.denominator == 1 and (coef != 1 or len(factors) > 1) \
+                and _small_power(coef, k.value):
             return build_product(coef ** int(k.value), [Power(s, k) for s in factors], [])
     return e
 

@@ -469,6 +469,16 @@ STAR_RE = re.compile(r"\^\s*(?:\*|\\ast(?![A-Za-z])|\\star(?![A-Za-z])"
                      r"(T|\\top(?![A-Za-z])|\\intercal(?![A-Za-z])|\\mathsf\s*\{?\s*T\s*\}?)?\s*\})")
 
 
+def _refuse_out_of_range(m, text) -> None:
+    """A number written with an exponent (``1e400``) beyond the range of floating point, in
+    which the check computes, is refused where it is written."""
+    mantissa = m.group().lower().partition("e")[0]
+    if float(mantissa) != 0 and not 2.3e-308 < abs(float(m.group())) < float("inf"):
+        raise _err(f"the number `{m.group()}` is outside the range of floating point (about "
+                   "10^{-308} to 10^{308}), in which matderiv checks its results", m.start(),
+                   "write the expression in other units", m.end(), text)
+
+
 def _read_label(text, i):
     """A superscript index at ``i`` (:data:`LABEL_RE`, or the star of :data:`STAR_RE`):
     ((index, LaTeX), new_i, transpose) where ``transpose`` is the span of a transpose written
@@ -717,6 +727,8 @@ class _Tokenizer:
             end = m.end()
             toks = self.toks
             self.refuse_number_after_symbol(i, m)
+            if "e" in m.group().lower():
+                _refuse_out_of_range(m, text)
             if toks and toks[-1].type == "NUMBER" and not (
                     len(toks) > 1 and toks[-2].type in ("CARET", "FRAC", "NUMBER")):
                 # `2 3 x`: TeX sets it as 23 x, which is what a reader sees
