@@ -1568,3 +1568,15 @@ def test_the_norm_of_a_row_vector_in_a_product_and_a_hessian():
     want = fd_jacobian(lambda v: fd_gradient(lambda u: np.linalg.norm(u @ A), v, h=1e-5), x,
                        h=1e-5)
     np.testing.assert_allclose(h.evaluate({"A": A, "x": x}), want, rtol=1e-4, atol=1e-6)
+
+
+def test_the_symbol_sigma_before_a_bracket_prints_with_a_dot():
+    r"""The symbol sigma times a bracket prints ``\sigma \cdot (A + B)``: ``\sigma (A + B)``
+    reads back as the logistic function of A + B (the guard refused it as an internal error;
+    a fuzz found it)."""
+    rng = np.random.default_rng(97)
+    A, B, x = rng.standard_normal((3, 3)), rng.standard_normal((3, 3)), rng.standard_normal(3)
+    d = derive(r"\sigma \cdot (A + B) x", "x")
+    assert d.latex == r"\sigma \cdot (A + B)"
+    got = d.evaluate({"A": A, "B": B, "x": x, "sigma": 0.7})
+    np.testing.assert_allclose(got, fd_jacobian(lambda v: 0.7 * (A + B) @ v, x), rtol=1e-6)

@@ -593,6 +593,8 @@ class LatexPrinter:
                 prev = factors[i - 1]
                 if re.match(r"[0-9]", s):
                     sep = r" \cdot "
+                elif parts[-1] == r"\sigma" and s.startswith(("(", r"\left(")):
+                    sep = r" \cdot "  # \sigma (u) reads as the logistic function of u
                 elif self._is_function_like(prev) and not _is_scalar(f):
                     sep = r"\, "
                 elif isinstance(prev, Differential) or (
