@@ -42,6 +42,23 @@ class ShapeError(ValueError):
     """Raised by :func:`Expr.shape` computations on ill-typed trees (an engine bug or a clash)."""
 
 
+class _KeptOnTheNode:
+    """A property of a node computed on first use and kept in the node's ``__dict__`` under
+    its own name (trees are immutable): later reads are plain attribute reads, with no Python
+    call (a non-data descriptor, so the instance's value takes precedence).  ``shape`` and
+    ``is_scalar`` are read some hundred times per derivation."""
+
+    def __init__(self, compute, name: str):
+        self.compute, self.name = compute, name
+
+    def __get__(self, node, cls=None):
+        if node is None:
+            return self
+        value = self.compute(node)  # (an ill-typed node raises ShapeError; nothing is kept)
+        object.__setattr__(node, self.name, value)
+        return value
+
+
 class Expr:
     """Base of all nodes."""
 
@@ -91,21 +108,12 @@ class Expr:
         return any(n == sym for n in self.walk())
 
     # --- shape ---------------------------------------------------------------------------
-    @property
-    def shape(self) -> Shape:
-        try:  # every node type is a dataclass with a __dict__; the shape is kept there
-            return self.__dict__["_shape"]
-        except KeyError:
-            s = self._shape_()
-            object.__setattr__(self, "_shape", s)
-            return s
+    shape = _KeptOnTheNode(lambda self: self._shape_(), "shape")
 
     def _shape_(self) -> Shape:  # pragma: no cover - every node overrides
         raise NotImplementedError
 
-    @property
-    def is_scalar(self) -> bool:
-        return self.shape == SCALAR
+    is_scalar = _KeptOnTheNode(lambda self: self.shape == SCALAR, "is_scalar")
 
     @property
     def is_vector(self) -> bool:

@@ -62,7 +62,7 @@ def mul(*factors: Expr) -> Expr:
     if len(flat) == 1:
         return flat[0]
     m = Mul(tuple(flat))
-    object.__setattr__(m, "_shape", shape)  # (what Mul._shape_ would compute again)
+    object.__setattr__(m, "shape", shape)  # (what Mul._shape_ would compute again)
     return m
 
 
