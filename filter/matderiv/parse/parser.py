@@ -1418,7 +1418,13 @@ def _tables():
     reduction by a rule of ``size`` symbols (the callbacks are lark's own, so ``?rule``
     inlining and the rest of the grammar's tree shaping are lark's); then the start and end
     states.  Lark's table keys reductions by ``Rule`` objects, whose hash is Python code: done
-    on every reduction it was a fifth of the driver's time."""
+    on every reduction it was a fifth of the driver's time.
+
+    A reduction by a one-symbol rule that lark inlines (a ``?rule`` with its one child, whose
+    callback is only :class:`lark.parse_tree_builder.ExpandSingleChild`: the child is the value)
+    has the callback None: the driver leaves the value where it is.  Most reductions are those
+    (a symbol goes up through sum, term, elem, prod, postfix, primary and atom)."""
+    from lark.parse_tree_builder import ExpandSingleChild
     from lark.parsers.lalr_analysis import Shift
 
     lalr = _lark().parser.parser.parser  # Lark -> ParsingFrontend -> LALR_Parser -> _Parser
@@ -1430,7 +1436,10 @@ def _tables():
             return (None, arg)
         key = id(arg)
         if key not in reductions:
-            reductions[key] = (len(arg.expansion), (lalr.callbacks[arg], arg.origin.name))
+            callback, size = lalr.callbacks[arg], len(arg.expansion)
+            if size == 1 and type(callback) is ExpandSingleChild:
+                callback = None  # (its value is its one child's)
+            reductions[key] = (size, (callback, arg.origin.name))
         return reductions[key]
     states = {state: {tok: prepared(*act) for tok, act in row.items()}
               for state, row in table.states.items()}
@@ -1460,15 +1469,18 @@ def _tokens_to_tree(toks: list[_Tok], text: str):
                 state_stack.append(arg)
                 value_stack.append(t)
                 break
-            if size:
-                children = value_stack[-size:]
-                del state_stack[-size:]
-                del value_stack[-size:]
-            else:
-                children = []
             callback, origin = arg
-            state_stack.append(states[state_stack[-1]][origin][1])
-            value_stack.append(callback(children))
+            if callback is None:  # an inlined one-symbol rule: the value stays, the state moves
+                state_stack[-1] = states[state_stack[-2]][origin][1]
+            else:
+                if size:
+                    children = value_stack[-size:]
+                    del state_stack[-size:]
+                    del value_stack[-size:]
+                else:
+                    children = []
+                state_stack.append(states[state_stack[-1]][origin][1])
+                value_stack.append(callback(children))
             if typ == _END and state_stack[-1] == end_state:
                 return value_stack[-1]
 
