@@ -117,19 +117,24 @@ def _n_transposes(e: Expr) -> int:
 # --------------------------------------------------------------------------------------------
 # products
 # --------------------------------------------------------------------------------------------
+#: The coefficient 1 (one shared object: Fractions are immutable, and making one costs more
+#: than the rest of :func:`split` on a small product).
+_ONE = Fraction(1)
+
+
 def split(e: Expr):
     """(coefficient, scalar factors, chain of non-scalar factors) of a product."""
     if isinstance(e, Const):
         return e.value, [], []
     if not isinstance(e, Mul):
-        return Fraction(1), ([e] if e.is_scalar else []), ([] if e.is_scalar else [e])
-    coef, scalars, chain = Fraction(1), [], []
+        return _ONE, ([e] if e.is_scalar else []), ([] if e.is_scalar else [e])
+    coef, scalars, chain = _ONE, [], []
     for f in e.args:
         if isinstance(f, Const):
-            coef *= f.value
+            coef = f.value if coef is _ONE else coef * f.value
         elif isinstance(f, Mul):
             fc, fs, fch = split(f)
-            coef *= fc
+            coef = fc if coef is _ONE else coef * fc
             scalars.extend(fs)
             if f.is_scalar and fch:
                 scalars.append(_chain(fch))
