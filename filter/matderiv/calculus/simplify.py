@@ -119,7 +119,7 @@ def _n_transposes(e: Expr) -> int:
 # --------------------------------------------------------------------------------------------
 #: The coefficient 1 (one shared object: Fractions are immutable, and making one costs more
 #: than the rest of :func:`split` on a small product).
-_ONE = Fraction(1)
+_COEF_ONE = Fraction(1)
 
 
 def split(e: Expr):
@@ -127,14 +127,14 @@ def split(e: Expr):
     if isinstance(e, Const):
         return e.value, [], []
     if not isinstance(e, Mul):
-        return _ONE, ([e] if e.is_scalar else []), ([] if e.is_scalar else [e])
-    coef, scalars, chain = _ONE, [], []
+        return _COEF_ONE, ([e] if e.is_scalar else []), ([] if e.is_scalar else [e])
+    coef, scalars, chain = _COEF_ONE, [], []
     for f in e.args:
         if isinstance(f, Const):
-            coef = f.value if coef is _ONE else coef * f.value
+            coef = f.value if coef is _COEF_ONE else coef * f.value
         elif isinstance(f, Mul):
             fc, fs, fch = split(f)
-            coef = fc if coef is _ONE else coef * fc
+            coef = fc if coef is _COEF_ONE else coef * fc
             scalars.extend(fs)
             if f.is_scalar and fch:
                 scalars.append(_chain(fch))
@@ -484,7 +484,7 @@ def _matpow_parts(e: Expr):
         b, k, t = _matpow_parts(e.arg)
         return (b, -k, t) if b is not None and k == 1 else (None, None, None)
     if isinstance(e, (Symbol, Mul, Add)) and e.shape[0] == e.shape[1] and not e.is_scalar:
-        return e, Fraction(1), False  # (a product or sum only as a factor of a chain)
+        return e, _COEF_ONE, False  # (a product or sum only as a factor of a chain)
     return None, None, None
 
 

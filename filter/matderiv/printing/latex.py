@@ -195,12 +195,16 @@ def _decimal(v: Fraction) -> str | None:
     return ("-" if v < 0 else "") + whole + "." + frac
 
 
+#: The coefficient 1 (one shared object: Fractions are immutable, and slow to make).
+_COEF_ONE = Fraction(1)
+
+
 def _scientific(v: Fraction) -> str | None:
     r"""``v`` in scientific notation when it is a short number times a power of ten at least
     six away (``2 \cdot 10^{-10}``, ``10^{7}``, ``-2.5 \cdot 10^{-8}``), as a reader writes it
     rather than ``\frac{1}{5000000000}``; else None."""
-    if v == 0:
-        return None
+    if v.denominator == 1 and -10**6 < v.numerator < 10**6:
+        return None  # (0, and a whole number of at most six digits: its exponent is below 6)
     rest = v.denominator
     for p in (2, 5):
         while rest % p == 0:
@@ -426,11 +430,11 @@ class LatexPrinter:
 
     @staticmethod
     def _const_factor(args):
-        coeff = Fraction(1)
+        coeff = _COEF_ONE
         rest = []
         for a in args:
             if isinstance(a, Const):
-                coeff *= a.value
+                coeff = a.value if coeff is _COEF_ONE else coeff * a.value
             else:
                 rest.append(a)
         return coeff, rest
@@ -486,14 +490,14 @@ class LatexPrinter:
 
         A nested 1 x 1 product of non-scalars stays one factor (it is printed in parentheses),
         but its constants and scalar factors are lifted out (they commute)."""
-        coeff = Fraction(1)
+        coeff = _COEF_ONE
         out = []
         for a in args:
             if isinstance(a, Const):
-                coeff *= a.value
+                coeff = a.value if coeff is _COEF_ONE else coeff * a.value
             elif isinstance(a, Mul):
                 c, sub = self._flatten_mul(a.args)
-                coeff *= c
+                coeff = c if coeff is _COEF_ONE else coeff * c
                 if _is_scalar(a) and any(not _is_scalar(f) for f in sub):
                     sub = self._group_scalar_runs(sub)  # (a leading 1 x 1 run is a scalar too)
                     scal = [f for f in sub if _is_scalar(f)]
