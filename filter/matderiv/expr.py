@@ -96,9 +96,11 @@ class Expr:
         kids = self.children()
         node = self
         if kids:
-            new = tuple(k.map(fn) for k in kids)
-            if any(a is not b for a, b in zip(new, kids)):
-                node = self.with_children(new)
+            new = tuple([k.map(fn) for k in kids])
+            for a, b in zip(new, kids):
+                if a is not b:  # (a child changed: rebuilt, else the node itself)
+                    node = self.with_children(new)
+                    break
         return fn(node)
 
     def contains(self, pred: Callable[["Expr"], bool]) -> bool:

@@ -1752,7 +1752,13 @@ def _outer_products(e: Expr) -> bool:
         for a in n.args) for n in e.walk())
 
 
+#: The node types :func:`_pretty` rewrites (it returns any other node as it is).
+_PRETTIFIED = (Add, Inverse, Power, Transpose, Hadamard, Kron, Mul)
+
+
 def _pretty(e: Expr) -> Expr:
+    if not isinstance(e, _PRETTIFIED):
+        return e  # (a symbol, a constant, a function...: most nodes)
     if isinstance(e, Add):
         # (not for Kronecker forms: I_n \otimes X^T + (X^T \otimes I_n) K_{mn} is the textbook
         # Jacobian, the transpose of a sum of Kronecker products is not)
