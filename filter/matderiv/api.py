@@ -8,8 +8,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from .deadline import time_limit
+from .derivative import first_derivative, second_derivative
 from .errors import MatDerivError, UnsupportedError
-from .expr import ONE, Expr, fmt_dim, symbols as symbols_of
+from .expr import ONE, Const, Expr, Power, fmt_dim, symbols as symbols_of
+from .parse import is_bold_lowercase_greek, normalize_name, parse
+from .printing import latex as latex_printer
+from .printing.latex import decimal_numbers, katex_expansions, latex, latex_derivative_symbol
+from .shapes import infer
+
+# (numpy comes with the verification and the read-back guard: .verify and .claims are
+# imported where they are used, so that a derivation with check=False does without it)
 
 OPTION_KEYS = ("layout", "steps", "show", "name", "expect", "scalar", "vector", "matrix",
                "symmetric", "check", "lang")
@@ -55,7 +64,6 @@ class Derivation:
         import numpy as np
 
         from .numeric import evaluate, normalize_value, sizes_from_env
-        from .parse import normalize_name
 
         plain = {s.name for s in self.symbols}
         spelled = {}
@@ -86,8 +94,6 @@ def _names(v) -> tuple[str, ...]:
         return ()
     if isinstance(v, str):
         v = [p for p in _split_list(v)]
-    from .parse import normalize_name
-
     return tuple(normalize_name(x) for x in v)
 
 
@@ -113,8 +119,6 @@ def derive(expr: str, wrt, layout: str = "mixed", steps=False, show: str = "equa
            symmetric=(), check=True, lang: str = "en", **unknown) -> Derivation:
     """Differentiate ``expr`` (LaTeX or ASCII) with respect to ``wrt``; see SPEC 4.  Stopped
     with a :class:`MatDerivError` after ``MATDERIV_TIME_LIMIT`` seconds (default 10)."""
-    from .deadline import time_limit
-
     with time_limit():
         try:
             return _derive(expr, wrt, layout, steps, show, name, expect, scalar, vector, matrix,
@@ -150,9 +154,6 @@ def _derive(expr, wrt, layout, steps, show, name, expect, scalar, vector, matrix
     if not isinstance(expr, str):
         raise MatDerivError("the expression must be a string")
 
-    from .parse import is_bold_lowercase_greek, normalize_name, parse
-    from .shapes import infer
-
     wrt_list = [wrt] if isinstance(wrt, str) else list(wrt)
     if not 1 <= len(wrt_list) <= 2:
         raise MatDerivError("give one variable, or two for a second derivative")
@@ -171,8 +172,6 @@ def _derive(expr, wrt, layout, steps, show, name, expect, scalar, vector, matrix
     except MatDerivError as err:
         raise err.with_source(expr)
     _refuse_misnamed_variables(typed, expr)
-    from .printing.latex import decimal_numbers
-
     with decimal_numbers(_writes_decimals(parsed)):  # 0.01 \|w\|^2 gives 0.02 w, not \frac{1}{50} w
         d = _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang, decls)
         d.declared = _declared(decls)
@@ -188,8 +187,6 @@ def _derive(expr, wrt, layout, steps, show, name, expect, scalar, vector, matrix
 def _writes_decimals(parsed) -> bool:
     """Whether the author wrote a number as a decimal (``0.01``, ``1e-3``) or a power of ten
     (``10^{-4}``): then the results print theirs as decimals too."""
-    from .expr import Const, Power
-
     src = parsed.source
     if "." not in src and "e" not in src.lower() and "10" not in src:
         return False
@@ -200,7 +197,6 @@ def _writes_decimals(parsed) -> bool:
 
 def _steps(f, var, res, layout, name, lang, all_syms, expr, check, first, var_kind):
     """The derivation lines (LaTeX), each checked numerically when ``check`` is on."""
-    from .printing.latex import latex, latex_derivative_symbol
     from .steps import derivation, to_latex
 
     f_latex = name or latex(f)
@@ -244,7 +240,6 @@ def _steps(f, var, res, layout, name, lang, all_syms, expr, check, first, var_ki
 def _not_finite_in_words(exc, spans, source) -> MatDerivError:
     """The verification's "not finite at random points", naming the part that is not (with
     its place in the source when it is a part of the expression as written)."""
-    from .printing.latex import latex
     from .verify import NOT_FINITE_HINT
 
     if exc.culprit is None:
@@ -326,8 +321,6 @@ def _declared(decls: dict) -> frozenset:
 
 def _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang="en",
                   decls=None) -> Derivation:
-    from .derivative import first_derivative, second_derivative
-    from .printing.latex import KATEX_MAX_EXPAND, katex_expansions, latex, latex_derivative_symbol
     f = typed.tree
     var = typed.variables[0]
     all_syms = tuple(typed.symbols)
@@ -369,10 +362,10 @@ def _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang="en",
                             "not printed",
                             hint=_SPLIT_HINT)
     expansions = katex_expansions(rhs)
-    if expansions > KATEX_MAX_EXPAND:
+    if expansions > latex_printer.KATEX_MAX_EXPAND:
         raise MatDerivError(f"the derivative is too long to typeset: KaTeX would need "
                             f"{expansions} macro expansions, past its limit of "
-                            f"{KATEX_MAX_EXPAND}; it is not printed",
+                            f"{latex_printer.KATEX_MAX_EXPAND}; it is not printed",
                             hint=_SPLIT_HINT)
     if check:
         _check_printed(rhs, f, result, all_syms, decls, expr)

@@ -22,7 +22,12 @@ from functools import lru_cache
 import numpy as np
 
 from .errors import MatDerivError
-from .expr import ONE, Expr, Symbol, symbols as symbols_of
+from .expr import (ONE, Commutation, Expr, Identity, Kron, Ones, Symbol, Vec, Zero,
+                   symbols as symbols_of)
+from .parse import identity_size_letters, parse
+from .printing.latex import printed_size
+from .shapes import infer
+from .verify import STRATEGIES, draw, size_maps, whole_number_symbols
 
 DRAWS = 3
 RTOL = 1e-7
@@ -77,9 +82,7 @@ def check_claim(claim: str, f: Expr, result: Expr, kind: str, layout: str, all_s
                 declarations: dict, seed_text: str = "", variable: str = "") -> Verdict:
     """Compare the claim (LaTeX) with ``result`` (the computed derivative of ``f`` by the
     symbol named ``variable``, in ``layout``)."""
-    from .parse import parse
     from .printing.latex import latex
-    from .shapes import infer
 
     declarations = _with_expression_kinds(declarations, all_syms)
     by_name = {s.name: s for s in all_syms}
@@ -124,8 +127,6 @@ def check_claim(claim: str, f: Expr, result: Expr, kind: str, layout: str, all_s
     def compare(sym_names=(), square=False):
         """Per draw: (claim value or None, result value), at the first size assignment where
         the expression is finite (all sizes equal when ``square``)."""
-        from .verify import size_maps
-
         maps = size_maps(all_syms, f)
         for sizes in ([maps[-1]] if square else maps[:-1] or maps):
             out = compare_at(sizes, sym_names)
@@ -137,7 +138,6 @@ def check_claim(claim: str, f: Expr, result: Expr, kind: str, layout: str, all_s
 
     def compare_at(sizes, sym_names):
         from .numeric import commutation_matrix
-        from .verify import STRATEGIES, draw, whole_number_symbols
 
         out = []
         whole = whole_number_symbols(f)
@@ -349,8 +349,6 @@ def _constants_of_open_size(typed, text: str) -> bool:
     what the claim writes (``I_n``), nor the claim's own shape fixes (``\\mathbf{1}^\\top
     \\mathbf{1}``, ``\\operatorname{tr}(I)``, ``\\operatorname{softmax}(\\mathbf{0})``):
     :func:`_claim_value` then has to guess it, and a mismatch says nothing about the claim."""
-    from .expr import Identity, Ones, Zero
-
     if r"\mathbf{0}" in text:
         return True  # a zero vector: the reader takes it for the number 0 where it stands alone
     tree = typed.tree
@@ -369,9 +367,6 @@ def _constants_of_open_size(typed, text: str) -> bool:
 def _identity_subscripts(typed, text: str):
     """Each identity of the typed claim (or of a parsed text) with the size letters written on
     it in ``text`` (``I_{mn}`` -> ``("m", "n")``; ``()`` for a bare ``I``)."""
-    from .expr import Identity
-    from .parse import identity_size_letters
-
     for n in typed.tree.walk():
         if isinstance(n, Identity):
             sp = typed.spans.get(id(n))
@@ -500,9 +495,6 @@ def _same_as_parsed(parsed, result: Expr) -> bool:
     (``|.|``, ``diag``, a norm without subscript).  An identity matches when the size letters
     written on it (``I_n``, ``I_{mn}``) are its size; other sized constants never match, so
     those go the long way."""
-    from .expr import Commutation, Identity, Ones, Zero
-    from .parse import identity_size_letters
-
     stack = [(parsed.tree, result)]
     while stack:
         a, b = stack.pop()
@@ -543,8 +535,6 @@ def _same_tree_up_to_size_names(tree: Expr, result: Expr, by_name: dict) -> bool
     which inference on the text chose afresh, are renamed after the original symbols' sizes.
     False when the renaming is not one-to-one, or when anything else differs."""
     from dataclasses import replace
-
-    from .expr import Commutation, Identity, Ones, Zero
 
     rename: dict = {}
     for s in symbols_of(tree):
@@ -589,12 +579,6 @@ def printed_matches(printed: str, f: Expr, result: Expr, all_syms, declarations:
     ``None`` when the text leaves something open that the check needs (the size of a zero, of
     a vec or Kronecker factor, of a bare ``I``), so nothing can be said; ``False``, as for a
     mismatch, when the text does not parse at all."""
-    from .parse import parse
-    from .shapes import infer
-    from .verify import STRATEGIES, draw, size_maps, whole_number_symbols
-
-    from .expr import Kron, Vec, Zero
-
     if r"\mathbf{0}" in printed or _SIZED_ZERO_RE.search(printed):
         return None  # a zero vector or matrix whose size the text does not fix: cannot say
     try:
@@ -609,8 +593,6 @@ def printed_matches(printed: str, f: Expr, result: Expr, all_syms, declarations:
     if any(isinstance(n, (Zero, Kron, Vec)) for n in parsed.tree.walk()) or any(
             not letters for _, letters in _identity_subscripts(parsed, printed)):
         return None  # sizes of 0, (x), vec and a bare I are not fixed by the text: cannot say
-    from .printing.latex import printed_size
-
     by_name = {s.name: s for s in all_syms}
     # sizes printed as numbers (tr(I_n) as n) read back as scalars valued at the size
     size_scalars = _sizes_as_scalars(
@@ -627,8 +609,6 @@ def printed_matches(printed: str, f: Expr, result: Expr, all_syms, declarations:
             return None
     if _same_tree_up_to_size_names(tree, result, by_name):
         return True  # the text reads back as the very tree that was verified
-    from .expr import Ones
-
     sized = {n for s in symbols_of(tree) for d in (s.rows, s.cols) for n in d}
     if any(isinstance(n, Ones) and not set(n.n) <= sized for n in tree.walk()):
         return None  # a ones vector whose size the text leaves open (1^T 1): cannot say

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .batch import BatchUnsupported, evaluate_batch
 from .errors import MatDerivError
-from .expr import ONE, Expr, Symbol
+from .expr import ONE, Commutation, Det, Expr, Identity, Inverse, Ones, Power, Symbol, Zero
 from .numeric import DIFF_PREFIX, Evaluator, NumericDomainError, dim_size
 
 
@@ -75,8 +76,6 @@ def size_maps(symbols, *trees):
     """Size assignments to try: the standard one (every size different), then one where the
     outer sizes of determinants and inverses are the smallest (so that ``A X B`` with
     rectangular factors has full rank), then all sizes equal."""
-    from .expr import Commutation, Det, Identity, Inverse, Ones, Zero
-
     # sizes that only constants carry (the I of x^T x I) need values too
     unit_dims = [d for t in trees for n in t.walk()
                  if isinstance(n, (Identity, Ones, Zero, Commutation)) for d in n.shape]
@@ -119,8 +118,6 @@ def size_map(symbols, extra_dims=()) -> dict[str, int]:
 
 def whole_number_symbols(e: Expr) -> set:
     """Names of scalars used as exponents of matrix powers (they must be whole numbers)."""
-    from .expr import Power
-
     return {n.exponent.name for n in e.walk()
             if isinstance(n, Power) and isinstance(n.exponent, Symbol) and not n.base.is_scalar}
 
@@ -214,8 +211,6 @@ def _value_and_fd(f: Expr, env, var: Symbol, V, sizes, h: float = 1e-3):
     """``vec f`` at ``env`` and its fourth-order central difference along ``V`` (step ``h``).
     The five points are evaluated in one batched walk (:func:`_stencil_values`); where that
     cannot be done (a singular matrix at one point, ...) point by point, as before."""
-    from .batch import BatchUnsupported
-
     x = env[var.name]
     one = {k: (np.array([v]) if type(v) is float else np.asarray(v)[None]) for k, v in env.items()}
     try:
@@ -237,8 +232,6 @@ def _stencil_values(f: Expr, env, var: Symbol, V, sizes, h: float):
     the directions ``(draws, rows, cols)``; ``(f0, fd)``, each ``(draws, entries)``.  The five
     stencil points of every draw are one walk of :func:`matderiv.batch.evaluate_batch`, whose
     errors (:class:`~matderiv.batch.BatchUnsupported`, a domain error) propagate."""
-    from .batch import evaluate_batch
-
     draws, k = len(V), len(_STENCIL)
     stencil = {name: np.repeat(v, k, axis=0) for name, v in env.items()}
     steps = np.tile(_STENCIL * h, draws)
@@ -372,8 +365,6 @@ def _verify_batched(check: Check, symbols, sizes, seed_text: str) -> bool:
     when every draw passes outright; anything else (a point outside the domain, a difference
     that needs a finer step, a mismatch) returns False and :func:`_verify_sizes` decides with
     its own draws, so this path can only save time, never pass more."""
-    from .batch import BatchUnsupported, evaluate_batch
-
     rng = np.random.default_rng(zlib.crc32(seed_text.encode("utf-8")))
     var = check.var
     whole = whole_number_symbols(check.func) | whole_number_symbols(check.result)
