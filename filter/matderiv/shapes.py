@@ -41,7 +41,8 @@ from .deadline import tick
 from .errors import MatDerivError, Span, UnsupportedError
 from .expr import (ONE, Add, Commutation, Const, Det, Diag, DiagPart, Differential, Expr, Func,
                    Hadamard, HadamardDiv, Identity, Inverse, Kron, Mul, Norm, Ones, Power,
-                   ShapeError, Softmax, Sum, Symbol, Trace, Transpose, Vec, Zero)
+                   ShapeError, Softmax, Sum, Symbol, Trace, Transpose, Vec, Zero,
+                   symbols as symbols_of)
 from .parse import Parsed, identity_size_letters, normalize_name, symbol_latex
 from .parse.parser import GREEK
 
@@ -144,6 +145,8 @@ class _Infer:
 
     def canon(self, d: tuple) -> tuple:
         if not self.prod:  # no product sizes: the roots themselves (the common case)
+            if not d:
+                return ()  # (the size 1: a scalar's, a vector's columns)
             find = self.uf.find
             roots = [r for r in map(find, d) if r]
             if len(roots) > 1:
@@ -1044,8 +1047,7 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
             written = next((symbol_latex(t) for t in wrt_list if isinstance(t, str)
                             and _normalize_list([t], "variable") == [w]), None)
             variables.append(mk_symbol(w, inf.kinds[w], written or _latex_for(w)))
-    from .expr import symbols as _symbols
-    syms = list(_symbols(tree))
+    syms = list(symbols_of(tree))
     for v in variables:
         if v not in syms:
             syms.append(v)
