@@ -659,7 +659,8 @@ class _Tokenizer:
         n = len(text)
         i = 0
         while True:
-            m = SPACE_RE.match(text, i)
+            c = text[i:i + 1]  # (spacing starts with a blank, `~` or a command)
+            m = SPACE_RE.match(text, i) if c == "\\" or c == "~" or c.isspace() else None
             separated = False
             if m:
                 i = m.end()
@@ -960,23 +961,25 @@ class _Tokenizer:
 
     def letter(self, i):
         text = self.text
-        m = ASCII_FUNC_RE.match(text, i)
-        if m and not (self.toks and self.toks[-1].type == "CARET"):
-            self.emit("FUNC", FUNC_NAMES[m.group(1)], i, m.end())
-            return m.end()
-        g = ASCII_GREEK_RE.match(text, i)
-        if g and g.group() in GREEK and g.group() not in ("Xi", "Pi") and \
-                not (i and text[i - 1].isalpha()):
-            # tau, Sigma, lambda typed plainly are the Greek letters, as in --wrt tau (they
-            # were t a u, products of vectors, with errors naming single letters); Xi and Pi
-            # stay X i and P i, a matrix times a vector
-            return self.greek(i, g.end(), g.group())
-        w = ASCII_WORD_CALL_RE.match(text, i)
-        if w and not (i and text[i - 1].isalpha()):
-            # norm(x), relu(x), mean(x): a function name, not n o r m times (x)
-            raise _err(f"the function `{w.group(1)}` is not supported", i,
-                       "the functions are " + _FUNCTIONS_LISTED + " (a norm is \\|x\\|)",
-                       w.end(1), text)
+        nxt = text[i + 1:i + 2]
+        if nxt.isascii() and nxt.isalpha():  # (a lone letter is no function, Greek or word)
+            m = ASCII_FUNC_RE.match(text, i)
+            if m and not (self.toks and self.toks[-1].type == "CARET"):
+                self.emit("FUNC", FUNC_NAMES[m.group(1)], i, m.end())
+                return m.end()
+            g = ASCII_GREEK_RE.match(text, i)
+            if g and g.group() in GREEK and g.group() not in ("Xi", "Pi") and \
+                    not (i and text[i - 1].isalpha()):
+                # tau, Sigma, lambda typed plainly are the Greek letters, as in --wrt tau (they
+                # were t a u, products of vectors, with errors naming single letters); Xi and Pi
+                # stay X i and P i, a matrix times a vector
+                return self.greek(i, g.end(), g.group())
+            w = ASCII_WORD_CALL_RE.match(text, i)
+            if w and not (i and text[i - 1].isalpha()):
+                # norm(x), relu(x), mean(x): a function name, not n o r m times (x)
+                raise _err(f"the function `{w.group(1)}` is not supported", i,
+                           "the functions are " + _FUNCTIONS_LISTED + " (a norm is \\|x\\|)",
+                           w.end(1), text)
         c = text[i]
         if c == "e" and not (self.toks and self.toks[-1].type == "CARET"):
             j = SPACE_RE.match(text, i + 1)
