@@ -197,6 +197,8 @@ def _quotient(num: Expr, den: Expr):
 
 def _merge_scalars(scalars):
     """Combine equal bases: s s -> s^2, s s^{-1} -> 1; sort into display order."""
+    if not scalars:
+        return []  # (a product of matrices only: most products)
     order, expo, traces = [], {}, {}
     for s in scalars:
         b, k = _power_parts(s)
