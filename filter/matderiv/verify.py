@@ -233,13 +233,14 @@ def _stencil_values(f: Expr, env, var: Symbol, V, sizes, h: float):
     stencil points of every draw are one walk of :func:`matderiv.batch.evaluate_batch`, whose
     errors (:class:`~matderiv.batch.BatchUnsupported`, a domain error) propagate."""
     draws, k = len(V), len(_STENCIL)
-    stencil = {name: np.repeat(v, k, axis=0) for name, v in env.items()}
-    steps = np.tile(_STENCIL * h, draws)
+    # (the ndarray methods: np.repeat and np.tile cost more in their wrappers than the copies)
+    stencil = {name: v.repeat(k, axis=0) for name, v in env.items()}
+    steps = (_STENCIL * h).reshape(1, k).repeat(draws, axis=0).reshape(-1)  # tiled
     x = stencil[var.name]
     if x.ndim == 1:
-        stencil[var.name] = x + steps * np.repeat(V[:, 0, 0], k)
+        stencil[var.name] = x + steps * V[:, 0, 0].repeat(k)
     else:
-        stencil[var.name] = x + steps[:, None, None] * np.repeat(V, k, axis=0)
+        stencil[var.name] = x + steps[:, None, None] * V.repeat(k, axis=0)
     vals = evaluate_batch(f, stencil, sizes, k * draws)
     flat = np.swapaxes(vals, -1, -2).reshape(draws, k, -1)
     return flat[:, 0], _central(flat[:, 1], flat[:, 2], flat[:, 3], flat[:, 4], h)
