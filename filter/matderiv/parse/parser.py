@@ -1002,7 +1002,6 @@ class _Tokenizer:
                     self.emit("IDENT", text[start:m.end()], start, m.end())
                     return m.end()
             sub, j = _read_sub(text, end)
-        label = None
         if letter == "I" and not greek:
             self.emit("IDENT", text[start:j], start, j)
             return j
