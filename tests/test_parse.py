@@ -619,7 +619,8 @@ def test_a_bare_function_argument_is_the_product_after_it(text, same_as):
     (r"\nabla f", "the macro writes the derivative"),
     (r"x_1 + \dots + x_n", "without dots"),
     (r"\prod x", "product"),
-    (r"\sum_i x_i", "sum of the entries"),
+    (r"\sum_i x_i", "write the sum in vector form"),
+    (r"\sum x", "sum of the entries"),
 ])
 def test_commands_refused_in_an_expression_say_what_to_write(text, words):
     r"""Each refused command gets its own hint (``\partial`` got the one about ``\sum``)."""

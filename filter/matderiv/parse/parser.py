@@ -218,12 +218,16 @@ KNOWN_COMMANDS = sorted(
                  "displaystyle", "textstyle", "scriptstyle", "scriptscriptstyle"})
 #: Commands refused inside an expression, with what to write instead.
 _NOT_IN_EXPRESSIONS = {
-    "sum": "entries are not symbols: write the sum in vector form, as "
-           "\\|y - X w\\|^2 for \\sum_i (y_i - w^\\top x_i)^2 (the x_i^\\top the rows of X) "
-           "or \\mathbf{1}^\\top \\log(\\sigma(X w)) for \\sum_i \\log\\sigma(w^\\top x_i); "
-           "\\sum(x) with no limits, or \\operatorname{sum}(x), is the sum of the entries of x",
+    "sum": "write the expression explicitly; \\sum(x) with no limits, or "
+           "\\operatorname{sum}(x), is the sum of the entries of x",
     "prod": "write the product explicitly; a product of the entries of x is "
             "\\exp(\\mathbf{1}^\\top \\log(x)) for positive entries"}
+#: ``\sum_i``, ``\sum^n``: a sum over entries, which are not symbols
+SUM_LIMITS_RE = re.compile(r"\s*[_^]")
+_SUM_WITH_LIMITS_HINT = (
+    "entries are not symbols: write the sum in vector form, as \\|y - X w\\|^2 for "
+    "\\sum_i (y_i - w^\\top x_i)^2 (the x_i^\\top the rows of X) or "
+    "\\mathbf{1}^\\top \\log(\\sigma(X w)) for \\sum_i \\log\\sigma(w^\\top x_i)")
 _NOT_IN_EXPRESSIONS.update(dict.fromkeys(
     ("partial", "nabla"), "give the function itself and the variable apart, as in "
     "\\matderiv<x^\\top A x, x>: the macro writes the derivative"))
@@ -1107,6 +1111,10 @@ class _Tokenizer:
             # \sum(u) with no limits, the sum of the entries, as \operatorname{sum}(u)
             self.emit("FUNC", "sum", i, j)
             return j
+        if name == "sum" and SUM_LIMITS_RE.match(text, j):
+            raise _err("`\\sum` is not supported in an expression with limits (a sum over "
+                       "entries)", i,
+                       _SUM_WITH_LIMITS_HINT, j, text)
         if name in _NOT_IN_EXPRESSIONS:
             raise _err(f"`\\{name}` is not supported in an expression", i,
                        _NOT_IN_EXPRESSIONS[name], j, text)
