@@ -5,6 +5,7 @@ validation, and the user-facing result object.  Knows nothing of documents or pa
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -184,12 +185,16 @@ def _derive(expr, wrt, layout, steps, show, name, expect, scalar, vector, matrix
     return d
 
 
+#: What a number written as a decimal or a power of ten looks like in the source: a digit
+#: beside a point, an exponent after a digit, or 10^ (the nodes decide).
+_DECIMAL_HINT_RE = re.compile(r"\d\.|\.\d|\d[eE]|10\s*\^")
+
+
 def _writes_decimals(parsed) -> bool:
     """Whether the author wrote a number as a decimal (``0.01``, ``1e-3``) or a power of ten
     (``10^{-4}``): then the results print theirs as decimals too."""
-    src = parsed.source
-    if "." not in src and "e" not in src.lower() and "10" not in src:
-        return False
+    if not _DECIMAL_HINT_RE.search(parsed.source):
+        return False  # (the usual case, settled without a walk of the nodes)
     return any(type(n) is Const and any(c in parsed.text(n) for c in ".eE")
                or type(n) is Power and type(n.base) is Const and n.base.value == 10
                for n in parsed.built)
@@ -274,8 +279,6 @@ def _refuse_misnamed_variables(typed, expr) -> None:
     Refused: matderiv differentiates by whole symbols.  So is one whose subscripted forms are
     there (``x`` beside ``x_i``: x_i^2 by x printed 0) and one that is a symbol of the
     expression in the other case (``W`` for ``w``), most likely a typo."""
-    import re
-
     variables = {v.name for v in typed.variables}
     present = {s.name: s for s in typed.symbols if s.name not in variables}
     in_tree = None  # the names of the tree's symbols, read only when a check needs them
