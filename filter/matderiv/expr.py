@@ -64,6 +64,12 @@ class Expr:
 
     __slots__ = ()
 
+    #: What a node keeps of itself once computed (its hash, its node list), read as plain
+    #: attributes: the instance's ``__dict__`` holds the value after the first computation;
+    #: before it, these class-level ``None`` are read (no ``__dict__`` lookup, no ``get`` call).
+    _hash = None
+    _nodes = None
+
     # --- structure -----------------------------------------------------------------------
     def children(self) -> tuple["Expr", ...]:
         return ()
@@ -77,8 +83,7 @@ class Expr:
 
     def nodes(self) -> tuple["Expr", ...]:
         """Every node of the tree, pre-order, computed once per node."""
-        d = self.__dict__
-        got = d.get("_nodes")
+        got = self._nodes
         if got is None:
             kids = self.children()
             if not kids:
@@ -506,8 +511,7 @@ def _cache_hashes() -> None:
     immutable, so each node keeps its hash after the first computation."""
     def wrap(orig):
         def __hash__(self):
-            d = self.__dict__
-            h = d.get("_hash")
+            h = self._hash  # (the class's None until the first computation)
             if h is None:
                 h = orig(self)
                 object.__setattr__(self, "_hash", h)
