@@ -344,12 +344,15 @@ def draw_batch(symbols, sizes, rng, count: int, whole=frozenset(),
         r, c = dim_size(s.rows, sizes), dim_size(s.cols, sizes)
         if s.rows == ONE and s.cols == ONE:
             v = rng.uniform(0.1, 0.9, count) if unit else rng.uniform(0.5, 1.5, count)
-            env[s.name] = v if positive else v * rng.choice((-1.0, 1.0), count)
+            env[s.name] = v if positive else v * _random_signs(rng, count)
             continue
         if unit and r != c:  # a vector of probabilities (a square matrix is drawn as "positive")
             env[s.name] = rng.uniform(0.1, 0.9, size=(count, r, c))
             continue
         m = _matrices(rng, count, r, c, s.symmetric, positive)
+        if not (r == c and c > 1):  # (only a square matrix is redrawn: see _well_conditioned)
+            env[s.name] = m
+            continue
         for _ in range(20):
             bad = ~_well_conditioned(m, r, c)
             if not bad.any():
@@ -357,6 +360,18 @@ def draw_batch(symbols, sizes, rng, count: int, whole=frozenset(),
             m[bad] = _matrices(rng, int(bad.sum()), r, c, s.symmetric, positive)
         env[s.name] = m
     return env
+
+
+#: The two signs :func:`_random_signs` picks from.
+_SIGNS = np.array((-1.0, 1.0))
+
+
+def _random_signs(rng, count: int) -> np.ndarray:
+    """``count`` random signs (-1.0 or 1.0): exactly ``rng.choice((-1.0, 1.0), count)``, the
+    same draws from the same generator (a uniform choice with replacement is
+    ``integers(0, 2, count)`` taken from the choices), without the general wrapper's checks of
+    its arguments, which cost more than the draw."""
+    return _SIGNS.take(rng.integers(0, 2, size=count, dtype=np.int64))
 
 
 def _verify_batched(check: Check, symbols, sizes, seed_text: str) -> bool:
