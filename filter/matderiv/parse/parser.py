@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 from ..deadline import tick
 from ..errors import MatDerivError, Span
@@ -386,8 +387,11 @@ class _Tok:
         return f"_Tok({self.type!r}, {self.value!r}, {self.start}, {self.end})"
 
 
-@dataclass(frozen=True)
-class _SymInfo:
+class _SymInfo(NamedTuple):
+    """What a SYM token is: its plain name, its LaTeX, and how it was written.  (An immutable
+    record made for every symbol read: a named tuple costs less to build than a frozen
+    dataclass, which sets each field through ``object.__setattr__``.)"""
+
     name: str
     latex: str
     bold: bool
@@ -581,6 +585,12 @@ def _norm_subscript(m: re.Match) -> _Tok:
     """The NORMSUB token of a match of NORMSUB_RE (its span starts at the ``_``)."""
     val = next(g for g in m.groups() if g)
     return _Tok("NORMSUB", val, m.start() + (len(m.group()) - len(m.group().lstrip())), m.end())
+
+
+#: One-character operators and their token types.
+_SIMPLE_TOKENS = {"+": "PLUS", "-": "MINUS", "\u2212": "MINUS", "*": "TIMES", "/": "SLASH",
+                  "\u00b7": "TIMES", "\u22c5": "TIMES", "\u2299": "HADAMARD",
+                  "\u2218": "HADAMARD", "\u2297": "KRON", "\u00d7": "TIMES"}
 
 
 class _Tokenizer:
@@ -801,9 +811,7 @@ class _Tokenizer:
                            "closing bracket", i + 1, text)
             self.emit("PRIME", "'", i, i + 1)
             return i + 1
-        simple = {"+": "PLUS", "-": "MINUS", "\u2212": "MINUS", "*": "TIMES", "/": "SLASH",
-                  "\u00b7": "TIMES", "\u22c5": "TIMES", "\u2299": "HADAMARD",
-                  "\u2218": "HADAMARD", "\u2297": "KRON", "\u00d7": "TIMES"}
+        simple = _SIMPLE_TOKENS
         if c == "*" and text.startswith("**", i):
             raise _err("unexpected `**`", i, _CODE_HINTS["**"], i + 2, text)
         if c in simple:
