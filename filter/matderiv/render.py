@@ -451,22 +451,16 @@ def part_of_variable_notes(d) -> list[str]:
     symbol of its own: ``w_y`` beside the variable ``W`` (the softmax loss
     ``-\log \frac{\exp(w_y^\top x)}{\mathbf{1}^\top \exp(W x)}`` by W took w_y as a constant, and
     printed \operatorname{softmax}(W x) x^\top where a reader expects the y-th row's term)."""
-    tree, variables = getattr(d, "expr_tree", None), getattr(d, "variables", None) or ()
-    if tree is None:
-        return []
     wanted = {}
-    for v in variables:  # W: its parts are spelled w_..., x: X_...
+    for v in getattr(d, "variables", None) or ():  # W: its parts are spelled w_..., x: X_...
         if len(v.name) == 1 and v.name.isalpha():
             wanted[v.name.swapcase() + "_"] = v
     if not wanted:
         return []
-    notes, seen = [], set()
-    for n in tree.walk():
-        if type(n).__name__ != "Symbol" or n.name in seen:
-            continue
-        seen.add(n.name)
+    notes = []
+    for n in getattr(d, "symbols", None) or ():  # (the expression's symbols: no tree walk)
         v = wanted.get(n.name[:2])
-        if v is None or _RANK.get(n.kind, 2) >= _RANK.get(v.kind, 0):
+        if v is None or _RANK[n.kind] >= _RANK[v.kind]:
             continue  # (X_1 beside the vector x is not a part of it)
         name = v.latex or v.name
         how = (f"a column {name} e_k, a row {name}^\\top e_k" if v.kind == "matrix"
