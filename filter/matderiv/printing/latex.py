@@ -280,7 +280,6 @@ def paren(s: str) -> str:
     return "(" + s + ")"
 
 
-
 def _is_plain_scalar(e: Expr) -> bool:
     r"""A scalar symbol or its whole positive power (``n``, ``\lambda^2``): what textbooks put
     over a fraction's bar with the number (``\frac{n}{2}``)."""
@@ -681,9 +680,9 @@ class LatexPrinter:
                 k += 1
             if k:
                 top = self._join_factors(num[:k])
-                if c.numerator != 1:
-                    top = str(c.numerator) + " " + top
-                head = r"\frac{" + top + "}{" + str(c.denominator) + "}"
+                if c_top != "1":
+                    top = c_top + " " + top
+                head = r"\frac{" + top + "}{" + str(c_bottom) + "}"
                 if k == len(num):
                     return sign + head
                 rest = self._join_factors(num[k:], alone_ok=False)
@@ -792,7 +791,7 @@ class LatexPrinter:
                     and _FUNC_HEADS.get(b.name, ("", False))[1]
                     and not (b.name == "log" and isinstance(b.arg, Det))):
                 head = _FUNC_HEADS[b.name][0]
-                return head + _sup(str(v.numerator)) + paren(self._print(b.arg))
+                return self._call(head + _sup(str(v.numerator)), b.arg)
         base = self._postfix_base(b)
         if isinstance(b, Func) and b.name == "log" and isinstance(b.arg, Det):
             base = paren(self._print(b))
@@ -805,10 +804,10 @@ class LatexPrinter:
         size = _size_text(e)
         if size is not None:
             return size
-        return r"\operatorname{tr}" + paren(self._print(e.arg))
+        return self._call(r"\operatorname{tr}", e.arg)
 
     def _print_Det(self, e: Det) -> str:
-        return r"\det" + paren(self._print(e.arg))
+        return self._call(r"\det", e.arg)
 
     def _print_Func(self, e: Func) -> str:
         if e.name == "sqrt":
@@ -833,22 +832,27 @@ class LatexPrinter:
         head = _FUNC_HEADS[e.name][0]
         if e.name in ("sigmoid", "dsigmoid") and self._sigma_is_a_symbol():
             head = r"\operatorname{sigmoid}" + ("'" if e.name == "dsigmoid" else "")
-        return head + paren(self._print(e.arg))  # \log\left(\frac{a}{b}\right): sized
+        return self._call(head, e.arg)
+
+    def _call(self, head: str, arg: Expr) -> str:
+        r"""A function applied to ``arg``: ``\det(X)``, ``\log\left(\frac{a}{b}\right)`` (the
+        bracket sized around a fraction)."""
+        return head + paren(self._print(arg))
 
     def _print_Softmax(self, e: Softmax) -> str:
-        return r"\operatorname{softmax}" + paren(self._print(e.arg))
+        return self._call(r"\operatorname{softmax}", e.arg)
 
     def _print_Diag(self, e: Diag) -> str:
-        return r"\operatorname{diag}" + paren(self._print(e.arg))
+        return self._call(r"\operatorname{diag}", e.arg)
 
     def _print_DiagPart(self, e: DiagPart) -> str:
-        return r"\operatorname{diag}" + paren(self._print(e.arg))
+        return self._call(r"\operatorname{diag}", e.arg)
 
     def _print_Vec(self, e: Vec) -> str:
-        return r"\operatorname{vec}" + paren(self._print(e.arg))
+        return self._call(r"\operatorname{vec}", e.arg)
 
     def _print_Sum(self, e: Sum) -> str:
-        return r"\operatorname{sum}" + paren(self._print(e.arg))
+        return self._call(r"\operatorname{sum}", e.arg)
 
     def _print_Norm(self, e: Norm) -> str:
         k = str(e.kind)
