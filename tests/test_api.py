@@ -1580,3 +1580,22 @@ def test_the_symbol_sigma_before_a_bracket_prints_with_a_dot():
     assert d.latex == r"\sigma \cdot (A + B)"
     got = d.evaluate({"A": A, "B": B, "x": x, "sigma": 0.7})
     np.testing.assert_allclose(got, fd_jacobian(lambda v: 0.7 * (A + B) @ v, x), rtol=1e-6)
+
+
+def test_decimal_notation_is_read_from_number_literals_only():
+    r"""A constant the reader made (the 1 of ``\frac{x^\top x}{\mathbf{1}^\top \exp(C b)}``,
+    whose span is that whole denominator) is not a decimal literal, though its text holds an
+    ``e``; ``2e`` is 2 times e.  Decimals were switched on for such a formula."""
+    from matderiv.api import _writes_decimals
+    from matderiv.parse import parse
+
+    text = r"\frac{1}{4} \frac{x^\top x}{\mathbf{1}^{T} \cdot \exp(C b)} + 2e"
+    assert not _writes_decimals(parse(text))
+    assert _writes_decimals(parse(text + " + 0.5"))
+    assert _writes_decimals(parse(r"1e-3 x^\top x")) and _writes_decimals(parse(r".5 x"))
+    d = derive(r"\frac{1}{4} \frac{x^\top x}{\mathbf{1}^\top \exp(b)} + 2e^{t}", "x",
+               scalar=["t"])
+    assert d.latex == r"\frac{x}{2 \mathbf{1}^\top \exp(b)}"
+    b, x = np.array([0.1, -0.4]), np.array([0.3, 1.2])
+    np.testing.assert_allclose(np.ravel(d.evaluate({"x": x, "b": b, "t": 0.2})), fd_gradient(
+        lambda v: 0.25 * v @ v / np.exp(b).sum(), x), rtol=1e-6)

@@ -188,6 +188,9 @@ def _derive(expr, wrt, layout, steps, show, name, expect, scalar, vector, matrix
 #: What a number written as a decimal or a power of ten looks like in the source: a digit
 #: beside a point, an exponent after a digit, or 10^ (the nodes decide).
 _DECIMAL_HINT_RE = re.compile(r"\d\.|\.\d|\d[eE]|10\s*\^")
+#: A number literal with a point or an exponent (a constant's own text: not a -1 made by a
+#: minus sign, whose span is the whole negated term).
+_DECIMAL_LITERAL_RE = re.compile(r"(?:\d+\.\d*|\.\d+|\d+(?:\.\d*)?[eE][+-]?\d+)")
 
 
 def _writes_decimals(parsed) -> bool:
@@ -195,7 +198,7 @@ def _writes_decimals(parsed) -> bool:
     (``10^{-4}``): then the results print theirs as decimals too."""
     if not _DECIMAL_HINT_RE.search(parsed.source):
         return False  # (the usual case, settled without a walk of the nodes)
-    return any(type(n) is Const and any(c in parsed.text(n) for c in ".eE")
+    return any(type(n) is Const and _DECIMAL_LITERAL_RE.fullmatch(parsed.text(n))
                or type(n) is Power and type(n.base) is Const and n.base.value == 10
                for n in parsed.built)
 
