@@ -25,8 +25,9 @@ from .errors import MatDerivError
 from .expr import (ONE, Commutation, Expr, Identity, Kron, Ones, Symbol, Vec, Zero,
                    symbols as symbols_of)
 from .parse import identity_size_letters, parse
-from .printing.latex import printed_size
+from .printing.latex import latex, printed_size
 from .shapes import infer
+from .numeric import commutation_matrix
 from .verify import STRATEGIES, draw, size_maps, whole_number_symbols
 
 DRAWS = 3
@@ -82,8 +83,6 @@ def check_claim(claim: str, f: Expr, result: Expr, kind: str, layout: str, all_s
                 declarations: dict, seed_text: str = "", variable: str = "") -> Verdict:
     """Compare the claim (LaTeX) with ``result`` (the computed derivative of ``f`` by the
     symbol named ``variable``, in ``layout``)."""
-    from .printing.latex import latex
-
     declarations = _with_expression_kinds(declarations, all_syms)
     by_name = {s.name: s for s in all_syms}
     size_names = {n for s in all_syms for d in (s.rows, s.cols) for n in d}
@@ -137,8 +136,6 @@ def check_claim(claim: str, f: Expr, result: Expr, kind: str, layout: str, all_s
         return None
 
     def compare_at(sizes, sym_names):
-        from .numeric import commutation_matrix
-
         out = []
         whole = whole_number_symbols(f)
         try:
@@ -250,8 +247,6 @@ def _agree_on_symmetric_directions(pairs) -> bool:
     """Whether claim and result are equal once applied to vec of a symmetric matrix: C S = R S
     with S = (I + K_nn) / 2 the projection onto symmetric matrices (on whichever side has n^2
     entries)."""
-    from .numeric import commutation_matrix
-
     if not pairs or any(C is None for C, _ in pairs):
         return False
     for C, R in pairs:

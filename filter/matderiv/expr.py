@@ -166,6 +166,11 @@ class Const(Expr):
         return SCALAR
 
 
+#: The coefficient 1 of a product, one shared object (Fractions are immutable, and making one
+#: costs more than the rest of a small product's work): the products' coefficients start from it.
+COEF_ONE = Fraction(1)
+
+
 @dataclass(frozen=True, eq=True)
 class Identity(Expr):
     """The n x n identity."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 from fractions import Fraction
 from functools import lru_cache
 
-from ..expr import (ONE, SCALAR, Add, Commutation, Const, Det, Diag, DiagPart, Differential,
+from ..expr import (COEF_ONE, ONE, SCALAR, Add, Commutation, Const, Det, Diag, DiagPart, Differential,
                     Expr, Func, Hadamard, HadamardDiv, Identity, Inverse, Kron, Mul, Norm, Ones,
                     Power, Softmax, Sum, Symbol, Trace, Transpose, Vec, Zero, dim_mul)
 from ..deadline import tick
@@ -117,24 +117,19 @@ def _n_transposes(e: Expr) -> int:
 # --------------------------------------------------------------------------------------------
 # products
 # --------------------------------------------------------------------------------------------
-#: The coefficient 1 (one shared object: Fractions are immutable, and making one costs more
-#: than the rest of :func:`split` on a small product).
-_COEF_ONE = Fraction(1)
-
-
 def split(e: Expr):
     """(coefficient, scalar factors, chain of non-scalar factors) of a product."""
     if isinstance(e, Const):
         return e.value, [], []
     if not isinstance(e, Mul):
-        return _COEF_ONE, ([e] if e.is_scalar else []), ([] if e.is_scalar else [e])
-    coef, scalars, chain = _COEF_ONE, [], []
+        return COEF_ONE, ([e] if e.is_scalar else []), ([] if e.is_scalar else [e])
+    coef, scalars, chain = COEF_ONE, [], []
     for f in e.args:
         if isinstance(f, Const):
-            coef = f.value if coef is _COEF_ONE else coef * f.value
+            coef = f.value if coef is COEF_ONE else coef * f.value
         elif isinstance(f, Mul):
             fc, fs, fch = split(f)
-            coef = fc if coef is _COEF_ONE else coef * fc
+            coef = fc if coef is COEF_ONE else coef * fc
             scalars.extend(fs)
             if f.is_scalar and fch:
                 scalars.append(_chain(fch))
@@ -486,7 +481,7 @@ def _matpow_parts(e: Expr):
         b, k, t = _matpow_parts(e.arg)
         return (b, -k, t) if b is not None and k == 1 else (None, None, None)
     if isinstance(e, (Symbol, Mul, Add)) and e.shape[0] == e.shape[1] and not e.is_scalar:
-        return e, _COEF_ONE, False  # (a product or sum only as a factor of a chain)
+        return e, COEF_ONE, False  # (a product or sum only as a factor of a chain)
     return None, None, None
 
 

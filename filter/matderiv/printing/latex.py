@@ -37,7 +37,9 @@ from contextvars import ContextVar
 from fractions import Fraction
 
 from ..deadline import tick
-from ..expr import (DifferentialOf, 
+from ..expr import (
+    COEF_ONE,
+    DifferentialOf,
     ONE,
     SCALAR,
     UNKNOWN,
@@ -193,10 +195,6 @@ def _decimal(v: Fraction) -> str | None:
     digits = f"{abs(scaled.numerator):0{MAX_DECIMAL_DIGITS + 1}d}"
     whole, frac = digits[:-MAX_DECIMAL_DIGITS], digits[-MAX_DECIMAL_DIGITS:].rstrip("0")
     return ("-" if v < 0 else "") + whole + "." + frac
-
-
-#: The coefficient 1 (one shared object: Fractions are immutable, and slow to make).
-_COEF_ONE = Fraction(1)
 
 
 def _scientific(v: Fraction) -> str | None:
@@ -429,11 +427,11 @@ class LatexPrinter:
 
     @staticmethod
     def _const_factor(args):
-        coeff = _COEF_ONE
+        coeff = COEF_ONE
         rest = []
         for a in args:
             if isinstance(a, Const):
-                coeff = a.value if coeff is _COEF_ONE else coeff * a.value
+                coeff = a.value if coeff is COEF_ONE else coeff * a.value
             else:
                 rest.append(a)
         return coeff, rest
@@ -489,14 +487,14 @@ class LatexPrinter:
 
         A nested 1 x 1 product of non-scalars stays one factor (it is printed in parentheses),
         but its constants and scalar factors are lifted out (they commute)."""
-        coeff = _COEF_ONE
+        coeff = COEF_ONE
         out = []
         for a in args:
             if isinstance(a, Const):
-                coeff = a.value if coeff is _COEF_ONE else coeff * a.value
+                coeff = a.value if coeff is COEF_ONE else coeff * a.value
             elif isinstance(a, Mul):
                 c, sub = self._flatten_mul(a.args)
-                coeff = c if coeff is _COEF_ONE else coeff * c
+                coeff = c if coeff is COEF_ONE else coeff * c
                 if _is_scalar(a) and any(not _is_scalar(f) for f in sub):
                     sub = self._group_scalar_runs(sub)  # (a leading 1 x 1 run is a scalar too)
                     scal = [f for f in sub if _is_scalar(f)]
