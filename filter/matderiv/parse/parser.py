@@ -1235,20 +1235,9 @@ class _Tokenizer:
                    "write e.g. \\left( ... \\right)", j, text)
 
     def bold_group(self, i, m):
-        """``{\\bf x}`` (``m`` matched it) is the symbol ``\\mathbf{x}``; ``{\\bf 1}`` the ones
-        vector and ``{\\bf I}`` the identity, as ``\\mathbf{1}`` and ``\\mathbf{I}`` are."""
-        text, arg = self.text, m.group(1)
-        if arg in ("1", "I"):
-            _, k = _read_sub(text, m.end())
-            self.emit("ONES" if arg == "1" else "IDENT", text[i:k], i, k)
-            return k
-        greek = arg.startswith("\\")
-        letter = arg[1:] if greek else arg
-        if greek and letter not in GREEK:
-            raise _err(f"`{m.group()}` is not a symbol", i,
-                       "write a letter in bold: {\\bf x} or \\mathbf{x}", m.end(), text)
-        sub, k = _read_sub(text, m.end())
-        return self.finish_symbol(i, k, letter, greek, True, sub)
+        """``{\\bf x}`` (``m`` matched it) is the symbol ``\\mathbf{x}``, ``{\\bf 1}`` and
+        ``{\\bf I}`` the ones vector and the identity, as ``\\mathbf{1}`` and ``\\mathbf{I}``."""
+        return self.bold_arg(i, m.end(), "mathbf", m.group(1), m.group())
 
     def bold(self, i, j, name):
         text = self.text
@@ -1256,6 +1245,12 @@ class _Tokenizer:
         if arg is None:
             raise _err(f"`\\{name}` needs an argument", i, f"write \\{name}{{x}}", j, text)
         arg = arg.strip()
+        return self.bold_arg(i, k, name, arg, f"\\{name}{{{arg}}}")
+
+    def bold_arg(self, i, k, name, arg, written):
+        """The bold ``arg`` of ``\\<name>`` (``written`` at ``text[i:k]``): a symbol, the ones
+        vector, the identity, 0; a set or an operator refused."""
+        text = self.text
         acc = ACCENT_ARG_RE.match(arg)
         if acc and acc.group(1) in ACCENTS:  # \mathbf{\hat{y}} is \hat{\mathbf{y}}
             inner, end = _read_arg(arg, acc.end())
@@ -1293,7 +1288,7 @@ class _Tokenizer:
             if sub is None:
                 sub, k = _read_sub(text, k)
             return self.finish_symbol(i, k, letter, greek, True, sub)
-        raise _err(f"`\\{name}{{{arg}}}` is not a symbol", i,
+        raise _err(f"`{written}` is not a symbol", i,
                    "a symbol is one Latin or Greek letter, e.g. \\mathbf{x} or "
                    "\\boldsymbol{\\theta}", k, text)
 
