@@ -947,6 +947,7 @@ def test_plain_tex_bold_symbols(text, same_as):
     (r"\mathbf{x}^{T}_{i} w", r"\mathbf{x}_{i}^{T} w"),
     (r"{\bf x}^\intercal_1 {\bf x}_1", r"\mathbf{x}_1^\top \mathbf{x}_1"),
     (r"\theta^\top_k a", r"\theta_k^\top a"),
+    (r"\mathbf{x}^{\mathsf T}_i w", r"\mathbf{x}_i^{\mathsf T} w"),  # any spelling of ^T
 ])
 def test_a_transpose_before_the_subscript_is_the_subscripted_symbol_transposed(text, same_as):
     assert parse(text).tree == parse(same_as).tree

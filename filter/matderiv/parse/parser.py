@@ -457,10 +457,9 @@ LABEL_RE = re.compile(r"\^\s*\{\s*(?:\(\s*" + _LABEL_INDEX + r"\s*\)|\[\s*" + _L
                       r"|\\mathsf\s*\{?\s*T\s*\}?)?\s*\}")
 
 
-#: A transpose with a subscript after it, ``x^\top_i``, ``x^{T}_{i}`` (group 1 the transpose),
-#: which TeX sets as ``x_i^\top``.
-TRANSPOSE_THEN_SUB_RE = re.compile(r"\^\s*(?:\{\s*)?(\\top(?![A-Za-z])|\\intercal(?![A-Za-z])"
-                                   r"|T(?![A-Za-z]))(?:\s*\})?(?=\s*_)")
+#: A transpose (any spelling :data:`TRANSPOSE_RE` takes) with a subscript after it,
+#: ``x^\top_i``, ``x^{T}_{i}``, which TeX sets as ``x_i^\top``.
+TRANSPOSE_THEN_SUB_RE = re.compile(r"(?:" + TRANSPOSE_RE.pattern + r")(?=\s*_)")
 
 #: ``^(1)``, ``^(l)`` written without braces: an index or a power? (refused)
 BARE_INDEX_RE = re.compile(r"\^\s*\(\s*([0-9]+|[A-Za-z])\s*\)")
@@ -1031,7 +1030,7 @@ class _Tokenizer:
             sub, end = _read_sub(text, m.end())
             if sub is not None:
                 self.emit("SYM", text[start:k], start, k, _sym_info(letter, greek, bold, sub))
-                self.emit("TRANSPOSE", m.group(1), m.start(1), m.end(1))
+                self.emit("TRANSPOSE", m.group(), m.start(), m.end())
                 return end
         label, k, transpose = _read_label(text, k)
         return self.emit_symbol(start, k, _sym_info(letter, greek, bold, sub, label), transpose)
