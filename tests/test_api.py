@@ -1599,3 +1599,32 @@ def test_decimal_notation_is_read_from_number_literals_only():
     b, x = np.array([0.1, -0.4]), np.array([0.3, 1.2])
     np.testing.assert_allclose(np.ravel(d.evaluate({"x": x, "b": b, "t": 0.2})), fd_gradient(
         lambda v: 0.25 * v @ v / np.exp(b).sum(), x), rtol=1e-6)
+
+
+def test_a_plain_one_transposed_is_the_ones_vector():
+    r"""``1^\top x`` (``1^T``, ``1'``), the ones vector written plain as many notes write it,
+    read as the number 1: ``\log(1^\top \exp(x))`` had the derivative I (it is softmax)."""
+    x = RNG.standard_normal(4)
+    for text in (r"\log(1^\top \exp(x))", r"\log(1^T \exp(x))", r"\log(1' \exp(x))"):
+        d = derive(text, "x")
+        assert d.latex == r"\operatorname{softmax}(x)"
+        np.testing.assert_allclose(d.evaluate({"x": x}).ravel(),
+                                   fd_gradient(lambda v: np.log(np.exp(v).sum()), x), rtol=1e-6)
+    d = derive(r"(1^\top x)^2", "x")
+    assert d.latex == r"2 (\mathbf{1}^\top x) \mathbf{1}"
+    np.testing.assert_allclose(d.evaluate({"x": x}).ravel(),
+                               fd_gradient(lambda v: v.sum() ** 2, x), rtol=1e-6)
+
+
+@pytest.mark.parametrize("text, message, hint", [
+    (r"X 1", "a `1` after a factor of a product", r"X \mathbf{1} for the row sums"),
+    (r"x^\top 1", "a `1` after a factor of a product", r"write \mathbf{1}"),
+    (r"x^\top 1 x", "a `1` after a factor of a product", r"write \mathbf{1}"),
+    (r"1_n^\top x", "unexpected `_` after the number 1", r"\mathbf{1}_n"),
+])
+def test_a_plain_one_that_would_be_read_as_the_number_is_refused(text, message, hint):
+    r"""``X 1`` (the row sums written plain) read as X times the number 1 printed the
+    derivative of X itself; refused, with the bold form in the hint."""
+    with pytest.raises(MatDerivError) as info:
+        derive(text, "X" if "X" in text else "x")
+    assert message in info.value.message and hint in info.value.hint

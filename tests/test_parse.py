@@ -991,3 +991,12 @@ def test_sigma_typed_plainly_reads_as_the_command_does():
     for text in (r"sigma\,(w^T x)", "sigma^2 sigma(a^T x)"):
         with pytest.raises(MatDerivError):
             parse(text)
+
+
+def test_a_plain_one_transposed_reads_as_the_ones_vector():
+    r"""``1^\top`` is the ones vector (as ``\mathbf{1}^\top``); another number, or a 1 that is
+    not written as one, stays a number (its own transpose)."""
+    for text in (r"1^\top x", r"1^T x", r"1' x", r"{1}^\top x", r"(1)^T x"):
+        assert parse(text).tree == parse(r"\mathbf{1}^\top x").tree, text
+    for text in (r"2^\top x", r"(\tfrac{2}{2})^\top x"):
+        assert not any(isinstance(n, Ones) for n in parse(text).tree.walk()), text

@@ -802,6 +802,10 @@ class _Tokenizer:
                            "\\text{...} or \\mathrm{...}, \\max or \\min, or a step such as "
                            "h_{t-1}; the entries of a vector or matrix (x_{i,j}) are not symbols",
                            end, text)
+            if self.toks and self.toks[-1].type == "NUMBER" and self.toks[-1].value == "1" \
+                    and self.toks[-1].end == i:  # 1_n: the ones vector written plain
+                raise _err("unexpected `_` after the number 1", i, "for the ones vector of "
+                           "size n write \\mathbf{1}_n", i + 1, text)
             raise _err("unexpected `_`", i, "a subscript must directly follow a single "
                        "letter, as in W_1 or x_{i}", i + 1, text)
         if c == "'":
@@ -1707,10 +1711,24 @@ class _Builder:
                 k += 2
                 continue
             y, ys, ye = self.build(c)
+            if type(y) is Const and y.value == 1 and self.text[ys:ye] == "1":
+                self._refuse_trailing_one(factors, ys, ye)
             factors.append(y)
             end = ye
             k += 1
         return self._mul(factors, s, end), s, end
+
+    def _refuse_trailing_one(self, factors, s, e):
+        r"""A ``1`` written after a symbol or bracket in a product (``X 1``, ``x^\top 1``): as
+        the number it changes nothing, so the author meant the ones vector (the row sums
+        ``X \mathbf{1}``, the sum ``x^\top \mathbf{1}``); read as the number, the derivative
+        printed would be of another function.  Refused, naming the bold form."""
+        if all(type(f) is Const for f in factors):
+            return  # 2 \cdot 1: numbers
+        raise self.err("a `1` after a factor of a product reads as the number one, which "
+                       "changes nothing", s, e, "for the ones vector write \\mathbf{1} "
+                       "(X \\mathbf{1} for the row sums, x^\\top \\mathbf{1} for the sum of "
+                       "the entries); for the number, leave it out")
 
     def _refuse_ambiguous_division(self, ch, k):
         r"""``\|x\|^2 / 2\sigma^2``: the ``/`` at ``ch[k]`` with factors written side by side
@@ -1768,6 +1786,8 @@ class _Builder:
         kids = op.children
         t = kids[0]
         if t.type == "TRANSPOSE" or t.type == "PRIME":
+            if type(x) is Const:
+                x = self._transposed_number(x, s, t)
             return self.node(Transpose(x), s, t.end_pos), t.end_pos
         if t.type == "INVERSE":
             return self.node(Inverse(x), s, t.end_pos), t.end_pos
@@ -1779,6 +1799,15 @@ class _Builder:
         # CARET suparg
         ex, es, ee = self.build(kids[1])
         return self.node(Power(x, ex), s, ee), ee
+
+    def _transposed_number(self, x, s, tok):
+        r"""The number before a transpose: ``1^\top`` (``1^T``, ``1'``) is the ones vector, as
+        the many texts that write it plain mean (``1^\top x`` is the sum of the entries; read
+        as the number, ``\log(1^\top \exp(x))`` had the derivative I); another number is its
+        own transpose."""
+        if x.value == 1 and self.text[s:tok.start_pos].strip(" {}()") == "1":
+            return self.node(Ones(UNKNOWN), s, tok.start_pos)
+        return x
 
     def _hadamard_power(self, x, tok):
         """``x^{\\circ k}``: k copies of x in a Hadamard product (k a whole number from 1 to
