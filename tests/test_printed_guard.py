@@ -152,3 +152,21 @@ def test_a_wrong_identity_term_is_caught():
     args = (d.expr_tree, d.result_tree, d.symbols, {})
     assert printed_matches(d.latex, *args) is True
     assert printed_matches(r"\frac{I_n}{\|x\|_2} + \frac{x x^\top}{\|x\|_2^3}", *args) is False
+
+
+def test_a_size_only_an_identity_has_reads_back_at_its_own_value():
+    r"""``x^\top x \log\det(10^{8} I)``: the size m of I is fixed by no symbol; the read-back
+    evaluated the printed ``I_m`` at another size than the result's and refused the right
+    result as an internal error."""
+    import numpy as np
+
+    from conftest import fd_gradient
+    from matderiv.numeric import evaluate
+
+    d = derive(r"x^\top x \log\det(10^{8} I)", "x")
+    assert d.latex == r"2 \log\det(10^{8} I_m)\, x"
+    x = np.random.default_rng(3).standard_normal(3)
+    for m in (2, 4):
+        got = evaluate(d.result_tree, {"x": x.reshape(3, 1)}, {"n": 3, "m": m})
+        np.testing.assert_allclose(np.ravel(got),
+                                   fd_gradient(lambda v: v @ v * m * np.log(1e8), x), rtol=1e-6)

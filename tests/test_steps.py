@@ -177,3 +177,14 @@ def test_a_function_of_a_scalar_is_the_chain_rule_not_an_elementwise_one(expr, w
     first = d.steps[0]
     assert words in first
     assert ("elementwise" in first) == (words == "elementwise")
+
+
+@pytest.mark.parametrize("expr, wrt", [(r"0 x^\top x", "x"), (r"0 \ln x", "x"),
+                                        (r"0 x^\top x", ["x", "x"])])
+def test_steps_of_an_expression_whose_differential_is_zero(expr, wrt):
+    """A differential that comes to 0 (a factor 0) had no term to identify: an internal error
+    (IndexError, "empty sum") instead of the steps."""
+    d = derive(expr, wrt, steps=True)
+    assert d.steps[-1].startswith(r"\Rightarrow\quad")
+    x = np.random.default_rng(5).standard_normal((3, 1))
+    assert not np.any(evaluate(d.result_tree, {"x": x}, {"n": 3}))  # f is 0: so is f'

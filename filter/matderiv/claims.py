@@ -628,7 +628,7 @@ def printed_matches(printed: str, f: Expr, result: Expr, all_syms, declarations:
                 if not np.all(np.isfinite(R)):
                     continue
                 try:
-                    C = _claim_value(tree, env, R)
+                    C = _claim_value(tree, env, R, sizes)
                 except MatDerivError:
                     return False  # its sizes do not fit the symbols' values
                 except (ValueError, np.linalg.LinAlgError, FloatingPointError):
@@ -641,7 +641,7 @@ def printed_matches(printed: str, f: Expr, result: Expr, all_syms, declarations:
                            for k, v in env.items()}
                     try:
                         R = _value(result, env, sizes)
-                        C = _claim_value(tree, env, R)
+                        C = _claim_value(tree, env, R, sizes)
                     except (MatDerivError, ValueError, np.linalg.LinAlgError, FloatingPointError):
                         return False
                     if not (np.all(np.isfinite(R)) and _close(C, R)):

@@ -154,6 +154,10 @@ def derivation(f: Expr, var: Symbol, kind: str, natural: Expr, arranged: Expr, l
         lines.append(Line(d_lhs if i == 0 else "", latex(tree), _note(note), tree))
     full = stages[-1][0]
     terms = linear_terms(full)
+    if not terms:  # the differential came to 0 (0 x^\top x): nothing to identify
+        lines.append(Line(r"\Rightarrow\quad " + lhs_symbol, latex(arranged), _note(w["identify"]),
+                          None, "result"))
+        return _without_repeats(lines)
     dX = Differential(var)
     if var.shape == SCALAR:
         tree = mul(natural, dX)
