@@ -170,3 +170,19 @@ def test_a_size_only_an_identity_has_reads_back_at_its_own_value():
         got = evaluate(d.result_tree, {"x": x.reshape(3, 1)}, {"n": 3, "m": m})
         np.testing.assert_allclose(np.ravel(got),
                                    fd_gradient(lambda v: v @ v * m * np.log(1e8), x), rtol=1e-6)
+
+
+def test_an_identity_of_a_product_size_reads_back():
+    r"""``\frac{X}{t}`` by X prints ``\frac{I_{mn}}{t}``; an identity sized by a product of two
+    letters keeps being read back at the result's size (a first form of the fix above took
+    the letter n of its reading for the size n and refused it)."""
+    import numpy as np
+
+    from conftest import fd_jacobian
+
+    d = derive(r"\frac{X}{t}", "X", scalar=["t"])
+    assert d.latex == r"\frac{I_{mn}}{t}"
+    X = np.random.default_rng(4).standard_normal((3, 2))
+    np.testing.assert_allclose(d.evaluate({"X": X, "t": 1.7}),
+                               fd_jacobian(lambda v: v / 1.7, X.reshape(-1, order="F")),
+                               rtol=1e-6)

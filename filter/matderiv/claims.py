@@ -585,9 +585,13 @@ def printed_matches(printed: str, f: Expr, result: Expr, all_syms, declarations:
         return None if _COMPOSITE_COMMUTATION_RE.search(printed) else False
     if _same_as_parsed(parsed, result):
         return True  # the text parses to the very tree that was verified (before typing)
-    if any(isinstance(n, (Zero, Kron, Vec)) for n in parsed.tree.walk()) or any(
-            not letters for _, letters in _identity_subscripts(parsed, printed)):
+    identity_letters = [letters for _, letters in _identity_subscripts(parsed, printed)]
+    if any(isinstance(n, (Zero, Kron, Vec)) for n in parsed.tree.walk()) or \
+            not all(identity_letters):
         return None  # sizes of 0, (x), vec and a bare I are not fixed by the text: cannot say
+    # a size written as one letter on an identity is the result's size of that name, also
+    # where no symbol fixes it (the m of \log\det(10^{8} I_m)\, x)
+    written = {ls[0] for ls in identity_letters if len(ls) == 1}
     by_name = {s.name: s for s in all_syms}
     # sizes printed as numbers (tr(I_n) as n) read back as scalars valued at the size
     size_scalars = _sizes_as_scalars(
@@ -615,6 +619,7 @@ def printed_matches(printed: str, f: Expr, result: Expr, all_syms, declarations:
     checked = 0
     with np.errstate(all="ignore"):
         for i, sizes in enumerate(maps):
+            written_sizes = {k: sizes[k] for k in written if k in sizes}
             for attempt in range(4):
                 env = draw(all_syms, sizes, rng, STRATEGIES[attempt % len(STRATEGIES)], whole)
                 for name in size_scalars:
@@ -628,7 +633,7 @@ def printed_matches(printed: str, f: Expr, result: Expr, all_syms, declarations:
                 if not np.all(np.isfinite(R)):
                     continue
                 try:
-                    C = _claim_value(tree, env, R, sizes)
+                    C = _claim_value(tree, env, R, written_sizes)
                 except MatDerivError:
                     return False  # its sizes do not fit the symbols' values
                 except (ValueError, np.linalg.LinAlgError, FloatingPointError):
@@ -641,7 +646,7 @@ def printed_matches(printed: str, f: Expr, result: Expr, all_syms, declarations:
                            for k, v in env.items()}
                     try:
                         R = _value(result, env, sizes)
-                        C = _claim_value(tree, env, R, sizes)
+                        C = _claim_value(tree, env, R, written_sizes)
                     except (MatDerivError, ValueError, np.linalg.LinAlgError, FloatingPointError):
                         return False
                     if not (np.all(np.isfinite(R)) and _close(C, R)):
