@@ -492,6 +492,8 @@ def test_scientific_numbers(text, value):
 @pytest.mark.parametrize("text, words", [
     (r"\|X\|_*", "nuclear norm"), (r"\|X\|_{*}", "nuclear norm"), (r"\|x\|_\infty", "max norm"),
     (r"\|x\|_3", "the norm `_3`"),
+    # (a subscript the norm's pattern does not take was "unexpected `_`")
+    (r"\|X\|_{2,1}", "the norm `_{2,1}`"), (r"\|X\| _{\max}", r"the norm `_{\max}`"),
 ])
 def test_unsupported_norms_are_named(text, words):
     from matderiv.errors import UnsupportedError

@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..deadline import tick
-from ..errors import MatDerivError, Span
+from ..errors import MatDerivError, Span, UnsupportedError
 from ..expr import (ELEMENTWISE, Add, Const, Det, Expr, Func, Hadamard, HadamardDiv, Identity,
                     Inverse, Kron, Mul, Norm, Ones, Power, Softmax, Sum, Symbol, Trace, Transpose,
                     UNKNOWN, Vec)
@@ -160,6 +160,9 @@ INVTRANSPOSE_RE = re.compile(r"\^\s*(?:\{" + _SP + r"-\s*" + _T + _SP + r"\}|-\s
                              + r"-\s*1" + _SP + r"\})")
 NUMBER_RE = re.compile(r"(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?")  # 0.5, .5, 1e-3
 SUBSCRIPT_RE = re.compile(r"\s*_\s*(?:\{\s*([A-Za-z0-9]+|\\[A-Za-z]+)\s*\}|([A-Za-z0-9])|\\([A-Za-z]+))")
+#: The hint of a norm that is not supported.
+NORMS_SUPPORTED = ("the 2-norm (\\|x\\|_2), the 1-norm of a vector (\\|x\\|_1) and the Frobenius "
+                   "norm (\\|X\\|_F) are supported")
 NORMSUB_RE = re.compile(
     r"\s*_\s*(?:\{\s*(?:\\(?:mathrm|text|textrm|operatorname|mathsf)\s*\{\s*([A-Za-z0-9]+)\s*\}"
     r"|\\(?:mathrm|rm)\s*([A-Za-z0-9])|([A-Za-z0-9]+|\\infty|\*))\s*\}"
@@ -806,6 +809,11 @@ class _Tokenizer:
                     and self.toks[-1].end == i:  # 1_n: the ones vector written plain
                 raise _err("unexpected `_` after the number 1", i, "for the ones vector of "
                            "size n write \\mathbf{1}_n", i + 1, text)
+            if self.toks and self.toks[-1].type == "RNORM" and not text[self.toks[-1].end:i].strip():
+                _, end = _read_arg(text, i + 1)  # \|X\|_{2,1}, \|X\|_{\max}
+                end = max(end, i + 1)
+                raise UnsupportedError(f"the norm `{text[i:end]}` is not supported", i,
+                                       NORMS_SUPPORTED, end=end, source=text)
             raise _err("unexpected `_`", i, "a subscript must directly follow a single "
                        "letter, as in W_1 or x_{i}", i + 1, text)
         if c == "'":
@@ -1892,12 +1900,9 @@ class _Builder:
             elif sub in ("2", "1"):
                 kind = sub
             else:
-                from ..errors import UnsupportedError
                 what = {"*": "the nuclear norm", "\\infty": "the max norm"}.get(sub, "the norm")
                 raise UnsupportedError(f"{what} `_{sub}` is not supported", ch[3].start_pos,
-                                       "the 2-norm (\\|x\\|_2), the 1-norm of a vector "
-                                       "(\\|x\\|_1) and the Frobenius norm (\\|X\\|_F) are "
-                                       "supported", end=e, source=self.text)
+                                       NORMS_SUPPORTED, end=e, source=self.text)
         return self.node(Norm(x, kind), s, e), s, e
 
     def r_inner(self, ch):
