@@ -483,7 +483,7 @@ def test_softmax_of_a_scalar_is_refused():
 
 def test_a_letter_before_a_bracket_is_a_product_and_the_hint_says_so():
     with pytest.raises(MatDerivError) as info:
-        infer(parse(r"f(y) + x"), "x")
+        infer(parse(r"f(2 y) + x"), "x")
     assert "`f(...)` reads as f times the bracket" in info.value.hint
 
 
@@ -504,10 +504,29 @@ def test_a_symbol_of_the_variable_is_refused(text, wrt, quoted):
 
 
 @pytest.mark.parametrize("text, wrt", [
-    (r"A (x)", "x"), (r"A(x - b)", "x"), (r"\sigma(x)", "x"), (r"a(\tau)", "a"), (r"x^T(x)", "x"),
+    (r"A (x)", "x"), (r"A(x - b)", "x"), (r"\sigma(x)", "x"), (r"A(y) + x", "x"), (r"x^T(x)", "x"),
 ])
 def test_a_bracket_after_a_symbol_is_still_a_product_elsewhere(text, wrt):
     infer(parse(text), wrt)
+
+
+@pytest.mark.parametrize("text, wrt, quoted, head, arg", [
+    (r"w^\top \phi(x)", "w", r"\phi(x)", r"\phi", "x"),
+    (r"w^\top f(x)", "w", "f(x)", "f", "x"),                  # was x f^T, of the product
+    (r"w^\top f\left(x\right)", "w", r"f\left(x\right)", "f", "x"),
+    (r"a(\tau)", "a", r"a(\tau)", "a", r"\tau"),
+])
+def test_a_lowercase_letter_before_a_bracket_of_one_symbol_is_refused(text, wrt, quoted, head,
+                                                                      arg):
+    r"""``f(x)``, ``\phi(x)`` by another variable read as a function (the features of a linear
+    model), which matderiv cannot know; as the product, ``w^\top f(x)`` by w printed
+    ``x f^\top``."""
+    with pytest.raises(MatDerivError) as info:
+        infer(parse(text), wrt)
+    assert info.value.message == (f"`{quoted}` reads as a function `{head}` of `{arg}`, which "
+                                  "matderiv cannot know")
+    assert text[info.value.position:].startswith(quoted)
+    assert f"`{head} \\cdot {arg}`" in info.value.hint
 
 
 @pytest.mark.parametrize("text, left, at", [

@@ -811,14 +811,28 @@ def _refuse_transposed_default_scalars(parsed: Parsed, decl: dict) -> None:
 def _refuse_functions_of_the_variable(parsed: Parsed, wrt_names) -> None:
     r"""``x(\tau)`` with tau the variable reads as x as a function of tau, which matderiv
     cannot know, and would be differentiated as the product x tau (``\|x(t)\|^2`` by t gave
-    2 t x^T x); ``A(x + b)`` and ``x(\tau)`` by another variable are products as before."""
-    for before, inside, start, end in parsed.calls:
-        if inside in wrt_names and before != inside:
-            text = parsed.source[start:end]
+    2 t x^T x).  So does a lowercase letter before a bracket that holds one symbol, ``f(x)``,
+    ``\phi(x)``, by another variable: the bracket says a function (the features of
+    ``w^\top \phi(x)``), and ``w^\top f(x)`` by w printed ``x f^\top``, the derivative of
+    the product.  ``A(x + b)``, a bracket that holds more, and ``A(x)``, a matrix applied to a
+    vector (the operator's value is the product), are products as before."""
+    src = parsed.source
+    for before, inside, start, end, head_end, arg_start, arg_end in parsed.calls:
+        if before == inside:
+            continue
+        text = src[start:end]
+        if inside in wrt_names:
             raise MatDerivError(
                 f"`{text}` reads as a function of the variable, which matderiv cannot know",
                 start, "write the expression in the variable itself; for the product write it "
-                "with a space or \\cdot, or the scalar first", end=end, source=parsed.source)
+                "with a space or \\cdot, or the scalar first", end=end, source=src)
+        if before[:1].islower():
+            head, arg = src[start:head_end], src[arg_start:arg_end]
+            raise MatDerivError(
+                f"`{text}` reads as a function `{head}` of `{arg}`, which matderiv cannot know",
+                start, "if it is a given value (features), name it by a symbol of its own, as "
+                f"z; for the product write `{head} {arg}` or `{head} \\cdot {arg}`",
+                end=end, source=src)
 
 
 def _refuse_square_exponentials(parsed: Parsed, inf: _Infer) -> None:

@@ -348,8 +348,8 @@ class Parsed:
     #: which a reader takes for the matrix exponential)
     exp_powers: frozenset = field(default_factory=frozenset, compare=False, repr=False)
     #: ``x(\tau)``, a symbol right before a bracket that holds one symbol: ``(name before,
-    #: name inside, start, end)``; a product, unless the one inside is the variable (typing
-    #: refuses it then: it reads as x as a function of tau)
+    #: name inside, start, end, end of the symbol before, start and end of the one inside)``;
+    #: typing refuses it when it reads as a function (see ``shapes``), else it is a product
     calls: tuple = field(default=(), compare=False, repr=False)
     #: ids of the reciprocals a division made (``\frac{1}{N}``, ``x / N``): typing refuses one
     #: of a matrix, which no textbook divides by (``N^{-1}`` is its inverse)
@@ -2068,7 +2068,7 @@ def _call_like(toks: list[_Tok]) -> tuple:
         f, op, arg, cl = toks[k:k + 4]
         if f.type == "SYM" and op.type == "LPAR" and op.value.endswith("(") and \
                 f.end == op.start and arg.type == "SYM" and cl.type == "RPAR":
-            out.append((f.info.name, arg.info.name, f.start, cl.end))
+            out.append((f.info.name, arg.info.name, f.start, cl.end, f.end, arg.start, arg.end))
     return tuple(out)
 
 
