@@ -1628,3 +1628,23 @@ def test_a_plain_one_that_would_be_read_as_the_number_is_refused(text, message, 
     with pytest.raises(MatDerivError) as info:
         derive(text, "X" if "X" in text else "x")
     assert message in info.value.message and hint in info.value.hint
+
+
+@pytest.mark.parametrize("expr, wrt, form, fn", [
+    (r"\det(X)^{1/n}", "X", r"\frac{\det(X)^{1/n} X^{-\top}}{n}",
+     lambda X, n: np.linalg.det(X) ** (1 / n)),
+    (r"\det(X)^{-1/n}", "X", r"-\frac{X^{-\top}}{n \det(X)^{1/n}}",
+     lambda X, n: np.linalg.det(X) ** (-1 / n)),
+])
+def test_an_exponent_over_a_letter_is_written_inline(expr, wrt, form, fn):
+    r"""``\det(X)^{1/n}``: the exponent inline as written (was ``^{\frac{1}{n}}``), and under a
+    fraction bar the letter before the power (``n \det(X)^{1/n}``, was ``\det(X)^{1/n} n``)."""
+    X = RNG.standard_normal((3, 3)) + 3 * np.eye(3)
+    d = derive(expr, wrt, scalar=["n"])
+    assert d.latex == form
+    np.testing.assert_allclose(d.evaluate({"X": X, "n": 2.0}),
+                               fd_gradient(lambda V: fn(V, 2.0), X), rtol=1e-6)
+    t = derive(r"t^{1/k}", "t", scalar=["t", "k"])
+    assert t.latex == r"\frac{t^{1/k - 1}}{k}"
+    assert float(t.evaluate({"t": 1.7, "k": 3.0})) == pytest.approx(
+        ((1.7 + 1e-6) ** (1 / 3) - (1.7 - 1e-6) ** (1 / 3)) / 2e-6, rel=1e-6)

@@ -287,6 +287,12 @@ def _is_plain_scalar(e: Expr) -> bool:
     return isinstance(e, Symbol) and _is_scalar(e)
 
 
+def _is_reciprocal_of_a_symbol(e: Expr) -> bool:
+    """``n^{-1}`` of a scalar symbol n: an exponent written inline as ``1/n``."""
+    return isinstance(e, Power) and isinstance(e.exponent, Const) and e.exponent.value == -1 \
+        and isinstance(e.base, Symbol) and _is_scalar(e.base)
+
+
 def _is_power_of_a_number(e: Expr) -> bool:
     """Whether ``e`` is a whole number's whole power (``10^{-4}``, ``2^{-k}`` with k a
     number): it prints as written, in front, not below a bar."""
@@ -647,7 +653,8 @@ class LatexPrinter:
         # a size goes first, as a coefficient does: n \det(X), not \det(X) n
         num = sorted(num, key=lambda f: not _is_size(f))  # (stable: the rest keep their order)
         num = self._splice_lone_group(self._group_scalar_runs(num))
-        den = self._splice_lone_group(den)
+        # and under the bar the plain letters: n \det(X)^{1/n}, k t^{1/k + 1}
+        den = self._splice_lone_group(sorted(den, key=lambda f: not _is_plain_scalar(f)))
         sign = "-" if coeff < 0 else ""
         c = abs(coeff)
         # the number over the bar and under it: 0.3 and 1 in decimal mode (\frac{0.3 x}{\tau})
@@ -762,6 +769,18 @@ class LatexPrinter:
             if v.denominator == 1:
                 return str(v.numerator)
             return _decimal(v) or f"{v.numerator}/{v.denominator}"
+        over = self._over_a_symbol(x)
+        if over is not None:
+            return over  # \det(X)^{1/n}, not ^{\frac{1}{n}}
+        if isinstance(x, Add):
+            plain = self._print(x)
+            if r"\frac" not in plain:
+                return plain
+            texts = [self._exponent(t) for t in x.args]
+            if any(r"\frac" in t for t in texts):
+                return plain
+            return "".join(t if i == 0 else (" - " + t[1:] if t.startswith("-") else " + " + t)
+                           for i, t in enumerate(texts))  # t^{1/k - 1}, t^{k/2 - 1}
         if isinstance(x, Mul):
             # n/2, -n/2, 3 t/2: a fraction of scalar symbols inline, as a number's is
             coeff, factors = self._flatten_mul(x.args)
@@ -771,6 +790,16 @@ class LatexPrinter:
                     top = f"{abs(coeff.numerator)} {top}"
                 return ("-" if coeff < 0 else "") + top + "/" + str(coeff.denominator)
         return self._print(x)
+
+    def _over_a_symbol(self, x: Expr) -> str | None:
+        """An exponent that is a whole number over a scalar symbol, inline: ``1/n``, ``-2/n``
+        (None for any other)."""
+        if _is_reciprocal_of_a_symbol(x):
+            return "1/" + self._print(x.base)
+        if isinstance(x, Mul) and len(x.args) == 2 and isinstance(x.args[0], Const) and \
+                x.args[0].value.denominator == 1 and _is_reciprocal_of_a_symbol(x.args[1]):
+            return f"{x.args[0].value.numerator}/" + self._print(x.args[1].base)
+        return None
 
     def _print_Power(self, e: Power) -> str:
         b, x = e.base, e.exponent
