@@ -583,3 +583,33 @@ def test_a_transposed_greek_scalar_asks_for_a_declaration(text, quoted):
     assert "declare vector=" in info.value.hint and "\\boldsymbol" in info.value.hint
     infer(parse(text), "x", vector=[text.split("^")[0]])  # declared, it types
     infer(parse(text), "x", scalar=[text.split("^")[0]])  # and a declared scalar may be transposed
+
+
+@pytest.mark.parametrize("text, what, hint", [
+    (r"\operatorname{tr}(\log \Sigma)", "the trace of the matrix function log of `\\Sigma`",
+     r"write \log\det \Sigma"),
+    (r"\operatorname{tr}(\exp(\Sigma))", "the trace of the matrix function exp",
+     r"\mathbf{1}^\top \exp(\operatorname{diag}(\Sigma))"),
+    (r"\operatorname{tr}(\sqrt{\Sigma})", "the trace of the matrix function sqrt",
+     r"\mathbf{1}^\top \sqrt{\operatorname{diag}(\Sigma)}"),
+    (r"\det(\exp(\Sigma))", "the determinant of the matrix function exp",
+     r"\exp(\operatorname{tr}(\Sigma))"),
+])
+def test_a_function_of_a_matrix_under_a_trace_is_refused(text, what, hint):
+    r"""``\operatorname{tr}(\log \Sigma)`` reads as the trace of the matrix logarithm (log det);
+    elementwise, as matderiv's \log of a matrix is, it printed ``I_n \oslash \Sigma``."""
+    from matderiv.errors import UnsupportedError
+
+    with pytest.raises(UnsupportedError) as info:
+        infer(parse(text), r"\Sigma")
+    assert what in info.value.message and hint in info.value.hint
+    assert info.value.position == 0
+
+
+@pytest.mark.parametrize("text", [
+    r"\operatorname{tr}(A^\top \exp(\Sigma))",        # the Frobenius product: elementwise
+    r"\operatorname{tr}(\exp(t)) + \operatorname{tr}(\Sigma)",   # of a scalar
+    r"\operatorname{tr}(\sin(A)) + \operatorname{tr}(\Sigma)",   # a constant term
+])
+def test_functions_of_a_matrix_elsewhere_stay_elementwise(text):
+    infer(parse(text), r"\Sigma", scalar=["t"])

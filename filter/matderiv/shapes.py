@@ -835,6 +835,44 @@ def _refuse_functions_of_the_variable(parsed: Parsed, wrt_names) -> None:
                 end=end, source=src)
 
 
+#: The elementwise functions that are also functions of a square matrix (its power series):
+#: under a trace or a determinant they read as those.
+_MATRIX_FUNCTIONS = ("exp", "log", "sqrt", "sin", "cos", "tan", "sinh", "cosh", "tanh")
+
+
+def _refuse_matrix_functions_under_a_trace(parsed: Parsed, inf: _Infer) -> None:
+    r"""``\operatorname{tr}(\log \Sigma)`` reads as the trace of the matrix logarithm (it is
+    ``\log\det \Sigma``, a textbook identity), ``\det(\exp X)`` as the determinant of the
+    matrix exponential; matderiv's functions of a matrix are elementwise, and the trace of an
+    elementwise function sums its diagonal only, which is not written so: the derivative
+    printed (``I_n \oslash \Sigma``) would be of another function.  A function inside a
+    product, tr(A^T exp(X)) (the Frobenius product), stays elementwise."""
+    for node in parsed.tree.walk():
+        if not (isinstance(node, (Trace, Det)) and isinstance(node.arg, Func)
+                and node.arg.name in _MATRIX_FUNCTIONS):
+            continue
+        r, c = inf.cshape(inf.shape[id(node.arg.arg)])
+        if not (r and c):
+            continue  # (of a scalar: tr(\exp(t)) is \exp(t))
+        if not any(isinstance(n, Symbol) and n.name in inf.wrt for n in node.arg.arg.walk()):
+            continue  # a constant term: its reading does not change the derivative
+        name = node.arg.name
+        what = "trace" if isinstance(node, Trace) else "determinant"
+        inner = parsed.text(node.arg.arg) or "X"
+        diagonal = rf"\operatorname{{diag}}({inner})"
+        elementwise = (rf"\sqrt{{{diagonal}}}" if name == "sqrt" else rf"\{name}({diagonal})")
+        hint = (rf"for \operatorname{{tr}}(\log X) = \log\det X write \log\det {inner}; "
+                if name == "log" and what == "trace" else "")
+        hint += (rf"for the elementwise function of the diagonal write \mathbf{{1}}^\top "
+                 rf"{elementwise}" if what == "trace" else
+                 rf"\det(e^{{X}}) = e^{{\operatorname{{tr}}(X)}}: write \exp(\operatorname{{tr}}({inner}))"
+                 if name == "exp" else "write it through \\det, \\operatorname{tr} and powers of "
+                 "the matrix")
+        raise _refusal(parsed, node, f"`{parsed.text(node)}` reads as the {what} of the matrix "
+                       f"function {name} of `{inner}`, which matderiv does not compute (its "
+                       "functions of a matrix are elementwise)", hint, UnsupportedError)
+
+
 def _refuse_square_exponentials(parsed: Parsed, inf: _Infer) -> None:
     r"""``e^{X}`` of a square matrix reads to most as the matrix exponential, which matderiv
     does not compute; ``\exp(X)`` is the elementwise one (SPEC), and ``e^{X}`` of a
@@ -928,6 +966,7 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
                 e.hint = fix + ("; otherwise " + e.hint if e.hint else "")
         raise e.with_source(src)
     _refuse_square_exponentials(parsed, inf)
+    _refuse_matrix_functions_under_a_trace(parsed, inf)
 
     inf._names = None
     names = inf.names()
