@@ -1002,3 +1002,16 @@ def test_a_plain_one_transposed_reads_as_the_ones_vector():
         assert parse(text).tree == parse(r"\mathbf{1}^\top x").tree, text
     for text in (r"2^\top x", r"(\tfrac{2}{2})^\top x"):
         assert not any(isinstance(n, Ones) for n in parse(text).tree.walk()), text
+
+
+@pytest.mark.parametrize("text, sub, unit", [
+    (r"\log \operatorname{softmax}(W x)_y", "_y", "e_y"),
+    (r"(A x)_{i}", "_{i}", "e_i"),
+    (r"\left(A x\right)_{ij}", "_{ij}", "e_i"),
+])
+def test_a_subscript_after_a_bracket_is_named_an_entry(text, sub, unit):
+    r"""``\operatorname{softmax}(z)_y`` was "unexpected `_`" with a hint about letters."""
+    with pytest.raises(MatDerivError) as info:
+        parse(text)
+    assert info.value.message.startswith(f"a subscript after a bracket, `{sub}`, picks an entry")
+    assert info.value.position == text.index("_") and f"write {unit}^\\top u" in info.value.hint

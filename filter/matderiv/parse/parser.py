@@ -809,6 +809,16 @@ class _Tokenizer:
                     and self.toks[-1].end == i:  # 1_n: the ones vector written plain
                 raise _err("unexpected `_` after the number 1", i, "for the ones vector of "
                            "size n write \\mathbf{1}_n", i + 1, text)
+            if self.toks and self.toks[-1].type == "RPAR" and self.toks[-1].end == i:
+                _, end = _read_arg(text, i + 1)  # \operatorname{softmax}(z)_y
+                end = max(end, i + 1)
+                k = text[i + 1:end].strip().strip("{}").strip()
+                k = k if re.fullmatch(r"[A-Za-z0-9]", k) else "i"
+                raise _err(f"a subscript after a bracket, `{text[i:end]}`, picks an entry, which "
+                           "matderiv does not take (entries are not symbols)", i,
+                           f"for the entry {k} of a vector u write e_{k}^\\top u, with e_{k} the "
+                           "unit vector of that entry (e_y^\\top \\log \\operatorname{softmax}(W x) "
+                           "for \\log \\operatorname{softmax}(W x)_y)", end, text)
             if self.toks and self.toks[-1].type == "RNORM" and not text[self.toks[-1].end:i].strip():
                 _, end = _read_arg(text, i + 1)  # \|X\|_{2,1}, \|X\|_{\max}
                 end = max(end, i + 1)
