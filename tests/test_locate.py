@@ -444,3 +444,29 @@ def test_diagnostic_filter_is_one_line():
     d = diagnostic_filter(3, "\\matderiv<a,\n x>", "bad", "do this")
     assert d == "pandoc-matderiv: macro #3 \\matderiv<a, x>: error: bad; hint: do this"
     assert "\n" not in diagnostic_filter(1, "\\matderiv<" + "a" * 200 + ", x>", "m")
+
+
+def test_a_macro_may_go_on_after_comment_lines():
+    r"""A ``%`` comment inside a macro that spans lines (LaTeX, or KaTeX math) ended the macro
+    ("no '>' closes"); it is skipped as TeX skips it, end of line included, so a line that
+    holds only a comment (a commented-out term) is no blank line; a macro in a comment stays
+    unseen, and lines and columns are those of the source."""
+    text = ("\\begin{align}\n"
+            "a &= \\matderiv<x^\\top x, x> \\\\\n"
+            "% b &= \\matderiv<y^\\top y, y> \\\\\n"
+            "c &= \\matderiv<x^\\top A x % the form\n"
+            "  % + b^\\top x\n"
+            "  , x> % trailing\n"
+            "\\end{align}\n")
+    got = locate_document(text, "tex")
+    assert [loc.macro.raw.split()[0] for loc in got] == ["\\matderiv<x^\\top", "\\matderiv<x^\\top"]
+    second = got[1].macro
+    assert isinstance(second, Macro) and second.expr.split() == ["x^\\top", "A", "x"]
+    assert second.wrt == ["x"] and (second.line, second.column) == (4, 6)
+    assert text[second.end - 1] == ">" and text.index("% trailing") > second.end
+    math = "\\matderiv<x^\\top A x % c\n, x>"
+    (loc,) = locate_math(math, True)
+    assert loc.macro.expr.split() == ["x^\\top", "A", "x"] and loc.macro.end == len(math)
+    bad = "$$\n% a comment\n\\matderiv<x^\\top A x % c\n$$"
+    (err,) = locate_document(bad, "md")
+    assert isinstance(err.macro, MacroError) and err.macro.line == 3

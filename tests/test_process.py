@@ -371,3 +371,22 @@ def test_a_variable_that_does_not_occur_gets_a_note(tmp_path, monkeypatch):
     y = np.arange(1.0, 4.0)  # the 0 printed is the derivative's value
     assert not derive(r"y^\top \hat{y}", "y_hat").evaluate(
         {"y": y, "y__hat": y, "y_hat": y}).any()
+
+
+def test_a_macro_with_comment_lines_inside_is_derived_without_them():
+    """The commented-out term is not part of the expression (TeX skips it); the result is the
+    derivative of what is left, checked here against finite differences."""
+    import numpy as np
+
+    from conftest import fd_gradient
+    from matderiv import derive
+
+    src = ("\\begin{equation}\n\\matderiv<x^\\top A x % the quadratic form\n"
+           "  % + b^\\top x\n  , x>\n\\end{equation}\n")
+    out = process_text(src, "tex").text
+    d = derive(r"x^\top A x", "x")
+    A, x = np.random.default_rng(2).standard_normal((2, 3, 3))[0], np.arange(3.0)
+    np.testing.assert_allclose(d.evaluate({"A": A, "x": x}).ravel(),
+                               fd_gradient(lambda v: v @ A @ v, x), rtol=1e-6)
+    assert out == ("\\begin{equation}\n\\frac{\\partial}{\\partial x}\\left(x^\\top A x\\right) = "
+                   + d.latex + "\n\\end{equation}\n")

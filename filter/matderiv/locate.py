@@ -21,7 +21,7 @@ Knows nothing of derivatives (no ``derive``), of pandoc, or of how results are t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .errors import MatDerivError
 
@@ -851,23 +851,64 @@ def definition_bodies(text: str, regions=None) -> list[tuple[int, int]]:
     return out
 
 
+def _joined_over_comments(text: str, regions: list[Region]) -> tuple[str, list[Region]]:
+    """Math that ``%`` comments split (:func:`_math_subregions`) joined again, and the text to
+    find macros in: ``text`` with those comments blanked (the same offsets).  So a macro whose
+    lines are interleaved with comments reads whole, without them (``x^\\top A x % the
+    quadratic form`` then ``, x>`` on the next line), and a macro in a comment is not seen.
+    The records found in it take their line and column from ``text`` (:func:`_placed`)."""
+    if not any(r.kind == "skip" and r.env == "%" for r in regions):
+        return text, regions
+    pieces, last, joined, comment_end = [], 0, [], None
+    for r in regions:
+        prev = joined[-1] if joined else None
+        if r.kind == "skip" and r.env == "%":
+            # (with its end of line, as TeX reads it: a line that holds only a comment is no
+            # blank line, which would end the macro)
+            end = r.end + 1 if text.startswith("\n", r.end) else r.end
+            pieces += [text[last:r.start], " " * (end - r.start)]
+            last = end
+            if prev is not None and prev.kind in ("inline", "display") and prev.end == r.start:
+                joined[-1] = Region(prev.start, r.end, prev.kind, prev.env)  # (absorbed)
+                comment_end = r.end
+                continue
+        elif r.start == comment_end and (prev.kind, prev.env) == (r.kind, r.env):
+            joined[-1] = Region(prev.start, r.end, r.kind, r.env)  # the math after a comment
+            continue
+        joined.append(r)
+    pieces.append(text[last:])
+    return "".join(pieces), joined
+
+
+def _placed(record, original: str, scanned: str):
+    """``record`` (a :class:`Macro` or :class:`MacroError` found in ``scanned``, the text with
+    its comments blanked) with its line and column in ``original``."""
+    if scanned is original:
+        return record
+    at = record.start if isinstance(record, Macro) else record.position
+    line, column = line_col(original, at)
+    return replace(record, line=line, column=column)
+
+
 def locate_document(text: str, fmt: str) -> list[Located]:
     """Every macro of a Markdown or LaTeX source with the context it stands in, skipping
     comments, code and verbatim; a macro in math never reaches past the end of that math."""
     out: list[Located] = []
     bodies = None
     regions = document_regions(text, fmt)
+    original, (text, regions) = text, _joined_over_comments(text, regions)
     for r in regions:
         if r.kind == "skip" or "\\matderiv" not in text[r.start:r.end]:
             continue
         for mac in find_macros(text, r.start, r.end):
-            ls = text.rfind("\n", 0, mac.start) + 1
-            indent = re.match(r"[ \t]*", text[ls:mac.start]).group(0)
-            alone = r.kind == "text" and _alone(text, mac.start, mac.end, fmt)
+            mac = _placed(mac, original, text)
+            ls = original.rfind("\n", 0, mac.start) + 1
+            indent = re.match(r"[ \t]*", original[ls:mac.start]).group(0)
+            alone = r.kind == "text" and _alone(original, mac.start, mac.end, fmt)
             in_definition = False
             if r.kind == "text":
                 if bodies is None:
-                    bodies = definition_bodies(text, regions)
+                    bodies = definition_bodies(original, document_regions(original, fmt))
                 in_definition = any(a <= mac.start < b for a, b in bodies)
             before, after = ("free", "free") if r.kind == "text" else \
                 binding_context(text, r.start, r.end, mac)
@@ -880,9 +921,11 @@ def locate_document(text: str, fmt: str) -> list[Located]:
 def locate_math(text: str, display: bool) -> list[Located]:
     """Every macro of a math string (a pandoc ``Math`` element), skipping ``%`` comments."""
     out: list[Located] = []
-    for r in math_regions(text, display):
+    original, (text, regions) = text, _joined_over_comments(text, math_regions(text, display))
+    for r in regions:
         if r.kind != "skip" and "\\matderiv" in text[r.start:r.end]:
             for m in find_macros(text, r.start, r.end):
+                m = _placed(m, original, text)
                 before, after = binding_context(text, r.start, r.end, m)
                 out.append(Located(m, r.kind, before=before, after=after,
                                    in_text=in_text_group(text, r.start, m.start)))
