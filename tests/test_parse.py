@@ -1015,3 +1015,9 @@ def test_a_subscript_after_a_bracket_is_named_an_entry(text, sub, unit):
         parse(text)
     assert info.value.message.startswith(f"a subscript after a bracket, `{sub}`, picks an entry")
     assert info.value.position == text.index("_") and f"write {unit}^\\top u" in info.value.hint
+
+
+def test_matlabs_plain_transpose_reads():
+    """MATLAB's ``x.'`` (the transpose without conjugation) was "unexpected `.`"."""
+    assert parse("x.'*A*x").tree == parse("x'*A*x").tree
+    assert parse("(A*x).'*x").tree == parse(r"(A x)^\top x").tree

@@ -844,6 +844,9 @@ class _Tokenizer:
         if c == ":" and self.prev_operand():
             self.emit("FROB", ":", i, i + 1)  # A : B, the Frobenius product tr(A^T B)
             return i + 1
+        if c == "." and text.startswith(".'", i) and self.prev_operand():
+            self.emit("PRIME", ".'", i, i + 2)  # MATLAB's transpose (x' conjugates there)
+            return i + 2
         if c == "." and text.startswith("./", i):  # MATLAB's elementwise division
             self.emit("OSLASH", "./", i, i + 2)
             return i + 2
