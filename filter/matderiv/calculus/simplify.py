@@ -1506,18 +1506,28 @@ def _size_products(chain: list[Expr]) -> tuple[list[Expr], list[Expr]]:
 
 _REWRITTEN: dict = {}
 
+#: What :data:`_REWRITTEN` holds for a node that its rewrite leaves as it is (equal to it).
+_UNCHANGED = object()
+
 
 def _rewrite(e: Expr) -> Expr:
     """One rewrite of a node whose children are already rewritten (memoised: it is a pure
-    function of the node and of whether a distribution trial is running)."""
+    function of the node and of whether a distribution trial is running).  A node that the
+    rules leave equal to itself comes back as the very object ``e``, never an equal copy (a
+    rule rebuilding the same product, or the memo's entry for an equal node met earlier), so
+    that :func:`_rewrite_pass` sees it unchanged and marks it a fixpoint: equal trees are the
+    same value, and every rule reads only values."""
     key = (_DISTRIBUTING, e)
     hit = _REWRITTEN.get(key)
     if hit is not None:
-        return hit
+        return e if hit is _UNCHANGED else hit
     tick()
     out = _rewrite_node(e)
     if len(_REWRITTEN) > 200_000:
         _REWRITTEN.clear()
+    if out is e or out == e:
+        _REWRITTEN[key] = _UNCHANGED
+        return e
     _REWRITTEN[key] = out
     return out
 
