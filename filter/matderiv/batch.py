@@ -147,7 +147,7 @@ class BatchEvaluator(MemoWalk):
 
     # --- unary / binary --------------------------------------------------------------------
     def _eval_Transpose(self, e: Transpose):
-        return np.swapaxes(self.ev(e.arg), -1, -2)
+        return self.ev(e.arg).swapaxes(-1, -2)
 
     def _eval_Inverse(self, e: Inverse):
         v = self.ev(e.arg)
@@ -188,7 +188,7 @@ class BatchEvaluator(MemoWalk):
         v = self.ev(e.arg)
         n = v.shape[-2]
         if v.shape[-1] != 1:  # a row vector
-            v = np.swapaxes(v, -1, -2)
+            v = v.swapaxes(-1, -2)
             n = v.shape[-2]
         return v * np.eye(n)
 
@@ -197,7 +197,7 @@ class BatchEvaluator(MemoWalk):
 
     def _eval_Vec(self, e: Vec):
         v = self.ev(e.arg)
-        t = np.swapaxes(v, -1, -2)
+        t = v.swapaxes(-1, -2)
         return t.reshape(t.shape[:-2] + (-1, 1))
 
     def _eval_Norm(self, e: Norm):
@@ -246,5 +246,7 @@ def evaluate_batch(expr: Expr, env: Mapping[str, object], sizes: Mapping[str, in
     values (floats, 2-D arrays), except that batched symbols hold a ``(batch,)`` array
     (scalars) or a ``(batch, rows, cols)`` array.  Callers hold ``np.errstate``."""
     v = BatchEvaluator(env, sizes).ev(expr)
+    if v.ndim == 3 and len(v) == batch:
+        return v  # (already one value per point, the usual case: no broadcast_to wrapper)
     r, c = v.shape[-2:]
     return np.broadcast_to(v, (batch, r, c))
