@@ -111,7 +111,7 @@ def _ckey(e: Expr) -> str:
 
 
 def _n_transposes(e: Expr) -> int:
-    return sum(isinstance(n, Transpose) for n in e.walk())
+    return sum(1 for n in e.nodes() if isinstance(n, Transpose))
 
 
 # --------------------------------------------------------------------------------------------
@@ -357,10 +357,33 @@ def _diag_parts(f: Expr):
     return None
 
 
+def _plain_factor(f: Expr):
+    """``(name, transposed?)`` of a factor that is a symbol or a transposed symbol, else None:
+    see :func:`_cancel_chain`."""
+    t = type(f)
+    if t is Symbol:
+        return f.name, False
+    if t is Transpose and type(f.arg) is Symbol:
+        return f.arg.name, True
+    return None
+
+
 def _cancel_chain(chain: list[Expr]) -> list[Expr]:
     out: list[Expr] = []
+    plain_prev = None  # (_plain_factor of out[-1])
     for f in chain:
+        plain = _plain_factor(f)
+        if plain is not None and plain_prev is not None and plain != plain_prev:
+            # two (transposed) symbols that are not the same one transposed alike (X X is
+            # X^2, X^T X^T is (X^2)^T): none of the rules below applies to them (each needs
+            # an identity, inverse, diag, ones, Kronecker, commutation, quotient or power, or
+            # equal bases for _merge_powers); the most common pair, settled in one test
+            out.append(f)
+            plain_prev = plain
+            continue
+        plain_prev = None  # (set again below when f is appended as it is)
         if isinstance(f, Identity) and (out or len(chain) > 1):
+            plain_prev = _plain_factor(out[-1]) if out else None
             continue
         if out:
             prev = out[-1]
@@ -441,6 +464,7 @@ def _cancel_chain(chain: list[Expr]) -> list[Expr]:
                 out[-1] = _rewrite(Hadamard((prev.arg, f)))
                 continue
         out.append(f)
+        plain_prev = plain
     return out
 
 
@@ -515,7 +539,7 @@ def build_product(coef: Fraction, scalars, chain) -> Expr:
 
 
 def size(e: Expr) -> int:
-    return sum(1 for _ in e.walk())
+    return len(e.nodes())  # (the node list is kept on the node)
 
 
 def _distribute_if_smaller(chain: list[Expr]) -> list[Expr]:
