@@ -527,11 +527,13 @@ def _merge_powers(a: Expr, b: Expr):
 
 
 def build_product(coef: Fraction, scalars, chain) -> Expr:
-    if coef == 0:
+    # (``coef is COEF_ONE``: the shared 1 of split, the usual coefficient, is not compared as a
+    # Fraction, whose comparisons are Python calls)
+    if coef is not COEF_ONE and coef == 0:
         return None
     scalars = _merge_scalars(scalars)
     parts: list[Expr] = []
-    if coef != 1 or (not scalars and not chain):
+    if (coef is not COEF_ONE and coef != 1) or (not scalars and not chain):
         parts.append(Const(coef))
     parts.extend(scalars)
     parts.extend(chain)
@@ -592,7 +594,7 @@ def _spelled_out(t: Expr, g: Expr, g_right: bool) -> Expr:
 def _rewrite_mul(e: Mul) -> Expr:
     coef, scalars, chain = split(e)
     shape = e.shape
-    if coef == 0 or any(isinstance(f, Zero) for f in chain) or any(
+    if (coef is not COEF_ONE and coef == 0) or any(isinstance(f, Zero) for f in chain) or any(
             isinstance(s, Const) and s.value == 0 for s in scalars):
         return zero(shape)
     chain = _cancel_chain(chain)
@@ -703,7 +705,7 @@ def _rewrite_add(e: Add) -> Expr:
     collected: dict = {}
     for t in _flatten_add(e):
         coef, scalars, chain = split(t)
-        if coef == 0:
+        if coef is not COEF_ONE and coef == 0:
             continue
         scalars = _merge_scalars(scalars)
         k = _term_key(scalars, chain)
@@ -711,11 +713,11 @@ def _rewrite_add(e: Add) -> Expr:
             collected[k][0] += coef
         else:
             collected[k] = [coef, scalars, chain]
-    terms = [(cf, s, ch) for cf, s, ch in collected.values() if cf != 0]
+    terms = [(cf, s, ch) for cf, s, ch in collected.values() if cf is COEF_ONE or cf != 0]
     if not terms:
         return zero(shape)
     terms = _merge_diagonals(terms)
-    if len(terms) > 1:
+    if len(terms) > 1 and _shared_matrix_parts(terms):
         terms = _collect_scalar_coefficients(terms)
         if len(terms) > 1:
             terms = _over_common_denominator(terms)
@@ -778,6 +780,19 @@ def _expanded_sum(products):
             else:
                 monos[key] = [c0, fs]
     return [(c0, fs) for c0, fs in monos.values() if c0 != 0]
+
+
+def _shared_matrix_parts(terms) -> bool:
+    """Whether two of the terms have the same matrix part: else each step of
+    :func:`_per_matrix_part` returns the terms as they are (each group is one term), and the
+    three of :func:`_rewrite_add` are skipped (their keys are computed once, here)."""
+    seen = set()
+    for t in terms:
+        k = tuple([skey(f) for f in t[2]])
+        if k in seen:
+            return True
+        seen.add(k)
+    return False
 
 
 def _per_matrix_part(terms, combine):
@@ -855,6 +870,8 @@ def _shared_coefficient(coefs, both_signs: bool) -> Fraction:
     """What the coefficients of a sum's terms share, to go in front of it: their one magnitude,
     negative when all are negative (``-2 s - 2 t -> -2 (s + t)``), else -1 when all are negative;
     one magnitude with both signs only when ``both_signs`` (``2 t - 2 -> 2 (t - 1)``); else 1."""
+    if coefs and all(cf is COEF_ONE for cf in coefs):
+        return COEF_ONE  # (terms without a number in front, the usual case: they share 1)
     magnitudes = {abs(cf) for cf in coefs}
     negative = all(cf < 0 for cf in coefs)
     if len(magnitudes) == 1 and (negative or both_signs or all(cf > 0 for cf in coefs)):
@@ -865,7 +882,10 @@ def _shared_coefficient(coefs, both_signs: bool) -> Fraction:
 
 def _shared_sign(coefs) -> Fraction:
     """-1 when all the coefficients are negative, else 1."""
-    return Fraction(-1) if all(cf < 0 for cf in coefs) else Fraction(1)
+    return _MINUS_ONE if all(cf < 0 for cf in coefs) else COEF_ONE
+
+
+_MINUS_ONE = Fraction(-1)
 
 
 def _over_common_denominator(terms):
@@ -1032,7 +1052,7 @@ def _factor(terms, shape):
     if abs(common_coef) != 1 and len(terms) == 2 and common_coef.denominator == 1 and any(
             isinstance(f, Add) for _, sc, ch in terms for f in (*sc, *ch)):
         common_coef = _shared_sign(coefs)
-    if common or common_coef != 1:
+    if common or (common_coef is not COEF_ONE and common_coef != 1):
         inner = []
         for cf, s, ch in terms:
             rest = list(s)
@@ -1055,6 +1075,8 @@ def _factor(terms, shape):
             if ch and not isinstance(ch[side], Identity):
                 counts.setdefault(ch[side], []).append(i)
         for f, idx in counts.items():
+            if len(idx) < 2 or (best is not None and len(idx) <= len(best[2])):
+                continue  # (every group below is a part of idx: none could be taken)
             # the whole group sharing f, else its parts with the same scalar factors
             # (A x / (x^T x) + A^T x / (x^T x) - 2 (x^T A x) x / (x^T x)^2)
             by_scalars: dict = {}
