@@ -143,9 +143,10 @@ def _matrices(rng, count: int, r: int, c: int, symmetric: bool, positive: bool =
         if positive:
             m = m + r * np.eye(r)
         else:
-            signs = np.sign(rng.standard_normal(count))
-            signs[signs == 0] = 1.0
-            m = m + 1.5 * signs[:, None, None] * np.eye(r)
+            # +-1.5 by the sign of a normal draw, + for a zero (what np.sign, with its zeros
+            # set to 1, times 1.5 gave: the same floats, in two NumPy calls rather than four)
+            shifts = np.where(rng.standard_normal(count) < 0, -1.5, 1.5)
+            m = m + shifts[:, None, None] * np.eye(r)
     return m
 
 

@@ -42,7 +42,12 @@ def mul(*factors: Expr) -> Expr:
     flat: list[Expr] = []
     coef = None  # (a Fraction once a constant is met: Fraction arithmetic is slow)
     factors = [f for f in factors if f is not None]
-    all_scalar = all(f.shape == SCALAR for f in factors)
+    all_scalar = True
+    for f in factors:
+        if f.shape != SCALAR:
+            all_scalar = False
+            break
+    has_zero = False
     for f in factors:
         # a 1x1 product inside a matrix product is a scalar group: splicing it into the
         # chain would break the chain's sizes
@@ -52,8 +57,10 @@ def mul(*factors: Expr) -> Expr:
                 coef = p.value if coef is None else coef * p.value
             else:
                 flat.append(p)
+                if isinstance(p, Zero):
+                    has_zero = True
     shape = mul_shape([f.shape for f in flat])  # (raises ShapeError on a broken chain)
-    if coef is not None and coef == 0 or any(isinstance(f, Zero) for f in flat):
+    if coef is not None and coef == 0 or has_zero:
         return zero(shape)
     if coef is not None and coef != 1:
         flat.insert(0, Const(coef))

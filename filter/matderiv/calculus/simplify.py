@@ -1049,7 +1049,8 @@ def _factor(terms, shape):
     coefs = [t[0] for t in terms]
     common_coef = _shared_coefficient(
         coefs, all(len(ch) <= 1 and len(sc) <= 1 for _, sc, ch in terms))
-    if abs(common_coef) != 1 and len(terms) == 2 and common_coef.denominator == 1 and any(
+    if common_coef is not COEF_ONE and abs(common_coef) != 1 and len(terms) == 2 and \
+            common_coef.denominator == 1 and any(
             isinstance(f, Add) for _, sc, ch in terms for f in (*sc, *ch)):
         common_coef = _shared_sign(coefs)
     if common or (common_coef is not COEF_ONE and common_coef != 1):
