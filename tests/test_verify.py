@@ -188,3 +188,30 @@ def test_differences_that_agree_by_chance_do_not_refuse_a_true_result():
 def test_a_wrong_result_is_still_refused_where_differences_are_wild():
     with pytest.raises(VerificationError):
         _check(_WILD, "2 " + _WILD_GRAD, "x", "grad")
+
+
+@pytest.mark.parametrize("result, passes", [(r"2 x", True), (r"10 x", False), (r"3 x", False)])
+def test_a_large_constant_does_not_hide_a_wrong_gradient(result, passes):
+    r"""The tolerance grew by 1e-8 of the function's value: beside ``10^{10}`` a gradient off
+    by 5 times passed.  Now a wrong one is refused (as a mismatch, or as differences that do
+    not settle: not verified either way) and the true one still passes."""
+    if passes:
+        _check(r"x^\top x + 1e10", result, "x", "grad")
+        return
+    with pytest.raises(MatDerivError):
+        _check(r"x^\top x + 1e10", result, "x", "grad")
+
+
+def test_steps_beside_a_large_constant_pass_their_check():
+    """``0.001 x - 1e10`` with steps: the check of the step ``0.001 dx`` ignored the rounding
+    of the function's large value and failed as an internal error."""
+    import numpy as np
+
+    from conftest import fd_jacobian
+    from matderiv import derive
+
+    d = derive(r"0.001 x - 1e10", "x", steps=True)
+    x = np.array([0.3, -1.2, 2.0])
+    np.testing.assert_allclose(d.evaluate({"x": x}),
+                               fd_jacobian(lambda v: 0.001 * v - 1e10 * 0, x), rtol=1e-6)
+    assert d.steps[-1].endswith(r"0.001 I_n\quad \text{identify the derivative}")

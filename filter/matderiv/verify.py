@@ -202,10 +202,18 @@ def _tolerance(fd, f0) -> float:
     return _tolerance_for(_amax(fd), _amax(f0))
 
 
+#: The part of the tolerance that grows with the value of the function (per unit of it): the
+#: rounding of the differences at the first step (h = 1e-3) is at most about 3e-13 |f|, and the
+#: finer steps widen the tolerance by what they move (the careful path); a larger share let a
+#: large constant hide the derivative (``x^\top x + 10^{10}`` passed with 10 x for its
+#: gradient 2 x at 1e-8 |f|).
+VALUE_TOLERANCE = 1e-12
+
+
 def _tolerance_for(fd_size, f0_size):
     """:func:`_tolerance` from the largest entries of the differences and of the value (floats,
     or arrays of them for a batch of draws)."""
-    return RTOL * (fd_size + (1.0 + f0_size) * 1e-2) + 1e-9
+    return RTOL * (fd_size + 1e-2) + VALUE_TOLERANCE * f0_size + 1e-9
 
 
 def _value_and_fd(f: Expr, env, var: Symbol, V, sizes, h: float = 1e-3):
@@ -477,7 +485,7 @@ def _verify_sizes(check: Check, symbols, sizes, seed_text: str) -> None:
                 tol = _tolerance(fd, f0)
                 h = 1e-3
                 truncs = []
-                while err > tol and h > 1e-5:
+                while (err > tol or _moving(truncs, tol)) and h > 1e-5:
                     # refine the step: a true result converges with the differences; a wrong
                     # one stays away from them
                     h /= 4
@@ -489,6 +497,13 @@ def _verify_sizes(check: Check, symbols, sizes, seed_text: str) -> None:
                     if err <= tol + 2 * trunc and trunc < 1e-2 * (1 + _amax(fd)):
                         tol = tol + 2 * trunc
                 settled = 1e-3 * (1 + _amax(fd))
+                if err <= tol and _moving(truncs, tol):
+                    # an agreement at a step where the differences still move by more than the
+                    # tolerance, and by more than at the step before, is their rounding noise
+                    # meeting the result by chance (beside a large constant, x^T x + 10^{10},
+                    # 3 x passed for 2 x so): this draw says nothing
+                    tried.append("unsettled")
+                    break
                 if err > tol and (len(truncs) < 2 or max(truncs[-2:]) > settled):
                     # the differences themselves have not settled, two refinements running
                     # (sin(e^{u}) with a large u oscillates faster than any step, and two
@@ -513,6 +528,13 @@ def _verify_sizes(check: Check, symbols, sizes, seed_text: str) -> None:
             "could not verify the derivative numerically: " + why
             + (f" ({strategies} values tried)" if strategies else ""),
             hint=UNSETTLED_HINT if "unsettled" in tried else NOT_FINITE_HINT)
+
+
+def _moving(truncs, tol) -> bool:
+    """Whether the refined differences are still moving: the last refinement changed them by
+    more than ``tol`` and not less than the one before (true differences converge, the
+    truncation error falling 256-fold per refinement; rounding noise grows 4-fold)."""
+    return bool(truncs) and truncs[-1] > tol and (len(truncs) < 2 or truncs[-1] >= truncs[-2])
 
 
 def _with_unexpanded_differentials(tree: Expr, env, sizes, var: Symbol, V, h: float = 1e-3):
@@ -550,18 +572,20 @@ def verify_lines(func: Expr, var: Symbol, trees, symbols, *, seed_text: str = ""
                         hint="pass check=false to skip verification")
 
 
-def _failing_line(func, var, trees, env, sizes, V, ref):
+def _failing_line(func, var, trees, env, sizes, V, ref, f0_size=0.0):
     """``(line, settled)``: the first tree that differs from the differential ``ref`` (the
     directional difference of ``func`` with step 1e-3), or None.  Where one differs, the step
     is refined (to 1e-5 at most) for the reference and for the differentials the trees leave
     unexpanded alike: near a singularity a true line converges with the differences, a wrong
     one stays away from them (as in :func:`_verify_sizes`).  ``settled`` is False when the
     last refinement still moved the reference or the differing line by more than the
-    tolerance: the differences have not converged at this point, which then says nothing."""
+    tolerance: the differences have not converged at this point, which then says nothing.
+    ``f0_size``, the largest entry of the function's value, widens the tolerance by the
+    rounding of its differences (``0.001 x - 10^{10}``: the step 0.001 dx failed)."""
     h = 1e-3
     before = None  # (ref, value of the differing line) at the previous step
     while True:
-        tol = RTOL * (_amax(ref) + 1.0) * 10 + 1e-8
+        tol = (RTOL * (_amax(ref) + 1.0) + VALUE_TOLERANCE * f0_size) * 10 + 1e-8
         bad = None
         for t in trees:
             t2, env2 = _with_unexpanded_differentials(t, env, sizes, var, V, h)
@@ -595,14 +619,15 @@ def _verify_lines_sizes(func, var, trees, symbols, sizes, seed_text) -> bool:
         env = draw(symbols, sizes, rng, strategy, whole)
         V = _direction(rng, var, sizes)
         try:
-            ref = _directional_fd(func, env, var, V, sizes)
+            with np.errstate(all="ignore"):
+                f0, ref = _value_and_fd(func, env, var, V, sizes)
         except NumericDomainError:
             continue
-        if not _finite(ref):
+        if not (_finite(ref) and _finite(f0)):
             continue
         env[DIFF_PREFIX + var.name] = V
         try:
-            bad, settled = _failing_line(func, var, trees, env, sizes, V, ref)
+            bad, settled = _failing_line(func, var, trees, env, sizes, V, ref, _amax(f0))
         except NumericDomainError:
             continue  # a line is undefined here (X B of rank n < m to invert): another draw
         if bad is not None and not settled:
