@@ -373,3 +373,22 @@ def test_a_bare_argument_that_simplifies_to_a_symbol_is_no_internal_error():
     np.testing.assert_allclose(got, fd_gradient(lambda v: float(np.exp(v[0])), np.array([0.7])),
                                rtol=1e-6)
     derive(r"2\exp2\frac{n}{2}", "n")  # (n a vector by default: a Jacobian, no error)
+
+
+@pytest.mark.parametrize("factors", [4, 6])
+def test_a_derivative_too_large_to_check_is_refused_at_once(factors):
+    r"""``X \otimes X \otimes X \otimes X``: the factors of its derivative took 3.5 GB and
+    several seconds at the check's sizes; with six factors the check failed to allocate 65 TiB
+    (an internal MemoryError).  Both are refused as too large to check, at once."""
+    start = time.perf_counter()
+    with pytest.raises(MatDerivError) as info:
+        derive(r" \otimes ".join(["X"] * factors), "X")
+    assert info.value.message.startswith("the derivative is too large to check numerically")
+    assert "internal" not in info.value.message and time.perf_counter() - start < 5
+    X, A, B = (np.random.default_rng(1).standard_normal(s) for s in ((2, 3), (2, 2), (3, 2)))
+    d = derive(r"X \otimes A \otimes B", "X")  # (three factors, two of them constant, still fit)
+    from conftest import fd_jacobian
+    np.testing.assert_allclose(
+        d.evaluate({"X": X, "A": A, "B": B}),
+        fd_jacobian(lambda v: np.kron(np.kron(v.reshape(2, 3, order="F"), A), B).reshape(
+            -1, order="F"), X.reshape(-1, order="F")), rtol=1e-6)

@@ -40,6 +40,11 @@ class BatchUnsupported(MatDerivError):
 
 
 _ONE_BY_ONE = np.ones((1, 1))
+#: The most entries a Kronecker product may have over a whole batch (400 MB of floats; the
+#: derivative of X \otimes A \otimes B needs 25 million): the factors of the derivative of
+#: X \otimes X \otimes X \otimes X took 430 million, 3.5 GB at the check's sizes, and six factors
+#: failed to allocate 65 TiB (a MemoryError here is the check's "too large to check").
+MAX_KRON_ENTRIES = 50_000_000
 
 
 def _scalar(v: float) -> np.ndarray:
@@ -141,6 +146,8 @@ class BatchEvaluator(MemoWalk):
                 continue
             p, q = acc.shape[-2:]
             r, s = v.shape[-2:]
+            if p * q * r * s * max(acc[..., 0, 0].size, v[..., 0, 0].size) > MAX_KRON_ENTRIES:
+                raise MemoryError("a Kronecker product too large to evaluate")
             prod = acc[..., :, None, :, None] * v[..., None, :, None, :]
             acc = prod.reshape(prod.shape[:-4] + (p * r, q * s))
         return acc

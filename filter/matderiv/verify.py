@@ -263,10 +263,26 @@ def _predicted(R, arrangement: str, V, var: Symbol) -> np.ndarray:
     return _predicted_batch(R[None], arrangement, V[None], var)[0]
 
 
+def too_large_to_check() -> MatDerivError:
+    """The refusal of a derivative whose check needs more memory than there is (a Kronecker
+    product of six matrices: its derivative's factors have 10^13 entries at the check's sizes)."""
+    return MatDerivError("the derivative is too large to check numerically: its factors do not "
+                         "fit in memory at the sizes of the check; it is not printed",
+                         hint="split the expression, or name its parts and differentiate them one "
+                         "by one")
+
+
 def verify(check: Check, symbols, *, seed_text: str = "") -> None:
     """Raise :class:`VerificationError` unless the result matches finite differences on
     ``DRAWS`` random instances, ``DIRECTIONS`` random directions each (trying the size maps of
     :func:`size_maps` in turn until the expression is finite)."""
+    try:
+        return _verify(check, symbols, seed_text)
+    except MemoryError:
+        raise too_large_to_check() from None
+
+
+def _verify(check: Check, symbols, seed_text: str) -> None:
     maps = size_maps(symbols, check.func)
     with np.errstate(all="ignore"):
         for i, sizes in enumerate(maps):
@@ -565,8 +581,11 @@ def verify_lines(func: Expr, var: Symbol, trees, symbols, *, seed_text: str = ""
     vec), on ``DRAWS`` random instances.  Raises :class:`VerificationError` otherwise."""
     with np.errstate(all="ignore"):
         for sizes in size_maps(symbols, func):
-            if _verify_lines_sizes(func, var, trees, symbols, sizes, seed_text):
-                return
+            try:
+                if _verify_lines_sizes(func, var, trees, symbols, sizes, seed_text):
+                    return
+            except MemoryError:
+                raise too_large_to_check() from None
     raise MatDerivError("could not check the derivation steps: at random points the expression is "
                         "not finite, or its finite differences do not settle",
                         hint="pass check=false to skip verification")
