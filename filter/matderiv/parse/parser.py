@@ -479,6 +479,13 @@ STAR_RE = re.compile(r"\^\s*(?:\*|\\ast(?![A-Za-z])|\\star(?![A-Za-z])"
                      r"(T|\\top(?![A-Za-z])|\\intercal(?![A-Za-z])|\\mathsf\s*\{?\s*T\s*\}?)?\s*\})")
 
 
+#: The superscripts read as postfix operators, in the order they are tried, each with the
+#: characters that can follow its ``^`` (a blank aside): no other can start a match.
+_POSTFIX_SUPERSCRIPTS = ((INVTRANSPOSE_RE, "INVTRANSPOSE", "{-"),
+                         (TRANSPOSE_RE, "TRANSPOSE", "TH\\{"),
+                         (INVERSE_RE, "INVERSE", "{-"), (HADPOW_RE, "HADPOW", "{"))
+
+
 def _refuse_out_of_range(m, text) -> None:
     """A number written with an exponent (``1e400``) beyond the range of floating point, in
     which the check computes, is refused where it is written."""
@@ -493,6 +500,8 @@ def _read_label(text, i):
     """A superscript index at ``i`` (:data:`LABEL_RE`, or the star of :data:`STAR_RE`):
     ((index, LaTeX), new_i, transpose) where ``transpose`` is the span of a transpose written
     in the same superscript (``x^{(i)\\top}``) or None; (None, i, None) when there is none."""
+    if not text.startswith("^", i):  # (both patterns start with the `^`)
+        return None, i, None
     m = STAR_RE.match(text, i)
     if m:  # x^{*\top}: the optimum transposed
         return ("star", "^{*}"), m.end(), (m.start(1), m.end()) if m.group(1) else None
@@ -536,6 +545,9 @@ def sub_name(sub: str) -> str:
 def _read_sub(text, i):
     """A subscript at ``i`` (``_1``, ``_{12}``, ``_\\alpha``, ``_{\\text{out}}``, ``_{t-1}``):
     (content as written, new_i) or (None, i)."""
+    c = text[i:i + 1]
+    if c != "_" and not c.isspace():  # (both patterns start with \s*_: the usual case, settled
+        return None, i                # without trying them)
     w = WORD_SUB_RE.match(text, i)
     if w:
         sub = (w.group(1) or w.group(2)).strip()
@@ -728,7 +740,6 @@ class _Tokenizer:
     def token_at(self, i: int) -> int:
         text = self.text
         c = text[i]
-        in_sup = bool(self.toks) and self.toks[-1].type == "CARET"
         if c.isascii() and c.isalpha():
             return self.letter(i)
         if c in _SUPERSCRIPT_DIGITS and (self.prev_operand() or self.toks[-1:] and
@@ -753,7 +764,7 @@ class _Tokenizer:
                 raise _err(f"`{text[prev.start:end]}`: two numbers side by side", prev.start,
                            f"typeset, they read as one number, {prev.value}{m.group()}: write "
                            f"that, or {prev.value} \\cdot {m.group()} for the product", end, text)
-            if m.group() == "0" and not in_sup:
+            if m.group() == "0" and not (toks and toks[-1].type == "CARET"):  # (not x^0)
                 z = ZERO_SUB_RE.match(text, end)  # 0_{mn \times mn}, as the engine prints it
                 if z:
                     end = z.end()
@@ -768,12 +779,17 @@ class _Tokenizer:
             if text.startswith("\u22a4", i + 1):  # ^ and the Unicode down tack
                 self.emit("TRANSPOSE", text[i:i + 2], i, i + 2)
                 return i + 2
-            pinv = PINV_RE.match(text, i)
+            # what follows the `^` settles which patterns can match: d is that character, or ""
+            # (which is `in` every string) for a blank or the end, where all are tried
+            d = text[i + 1:i + 2]
+            if d.isspace():
+                d = ""
+            pinv = PINV_RE.match(text, i) if d in "+\\{" else None  # ^+, ^\dagger, ^{
             if pinv:
                 raise _err(f"the pseudo-inverse `{pinv.group()}` is not supported", i,
                            "for a matrix of full column rank write (A^\\top A)^{-1} A^\\top, "
                            "of full row rank A^\\top (A A^\\top)^{-1}", pinv.end(), text)
-            idx = BARE_INDEX_RE.match(text, i)
+            idx = BARE_INDEX_RE.match(text, i) if d in "(" else None
             if idx and self.toks[-1].type == "SYM":
                 # W^(1): TeX sets only `(` as the superscript; an ASCII reader sees a power
                 # W^1 = W, the writer most likely the layer index W^{(1)}
@@ -781,12 +797,14 @@ class _Tokenizer:
                            f"write {self.toks[-1].value}^{{({idx.group(1)})}} for an index (a "
                            f"layer, a sample) or {self.toks[-1].value}^{{{idx.group(1)}}} for a "
                            "power", idx.end(), text)
-            self.refuse_index_with_power(i)
-            self.refuse_function_inverse(i)
+            if d in "{":  # (LABEL_OPEN_RE: ^{)
+                self.refuse_index_with_power(i)
+            if d in "{-":  # (INVERSE_RE: ^{-1}, ^-1)
+                self.refuse_function_inverse(i)
             exponential = self.toks[-1].type == "EXP_E"  # e^{H}: H is the exponent
-            for rx, typ in () if exponential else (
-                    (INVTRANSPOSE_RE, "INVTRANSPOSE"), (TRANSPOSE_RE, "TRANSPOSE"),
-                    (INVERSE_RE, "INVERSE"), (HADPOW_RE, "HADPOW")):
+            for rx, typ, starts in () if exponential else _POSTFIX_SUPERSCRIPTS:
+                if d not in starts:
+                    continue
                 m = rx.match(text, i)
                 if m:
                     self.emit(typ, m.group(), i, m.end())
@@ -920,8 +938,10 @@ class _Tokenizer:
         """``W^{(1)-1}`` at the ``^`` at ``i``: a layer index with a power in one superscript,
         read literally W^{1-1} = I, which no writer means.  Refused."""
         text, sym = self.text, self.toks[-1]
+        if sym.type != "SYM":
+            return
         opened = LABEL_OPEN_RE.match(text, i)
-        if not opened or sym.type != "SYM":
+        if not opened:
             return
         _, end = _read_arg(text, i + 1)
         index = opened.group()[opened.group().index("{") + 1:].strip()
@@ -933,8 +953,10 @@ class _Tokenizer:
         """``\\sin^{-1}(t)`` at the ``^`` at ``i``: the inverse function or the reciprocal (both
         are written so); ``\\det^{-1}(X)``, a reciprocal to write as a fraction.  Refused."""
         text, f = self.text, self.toks[-1]
+        if f.type != "FUNC":
+            return
         inv = INVERSE_RE.match(text, i)
-        if not inv or f.type != "FUNC":
+        if not inv:
             return
         name, written = text[f.start:f.end], text[f.start:inv.end()]
         recip = f"write \\frac{{1}}{{{name}(...)}} for the reciprocal"
@@ -1030,6 +1052,16 @@ class _Tokenizer:
 
     def symbol(self, start, end, letter, greek, bold):
         text = self.text
+        after = text[end:end + 1]
+        if after != "_" and after != "^" and not after.isspace():
+            # the usual case, a symbol with nothing written after it: what follows can start
+            # no subscript (``\s*_``), index or transpose (``^``), so the general path below
+            # would read none and emit the same token
+            if letter == "I" and not greek:
+                self.emit("IDENT", text[start:end], start, end)
+            else:
+                self.emit("SYM", text[start:end], start, end, _sym_info(letter, greek, bold, None))
+            return end
         sub, j = (None, end)
         if not (self.toks and self.toks[-1].type == "CARET"):
             if letter == "I" and not greek:
@@ -1050,7 +1082,8 @@ class _Tokenizer:
         index after it (``x^{(i)}``), or, without a subscript so far, a transpose that a
         subscript follows (``x^\top_i``, which TeX sets as ``x_i^\top``)."""
         text = self.text
-        m = TRANSPOSE_THEN_SUB_RE.match(text, k) if sub is None else None
+        m = TRANSPOSE_THEN_SUB_RE.match(text, k) if sub is None and \
+            text.startswith("^", k) else None  # (the pattern starts with the `^`)
         if m:
             sub, end = _read_sub(text, m.end())
             if sub is not None:
@@ -1586,18 +1619,18 @@ class _Builder:
     def build(self, t):
         """Returns (expr, start, end)."""
         tick()
+        if type(t) is _Tok:  # (a token: _Tok has no subclass)
+            return self.token(t)
         if isinstance(t, Expr):  # already built
             s, e = self.span_of(t)
             return t, s, e
-        if isinstance(t, _Tok):
-            return self.token(t)
-        meth = getattr(self, "r_" + t.data, None)
-        if meth is None:  # pragma: no cover
+        rule = _RULES.get(t.data)
+        if rule is None:  # pragma: no cover
             raise self.err(f"internal: no rule {t.data}", 0, len(self.text))
-        return meth(t.children)
+        return rule(self, t.children)
 
     def token(self, t):
-        s, e = t.start_pos, t.end_pos
+        s, e = t.start, t.end
         if t.type == "SYM":
             info = self.infos[s]
             latex, bold = self.canon[info.name]
@@ -2039,6 +2072,11 @@ class _Builder:
         return self.build(ch[0])
 
 
+#: The builder's method for each rule of the parse tree (``r_<rule>``), found by the rule's
+#: name with one dictionary look-up (not a ``getattr`` of a name made on every node).
+_RULES = {name[2:]: meth for name, meth in vars(_Builder).items() if name.startswith("r_")}
+
+
 # ------------------------------------------------------------------------------------------
 # Public API
 # ------------------------------------------------------------------------------------------
@@ -2077,9 +2115,12 @@ def _call_like(toks: list[_Tok]) -> tuple:
     r"""The ``x(\tau)`` of :attr:`Parsed.calls`: a symbol, then with nothing between them a
     round bracket that holds a single symbol."""
     out = []
-    for k in range(len(toks) - 3):
-        f, op, arg, cl = toks[k:k + 4]
-        if f.type == "SYM" and op.type == "LPAR" and op.value.endswith("(") and \
+    for k in range(1, len(toks) - 2):
+        op = toks[k]
+        if op.type != "LPAR":  # (the usual case: tested before the four are taken)
+            continue
+        f, arg, cl = toks[k - 1], toks[k + 1], toks[k + 2]
+        if f.type == "SYM" and op.value.endswith("(") and \
                 f.end == op.start and arg.type == "SYM" and cl.type == "RPAR":
             out.append((f.info.name, arg.info.name, f.start, cl.end, f.end, arg.start, arg.end))
     return tuple(out)
