@@ -464,6 +464,9 @@ LABEL_RE = re.compile(r"\^\s*\{\s*(?:\(\s*" + _LABEL_INDEX + r"\s*\)|\[\s*" + _L
 #: ``x^\top_i``, ``x^{T}_{i}``, which TeX sets as ``x_i^\top``.
 TRANSPOSE_THEN_SUB_RE = re.compile(r"(?:" + TRANSPOSE_RE.pattern + r")(?=\s*_)")
 
+#: Blanks and an underscore: where a subscript may start (every subscript pattern begins so).
+_SUBSCRIPT_AHEAD_RE = re.compile(r"\s*_")
+
 #: ``^(1)``, ``^(l)`` written without braces: an index or a power? (refused)
 BARE_INDEX_RE = re.compile(r"\^\s*\(\s*([0-9]+|[A-Za-z])\s*\)")
 
@@ -502,10 +505,13 @@ def _read_label(text, i):
     in the same superscript (``x^{(i)\\top}``) or None; (None, i, None) when there is none."""
     if not text.startswith("^", i):  # (both patterns start with the `^`)
         return None, i, None
-    m = STAR_RE.match(text, i)
+    d = text[i + 1:i + 2]  # (^* ^\ast ^\star ^{...; a blank, or the end, as ""; in any string)
+    if d.isspace():
+        d = ""
+    m = STAR_RE.match(text, i) if d in "*\\{" else None
     if m:  # x^{*\top}: the optimum transposed
         return ("star", "^{*}"), m.end(), (m.start(1), m.end()) if m.group(1) else None
-    m = LABEL_RE.match(text, i)
+    m = LABEL_RE.match(text, i) if d in "{" else None
     if not m:
         return None, i, None
     index = re.sub(r"\s+", "", next(g for g in m.groups()[:4] if g))  # (l - 1) is (l-1)
@@ -614,6 +620,7 @@ class _Tokenizer:
         self.stack: list[tuple[str, int, int]] = []   # (kind, start, end) of open brackets
         self.frac: list[list[int]] = []                # [remaining args, depth]
         self.angle_commas: set[int] = set()            # starts of \langle groups with a comma
+        self.last_underscore = text.rfind("_")         # (no subscript can start after it)
 
     # helpers ----------------------------------------------------------------------------
     def prev_operand(self) -> bool:
@@ -1053,10 +1060,11 @@ class _Tokenizer:
     def symbol(self, start, end, letter, greek, bold):
         text = self.text
         after = text[end:end + 1]
-        if after != "_" and after != "^" and not after.isspace():
+        if after != "_" and after != "^" and not (after.isspace() and
+                                                  _SUBSCRIPT_AHEAD_RE.match(text, end)):
             # the usual case, a symbol with nothing written after it: what follows can start
-            # no subscript (``\s*_``), index or transpose (``^``), so the general path below
-            # would read none and emit the same token
+            # no subscript (``\s*_``), index or transpose (``^``, with no blank before it), so
+            # the general path below would read none and emit the same token
             if letter == "I" and not greek:
                 self.emit("IDENT", text[start:end], start, end)
             else:
@@ -1082,8 +1090,8 @@ class _Tokenizer:
         index after it (``x^{(i)}``), or, without a subscript so far, a transpose that a
         subscript follows (``x^\top_i``, which TeX sets as ``x_i^\top``)."""
         text = self.text
-        m = TRANSPOSE_THEN_SUB_RE.match(text, k) if sub is None and \
-            text.startswith("^", k) else None  # (the pattern starts with the `^`)
+        m = TRANSPOSE_THEN_SUB_RE.match(text, k) if sub is None and text.startswith("^", k) \
+            and self.last_underscore > k else None  # (it starts with `^` and ends before a `_`)
         if m:
             sub, end = _read_sub(text, m.end())
             if sub is not None:
@@ -1643,7 +1651,9 @@ class _Builder:
                 kind = "vector"
             return self.node(Symbol(info.name, UNKNOWN, UNKNOWN, kind, latex), s, e), s, e
         if t.type == "NUMBER":
-            return self.node(Const(Fraction(str(t.value))), s, e), s, e
+            v = t.value  # (whole numbers as ints: the same Fraction, without parsing a string)
+            value = Fraction(int(v)) if v.isascii() and v.isdigit() else Fraction(str(v))
+            return self.node(Const(value), s, e), s, e
         if t.type == "IDENT":
             return self.node(Identity(UNKNOWN), s, e), s, e
         if t.type == "ONES":
