@@ -105,7 +105,13 @@ def _shape(e: Expr):
 
 
 def _is_scalar(e: Expr) -> bool:
-    return _shape(e) == SCALAR
+    """Whether ``e`` is 1 x 1 (False when its shape cannot be computed, as :func:`_shape`
+    gives None then).  Read through the node's kept ``is_scalar`` (``shape == SCALAR``, a
+    plain attribute after the first read), not a call of :func:`_shape` each time."""
+    try:
+        return e.is_scalar
+    except (ShapeError, ValueError, KeyError, AttributeError, TypeError):
+        return False
 
 
 def _fmt_dim(d) -> str:
@@ -268,7 +274,13 @@ def _hadamard_factors(e: Hadamard) -> list[Expr]:
 def _beside(head: str, tail: str) -> str:
     r"""``head`` and ``tail`` side by side: a ``\cdot`` between them when ``tail`` starts with a
     digit (``2 \cdot 3``, not ``2 3``, which reads as 23), else a space."""
-    return head + (r" \cdot " if re.match(r"[0-9]", tail) else " ") + tail
+    return head + (r" \cdot " if _starts_with_digit(tail) else " ") + tail
+
+
+def _starts_with_digit(s: str) -> bool:
+    """Whether ``s`` starts with an ASCII digit (what ``re.match(r"[0-9]", s)`` tells, without
+    the pattern cache's look-up: asked once per factor printed)."""
+    return "0" <= s[:1] <= "9"
 
 
 def paren(s: str) -> str:
@@ -323,6 +335,11 @@ def _chain_shape(factors):
 class LatexPrinter:
     """``LatexPrinter().doprint(expr)``: one ``_print_<Node>`` method per node type."""
 
+    #: the texts printed so far in this formula, by (node, inside bars) (:meth:`_print`); and
+    #: whether the node being printed is inside bars (bars inside bars print apart)
+    _texts = None
+    _sided_bars = False
+
     def doprint(self, expr: Expr) -> str:
         self._root, self._sigma_taken, self._texts = expr, None, {}
         return self._print(expr)
@@ -343,8 +360,8 @@ class LatexPrinter:
         prints its factors to find repeats (u \\odot u is u^{\\circ 2}), and nested products
         would print them again at every level (exponential in the depth)."""
         tick()
-        texts = self.__dict__.get("_texts")
-        key = (expr, getattr(self, "_sided_bars", False))  # (bars inside bars print apart)
+        texts = self._texts
+        key = (expr, self._sided_bars)  # (bars inside bars print apart)
         if texts is not None:
             hit = texts.get(key)
             if hit is not None:
@@ -598,7 +615,7 @@ class LatexPrinter:
             s = self._mul_factor(f, alone)
             if parts:
                 prev = factors[i - 1]
-                if re.match(r"[0-9]", s):
+                if _starts_with_digit(s):
                     sep = r" \cdot "
                 elif parts[-1] == r"\sigma" and s.startswith(("(", r"\left(")):
                     sep = r" \cdot "  # \sigma (u) reads as the logistic function of u
