@@ -1492,7 +1492,8 @@ def _expected_words(expected) -> str:
 @lru_cache(maxsize=1)
 def _tables():
     """What the LALR driver needs of lark's parser, prepared once: per state, each token's
-    action as ``(None, next state)`` for a shift or ``(size, (callback, rule name))`` for a
+    action as the next state (an int) for a shift (and the goto of a rule name: lark's table
+    holds both as shifts) or ``(callback, rule name, size)`` for a
     reduction by a rule of ``size`` symbols (the callbacks are lark's own, so ``?rule``
     inlining and the rest of the grammar's tree shaping are lark's); then the start and end
     states.  Lark's table keys reductions by ``Rule`` objects, whose hash is Python code: done
@@ -1511,17 +1512,59 @@ def _tables():
 
     def prepared(action, arg):
         if action is Shift:
-            return (None, arg)
+            assert type(arg) is int  # (lark's states are numbered: the driver tests for an int)
+            return arg
         key = id(arg)
         if key not in reductions:
             callback, size = lalr.callbacks[arg], len(arg.expansion)
             if size == 1 and type(callback) is ExpandSingleChild:
                 callback = None  # (its value is its one child's)
-            reductions[key] = (size, (callback, arg.origin.name))
+            reductions[key] = (callback, arg.origin.name, size)
         return reductions[key]
     states = {state: {tok: prepared(*act) for tok, act in row.items()}
               for state, row in table.states.items()}
-    return states, table.start_states["start"], table.end_states["start"]
+    end_state = table.end_states["start"]
+    return _past_default_reductions(states, end_state), table.start_states["start"], end_state
+
+
+def _past_default_reductions(states: dict, end_state) -> dict:
+    """``states`` with each shift and goto that enters a state whose one action, whatever the
+    lookahead, is an inlined one-symbol reduction (``atom: SYM .``, ``primary: atom .``) going
+    on to where that reduction leads, as long as the lookaheads taken there are the same.
+
+    Exact: an inlined reduction keeps the value and replaces the top state by the goto of the
+    state below, which is the state this shift or goto leaves (the same row); a lookahead the
+    skipped state takes is taken where it leads (the same set), one it refuses is refused
+    there with the same expected tokens (the driver's error lists the row's tokens).  The end
+    state is never skipped to (the driver's end test looks for it after a reduction).  A symbol
+    then goes from its shift to ``postfix: primary .`` in one step, not three."""
+    default = {}  # state -> the rule name of its one inlined reduction
+    for state, row in states.items():
+        act = next(iter(row.values()), None)
+        if type(act) is tuple and act[0] is None and all(a is act for a in row.values()):
+            default[state] = act[1]  # (one tuple per rule: see prepared)
+    taken: dict = {}  # state -> the tokens its row takes (found when first needed)
+
+    def tokens(state):
+        got = taken.get(state)
+        if got is None:
+            got = taken[state] = {k for k in states[state] if k.isupper()}
+        return got
+    out = {}
+    for b, row in states.items():
+        new = None
+        for key, act in row.items():
+            cur = act
+            while type(cur) is int and cur in default:  # (a shift or a goto into one)
+                nxt = row.get(default[cur])
+                if type(nxt) is not int or nxt == end_state or tokens(nxt) != tokens(cur):
+                    break
+                cur = nxt
+            if cur is not act:
+                new = new or dict(row)
+                new[key] = cur
+        out[b] = new or row
+    return out
 
 
 _END = "$END"
@@ -1534,22 +1577,24 @@ def _tokens_to_tree(toks: list[_Tok], text: str):
     states, start, end_state = _tables()
     state_stack = [start]
     value_stack: list = []
+    top = start  # (state_stack[-1], kept in a local)
     for t in toks + [_Tok(_END, "", len(text), len(text))]:
         tick()
         typ = t.type
         while True:
             try:
-                size, arg = states[state_stack[-1]][typ]
+                act = states[top][typ]
             except KeyError:
-                row = states[state_stack[-1]]
+                row = states[top]
                 raise _unexpected(t, {k for k in row if k.isupper()}, toks, text) from None
-            if size is None:
-                state_stack.append(arg)
+            if type(act) is int:  # a shift
+                state_stack.append(act)
                 value_stack.append(t)
+                top = act
                 break
-            callback, origin = arg
+            callback, origin, size = act
             if callback is None:  # an inlined one-symbol rule: the value stays, the state moves
-                state_stack[-1] = states[state_stack[-2]][origin][1]
+                top = state_stack[-1] = states[state_stack[-2]][origin]
             else:
                 if size:
                     children = value_stack[-size:]
@@ -1557,9 +1602,10 @@ def _tokens_to_tree(toks: list[_Tok], text: str):
                     del value_stack[-size:]
                 else:
                     children = []
-                state_stack.append(states[state_stack[-1]][origin][1])
+                top = states[state_stack[-1]][origin]
+                state_stack.append(top)
                 value_stack.append(callback(children))
-            if typ == _END and state_stack[-1] == end_state:
+            if typ == _END and top == end_state:
                 return value_stack[-1]
 
 
@@ -1587,6 +1633,12 @@ def _unexpected(t: _Tok, expected: set, toks, text: str) -> MatDerivError:
 # ------------------------------------------------------------------------------------------
 # Parse tree -> Expr
 # ------------------------------------------------------------------------------------------
+def _tok_type(c):
+    """The token type of a parse-tree child, None for a subtree (what ``getattr(c, "type",
+    None)`` gives, without the AttributeError a tree raises and catches inside it)."""
+    return c.type if type(c) is _Tok else None
+
+
 def _neg(e: Expr) -> Expr:
     return Const(-e.value) if isinstance(e, Const) else Mul((Const(-1), e))
 
@@ -1756,10 +1808,10 @@ class _Builder:
         k = 1
         while k < len(ch):
             c = ch[k]
-            if getattr(c, "type", None) == "TIMES":
+            if _tok_type(c) == "TIMES":
                 k += 1
                 c = ch[k]
-            if getattr(c, "type", None) == "SLASH":
+            if _tok_type(c) == "SLASH":
                 self._refuse_ambiguous_division(ch, k)
                 y, ys, ye = self.build(ch[k + 1])
                 if isinstance(y, Const):
@@ -1799,7 +1851,7 @@ class _Builder:
         after its divisor.  Read left to right it divides by ``2`` alone; SymPy and most
         readers divide by ``2\sigma^2``.  Neither reading is safe to print, so it is an error."""
         last = k + 1
-        while last + 1 < len(ch) and getattr(ch[last + 1], "type", None) not in ("TIMES", "SLASH"):
+        while last + 1 < len(ch) and _tok_type(ch[last + 1]) not in ("TIMES", "SLASH"):
             last += 1
         if last == k + 1:
             return
@@ -1818,13 +1870,14 @@ class _Builder:
         flat = []
         for f in factors:
             if isinstance(f, Mul) and id(f) not in self.grouped and \
-                    all(isinstance(a, Const) for a in f.args[:1]):
+                    (not f.args or isinstance(f.args[0], Const)):
                 # a product built at this level (unary minus / division folding)
                 flat.extend(f.args)
             else:
                 flat.append(f)
-        consts = [f for f in flat if isinstance(f, Const)]
-        others = [f for f in flat if not isinstance(f, Const)]
+        consts, others = [], []
+        for f in flat:
+            (consts if isinstance(f, Const) else others).append(f)
         if len(consts) <= 1 and (not consts or flat[0] is consts[0]):
             args = flat
         else:
@@ -2067,7 +2120,7 @@ class _Builder:
         x, s, end = self.build(ch[0])
         out = []
         for c in ch[1:]:
-            if getattr(c, "data", None) == "barenext":
+            if type(c) is not _Tok and c.data == "barenext":  # (a tree, not a postfix token)
                 out.append((x, s, end))
                 x, s, end = self.build(c)
             else:
