@@ -137,6 +137,9 @@ EXPLICIT_SPACE_RE = re.compile(_VISIBLE_SPACE + r"|\\hspace\*?\s*\{\s*[^-\s{}]")
 SPACE_RE = re.compile(r"(?:\s|\\!|" + _VISIBLE_SPACE + r"|\\(?:display|text|script|scriptscript)style"
                       r"(?![A-Za-z])|\\(?:mkern|mskip|kern)\s*-?[\d.]+\s*(?:mu|em|ex|pt)"
                       r"|\\hspace\*?\s*\{[^{}]*\})+")
+#: What follows the backslash of a command SPACE_RE takes (``\,`` ``\!`` ``\quad``
+#: ``\displaystyle`` ``\mkern`` ``\kern`` ``\hspace`` ...): other commands are not tried.
+_SPACING_COMMANDS = "!,;:> qdtsmkh"
 _SP = (r"(?:\s|~|\\[,;:! ]|\\mkern\s*-?[\d.]+\s*mu"
        r"|\\(?:scriptscript|script|text|display)style(?![A-Za-z]))*")  # (x^{\scriptscriptstyle\top})
 #: The transpose as papers' own macros spell it: ``x^\T``, ``x^\transpose`` (``\T`` defined as
@@ -207,6 +210,10 @@ DELIMS_CLOSE = {")": "(", "]": "[", "\\}": "{", "\\rbrace": "{", "\\rbrack": "["
                 "\\rparen": "("}
 CLOSER_OF = {"(": ")", "[": "]", "{": "\\}", "brace": "}", "|": "|", "||": "\\|",
              "angle": "\\rangle", "norm{": "}"}
+
+#: The delimiters a size command takes, longest first (``\lbrace`` before ``\{``).
+_DELIMS_LONGEST_FIRST = tuple(sorted(list(DELIMS_OPEN) + list(DELIMS_CLOSE), key=len,
+                                     reverse=True))
 
 #: The opening of ``\norm{x}`` after the command name (mathtools' starred form too).
 NORM_CMD_RE = re.compile(r"\s*\*?\s*\{")
@@ -695,7 +702,8 @@ class _Tokenizer:
         i = 0
         while True:
             c = text[i:i + 1]  # (spacing starts with a blank, `~` or a command)
-            m = SPACE_RE.match(text, i) if c == "\\" or c == "~" or c.isspace() else None
+            m = SPACE_RE.match(text, i) if c == "\\" and text[i + 1:i + 2] in _SPACING_COMMANDS \
+                or c == "~" or c.isspace() else None
             separated = False
             if m:
                 i = m.end()
@@ -779,6 +787,30 @@ class _Tokenizer:
             return end
         if c == "\\":
             return self.command(i)
+        # brackets (no test above takes these characters: tried early, as they are common)
+        if c in "([":
+            self.open(c, "LPAR", i, i + 1)
+            return i + 1
+        if c in ")]":
+            self.close(DELIMS_CLOSE[c], "RPAR", i, i + 1)
+            return i + 1
+        if c == "{":
+            after = text[i + 1:i + 2]  # ({\rm and {\bf start with a backslash, after blanks)
+            command = after == "\\" or after.isspace()
+            rm = RM_GROUP_RE.match(text, i) if command else None
+            if rm and rm.group(1) in FUNC_NAMES:  # {\rm tr}(A X): plain TeX's roman name
+                self.emit("FUNC", FUNC_NAMES[rm.group(1)], i, rm.end())
+                return rm.end()
+            bf = BF_GROUP_RE.match(text, i) if command else None
+            if bf:  # {\bf x}^T {\bf A} {\bf x}: plain TeX's bold symbol
+                return self.bold_group(i, bf)
+            self.open("brace", "LBRACE", i, i + 1)
+            return i + 1
+        if c == "}":
+            if self.stack and self.stack[-1][0] == "norm{":  # the end of \norm{...}
+                return self.close_norm("norm{", i, i + 1)
+            self.close("brace", "RBRACE", i, i + 1)
+            return i + 1
         if c == "^":
             if not self.prev_operand() and not (self.toks and self.toks[-1].type == "FUNC"):
                 raise _err("`^` without a base", i, "put the superscript after a symbol or a "
@@ -887,27 +919,6 @@ class _Tokenizer:
             return i + 2
         if c == "\u2016":  # the double bar of a norm
             return self.bar(i, i + 1, "||", None)
-        if c in "([":
-            self.open(c, "LPAR", i, i + 1)
-            return i + 1
-        if c in ")]":
-            self.close(DELIMS_CLOSE[c], "RPAR", i, i + 1)
-            return i + 1
-        if c == "{":
-            rm = RM_GROUP_RE.match(text, i)
-            if rm and rm.group(1) in FUNC_NAMES:  # {\rm tr}(A X): plain TeX's roman name
-                self.emit("FUNC", FUNC_NAMES[rm.group(1)], i, rm.end())
-                return rm.end()
-            bf = BF_GROUP_RE.match(text, i)
-            if bf:  # {\bf x}^T {\bf A} {\bf x}: plain TeX's bold symbol
-                return self.bold_group(i, bf)
-            self.open("brace", "LBRACE", i, i + 1)
-            return i + 1
-        if c == "}":
-            if self.stack and self.stack[-1][0] == "norm{":  # the end of \norm{...}
-                return self.close_norm("norm{", i, i + 1)
-            self.close("brace", "RBRACE", i, i + 1)
-            return i + 1
         if c == "|":
             return self.bar(i, i + 1, "|", None)
         if c in UNICODE_GREEK:
@@ -1270,7 +1281,7 @@ class _Tokenizer:
         rest = text[k:k + 8]
         side = "open" if name in ("left",) or name.endswith("l") else \
             "close" if name == "right" or name.endswith("r") else None
-        for d in sorted(list(DELIMS_OPEN) + list(DELIMS_CLOSE), key=len, reverse=True):
+        for d in _DELIMS_LONGEST_FIRST:
             if rest.startswith(d) and (not d[-1].isalpha() or not text[k + len(d):k + len(d) + 1].isalpha()):
                 end = k + len(d)
                 if d in DELIMS_OPEN:
@@ -1316,7 +1327,7 @@ class _Tokenizer:
         """The bold ``arg`` of ``\\<name>`` (``written`` at ``text[i:k]``): a symbol, the ones
         vector, the identity, 0; a set or an operator refused."""
         text = self.text
-        acc = ACCENT_ARG_RE.match(arg)
+        acc = ACCENT_ARG_RE.match(arg) if arg.startswith("\\") else None  # (it starts so)
         if acc and acc.group(1) in ACCENTS:  # \mathbf{\hat{y}} is \hat{\mathbf{y}}
             inner, end = _read_arg(arg, acc.end())
             info = None if inner is None or end != len(arg) else \
@@ -1324,7 +1335,7 @@ class _Tokenizer:
             return self.accented_symbol(i, k, info)
         inner_sub = None
         ms = re.fullmatch(r"(\\?[A-Za-z]+|[01])\s*_\s*(?:\{\s*([A-Za-z0-9]+)\s*\}|([A-Za-z0-9]))",
-                          arg)
+                          arg) if "_" in arg else None  # (a subscript inside: \mathbf{x_1})
         if ms:
             arg, inner_sub = ms.group(1), ms.group(2) or ms.group(3)
         if arg == "1":
@@ -1368,7 +1379,10 @@ class _Tokenizer:
         arg, k = _read_arg(text, j)
         if arg is None:
             raise _err(f"`\\{name}` needs an argument", i, f"write \\{name}{{tr}}", j, text)
-        word = re.sub(r"^\\(?:rm|mathrm)\s*", "", arg.strip()).strip("{} ")
+        word = arg.strip()
+        if word.startswith("\\"):  # (the pattern starts so)
+            word = re.sub(r"^\\(?:rm|mathrm)\s*", "", word)
+        word = word.strip("{} ")
         if word == "d":
             raise _err(f"`\\{name}{{d}}` (a differential) is not supported in an expression", i,
                        _NOT_IN_EXPRESSIONS["partial"], k, text)
