@@ -491,38 +491,43 @@ def _same_as_parsed(parsed, result: Expr) -> bool:
     written on it (``I_n``, ``I_{mn}``) are its size; other sized constants never match, so
     those go the long way."""
     stack = [(parsed.tree, result)]
+    pop, push = stack.pop, stack.extend
     while stack:
-        a, b = stack.pop()
-        if type(a) is not type(b):
+        a, b = pop()
+        cls = type(a)
+        if cls is not type(b):
             return False
+        if isinstance(a, Symbol):  # (the commonest node first: the classes are disjoint)
+            if a.name != b.name or a.latex != b.latex:
+                return False
+            continue
         if isinstance(a, Identity):
             if identity_size_letters(parsed.text(a)) != tuple(b.n):
                 return False
             continue
         if isinstance(a, (Ones, Zero, Commutation)):
             return False
-        if isinstance(a, Symbol):
-            if a.name != b.name or a.latex != b.latex:
-                return False
-            continue
         ka, kb = a.children(), b.children()
         if len(ka) != len(kb):
             return False
-        for name in _field_names(type(a)):
+        for name in _data_fields(cls):
             v = getattr(a, name)
             if isinstance(v, Expr) or (isinstance(v, tuple) and v and isinstance(v[0], Expr)):
                 continue
             if v != getattr(b, name):
                 return False
-        stack.extend(zip(ka, kb))
+        push(zip(ka, kb))
     return True
 
 
 @lru_cache(maxsize=None)
-def _field_names(cls) -> tuple:
+def _data_fields(cls) -> tuple:
+    """The fields of the node class ``cls`` that can hold something other than a child node:
+    all but those declared a node (``arg: Expr``, ``of: Symbol``), which are children, compared
+    as such (the tuple of an n-ary node's children is kept: tested by its value)."""
     from dataclasses import fields
 
-    return tuple(fd.name for fd in fields(cls))
+    return tuple(fd.name for fd in fields(cls) if fd.type not in ("Expr", "Symbol", Expr, Symbol))
 
 
 def _same_tree_up_to_size_names(tree: Expr, result: Expr, by_name: dict) -> bool:

@@ -668,9 +668,9 @@ class _Tokenizer:
 
     def emit(self, type_, value, start, end, info=None):
         self.toks.append(_Tok(type_, value, start, end, info))
-        if type_ not in ("LPAR", "LBRACE", "LBAR", "LNORM", "FRAC", "CARET", "MINUS") and \
-                self.frac and self.frac[-1][1] == len(self.stack):
-            self._frac_arg_done()
+        if self.frac and type_ not in ("LPAR", "LBRACE", "LBAR", "LNORM", "FRAC", "CARET",
+                                       "MINUS") and self.frac[-1][1] == len(self.stack):
+            self._frac_arg_done()  # (tested first whether a \frac is open: most often none is)
 
     def _frac_arg_done(self):
         self.frac[-1][0] -= 1
