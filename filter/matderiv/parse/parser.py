@@ -702,9 +702,16 @@ class _Tokenizer:
         i = 0
         while True:
             c = text[i:i + 1]  # (spacing starts with a blank, `~` or a command)
-            m = SPACE_RE.match(text, i) if c == "\\" and text[i + 1:i + 2] in _SPACING_COMMANDS \
-                or c == "~" or c.isspace() else None
+            nxt = text[i + 1:i + 2]
             separated = False
+            if c == " " and nxt != "\\" and nxt != "~" and not nxt.isspace():
+                # one plain blank, the commonest spacing: SPACE_RE would take it alone (each of
+                # its pieces starts with a blank, `~` or a backslash), and it is no explicit space
+                i += 1
+                m = None
+            else:
+                m = SPACE_RE.match(text, i) if c == "\\" and nxt in _SPACING_COMMANDS \
+                    or c == "~" or c.isspace() else None
             if m:
                 i = m.end()
                 separated = EXPLICIT_SPACE_RE.search(m.group()) is not None and \
