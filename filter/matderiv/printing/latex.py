@@ -462,10 +462,10 @@ class LatexPrinter:
     def _negated(self, e: Expr):
         """If ``e`` prints with a leading minus, the expression without it; else None."""
         if isinstance(e, Const):
-            return Const(-e.value) if e.value < 0 else None
+            return Const(-e.value) if e.value.numerator < 0 else None  # (see _print_Mul)
         if isinstance(e, Mul):
             coeff, rest = self._flatten_mul(e.args)
-            if coeff < 0:
+            if coeff.numerator < 0:
                 if not rest:
                     return Const(-coeff)
                 if coeff == -1 and len(rest) == 1:
@@ -603,7 +603,7 @@ class LatexPrinter:
             return paren(s)
         if isinstance(f, Mul):
             return paren(s)
-        if isinstance(f, Const) and f.value < 0:
+        if isinstance(f, Const) and f.value.numerator < 0:
             return paren(s)
         return s
 
@@ -672,8 +672,11 @@ class LatexPrinter:
         num = self._splice_lone_group(self._group_scalar_runs(num))
         # and under the bar the plain letters: n \det(X)^{1/n}, k t^{1/k + 1}
         den = self._splice_lone_group(sorted(den, key=lambda f: not _is_plain_scalar(f)))
-        sign = "-" if coeff < 0 else ""
-        c = abs(coeff)
+        # (the coefficient is a Fraction, as a Const's value always is: its sign is its
+        # numerator's, read without Fraction's comparison, which asks numbers.Rational first)
+        negative = coeff.numerator < 0
+        sign = "-" if negative else ""
+        c = -coeff if negative else coeff
         # the number over the bar and under it: 0.3 and 1 in decimal mode (\frac{0.3 x}{\tau})
         dec = _scientific(c) or _decimal(c)
         c_top, c_bottom = (dec, 1) if dec is not None else (str(c.numerator), c.denominator)
