@@ -361,7 +361,9 @@ class LatexPrinter:
         would print them again at every level (exponential in the depth)."""
         tick()
         texts = self._texts
-        key = (expr, self._sided_bars)  # (bars inside bars print apart)
+        # (bars inside bars print apart: their texts are kept under (node, True); no node
+        # equals a tuple, so the usual case is keyed by the node alone, with no tuple made)
+        key = (expr, True) if self._sided_bars else expr
         if texts is not None:
             hit = texts.get(key)
             if hit is not None:
@@ -668,7 +670,8 @@ class LatexPrinter:
         if coeff == 0:
             return "0"
         # a size goes first, as a coefficient does: n \det(X), not \det(X) n
-        num = sorted(num, key=lambda f: not _is_size(f))  # (stable: the rest keep their order)
+        if len(num) > 1:  # (stable: the rest keep their order; one factor stays as it is)
+            num = sorted(num, key=lambda f: not _is_size(f))
         num = self._splice_lone_group(self._group_scalar_runs(num))
         # and under the bar the plain letters: n \det(X)^{1/n}, k t^{1/k + 1}
         den = self._splice_lone_group(sorted(den, key=lambda f: not _is_plain_scalar(f)))
