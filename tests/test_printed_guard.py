@@ -186,3 +186,30 @@ def test_an_identity_of_a_product_size_reads_back():
     np.testing.assert_allclose(d.evaluate({"X": X, "t": 1.7}),
                                fd_jacobian(lambda v: v / 1.7, X.reshape(-1, order="F")),
                                rtol=1e-6)
+
+
+def test_a_printed_diag_reads_back_as_the_one_typing_makes():
+    r"""``\operatorname{diag}`` is read before typing, which makes it Diag of a column vector
+    and DiagPart of a square matrix: a printed diag matches the result's when its argument's
+    shape says the same (such results took the long way: typing and numbers), and only then."""
+    from matderiv.claims import _same_as_parsed
+    from matderiv.expr import Diag, DiagPart
+    from matderiv.parse import parse
+    from matderiv.shapes import infer
+
+    A = infer(parse("A"), (), matrix=["A"]).tree
+    square = infer(parse(r"A A^\top"), ()).tree
+    x = infer(parse("x"), ()).tree
+    assert _same_as_parsed(parse(r"\operatorname{diag}(x)"), Diag(x))
+    assert _same_as_parsed(parse(r"\operatorname{diag}(A A^\top)"), DiagPart(square))
+    assert not _same_as_parsed(parse(r"\operatorname{diag}(A)"), Diag(A))      # not a vector
+    assert not _same_as_parsed(parse(r"\operatorname{diag}(x)"), DiagPart(x))  # not a matrix
+    assert not _same_as_parsed(parse(r"\operatorname{diag}(y)"), Diag(x))      # another argument
+    d = derive(r"\tanh(W x)", "x", layout="numerator")  # diag in the result, read back
+    assert d.latex == r"\operatorname{diag}(\operatorname{sech}^2(W x)) W"
+    import numpy as np
+
+    from conftest import fd_jacobian
+    W, v = np.random.default_rng(6).standard_normal((3, 2)), np.array([0.4, -0.7])
+    np.testing.assert_allclose(d.evaluate({"W": W, "x": v}),
+                               fd_jacobian(lambda u: np.tanh(W @ u), v), rtol=1e-6)

@@ -22,8 +22,8 @@ from functools import lru_cache
 import numpy as np
 
 from .errors import MatDerivError
-from .expr import (ONE, Commutation, Expr, Identity, Kron, Ones, Symbol, Vec, Zero,
-                   symbols as symbols_of)
+from .expr import (ONE, Commutation, Diag, DiagPart, Expr, Func, Identity, Kron, Ones, Symbol,
+                   Vec, Zero, symbols as symbols_of)
 from .parse import identity_size_letters, parse
 from .printing.latex import latex, printed_size
 from .shapes import infer
@@ -487,7 +487,8 @@ def _same_as_parsed(parsed, result: Expr) -> bool:
     has exactly the structure of the verified ``result``: same node types, names, numbers and
     operators.  Sizes and letter kinds are left out (typing the same structure with the same
     declarations gives the same function); nodes whose meaning typing decides differ in type
-    (``|.|``, ``diag``, a norm without subscript).  An identity matches when the size letters
+    (``|.|``, a norm without subscript), except ``diag``, which typing decides by its
+    argument's shape alone (:func:`_diag_as_typed`).  An identity matches when the size letters
     written on it (``I_n``, ``I_{mn}``) are its size; other sized constants never match, so
     those go the long way."""
     stack = [(parsed.tree, result)]
@@ -496,6 +497,9 @@ def _same_as_parsed(parsed, result: Expr) -> bool:
         a, b = pop()
         cls = type(a)
         if cls is not type(b):
+            if cls is Func and _diag_as_typed(a, b):
+                push(((a.arg, b.arg),))
+                continue
             return False
         if isinstance(a, Symbol):  # (the commonest node first: the classes are disjoint)
             if a.name != b.name or a.latex != b.latex:
@@ -518,6 +522,16 @@ def _same_as_parsed(parsed, result: Expr) -> bool:
                 return False
         push(zip(ka, kb))
     return True
+
+
+def _diag_as_typed(a: Func, b: Expr) -> bool:
+    """Whether the parser's ``diag`` ``a`` types as ``b``: typing makes it :class:`Diag` of a
+    column vector and :class:`DiagPart` of a square matrix (and refuses anything else), so a
+    ``diag`` whose argument matches ``b``'s, of the same shape, is ``b``."""
+    if a.name != "diag" or type(b) not in (Diag, DiagPart):
+        return False
+    rows, cols = b.arg.shape
+    return rows != ONE and ((cols == ONE) if type(b) is Diag else (cols != ONE))
 
 
 @lru_cache(maxsize=None)
