@@ -392,3 +392,27 @@ def test_a_derivative_too_large_to_check_is_refused_at_once(factors):
         d.evaluate({"X": X, "A": A, "B": B}),
         fd_jacobian(lambda v: np.kron(np.kron(v.reshape(2, 3, order="F"), A), B).reshape(
             -1, order="F"), X.reshape(-1, order="F")), rtol=1e-6)
+
+
+@pytest.mark.parametrize("text, wrt, quoted", [
+    (r"x^\top A\, dx", "x", "dx"),                     # was x d^T A^T + (x^T A d) I_n
+    (r"\operatorname{tr}(A\, dX)", "X", "dX"),
+    (r"d\theta", r"\theta", r"d\theta"),
+])
+def test_a_differential_of_the_variable_is_refused(text, wrt, quoted):
+    """A plain d written against the variable reads as its differential (a form copied from a
+    derivation); as the product of a symbol d and the variable it was differentiated."""
+    with pytest.raises(MatDerivError) as info:
+        derive(text, wrt)
+    assert info.value.message.startswith(f"`{quoted}` reads as the differential of the variable")
+    assert text[info.value.position:].startswith(quoted)
+
+
+def test_a_d_beside_another_symbol_stays_a_product():
+    """``x^\\top dy`` by x: dy is no differential of the variable, the product (x^T d) y."""
+    from conftest import fd_jacobian
+
+    y, dv, x = np.array([1.0, -2.0]), np.array([0.5, 0.25, 2.0]), np.array([0.3, 0.1, -0.4])
+    got = derive(r"x^\top dy", "x")
+    np.testing.assert_allclose(got.evaluate({"y": y, "d": dv, "x": x}),
+                               fd_jacobian(lambda v: (v @ dv) * y, x), rtol=1e-6)

@@ -169,6 +169,8 @@ def _derive(expr, wrt, layout, steps, show, name, expect, scalar, vector, matrix
             decls["vector"] = decls["vector"] + (wname,)
     try:
         parsed = parse(expr)
+        if parsed.differentials:
+            _refuse_differentials(parsed, wrt_names)
         typed = infer(parsed, wrt_list, **decls)
     except MatDerivError as err:
         raise err.with_source(expr)
@@ -273,6 +275,21 @@ def _check_printed(rhs, f, result, all_syms, decls, expr) -> None:
         raise VerificationError("internal error: the typeset result does not read back as the "
                                 "verified derivative; it is not printed",
                                 hint="please report this expression; nothing wrong was typeset")
+
+
+def _refuse_differentials(parsed, wrt_names) -> None:
+    r"""``x^\top A\, dx``: a plain d written against the variable reads as its differential
+    (a differential form copied from a derivation), not the product of a symbol d and x, which
+    was differentiated with confidence (``x d^\top A^\top + (x^\top A d) I_n``)."""
+    for name, start, end in parsed.differentials:
+        if name in wrt_names:
+            text = parsed.source[start:end]
+            raise MatDerivError(f"`{text}` reads as the differential of the variable "
+                                f"`{text[1:]}`, which is not an expression to differentiate",
+                                start, "give the function itself and the variable apart, as in "
+                                "\\matderiv<x^\\top A x, x>; for a symbol d times the variable "
+                                f"write `d {text[1:]}` or `d \\cdot {text[1:]}`", end=end,
+                                source=parsed.source)
 
 
 def _refuse_misnamed_variables(typed, expr) -> None:

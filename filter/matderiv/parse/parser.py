@@ -364,6 +364,9 @@ class Parsed:
     #: ids of the traces an inner product ``\langle u, v \rangle`` was read as, tr(u^T v):
     #: typing drops the trace where u^T v is 1 x 1 (two vectors), so the text reads u^T v
     inner_products: frozenset = field(default_factory=frozenset, compare=False, repr=False)
+    #: ``dx``, a plain ``d`` written right against a symbol: ``(name of the symbol, start,
+    #: end)``; the derivation refuses it when the symbol is the variable (a differential)
+    differentials: tuple = field(default=(), compare=False, repr=False)
 
     def span(self, node: Expr) -> Span | None:
         return self.spans.get(id(node))
@@ -2192,7 +2195,21 @@ def parse(text: str) -> Parsed:
     # spans of nodes the builder made and dropped stay in the map: ``keep`` (held by the
     # Parsed) keeps those nodes alive, so their ids are never reused by a node of the tree
     return Parsed(expr, text, b.spans, b.keep, frozenset(b.bare_chains), frozenset(b.exp_powers),
-                  _call_like(toks), frozenset(b.divisions), frozenset(b.inner_products))
+                  _call_like(toks), frozenset(b.divisions), frozenset(b.inner_products),
+                  _differential_like(toks, text))
+
+
+def _differential_like(toks: list[_Tok], text: str) -> tuple:
+    """The ``dx`` of :attr:`Parsed.differentials`: a symbol written as the plain letter d, then
+    with nothing between them another symbol."""
+    out = []
+    for k in range(len(toks) - 1):
+        d = toks[k]
+        if d.type == "SYM" and d.value == "d" and d.end - d.start == 1:
+            nxt = toks[k + 1]
+            if nxt.type == "SYM" and nxt.start == d.end:
+                out.append((nxt.info.name, d.start, nxt.end))
+    return tuple(out)
 
 
 def _call_like(toks: list[_Tok]) -> tuple:
