@@ -1021,3 +1021,13 @@ def test_matlabs_plain_transpose_reads():
     """MATLAB's ``x.'`` (the transpose without conjugation) was "unexpected `.`"."""
     assert parse("x.'*A*x").tree == parse("x'*A*x").tree
     assert parse("(A*x).'*x").tree == parse(r"(A x)^\top x").tree
+
+
+@pytest.mark.parametrize("text, message, hint", [
+    (r"x^\top A x.", "unexpected `.` in the expression", "goes after the macro"),
+    (r"x^\top A x,", "unexpected comma in the expression", "no top-level comma"),  # ("a comma")
+])
+def test_punctuation_of_the_sentence_inside_the_expression(text, message, hint):
+    with pytest.raises(MatDerivError) as info:
+        parse(text)
+    assert info.value.message == message and hint in info.value.hint

@@ -941,9 +941,11 @@ class _Tokenizer:
             self.angle_commas.add(opened)
             self.emit("COMMA", ",", i, i + 1)  # \langle u, v \rangle
             return i + 1
-        what = {",": "a comma", "=": "`=`", "&": "`&`", "$": "`$`"}.get(c, f"`{c}`")
+        what = {",": "comma", "=": "`=`", "&": "`&`", "$": "`$`"}.get(c, f"`{c}`")
         hint = ("the expression may contain no top-level comma (the variable comes after it)"
-                if c == "," else _CODE_HINTS.get(text[i:i + 2], _CODE_HINTS.get(c))
+                if c == "," else "a full stop or comma of the sentence goes after the macro: "
+                "\\matderiv<...>." if c in ".;" and not text[i + 1:].strip()
+                else _CODE_HINTS.get(text[i:i + 2], _CODE_HINTS.get(c))
                 or "matderiv reads symbols, numbers, + - products, ^ and the functions of its "
                 "manual")
         raise _err(f"unexpected {what} in the expression", i, hint, i + 1, text)
