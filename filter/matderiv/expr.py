@@ -69,6 +69,8 @@ class Expr:
     #: before it, these class-level ``None`` are read (no ``__dict__`` lookup, no ``get`` call).
     _hash = None
     _nodes = None
+    #: whether the tree holds a differential ``dX`` (kept by :func:`calculus.identify.has_d`)
+    _has_d = None
 
     # --- structure -----------------------------------------------------------------------
     def children(self) -> tuple["Expr", ...]:

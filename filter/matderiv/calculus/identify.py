@@ -23,17 +23,19 @@ from ..expr import (ONE, Add, Commutation, Diag, DiagPart, Differential, Expr, H
 from .build import add, c, hadamard, identity, mul, transpose
 
 
-_HAS_D: dict = {}
-
-
 def has_d(e: Expr) -> bool:
-    """Whether ``e`` contains a differential (memoised by node)."""
-    hit = _HAS_D.get(e)
+    """Whether ``e`` contains a differential, kept on the node after the first computation
+    (trees are immutable): later reads are attribute reads, with no hashing of the node as a
+    dictionary key (and no deep equality test against an equal tree met before)."""
+    hit = e._has_d  # (the class's None until the first computation)
     if hit is None:
-        hit = isinstance(e, Differential) or any(has_d(c) for c in e.children())
-        if len(_HAS_D) > 100_000:
-            _HAS_D.clear()
-        _HAS_D[e] = hit
+        hit = isinstance(e, Differential)
+        if not hit:
+            for kid in e.children():
+                if has_d(kid):
+                    hit = True
+                    break
+        object.__setattr__(e, "_has_d", hit)
     return hit
 
 
