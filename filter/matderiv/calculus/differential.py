@@ -57,10 +57,23 @@ def with_logistic(e: Expr) -> Expr:
     """``e`` with every written-out logistic function replaced by ``sigma(u)`` (the same
     function), so that derivatives come out in terms of ``sigma`` and ``sigma'`` as textbooks
     write them; ``e`` itself when there is none."""
+    if not _has_exp(e):
+        return e  # (every written-out logistic function holds an exp: none to replace)
+
     def sub(n: Expr) -> Expr:
         u = logistic_argument(n)
         return n if u is None else Func("sigmoid", u)
     return e.map(sub)
+
+
+def _has_exp(e: Expr) -> bool:
+    """Whether ``e`` holds an exponential ``exp(u)`` (``e^{u}`` is parsed as one): the
+    denominator of every form :func:`logistic_argument` recognises does, so a tree without
+    one is its own :func:`with_logistic` (the rewrite would rebuild nothing)."""
+    for n in e.walk():
+        if type(n) is Func and n.name == "exp":
+            return True
+    return False
 
 
 #: Largest whole exponent of a matrix power expanded by the product rule outside a trace.
