@@ -147,6 +147,8 @@ class _Infer:
         if not self.prod:  # no product sizes: the roots themselves (the common case)
             if not d:
                 return ()  # (the size 1: a scalar's, a vector's columns)
+            if len(d) == 1:
+                return (self.uf.find(d[0]),)  # (one size: its root, never the unit's 0)
             find = self.uf.find
             roots = [r for r in map(find, d) if r]
             if len(roots) > 1:
@@ -158,17 +160,18 @@ class _Infer:
         return self.canon(s[0]), self.canon(s[1])
 
     def kind_of(self, s) -> str:
-        r, c = self.cshape(s)
-        if not r and not c:
-            return "scalar"
-        if not c:
-            return "vector"
+        """Scalar, vector, row or matrix, read from which sizes of the shape are 1.  A size is
+        1 exactly when it is the empty tuple: every size variable is a non-unit size (only
+        the variable 0, which no shape holds, is 1, and :meth:`_UF.union` never merges a
+        non-unit size into it), so canonical forms are not needed here."""
+        r, c = s
         if not r:
-            return "row"
-        return "matrix"
+            return "row" if c else "scalar"
+        return "matrix" if c else "vector"
 
     def is_scalar(self, s) -> bool:
-        return self.kind_of(s) == "scalar"
+        """Whether the shape is 1x1 (see :meth:`kind_of`: no canonical form needed)."""
+        return not s[0] and not s[1]
 
     def dims_for(self, name: str, kind: str, sym: bool):
         if name in self.symdims:
@@ -292,6 +295,10 @@ class _Infer:
         """Unify two sizes.  Products (Kronecker, vec) are kept in index order, fastest
         first, and unified factor by factor when they have the same number of factors; a
         single size met by a product becomes that product (``a^T vec(X)``: a has mn rows)."""
+        if len(a) == 1 and len(b) == 1 and not self.prod:
+            # two single sizes and no products (the common case): what the general path below
+            # comes to, a union of their two (non-unit) roots
+            return self.uf.union(a[0], b[0])
         ca, cb = self.canon(a), self.canon(b)
         if ca == cb:
             return True
@@ -313,6 +320,8 @@ class _Infer:
         return self.unify_dim(s[0], t[0]) and self.unify_dim(s[1], t[1])
 
     def _compatible(self, a, b) -> bool:
+        if len(a) == len(b) and not self.prod:
+            return True  # (without products a size's factors are its own roots: same count)
         oa, ob = self._ordered(a), self._ordered(b)
         return self.canon(a) == self.canon(b) or len(oa) == len(ob) or \
             self._bindable(oa, ob) or self._bindable(ob, oa)
@@ -708,6 +717,12 @@ def _name_classes(inf: _Infer) -> dict:
             assign(rows[0], "n")
         elif cc:
             assign(cols[0], "n")
+    # the classes to name: the roots of all sizes, but the products (every later assign of a
+    # size whose class has its letter is a no-op, so the walks below stop once all have one:
+    # most often the variables' sizes were all there is, x^T A x by x)
+    classes = len({r for r in map(uf.find, range(1, len(uf.parent))) if r not in inf.prod})
+    if len(names) == classes:
+        return names
     # first appearance: leaves in source order
     for n in inf.p.tree.walk():
         if isinstance(n, Symbol):
