@@ -105,6 +105,8 @@ class Differentiator:
     rules: list = field(default_factory=list)
     _memo: dict = field(default_factory=dict)
     _depth: int = 0
+    #: id(node) -> (node, whether it contains the variable): :meth:`_depends`'s memo
+    _dep: dict = field(default_factory=dict)
 
     def __call__(self, e: Expr) -> Expr | None:
         """``d(e)``, or ``None`` when ``e`` does not depend on the variable."""
@@ -120,47 +122,63 @@ class Differentiator:
     def _log(self, rule: str, node: Expr):
         self.rules.append((rule, node, self._depth))
 
+    def _is_var(self, s: Symbol) -> bool:
+        """``s == self.var``, another symbol told apart by its name first (the dataclass
+        equality builds and compares the tuples of all six fields)."""
+        var = self.var
+        return s is var or (s.name == var.name and s == var)
+
     def _depends(self, e: Expr) -> bool:
         """Whether ``e`` contains the variable (memoised: trees share subtrees)."""
-        memo = self.__dict__.setdefault("_dep", {})
+        memo = self._dep
         hit = memo.get(id(e))
         if hit is not None:
             return hit[1]
         if isinstance(e, Symbol):
-            out = e == self.var
+            out = self._is_var(e)
         elif isinstance(e, Func) and e.name == "sign":
             out = False  # piecewise constant: d sign(u) = 0 wherever the derivative exists
         else:
-            out = any(self._depends(c) for c in e.children())
+            out = False
+            for kid in e.children():
+                if self._depends(kid):
+                    out = True
+                    break
         memo[id(e)] = (e, out)
         return out
 
     def _consumes(self, e: Expr) -> bool:
         if isinstance(e, (Mul, Hadamard, Kron)):
-            return sum(self._depends(f) for f in e.args) > 1
+            varying = 0  # (more than one varying factor: the count stops at two)
+            for f in e.args:
+                if self._depends(f):
+                    varying += 1
+                    if varying > 1:
+                        return True
+            return False
         if isinstance(e, Trace):
             return isinstance(e.arg, Power) and not e.arg.base.is_scalar
         return isinstance(e, (Inverse, Det, Softmax, Norm, Power, HadamardDiv, Func))
 
     def _d(self, e: Expr) -> Expr | None:
         if isinstance(e, Symbol):
-            return Differential(e) if e == self.var else None
+            return Differential(e) if self._is_var(e) else None
         if isinstance(e, (Const, Identity, Zero, Ones, Commutation)):
             return None
         if not self._depends(e):
             return None
-        method = getattr(self, "_d_" + type(e).__name__, None)
-        if method is None:  # pragma: no cover - every node type has a rule
+        rule = _RULES.get(type(e))
+        if rule is None:  # pragma: no cover - every node type has a rule
             raise UnsupportedError(f"differentiating {type(e).__name__} is not supported yet")
         if self._consumes(e):
             if self.levels is not None and self._depth >= self.levels:
                 return DifferentialOf(e)
             self._depth += 1
             try:
-                return method(e)
+                return rule(self, e)
             finally:
                 self._depth -= 1
-        return method(e)
+        return rule(self, e)
 
     # --- linear and multilinear operators ------------------------------------------------------
     def _d_Add(self, e: Add):
@@ -342,6 +360,13 @@ class Differentiator:
         if dd is not None:
             terms.append(neg(HadamardDiv(hadamard(e.num, dd), hadamard(e.den, e.den))))
         return add(*terms)
+
+
+#: node type -> its rule, the method ``Differentiator._d_<type name>`` (a table: the name is
+#: not built and looked up again for every node)
+_RULES: dict = {cls: getattr(Differentiator, "_d_" + cls.__name__)
+                for cls in (Add, Mul, Hadamard, Kron, Transpose, Trace, Diag, DiagPart, Vec, Sum,
+                            Inverse, Det, Softmax, Norm, Power, Func, HadamardDiv)}
 
 
 def _power(b: Expr, k: Expr) -> Expr:

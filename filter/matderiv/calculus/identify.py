@@ -39,6 +39,10 @@ def has_d(e: Expr) -> bool:
     return hit
 
 
+#: The builder of each product type, for the linear terms of a product.
+_BUILDERS = {Mul: mul, Hadamard: hadamard, Kron: lambda *a: Kron(tuple(a))}
+
+
 def linear_terms(e: Expr) -> list[Expr]:
     """Terms whose sum is ``e``, each containing exactly one ``dX``."""
     if isinstance(e, Differential):
@@ -54,7 +58,7 @@ def linear_terms(e: Expr) -> list[Expr]:
         if len(idx) != 1:
             raise AssertionError("a differential must be linear in dX")
         i = idx[0]
-        build = {Mul: mul, Hadamard: hadamard, Kron: lambda *a: Kron(tuple(a))}[type(e)]
+        build = _BUILDERS[type(e)]
         return [build(*e.args[:i], t, *e.args[i + 1:]) for t in linear_terms(e.args[i])]
     if isinstance(e, HadamardDiv):
         return [HadamardDiv(t, e.den) for t in linear_terms(e.num)]
