@@ -594,6 +594,8 @@ def test_a_transposed_greek_scalar_asks_for_a_declaration(text, quoted):
      r"\mathbf{1}^\top \sqrt{\operatorname{diag}(\Sigma)}"),
     (r"\det(\exp(\Sigma))", "the determinant of the matrix function exp",
      r"\exp(\operatorname{tr}(\Sigma))"),
+    (r"|\exp(\Sigma)|", "the determinant of the matrix function exp",   # |.|, a determinant
+     r"\exp(\operatorname{tr}(\Sigma))"),
 ])
 def test_a_function_of_a_matrix_under_a_trace_is_refused(text, what, hint):
     r"""``\operatorname{tr}(\log \Sigma)`` reads as the trace of the matrix logarithm (log det);

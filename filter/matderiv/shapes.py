@@ -850,6 +850,10 @@ def _refuse_functions_of_the_variable(parsed: Parsed, wrt_names) -> None:
                 end=end, source=src)
 
 
+#: What a trace or a determinant is written with (tr, Tr, trace, det, logdet, |X|, \lvert): a text
+#: without any of these has neither.
+_TRACE_OR_DET_RE = re.compile(r"tr|Tr|det|Det|\||vert")
+
 #: The elementwise functions that are also functions of a square matrix (its power series):
 #: under a trace or a determinant they read as those.
 _MATRIX_FUNCTIONS = ("exp", "log", "sqrt", "sin", "cos", "tan", "sinh", "cosh", "tanh")
@@ -861,9 +865,14 @@ def _refuse_matrix_functions_under_a_trace(parsed: Parsed, inf: _Infer) -> None:
     matrix exponential; matderiv's functions of a matrix are elementwise, and the trace of an
     elementwise function sums its diagonal only, which is not written so: the derivative
     printed (``I_n \oslash \Sigma``) would be of another function.  A function inside a
-    product, tr(A^T exp(X)) (the Frobenius product), stays elementwise."""
+    product, tr(A^T exp(X)) (the Frobenius product), stays elementwise, and so does one that
+    holds no variable (a constant term, whatever it means)."""
+    if not inf.wrt or not _TRACE_OR_DET_RE.search(parsed.source):
+        return  # (a read-back, which has no variable, or no trace or determinant written)
     for node in parsed.tree.walk():
-        if not (isinstance(node, (Trace, Det)) and isinstance(node.arg, Func)
+        det_bars = isinstance(node, Func) and node.name == "bars" and \
+            inf.info.get(id(node)) == "det"  # |\exp(X)|, the determinant
+        if not ((isinstance(node, (Trace, Det)) or det_bars) and isinstance(node.arg, Func)
                 and node.arg.name in _MATRIX_FUNCTIONS):
             continue
         r, c = inf.cshape(inf.shape[id(node.arg.arg)])
@@ -872,7 +881,7 @@ def _refuse_matrix_functions_under_a_trace(parsed: Parsed, inf: _Infer) -> None:
         if not any(isinstance(n, Symbol) and n.name in inf.wrt for n in node.arg.arg.walk()):
             continue  # a constant term: its reading does not change the derivative
         name = node.arg.name
-        what = "trace" if isinstance(node, Trace) else "determinant"
+        what = "trace" if isinstance(node, Trace) else "determinant"  # (Det, or det_bars)
         inner = parsed.text(node.arg.arg) or "X"
         diagonal = rf"\operatorname{{diag}}({inner})"
         elementwise = (rf"\sqrt{{{diagonal}}}" if name == "sqrt" else rf"\{name}({diagonal})")
@@ -884,7 +893,7 @@ def _refuse_matrix_functions_under_a_trace(parsed: Parsed, inf: _Infer) -> None:
                  if name == "exp" else "write it through \\det, \\operatorname{tr} and powers of "
                  "the matrix")
         raise _refusal(parsed, node, f"`{parsed.text(node)}` reads as the {what} of the matrix "
-                       f"function {name} of `{inner}`, which matderiv does not compute (its "
+                       f"function {name} of `{inner}`, which is not supported (matderiv's "
                        "functions of a matrix are elementwise)", hint, UnsupportedError)
 
 
