@@ -405,23 +405,39 @@ def _verify_batched(check: Check, symbols, sizes, seed_text: str) -> bool:
     all their stencil points as another, the tolerance of :func:`_verify_sizes`.  True only
     when every draw passes outright; anything else (a point outside the domain, a difference
     that needs a finer step, a mismatch) returns False and :func:`_verify_sizes` decides with
-    its own draws, so this path can only save time, never pass more."""
+    its own draws, so this path can only save time, never pass more.  Where the generic draws
+    leave the domain (the log-determinant of a matrix drawn with a negative determinant,
+    ``a^x`` with a negative), it tries positive draws, as the careful path's next attempt
+    does, before handing over."""
     rng = np.random.default_rng(zlib.crc32(seed_text.encode("utf-8")))
     var = check.var
     whole = whole_number_symbols(check.func) | whole_number_symbols(check.result)
-    env = draw_batch(symbols, sizes, rng, DRAWS, whole)
     r, c = dim_size(var.rows, sizes), dim_size(var.cols, sizes)
-    directions = rng.standard_normal((DRAWS, r, c))
-    try:
-        results = evaluate_batch(check.result, env, sizes, DRAWS)
-    except (BatchUnsupported, NumericDomainError):
-        return False
-    if not np.isfinite(results).all():
-        return False
-    try:
-        f0, fd = _stencil_values(check.func, env, var, directions, sizes, 1e-3)
-    except (BatchUnsupported, NumericDomainError):
-        return False
+    for strategy in _BATCHED_STRATEGIES:
+        env = draw_batch(symbols, sizes, rng, DRAWS, whole, strategy)
+        directions = rng.standard_normal((DRAWS, r, c))
+        try:
+            results = evaluate_batch(check.result, env, sizes, DRAWS)
+            if not np.isfinite(results).all():
+                continue  # outside the domain: the next strategy
+            f0, fd = _stencil_values(check.func, env, var, directions, sizes, 1e-3)
+        except BatchUnsupported:
+            return False
+        except NumericDomainError:
+            continue
+        passes = _batch_passes(check, var, results, directions, f0, fd)
+        if passes is not None:
+            return passes
+    return False
+
+
+#: The draws the batched check tries in turn (the careful path's first two strategies).
+_BATCHED_STRATEGIES = STRATEGIES[:2]
+
+
+def _batch_passes(check: Check, var: Symbol, results, directions, f0, fd) -> bool | None:
+    """Whether every draw of the batch passes outright (see :func:`_verify_batched`); None
+    when the function is not finite at one of them (outside its domain)."""
     pred = _predicted_batch(results, check.arrangement, directions, var)
     if pred.shape != fd.shape:
         return False
@@ -430,7 +446,7 @@ def _verify_batched(check: Check, symbols, sizes, seed_text: str) -> bool:
     err, fd_size, f0_size = _row_maxima(pred - fd, fd, f0)
     # (a row's largest |entry| is finite exactly when all its entries are: max keeps inf and NaN)
     if not all(map(math.isfinite, fd_size + f0_size)):
-        return False
+        return None
     return all(e <= _tolerance_for(a, b) for e, a, b in zip(err, fd_size, f0_size))
 
 
