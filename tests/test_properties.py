@@ -293,7 +293,12 @@ def round_trip(case: exprgen.Case) -> str:
     r"""Raise AssertionError unless printing the typed tree and reading it back gives the same
     tree, or, after one legitimate normalisation (' -> ^\top, .* -> \odot, regrouping), a tree
     of the same value whose printing is a fixed point."""
-    t1 = typed_tree(case.text, case)
+    try:
+        t1 = typed_tree(case.text, case)
+    except MatDerivError as err:
+        if "not supported" in err.message:  # (tr(\exp(X)), read as a matrix function)
+            return "unsupported"
+        raise
     p1 = latex(t1)
     t2 = typed_tree(p1, case)
     if t2 == t1:
