@@ -615,3 +615,18 @@ def test_a_function_of_a_matrix_under_a_trace_is_refused(text, what, hint):
 ])
 def test_functions_of_a_matrix_elsewhere_stay_elementwise(text):
     infer(parse(text), r"\Sigma", scalar=["t"])
+
+
+def test_a_power_t_that_may_be_a_transpose_is_refused():
+    r"""``\operatorname{tr}(X^t)`` with t nowhere else and undeclared: some texts write the
+    transpose so (it printed t (X^{t-1})^T); for a vector the power's refusal names the
+    transpose too.  Declared a scalar, or used elsewhere, t is the power as before."""
+    with pytest.raises(MatDerivError) as info:
+        infer(parse(r"\operatorname{tr}(X^t)"), "X")
+    assert info.value.message == "`X^t` may be the power t of `X` or its transpose written with a t"
+    assert r"X^\top" in info.value.hint and "scalar={t}" in info.value.hint
+    with pytest.raises(MatDerivError) as info:
+        infer(parse(r"x^t A x"), "x")
+    assert r"for the transpose write x^\top" in info.value.hint
+    infer(parse(r"\operatorname{tr}(X^t)"), "X", scalar=["t"])
+    infer(parse(r"t \operatorname{tr}(X^t)"), "X")

@@ -533,6 +533,14 @@ class _Infer:
         self.shape[id(node.arg)] = (su[1], sv[1])
         return ((), ())
 
+    def _transpose_written_t(self, node: Power) -> bool:
+        """Whether the exponent of ``node`` (of a vector or matrix) is the letter t, undeclared
+        and nowhere else in the expression: the transpose as some texts write it (``X^t``)."""
+        ex = node.exponent
+        return isinstance(ex, Symbol) and ex.name == "t" and \
+            ex.name in getattr(self, "exponent_letters", ()) and \
+            sum(isinstance(n, Symbol) and n.name == "t" for n in self.p.tree.walk()) == 1
+
     def v_power(self, node: Power):
         s = self.visit(node.base)
         e = self.visit(node.exponent)
@@ -560,6 +568,8 @@ class _Infer:
                 msg = (f"power of {self.describe(s)}: `{self.text(node.base)}` is not square")
                 hint = ("for an elementwise square write x \\odot x, for the squared norm "
                         "\\|x\\|^2 or x^\\top x")
+                if self._transpose_written_t(node):
+                    hint = "for the transpose write x^\\top (or x^T); " + hint
             raise self.node_err(node, msg, hint)
         if id(node) in self.p.divisions:
             # \frac{1}{N} with N a matrix (by default, as an uppercase letter): N is most often
@@ -573,6 +583,11 @@ class _Infer:
                         f"scalar (a count), declare scalar={{{node.base.latex or base}}}; "
                         "otherwise " + hint)
             raise self.node_err(node.base, f"division by {self.describe(s)} `{base}`", hint)
+        if self._transpose_written_t(node):  # \operatorname{tr}(X^t): the power t, or X^T?
+            base = self.text(node.base)
+            raise self.node_err(node, f"`{self.text(node)}` may be the power t of `{base}` or "
+                                "its transpose written with a t", "for the transpose write "
+                                f"{base}^\\top (or {base}^T); for the power, declare scalar={{t}}")
         if not self.unify_dim(s[0], s[1]):
             raise self.node_err(node, f"power of a non-square matrix: `{self.text(node.base)}` is "
                                 f"{self.describe(s)}", "a matrix power needs a square matrix")
@@ -942,14 +957,16 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
 
     # an undeclared letter in an exponent (X^k, a^x, X^{k - 1}) is a scalar, unless the
     # exponent is made of vectors, as a transpose or a norm in it says (2^{x^T x}, a^{\|x\|^2})
+    exponent_letters = set()  # (the letters made scalars so, undeclared)
     for node in parsed.tree.walk():
         if isinstance(node, Power):
             subs = list(node.exponent.walk())
             if any(isinstance(sub, (Transpose, Norm)) for sub in subs):
                 continue
             for sub in subs:
-                if isinstance(sub, Symbol):
-                    decl.setdefault(sub.name, "scalar")
+                if isinstance(sub, Symbol) and sub.name not in decl:
+                    decl[sub.name] = "scalar"
+                    exponent_letters.add(sub.name)
     # a letter written as the size of an identity or a ones vector (I_n, \mathbf{1}_n) and
     # used as a symbol too is a scalar: I_n - \frac{1}{n} \mathbf{1}\mathbf{1}^T (the
     # centering matrix; the formula holds for every value of n, the size among them)
@@ -962,6 +979,7 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
                 decl[letter] = "scalar"
                 size_scalars.add(letter)
     inf = _Infer(parsed, wrt_names, decl, sym_names)
+    inf.exponent_letters = exponent_letters
     inf.size_letter_scalars = size_scalars  # (the size keeps its letter: I_n, 1/n)
     inf.written_letters = written
     # symbols present in the tree, with their parser kinds
