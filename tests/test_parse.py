@@ -927,19 +927,15 @@ def test_sigma_then_a_thin_space_then_a_bracket_is_ambiguous():
     (r"\rm tr (A X)", r"\operatorname{tr}(A X)"),
     (r"{\rm det} X", r"\det X"),
     (r"W_{\rm in} x", r"W_{\mathrm{in}} x"),          # a subscript in roman stays a subscript
-])
-def test_plain_tex_roman_function_names(text, same_as):
-    assert parse(text).tree == parse(same_as).tree
-
-
-@pytest.mark.parametrize("text, same_as", [
     (r"{\bf x}^\top {\bf A} {\bf x}", r"\mathbf{x}^\top \mathbf{A} \mathbf{x}"),  # was "unknown \bf"
     (r"{\bf x}_1^T {\bf W}_{2} {\bf x}_1", r"\mathbf{x}_1^T \mathbf{W}_2 \mathbf{x}_1"),
     (r"{ \bf \mu }^\top {\bf\mu}", r"\boldsymbol{\mu}^\top \boldsymbol{\mu}"),
     (r"{\bf 1}^\top \exp({\bf x})", r"\mathbf{1}^\top \exp(\mathbf{x})"),
     (r"{\bf I} x + A x", r"\mathbf{I} x + A x"),      # the identity, not a matrix named I
 ])
-def test_plain_tex_bold_symbols(text, same_as):
+def test_plain_tex_font_switches(text, same_as):
+    """Plain TeX's ``{\\rm ...}`` function names and ``{\\bf ...}`` bold symbols read as their
+    LaTeX spellings."""
     assert parse(text).tree == parse(same_as).tree
 
 
