@@ -125,6 +125,9 @@ class _Infer:
         self.prod: dict[int, tuple] = {}
         #: letters written as a size (I_n) and used as a scalar symbol too (1/n): one number
         self.size_letter_scalars: set = set()
+        #: undeclared letters that are scalars because they stand in an exponent (X^k); set by
+        #: :func:`infer`
+        self.exponent_letters: set = set()
         #: id of an identity or ones vector of the tree -> the size letters written on it
         #: (``I_n``: ("n",); set by :func:`infer`, which reads them once)
         self.written_letters: dict[int, tuple] = {}
@@ -538,7 +541,7 @@ class _Infer:
         and nowhere else in the expression: the transpose as some texts write it (``X^t``)."""
         ex = node.exponent
         return isinstance(ex, Symbol) and ex.name == "t" and \
-            ex.name in getattr(self, "exponent_letters", ()) and \
+            ex.name in self.exponent_letters and \
             sum(isinstance(n, Symbol) and n.name == "t" for n in self.p.tree.walk()) == 1
 
     def v_power(self, node: Power):
