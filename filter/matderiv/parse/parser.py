@@ -864,32 +864,33 @@ class _Tokenizer:
             end = self.norm_subscript_after_power(i)
             if end is not None:
                 return end
-            if self.toks and self.toks[-1].type == "SYM" and self.toks[-1].end == i:
-                _, end = _read_arg(text, i + 1)
-                end = max(end, i + 1)
-                raise _err(f"the subscript `{text[i:end]}` is not supported", i,
+            # (every way on from here refuses the subscript: what it is, against what precedes)
+            prev = self.toks[-1] if self.toks else None
+            _, end = _read_arg(text, i + 1)
+            end = max(end, i + 1)
+            written = text[i:end]
+            if prev is not None and prev.type == "SYM" and prev.end == i:
+                raise _err(f"the subscript `{written}` is not supported", i,
                            "a subscript is letters and digits (W_1, x_{in}), a word in "
                            "\\text{...} or \\mathrm{...}, \\max or \\min, or a step such as "
                            "h_{t-1}; the entries of a vector or matrix (x_{i,j}) are not symbols",
                            end, text)
-            if self.toks and self.toks[-1].type == "NUMBER" and self.toks[-1].value == "1" \
-                    and self.toks[-1].end == i:  # 1_n: the ones vector written plain
+            if prev is not None and prev.type == "NUMBER" and prev.value == "1" and prev.end == i:
+                # 1_n: the ones vector written plain
                 raise _err("unexpected `_` after the number 1", i, "for the ones vector of "
                            "size n write \\mathbf{1}_n", i + 1, text)
-            if self.toks and self.toks[-1].type == "RPAR" and self.toks[-1].end == i:
-                _, end = _read_arg(text, i + 1)  # \operatorname{softmax}(z)_y
-                end = max(end, i + 1)
-                k = text[i + 1:end].strip().strip("{}").strip()
+            if prev is not None and prev.type == "RPAR" and prev.end == i:
+                # \operatorname{softmax}(z)_y
+                k = written[1:].strip().strip("{}").strip()
                 k = k if re.fullmatch(r"[A-Za-z0-9]", k) else "i"
-                raise _err(f"a subscript after a bracket, `{text[i:end]}`, picks an entry, which "
+                raise _err(f"a subscript after a bracket, `{written}`, picks an entry, which "
                            "matderiv does not take (entries are not symbols)", i,
                            f"for the entry {k} of a vector u write e_{k}^\\top u, with e_{k} the "
                            "unit vector of that entry (e_y^\\top \\log \\operatorname{softmax}(W x) "
                            "for \\log \\operatorname{softmax}(W x)_y)", end, text)
-            if self.toks and self.toks[-1].type == "RNORM" and not text[self.toks[-1].end:i].strip():
-                _, end = _read_arg(text, i + 1)  # \|X\|_{2,1}, \|X\|_{\max}
-                end = max(end, i + 1)
-                raise UnsupportedError(f"the norm `{text[i:end]}` is not supported", i,
+            if prev is not None and prev.type == "RNORM" and not text[prev.end:i].strip():
+                # \|X\|_{2,1}, \|X\|_{\max}
+                raise UnsupportedError(f"the norm `{written}` is not supported", i,
                                        NORMS_SUPPORTED, end=end, source=text)
             raise _err("unexpected `_`", i, "a subscript must directly follow a single "
                        "letter, as in W_1 or x_{i}", i + 1, text)
@@ -2198,10 +2199,10 @@ def parse(text: str) -> Parsed:
     # Parsed) keeps those nodes alive, so their ids are never reused by a node of the tree
     return Parsed(expr, text, b.spans, b.keep, frozenset(b.bare_chains), frozenset(b.exp_powers),
                   _call_like(toks), frozenset(b.divisions), frozenset(b.inner_products),
-                  _differential_like(toks, text))
+                  _differential_like(toks))
 
 
-def _differential_like(toks: list[_Tok], text: str) -> tuple:
+def _differential_like(toks: list[_Tok]) -> tuple:
     """The ``dx`` of :attr:`Parsed.differentials`: a symbol written as the plain letter d, then
     with nothing between them another symbol."""
     out = []
