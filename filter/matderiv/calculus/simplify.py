@@ -1909,6 +1909,8 @@ def _positive_first(e: Expr) -> Expr:
     if not isinstance(e, Add):
         return e
     terms = sorted(e.args, key=lambda t: split(t)[0] < 0)
+    if all(a is b for a, b in zip(terms, e.args)):
+        return e  # (in order already: the node itself, whose kept shape and hash later stages reuse)
     return Add(tuple(terms))
 
 
