@@ -567,16 +567,35 @@ def _distribute_trial(chain: list[Expr]) -> list[Expr]:
         for j in (i + 1, i - 1):
             if not 0 <= j < len(chain) or isinstance(chain[j], Add):
                 continue
-            g = chain[j]
-            pair = [f, g] if j > i else [g, f]
-            terms = [simplify(Mul((t, g)) if j > i else Mul((g, t))) for t in f.args]
-            if all(term == _spelled_out(t, g, j > i) for term, t in zip(terms, f.args)):
-                continue  # no term got simpler: the sum of the products would factor back
-            dist = simplify(Add(tuple(terms)))
-            if size(dist) < size(Mul(tuple(pair))) - 1:
+            dist = _distributed_pair(f, chain[j], j > i)
+            if dist is not None:
                 lo = min(i, j)
                 return chain[:lo] + [dist] + chain[lo + 2:]
     return chain
+
+
+#: The first element of the :data:`_REWRITTEN` keys of :func:`_distributed_pair`.
+_PAIR = object()
+
+
+def _distributed_pair(f: Add, g: Expr, g_right: bool):
+    """The sum ``f`` multiplied out against its neighbour ``g`` (on the right when ``g_right``)
+    and simplified, when that is smaller than the pair; else None.  Memoised in
+    :data:`_REWRITTEN` (a pure function of the pair, always computed in a trial): the same pair
+    is tried again in the later passes and in the products that hold it."""
+    key = (_PAIR, f, g, g_right)
+    hit = _REWRITTEN.get(key)
+    if hit is not None:
+        return None if hit is _UNCHANGED else hit
+    out = None
+    terms = [simplify(Mul((t, g)) if g_right else Mul((g, t))) for t in f.args]
+    # (when no term got simpler, the sum of the products would factor back)
+    if not all(term == _spelled_out(t, g, g_right) for term, t in zip(terms, f.args)):
+        dist = simplify(Add(tuple(terms)))
+        if size(dist) < size(Mul((f, g) if g_right else (g, f))) - 1:
+            out = dist
+    _REWRITTEN[key] = _UNCHANGED if out is None else out
+    return out
 
 
 def _spelled_out(t: Expr, g: Expr, g_right: bool) -> Expr:
