@@ -610,26 +610,47 @@ def _spelled_out(t: Expr, g: Expr, g_right: bool) -> Expr:
     return build_product(coef, scalars, chain + [g] if g_right else [g] + chain)
 
 
+#: The factors that the rarer rules of :func:`_rewrite_mul` look for in a chain: diag and ones
+#: (and a transposed ones vector or softmax) for the chain rules below, an inverse (of a
+#: product, expanded), a sum (multiplied out).
+_RARE_IN_CHAIN = (Diag, Ones, Inverse, Add)
+
+
+def _has_rare_factor(chain: list[Expr]) -> bool:
+    """Whether one of the rarer rules of :func:`_rewrite_mul` may apply to ``chain`` (one scan
+    where most chains, of symbols and their transposes, would take three)."""
+    for f in chain:
+        if isinstance(f, _RARE_IN_CHAIN) or (type(f) is Transpose and isinstance(f.arg, (Ones, Softmax))):
+            return True
+    return False
+
+
 def _rewrite_mul(e: Mul) -> Expr:
     coef, scalars, chain = split(e)
     shape = e.shape
-    if (coef is not COEF_ONE and coef == 0) or any(isinstance(f, Zero) for f in chain) or any(
-            isinstance(s, Const) and s.value == 0 for s in scalars):
+    if coef is not COEF_ONE and coef == 0:
         return zero(shape)
+    for f in chain:  # (loops, not any() over generators: this runs for every product)
+        if isinstance(f, Zero):
+            return zero(shape)
+    for f in scalars:
+        if isinstance(f, Const) and f.value == 0:
+            return zero(shape)
     chain = _cancel_chain(chain)
-    if len(chain) > 1 and any(isinstance(f, _SPECIAL_IN_CHAIN) or (
-            type(f) is Transpose and isinstance(f.arg, (Ones, Softmax))) for f in chain):
-        chain = _diag_times_column(chain)
-        chain, sizes = _size_products(_softmax_sums(chain))
-        scalars = scalars + sizes
-    if len(chain) > 1 and any(_square_product_inverse(f) for f in chain):
-        trial = _cancel_chain([g for f in chain for g in (_expand_inverse(f) or [f])])
-        if sum(map(size, trial)) < sum(map(size, chain)):
-            chain = trial
-    if len(chain) > 1 and any(isinstance(f, Add) for f in chain):
-        new_chain = _distribute_if_smaller(chain)
-        if new_chain is not chain:
-            return _rewrite_mul(Mul(tuple([Const(coef)] + scalars + new_chain)))
+    if len(chain) > 1 and _has_rare_factor(chain):
+        if any(isinstance(f, _SPECIAL_IN_CHAIN) or (
+                type(f) is Transpose and isinstance(f.arg, (Ones, Softmax))) for f in chain):
+            chain = _diag_times_column(chain)
+            chain, sizes = _size_products(_softmax_sums(chain))
+            scalars = scalars + sizes
+        if len(chain) > 1 and any(_square_product_inverse(f) for f in chain):
+            trial = _cancel_chain([g for f in chain for g in (_expand_inverse(f) or [f])])
+            if sum(map(size, trial)) < sum(map(size, chain)):
+                chain = trial
+        if len(chain) > 1 and any(isinstance(f, Add) for f in chain):
+            new_chain = _distribute_if_smaller(chain)
+            if new_chain is not chain:
+                return _rewrite_mul(Mul(tuple([Const(coef)] + scalars + new_chain)))
     if not chain and shape != SCALAR:
         chain = [Identity(shape[0])]
     groups, chain = _extract_scalar_groups(chain)
@@ -638,7 +659,8 @@ def _rewrite_mul(e: Mul) -> Expr:
     elif chain and shape == SCALAR:
         chain = _orient(chain)
     scalars = scalars + groups
-    scalars, chain = _softmax_from_ratio(scalars, chain)
+    if scalars:  # (the ratio needs a scalar denominator)
+        scalars, chain = _softmax_from_ratio(scalars, chain)
     coef, scalars = _coefficients_out_of_sums(coef, scalars)
     coef, chain = _coefficients_out_of_sums(coef, chain)
     return build_product(coef, scalars, chain)
