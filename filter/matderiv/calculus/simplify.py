@@ -194,6 +194,8 @@ def _merge_scalars(scalars):
     """Combine equal bases: s s -> s^2, s s^{-1} -> 1; sort into display order."""
     if not scalars:
         return []  # (a product of matrices only: most products)
+    if len(scalars) == 1 and not isinstance(scalars[0], (Power, Func)):
+        return [scalars[0]]  # (one factor, not a power or a function: nothing merges)
     order, expo, traces = [], {}, {}
     for s in scalars:
         b, k = _power_parts(s)
@@ -738,7 +740,7 @@ def _softmax_from_ratio(scalars, chain):
 # sums
 # --------------------------------------------------------------------------------------------
 def _term_key(scalars, chain):
-    return (tuple(sorted(ckey(s) for s in scalars)), tuple(skey(f) for f in chain))
+    return (tuple(sorted([ckey(s) for s in scalars])), tuple([skey(f) for f in chain]))
 
 
 def _rewrite_add(e: Add) -> Expr:
@@ -1088,8 +1090,12 @@ def _factor(terms, shape):
     # and a whole number not out of two terms that hold a sum in parentheses themselves:
     # 2 X^T (X w - y) + 2 \lambda w, not 2 (X^T (X w - y) + \lambda w)
     coefs = [t[0] for t in terms]
-    common_coef = _shared_coefficient(
-        coefs, all(len(ch) <= 1 and len(sc) <= 1 for _, sc, ch in terms))
+    common_coef = COEF_ONE
+    for cf in coefs:
+        if cf is not COEF_ONE:  # (terms without a number in front, the usual case, share 1)
+            common_coef = _shared_coefficient(
+                coefs, all(len(ch) <= 1 and len(sc) <= 1 for _, sc, ch in terms))
+            break
     if common_coef is not COEF_ONE and abs(common_coef) != 1 and len(terms) == 2 and \
             common_coef.denominator == 1 and any(
             isinstance(f, Add) for _, sc, ch in terms for f in (*sc, *ch)):
