@@ -1217,11 +1217,15 @@ def _rewrite_transpose(e: Transpose) -> Expr:
         return Zero(a.cols, a.rows)
     if isinstance(a, Commutation):
         return Commutation(a.n, a.m)
+    # (the product and the sum below are rewritten through the memo, and a product with no
+    # number in front is built without a 1: the next pass meets the result, often the very
+    # node built here, and finds it known unchanged instead of rewriting it again)
     if isinstance(a, Mul):
         coef, scalars, chain = split(a)
-        return _rewrite_mul(Mul(tuple([Const(coef)] + scalars + [_t(f) for f in reversed(chain)])))
+        head = [] if coef is COEF_ONE else [Const(coef)]
+        return _rewrite(Mul(tuple(head + scalars + [_t(f) for f in reversed(chain)])))
     if isinstance(a, Add):
-        return _rewrite_add(Add(tuple(_t(t) for t in a.args)))
+        return _rewrite(Add(tuple(_t(t) for t in a.args)))
     if isinstance(a, Hadamard):
         return _rewrite_hadamard(Hadamard(tuple(_t(t) for t in a.args)))
     if isinstance(a, HadamardDiv):  # (u / v)^T = u^T / v^T, when that saves more than the
