@@ -652,7 +652,7 @@ def _rewrite_mul(e: Mul) -> Expr:
         if len(chain) > 1 and any(isinstance(f, Add) for f in chain):
             new_chain = _distribute_if_smaller(chain)
             if new_chain is not chain:
-                return _rewrite_mul(Mul(tuple([Const(coef)] + scalars + new_chain)))
+                return _rewrite(Mul(tuple([Const(coef)] + scalars + new_chain)))
     if not chain and shape != SCALAR:
         chain = [Identity(shape[0])]
     groups, chain = _extract_scalar_groups(chain)
@@ -682,7 +682,7 @@ def _coefficients_out_of_sums(coef, factors):
             continue
         if out is None:
             out = list(factors)
-        out[i] = _rewrite_add(Add(tuple(build_product(cf / k, sc, ch) for cf, sc, ch in parts)))
+        out[i] = _rewrite(Add(tuple(build_product(cf / k, sc, ch) for cf, sc, ch in parts)))
         coef *= k
     return coef, (factors if out is None else out)
 
@@ -991,7 +991,7 @@ def _merge_linear(terms, cls, rewrite):
         idx = [i for i in idx if terms[i][2][0].arg.shape == first]
     if len(idx) < 2:
         return terms
-    inner = _rewrite_add(Add(tuple(build_product(terms[i][0], terms[i][1], [terms[i][2][0].arg])
+    inner = _rewrite(Add(tuple(build_product(terms[i][0], terms[i][1], [terms[i][2][0].arg])
                                    for i in idx)))
     merged = split(rewrite(cls(inner)))
     out = [t for i, t in enumerate(terms) if i not in idx]
@@ -1035,8 +1035,8 @@ def _factor_sandwich(terms):
         return None
     if left + right == 1:
         return None  # one shared factor: the grouping below decides
-    inner = _rewrite_add(Add(tuple(build_product(cf, s, m) for (cf, s, _), m in zip(terms, middles))))
-    return _rewrite_mul(Mul(tuple(chains[0][:left] + [inner] + chains[0][len(chains[0]) - right:])))
+    inner = _rewrite(Add(tuple(build_product(cf, s, m) for (cf, s, _), m in zip(terms, middles))))
+    return _rewrite(Mul(tuple(chains[0][:left] + [inner] + chains[0][len(chains[0]) - right:])))
 
 
 def _factor_hadamard(terms):
@@ -1056,7 +1056,7 @@ def _factor_hadamard(terms):
         rest = list(ch[0].args)
         rest.remove(f)
         inner.append(build_product(cf, sc, [rest[0] if len(rest) == 1 else Hadamard(tuple(rest))]))
-    group = Hadamard((f, _rewrite_add(Add(tuple(inner)))))
+    group = Hadamard((f, _rewrite(Add(tuple(inner)))))
     out, first = [], min(idx)
     for i in range(len(terms)):
         if i == first:
@@ -1107,7 +1107,7 @@ def _factor(terms, shape):
             for x in common:
                 rest.remove(x)
             inner.append(build_product(cf / common_coef, rest, ch))
-        return build_product(common_coef, common, [_rewrite_add(Add(tuple(inner)))])
+        return build_product(common_coef, common, [_rewrite(Add(tuple(inner)))])
     if shape == SCALAR:
         return None
     sandwich = _factor_sandwich(terms)
@@ -1161,7 +1161,7 @@ def _factor(terms, shape):
             inner.extend(build_product(cf, s, [t]) for t in rest[0].args)
             continue
         inner.append(build_product(cf, s, rest))
-    group = _rewrite_add(Add(tuple(inner)))
+    group = _rewrite(Add(tuple(inner)))
     chain = [group] + list(shared) if side == -1 else list(shared) + [group]
     factored = Mul(tuple(chain))
     others = [build_product(*terms[i]) for i in range(len(terms)) if i not in idx]
@@ -1196,7 +1196,7 @@ def _factor_shared_scalars(terms):
             out.append(build_product(cf, sc, ch))
             continue
         done.update(group)
-        inner = _rewrite_add(Add(tuple(build_product(terms[j][0], [], terms[j][2])
+        inner = _rewrite(Add(tuple(build_product(terms[j][0], [], terms[j][2])
                                        for j in group)))
         out.append(build_product(Fraction(1), list(sc), [inner]))
     return Add(tuple(out))
@@ -1321,7 +1321,7 @@ def _rewrite_trace(e: Trace) -> Expr:
         if coef != 1 or scalars:
             return build_product(coef, scalars, [_rewrite_trace(Trace(_chain(chain)))])
         if chain[0].shape[1] == ONE and chain[-1].shape[0] == ONE:  # tr(x ... y^T) = y^T x ...
-            return _rewrite_mul(Mul(tuple(chain[1:] + chain[:1])))
+            return _rewrite(Mul(tuple(chain[1:] + chain[:1])))
     return e
 
 
@@ -1405,7 +1405,7 @@ def _logistic_cancel(parts):
         for j, q in enumerate(parts):
             if isinstance(q, HadamardDiv):
                 if q.den == sig:
-                    other = _rewrite_add(Add((ones(sig.shape), Mul((Const(-1), sig)))))
+                    other = _rewrite(Add((ones(sig.shape), Mul((Const(-1), sig)))))
                 elif _one_minus(q.den) == sig:
                     other = sig
                 else:
@@ -1454,7 +1454,7 @@ def _rewrite_hdiv(e: HadamardDiv) -> Expr:
     if isinstance(n, Zero):
         return zero(e.shape)
     if n.is_scalar:
-        return _rewrite_mul(Mul((n, Power(d, c(-1)))))
+        return _rewrite(Mul((n, Power(d, c(-1)))))
     if n == d:
         return ones(e.shape)
     sig = _logistic_of(n, d)
@@ -1518,9 +1518,9 @@ def _rewrite_kron(e: Kron) -> Expr:
         elif merged and _ones_row(a) and _ones_row(merged[-1]):
             merged[-1] = Transpose(Ones(dim_mul(merged[-1].arg.n, a.arg.n)))
         elif merged and merged[-1].shape[1] == ONE and a.shape[0] == ONE:
-            merged[-1] = _rewrite_mul(Mul((merged[-1], a)))
+            merged[-1] = _rewrite(Mul((merged[-1], a)))
         elif merged and merged[-1].shape[0] == ONE and a.shape[1] == ONE:
-            merged[-1] = _rewrite_mul(Mul((a, merged[-1])))
+            merged[-1] = _rewrite(Mul((a, merged[-1])))
         else:
             merged.append(a)
     body = merged[0] if len(merged) == 1 else (Kron(tuple(merged)) if merged else None)
@@ -1610,7 +1610,9 @@ _UNCHANGED = object()
 
 def _rewrite(e: Expr) -> Expr:
     """One rewrite of a node whose children are already rewritten (memoised: it is a pure
-    function of the node and of whether a distribution trial is running).  A node that the
+    function of the node and of whether a distribution trial is running; the rules rewrite the
+    sums and products they build through it too, so that the next pass, meeting such a node
+    again, finds it known).  A node that the
     rules leave equal to itself comes back as the very object ``e``, never an equal copy (a
     rule rebuilding the same product, or the memo's entry for an equal node met earlier), so
     that :func:`_rewrite_pass` sees it unchanged and marks it a fixpoint: equal trees are the
@@ -1749,7 +1751,7 @@ def _rewrite_diagpart(e: DiagPart) -> Expr:
         return _rewrite_hdiv(HadamardDiv(ones(x.shape), x))
     if isinstance(e.arg, Add) and any(_diagonal_known(t) for t in e.arg.args):
         # diag(diag(x) - A) = x - diag(A): the diagonal of a sum, where a term's is known
-        return _rewrite_add(Add(tuple(_rewrite_diagpart(DiagPart(t)) for t in e.arg.args)))
+        return _rewrite(Add(tuple(_rewrite_diagpart(DiagPart(t)) for t in e.arg.args)))
     coef, scalars, chain = split(e.arg)
     if chain and (coef != 1 or scalars):  # diag(2 M) = 2 diag(M)
         return build_product(coef, scalars, [_rewrite_diagpart(DiagPart(_chain(chain)))])
