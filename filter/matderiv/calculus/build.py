@@ -41,14 +41,15 @@ def mul(*factors: Expr) -> Expr:
     """Matrix product of the factors, flattening nested products and folding constants."""
     flat: list[Expr] = []
     coef = None  # (a Fraction once a constant is met: Fraction arithmetic is slow)
-    factors = [f for f in factors if f is not None]
     all_scalar = True
-    for f in factors:
-        if f.shape != SCALAR:
+    for f in factors:  # (None factors are skipped where met, with no filtered copy)
+        if f is not None and f.shape != SCALAR:
             all_scalar = False
             break
     has_zero = False
     for f in factors:
+        if f is None:
+            continue
         # a 1x1 product inside a matrix product is a scalar group: splicing it into the
         # chain would break the chain's sizes
         splice = isinstance(f, Mul) and (all_scalar or f.shape != SCALAR)

@@ -1612,17 +1612,17 @@ def _rewrite(e: Expr) -> Expr:
     """One rewrite of a node whose children are already rewritten (memoised: it is a pure
     function of the node and of whether a distribution trial is running; the rules rewrite the
     sums and products they build through it too, so that the next pass, meeting such a node
-    again, finds it known).  A node that the
-    rules leave equal to itself comes back as the very object ``e``, never an equal copy (a
-    rule rebuilding the same product, or the memo's entry for an equal node met earlier), so
-    that :func:`_rewrite_pass` sees it unchanged and marks it a fixpoint: equal trees are the
-    same value, and every rule reads only values."""
+    again, finds it known).  A node that the rules leave equal to itself comes back as the
+    very object ``e``, never an equal copy (a rule rebuilding the same product, or the memo's
+    entry for an equal node met earlier), so that :func:`_rewrite_pass` sees it unchanged and
+    marks it a fixpoint: equal trees are the same value, and every rule reads only values."""
     key = (_DISTRIBUTING, e)
     hit = _REWRITTEN.get(key)
     if hit is not None:
         return e if hit is _UNCHANGED else hit
     tick()
-    out = _rewrite_node(e)
+    rule = _RULES.get(type(e))
+    out = rule(e) if rule is not None else e
     if len(_REWRITTEN) > 200_000:
         _REWRITTEN.clear()
     if out is e or out == e:
@@ -1829,11 +1829,6 @@ _RULES = {
     HadamardDiv: _rewrite_hdiv, Kron: _rewrite_kron, Det: _rewrite_det, Func: _rewrite_func,
     Diag: _rewrite_diag, DiagPart: _rewrite_diagpart, Vec: _rewrite_vec, Sum: _rewrite_sum,
 }
-
-
-def _rewrite_node(e: Expr) -> Expr:
-    rule = _RULES.get(type(e))
-    return rule(e) if rule is not None else e
 
 
 # --------------------------------------------------------------------------------------------
