@@ -331,6 +331,11 @@ def _t(e: Expr) -> Expr:
 
 def _extract_scalar_groups(chain: list[Expr]):
     """Pull contiguous 1x1 sub-chains (other than the whole chain) out as scalar groups."""
+    for f in chain:
+        if f.shape[0] == ONE:
+            break
+    else:
+        return [], chain  # (no factor is a row, which every 1x1 sub-chain starts with)
     groups, rest = [], []
     i, n = 0, len(chain)
     while i < n:
@@ -1905,6 +1910,8 @@ def _pretty(e: Expr) -> Expr:
         return Transpose(_divided(type(e)(tuple(a.arg for a in e.args))))
     if isinstance(e, Mul):
         coef, scalars, chain = split(e)
+        if coef is COEF_ONE or not coef < 0:
+            return e  # (both flips below need a negative coefficient)
         adds = [i for i, f in enumerate(chain + scalars) if isinstance(f, Add)]
         if coef < 0 and len(adds) == 1 and not _mentioned_elsewhere(
                 (chain + scalars)[adds[0]], [f for f in chain + scalars if not isinstance(f, Add)]):
