@@ -1607,6 +1607,9 @@ def _size_products(chain: list[Expr]) -> tuple[list[Expr], list[Expr]]:
     return out, sizes
 
 
+#: The memo of :func:`_rewrite`: a node outside distribution trials (the node itself is the key:
+#: no tuple to build and hash per lookup), ``(True, node)`` in a trial, and the pairs of
+#: :func:`_distributed_pair`; no two kinds of key are ever equal.
 _REWRITTEN: dict = {}
 
 #: What :data:`_REWRITTEN` holds for a node that its rewrite leaves as it is (equal to it).
@@ -1621,7 +1624,7 @@ def _rewrite(e: Expr) -> Expr:
     very object ``e``, never an equal copy (a rule rebuilding the same product, or the memo's
     entry for an equal node met earlier), so that :func:`_rewrite_pass` sees it unchanged and
     marks it a fixpoint: equal trees are the same value, and every rule reads only values."""
-    key = (_DISTRIBUTING, e)
+    key = (True, e) if _DISTRIBUTING else e
     hit = _REWRITTEN.get(key)
     if hit is not None:
         return e if hit is _UNCHANGED else hit
