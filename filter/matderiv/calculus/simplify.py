@@ -326,6 +326,13 @@ def _orient(chain: list[Expr]) -> list[Expr]:
 
 
 def _t(e: Expr) -> Expr:
+    """``e^T`` rewritten.  A symbol and a transposed matrix, most of the factors transposed,
+    are answered as :func:`_rewrite_transpose` would (no node to hash and look up)."""
+    t = type(e)
+    if t is Symbol:
+        return e if e.shape == SCALAR or e.symmetric else Transpose(e)
+    if t is Transpose and e.shape != SCALAR:
+        return e.arg
     return _rewrite(Transpose(e))
 
 
