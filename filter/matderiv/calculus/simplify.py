@@ -55,7 +55,8 @@ def _rewrite_pass(e: Expr) -> Expr:
             if a is not b:
                 node = e.with_children(new)
                 break
-    out = _rewrite(node)
+    # (a node type without a rule, a symbol or a number, is its own rewrite: no memo lookup)
+    out = _rewrite(node) if type(node) in _RULES else node
     if out is e:
         object.__setattr__(e, attr, True)
     return out
