@@ -197,6 +197,14 @@ def _merge_scalars(scalars):
         return []  # (a product of matrices only: most products)
     if len(scalars) == 1 and not isinstance(scalars[0], (Power, Func)):
         return [scalars[0]]  # (one factor, not a power or a function: nothing merges)
+    for s in scalars:
+        if isinstance(s, (Power, Func, Trace)):
+            break
+    else:
+        if len(set(scalars)) == len(scalars):
+            # (distinct bases, none a power, a function or a trace: nothing merges, the
+            # factors are only sorted)
+            return sorted(scalars, key=_scalar_order)
     order, expo, traces = [], {}, {}
     for s in scalars:
         b, k = _power_parts(s)
@@ -546,7 +554,8 @@ def build_product(coef: Fraction, scalars, chain) -> Expr:
     # Fraction, whose comparisons are Python calls)
     if coef is not COEF_ONE and coef == 0:
         return None
-    scalars = _merge_scalars(scalars)
+    if scalars:
+        scalars = _merge_scalars(scalars)
     parts: list[Expr] = []
     if (coef is not COEF_ONE and coef != 1) or (not scalars and not chain):
         parts.append(Const(coef))
