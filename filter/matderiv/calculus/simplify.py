@@ -55,8 +55,14 @@ def _rewrite_pass(e: Expr) -> Expr:
             if a is not b:
                 node = e.with_children(new)
                 break
-    # (a node type without a rule, a symbol or a number, is its own rewrite: no memo lookup)
-    out = _rewrite(node) if type(node) in _RULES else node
+    # (a node type without a rule, a symbol or a number, is its own rewrite, and a transposed
+    # symbol is answered as _rewrite_transpose would: no memo lookup for the commonest nodes)
+    t = type(node)
+    if t is Transpose and type(node.arg) is Symbol:
+        a = node.arg
+        out = a if a.shape == SCALAR or a.symmetric else node
+    else:
+        out = _rewrite(node) if t in _RULES else node
     if out is e:
         object.__setattr__(e, attr, True)
     return out
