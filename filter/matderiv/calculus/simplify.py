@@ -126,15 +126,17 @@ def _n_transposes(e: Expr) -> int:
 # --------------------------------------------------------------------------------------------
 def split(e: Expr):
     """(coefficient, scalar factors, chain of non-scalar factors) of a product."""
-    if isinstance(e, Const):
+    t = type(e)  # (the node types have no subclasses: type tests, not isinstance)
+    if t is Const:
         return e.value, [], []
-    if not isinstance(e, Mul):
-        return COEF_ONE, ([e] if e.is_scalar else []), ([] if e.is_scalar else [e])
+    if t is not Mul:
+        return (COEF_ONE, [e], []) if e.is_scalar else (COEF_ONE, [], [e])
     coef, scalars, chain = COEF_ONE, [], []
     for f in e.args:
-        if isinstance(f, Const):
+        t = type(f)
+        if t is Const:
             coef = f.value if coef is COEF_ONE else coef * f.value
-        elif isinstance(f, Mul):
+        elif t is Mul:
             fc, fs, fch = split(f)
             coef = fc if coef is COEF_ONE else coef * fc
             scalars.extend(fs)
