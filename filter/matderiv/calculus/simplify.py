@@ -702,6 +702,11 @@ def _coefficients_out_of_sums(coef, factors):
     """A sum that is a factor of a product gives the coefficient its terms share to the
     product, whose parentheses it has anyway: ``X^T (2 X w - 2 y)`` is ``2 X^T (X w - y)``.
     Returns the new coefficient and factors (the same list when nothing moves)."""
+    for f in factors:
+        if type(f) is Add:
+            break
+    else:
+        return coef, factors  # (no sum among the factors: most products)
     out = None
     for i, f in enumerate(factors):
         if not isinstance(f, Add):
