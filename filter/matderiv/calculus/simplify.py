@@ -1242,7 +1242,17 @@ def _factor_shared_scalars(terms):
 # --------------------------------------------------------------------------------------------
 def _rewrite_transpose(e: Transpose) -> Expr:
     a = e.arg
-    if a.shape == SCALAR or isinstance(a, (Identity, Diag)):
+    if a.shape == SCALAR:
+        return a
+    # (the product, the commonest case and so tested first, and the sum below are rewritten
+    # through the memo, and a product with no number in front is built without a 1: the next
+    # pass meets the result, often the very node built here, and finds it known unchanged
+    # instead of rewriting it again)
+    if type(a) is Mul:
+        coef, scalars, chain = split(a)
+        head = [] if coef is COEF_ONE else [Const(coef)]
+        return _rewrite(Mul(tuple(head + scalars + [_t(f) for f in reversed(chain)])))
+    if isinstance(a, (Identity, Diag)):
         return a
     if isinstance(a, Symbol) and a.symmetric:
         return a
@@ -1252,13 +1262,6 @@ def _rewrite_transpose(e: Transpose) -> Expr:
         return Zero(a.cols, a.rows)
     if isinstance(a, Commutation):
         return Commutation(a.n, a.m)
-    # (the product and the sum below are rewritten through the memo, and a product with no
-    # number in front is built without a 1: the next pass meets the result, often the very
-    # node built here, and finds it known unchanged instead of rewriting it again)
-    if isinstance(a, Mul):
-        coef, scalars, chain = split(a)
-        head = [] if coef is COEF_ONE else [Const(coef)]
-        return _rewrite(Mul(tuple(head + scalars + [_t(f) for f in reversed(chain)])))
     if isinstance(a, Add):
         return _rewrite(Add(tuple(_t(t) for t in a.args)))
     if isinstance(a, Hadamard):
@@ -1996,10 +1999,16 @@ def _negate(t: Expr) -> Expr:
 def _positive_first(e: Expr) -> Expr:
     if not isinstance(e, Add):
         return e
-    terms = sorted(e.args, key=lambda t: split(t)[0] < 0)
+    terms = sorted(e.args, key=_negative)
     if all(a is b for a, b in zip(terms, e.args)):
         return e  # (in order already: the node itself, whose kept shape and hash later stages reuse)
     return Add(tuple(terms))
+
+
+def _negative(t: Expr) -> bool:
+    """Whether the term ``t`` has a negative coefficient."""
+    coef = split(t)[0]
+    return coef is not COEF_ONE and coef < 0  # (the shared 1 is not compared as a Fraction)
 
 
 def _mentioned_elsewhere(s: Add, others) -> bool:
