@@ -28,8 +28,8 @@ from .expr import (
     Symbol, Trace, Transpose, Vec, Zero,
 )
 from .numeric import (
-    _FUNCS, DIFF_PREFIX, SINGULAR_CONDITION, MemoWalk, NumericDomainError, commutation_matrix,
-    const_float, dim_size, install_dispatch,
+    _FUNCS, DIFF_PREFIX, SINGULAR_CONDITION, MemoWalk, NumericDomainError, _eye,
+    commutation_matrix, const_float, dim_size, install_dispatch,
 )
 
 __all__ = ["evaluate_batch", "BatchUnsupported"]
@@ -48,7 +48,7 @@ MAX_KRON_ENTRIES = 50_000_000
 
 
 def _scalar(v: float) -> np.ndarray:
-    return np.full((1, 1), v)
+    return np.array([[v]], dtype=np.float64)  # (np.full's wrapper costs twice as much)
 
 
 class BatchEvaluator(MemoWalk):
@@ -92,7 +92,9 @@ class BatchEvaluator(MemoWalk):
         return _scalar(const_float(e.value))
 
     def _eval_Identity(self, e: Identity):
-        return _ONE_BY_ONE if e.n == ONE else np.eye(self.size(e.n))
+        # (the point evaluator's read-only identity, made once per size: no rule writes into
+        # a value, each makes a new array)
+        return _ONE_BY_ONE if e.n == ONE else _eye(self.size(e.n))
 
     def _eval_Zero(self, e: Zero):
         return np.zeros((self.size(e.rows), self.size(e.cols)))
@@ -256,4 +258,6 @@ def evaluate_batch(expr: Expr, env: Mapping[str, object], sizes: Mapping[str, in
     if v.ndim == 3 and len(v) == batch:
         return v  # (already one value per point, the usual case: no broadcast_to wrapper)
     r, c = v.shape[-2:]
-    return np.broadcast_to(v, (batch, r, c))
+    out = np.empty((batch, r, c))  # (the same values as np.broadcast_to, without its wrapper)
+    out[...] = v
+    return out

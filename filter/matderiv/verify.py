@@ -140,22 +140,25 @@ def _matrices(rng, count: int, r: int, c: int, symmetric: bool, positive: bool =
     if symmetric:
         m = (m + m.swapaxes(1, 2)) / 2
     if r == c and c > 1:
+        # the diagonal of each matrix, a view to add the shift to in place: the floats of
+        # m + shift I (the off-diagonal entries plus 0 are unchanged), without the identity
+        # and the product NumPy would make for it
+        diagonal = m.reshape(count, r * r)[:, ::r + 1]
         if positive:
-            m = m + r * np.eye(r)
+            diagonal += r
         else:
             # +-1.5 by the sign of a normal draw, + for a zero (what np.sign, with its zeros
-            # set to 1, times 1.5 gave: the same floats, in two NumPy calls rather than four)
-            shifts = np.where(rng.standard_normal(count) < 0, -1.5, 1.5)
-            m = m + shifts[:, None, None] * np.eye(r)
+            # set to 1, times 1.5 gave), chosen in Python: a few draws, cheaper than NumPy calls
+            diagonal += [[-1.5] if z < 0 else [1.5] for z in rng.standard_normal(count).tolist()]
     return m
 
 
-def _well_conditioned(m: np.ndarray, r: int, c: int) -> np.ndarray:
-    """Per matrix of the stack ``m``: true unless it is square with condition number over 50."""
-    if not (r == c and c > 1):
-        return np.ones(len(m), dtype=bool)
-    sv = np.linalg.svd(m, compute_uv=False)  # (np.linalg.cond, without its wrapper)
-    return sv[:, -1] * 50 >= sv[:, 0]
+def _ill_conditioned(m: np.ndarray) -> list[int]:
+    """The indices of the matrices of the square stack ``m`` whose condition number exceeds
+    50 (the ratio of the extreme singular values, compared as Python floats: the same
+    products and comparisons as NumPy's, without an array call per step)."""
+    sv = np.linalg.svd(m, compute_uv=False).tolist()  # (np.linalg.cond, without its wrapper)
+    return [i for i, s in enumerate(sv) if not s[-1] * 50 >= s[0]]
 
 
 def _finite(v) -> bool:
@@ -184,6 +187,23 @@ def _directional_fd(f: Expr, env, var: Symbol, V, sizes, h: float = 1e-3) -> np.
 
 #: The points of the stencil, in steps h: f0 first, then the four of the central difference.
 _STENCIL = np.array([0.0, 1.0, -1.0, 2.0, -2.0])
+
+
+#: The steps of :func:`_stencil_steps` for (draws, h), made once (read-only).
+_STEPS: dict = {}
+
+
+def _stencil_steps(draws: int, h: float) -> np.ndarray:
+    """The stencil's steps for ``draws`` points, tiled, ``(draws * 5,)``: the same arrays for
+    every check at the usual (draws, h), kept rather than made in four NumPy calls each time."""
+    steps = _STEPS.get((draws, h))
+    if steps is None:
+        k = len(_STENCIL)
+        steps = (_STENCIL * h).reshape(1, k).repeat(draws, axis=0).reshape(-1)
+        steps.setflags(write=False)
+        if len(_STEPS) < 64:  # (refined steps h / 4^i: a handful; bounded all the same)
+            _STEPS[(draws, h)] = steps
+    return steps
 
 
 def _central(p1, m1, p2, m2, h: float):
@@ -244,7 +264,7 @@ def _stencil_values(f: Expr, env, var: Symbol, V, sizes, h: float):
     draws, k = len(V), len(_STENCIL)
     # (the ndarray methods: np.repeat and np.tile cost more in their wrappers than the copies)
     stencil = {name: v.repeat(k, axis=0) for name, v in env.items()}
-    steps = (_STENCIL * h).reshape(1, k).repeat(draws, axis=0).reshape(-1)  # tiled
+    steps = _stencil_steps(draws, h)
     x = stencil[var.name]
     if x.ndim == 1:
         stencil[var.name] = x + steps * V[:, 0, 0].repeat(k)
@@ -375,14 +395,14 @@ def draw_batch(symbols, sizes, rng, count: int, whole=frozenset(),
             env[s.name] = rng.uniform(0.1, 0.9, size=(count, r, c))
             continue
         m = _matrices(rng, count, r, c, s.symmetric, positive)
-        if not (r == c and c > 1):  # (only a square matrix is redrawn: see _well_conditioned)
+        if not (r == c and c > 1):  # (only a square matrix is redrawn: see _ill_conditioned)
             env[s.name] = m
             continue
         for _ in range(20):
-            bad = ~_well_conditioned(m, r, c)
-            if not bad.any():
+            bad = _ill_conditioned(m)
+            if not bad:
                 break
-            m[bad] = _matrices(rng, int(bad.sum()), r, c, s.symmetric, positive)
+            m[bad] = _matrices(rng, len(bad), r, c, s.symmetric, positive)
         env[s.name] = m
     return env
 
