@@ -22,8 +22,8 @@ from functools import lru_cache
 import numpy as np
 
 from .errors import MatDerivError
-from .expr import (ONE, Commutation, Diag, DiagPart, Expr, Func, Identity, Kron, Ones, Symbol,
-                   Vec, Zero, symbols as symbols_of)
+from .expr import (ONE, SCALAR, Commutation, Const, Diag, DiagPart, Expr, Func, Identity, Kron,
+                   Mul, Norm, Ones, Power, Symbol, Vec, Zero, symbols as symbols_of)
 from .parse import identity_size_letters, parse
 from .printing.latex import latex, printed_size
 from .shapes import infer
@@ -484,14 +484,22 @@ def _verdict(ok: bool, diagnosis: str, message: str, claim: str, res_latex: str,
 
 def _same_as_parsed(parsed, result: Expr) -> bool:
     """Whether ``parsed.tree``, the tree the parser made of the printed text before any typing,
-    has exactly the structure of the verified ``result``: same node types, names, numbers and
+    has the structure of the verified ``result``: same node types, names, numbers and
     operators.  Sizes and letter kinds are left out (typing the same structure with the same
     declarations gives the same function); nodes whose meaning typing decides differ in type
     (``|.|``, a norm without subscript), except ``diag``, which typing decides by its
-    argument's shape alone (:func:`_diag_as_typed`).  An identity matches when the size letters
-    written on it (``I_n``, ``I_{mn}``) are its size; other sized constants never match, so
-    those go the long way."""
-    stack = [(parsed.tree, result)]
+    argument's shape alone (:func:`_diag_as_typed`), and ``|.|`` of what the result has as a
+    scalar (typing makes it ``abs``).  An identity matches when the size letters written on it
+    (``I_n``, ``I_{mn}``) are its size; other sized constants never match, so those go the
+    long way.  Products are compared as :func:`_product_factors` splits them, so that
+    ``\\frac{x}{\\|x\\|}`` matches the result's ``\\|x\\|^{-1} x``, and powers of powers of a
+    norm as one power (:func:`_collapsed_power`)."""
+    return _same_pair(parsed, parsed.tree, result)
+
+
+def _same_pair(parsed, tree: Expr, result: Expr) -> bool:
+    """:func:`_same_as_parsed` for the subtree ``tree`` of ``parsed.tree`` against ``result``."""
+    stack = [(tree, result)]
     pop, push = stack.pop, stack.extend
     while stack:
         a, b = pop()
@@ -504,6 +512,23 @@ def _same_as_parsed(parsed, result: Expr) -> bool:
         if isinstance(a, Symbol):  # (the commonest node first: the classes are disjoint)
             if a.name != b.name or a.latex != b.latex:
                 return False
+            continue
+        if cls is Mul:
+            scalars_a, others_a = _product_factors(a)
+            scalars_b, others_b = _product_factors(b)
+            if len(others_a) != len(others_b) or not _same_scalars(parsed, scalars_a, scalars_b):
+                return False
+            push(zip(others_a, others_b))
+            continue
+        if cls is Power and type(a.exponent) is Const and type(b.exponent) is Const:
+            base_a, exponent_a = _collapsed_power(a)
+            base_b, exponent_b = _collapsed_power(b)
+            if exponent_a != exponent_b:
+                return False
+            push(((base_a, base_b),))
+            continue
+        if cls is Func and a.name == "bars" and b.name == "abs" and b.arg.shape == SCALAR:
+            push(((a.arg, b.arg),))  # |t| of a scalar: typing makes it abs
             continue
         if isinstance(a, Identity):
             if identity_size_letters(parsed.text(a)) != tuple(b.n):
@@ -522,6 +547,60 @@ def _same_as_parsed(parsed, result: Expr) -> bool:
                 return False
         push(zip(ka, kb))
     return True
+
+
+def _plainly_scalar(node: Expr) -> bool:
+    """Whether ``node`` is a scalar whatever typing decides: a number, a norm, or a power of
+    one of them with a numeric exponent."""
+    while type(node) is Power and type(node.exponent) is Const:
+        node = node.base
+    return type(node) in (Const, Norm)
+
+
+def _product_factors(product: Mul) -> tuple[list, list]:
+    """``(scalars, others)``: the factors of ``product`` that are :func:`_plainly_scalar`, which
+    may stand anywhere in it, and the others in their order; a factor that is itself a product
+    beside nothing but scalars is opened (``s (A B)`` is ``s A B``; no other grouping changes)."""
+    scalars, others = [], []
+    for arg in product.args:
+        (scalars if _plainly_scalar(arg) else others).append(arg)
+    if len(others) == 1 and type(others[0]) is Mul:
+        inner_scalars, others = _product_factors(others[0])
+        scalars += inner_scalars
+    return scalars, others
+
+
+def _same_scalars(parsed, scalars_a: list, scalars_b: list) -> bool:
+    """Whether the scalar factors of two products are the same, in any order."""
+    if len(scalars_a) != len(scalars_b):
+        return False
+    rest = list(scalars_b)
+    for a in scalars_a:
+        for i, b in enumerate(rest):
+            if _same_pair(parsed, a, b):
+                del rest[i]
+                break
+        else:
+            return False
+    return True
+
+
+def _collapsed_power(power: Power) -> tuple:
+    """``(base, exponent)`` of ``power`` (whose exponent is a number), with powers of a norm
+    taken as one: ``(\\|x\\|^3)^{-1}`` is ``(\\|x\\|, -3)`` (a norm is never negative, so
+    ``(N^a)^b = N^{ab}``)."""
+    base, exponent = power.base, power.exponent.value
+    while type(base) is Power and type(base.exponent) is Const and _norm_power(base.base):
+        exponent *= base.exponent.value
+        base = base.base
+    return base, exponent
+
+
+def _norm_power(node: Expr) -> bool:
+    """Whether ``node`` is a norm or a power of one with a numeric exponent (never negative)."""
+    while type(node) is Power and type(node.exponent) is Const:
+        node = node.base
+    return type(node) is Norm
 
 
 def _diag_as_typed(a: Func, b: Expr) -> bool:
