@@ -161,7 +161,8 @@ class BatchEvaluator(MemoWalk):
     def _eval_Inverse(self, e: Inverse):
         v = self.ev(e.arg)
         if v.shape[-2:] == (1, 1):
-            if np.any(v == 0.0):
+            if (v == 0.0).any():  # (the ndarray methods here: np.any, np.all, np.trace and
+                # np.diagonal are wrappers around them, and cost more than the work)
                 raise NumericDomainError("division by zero (inverse of 0)")
             return 1.0 / v
         try:
@@ -169,13 +170,13 @@ class BatchEvaluator(MemoWalk):
         except np.linalg.LinAlgError:
             raise NumericDomainError("the matrix to invert is singular at these values") from None
         cond = np.abs(v).sum(axis=-1).max(axis=-1) * np.abs(inv).sum(axis=-1).max(axis=-1)
-        if not np.all(cond < SINGULAR_CONDITION):
+        if not (cond < SINGULAR_CONDITION).all():
             raise NumericDomainError("the matrix to invert is singular at these values")
         return inv
 
     def _eval_Trace(self, e: Trace):
         v = self.ev(e.arg)
-        return np.trace(v, axis1=-2, axis2=-1)[..., None, None]
+        return v.trace(axis1=-2, axis2=-1)[..., None, None]
 
     def _eval_Det(self, e: Det):
         v = self.ev(e.arg)
@@ -202,7 +203,7 @@ class BatchEvaluator(MemoWalk):
         return v * np.eye(n)
 
     def _eval_DiagPart(self, e: DiagPart):
-        return np.diagonal(self.ev(e.arg), axis1=-2, axis2=-1)[..., None]
+        return self.ev(e.arg).diagonal(axis1=-2, axis2=-1)[..., None]
 
     def _eval_Vec(self, e: Vec):
         v = self.ev(e.arg)

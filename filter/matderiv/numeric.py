@@ -311,7 +311,7 @@ class Evaluator(MemoWalk):
 
     def _eval_Trace(self, e: Trace):
         v = self.ev(e.arg)
-        return v if type(v) is float else float(np.trace(v))
+        return v if type(v) is float else float(v.trace())  # (np.trace wraps the method)
 
     def _eval_Det(self, e: Det):
         v = self.ev(e.arg)
@@ -336,7 +336,7 @@ class Evaluator(MemoWalk):
         v = self.ev(e.arg)
         if type(v) is float:
             return v
-        return np.diagonal(v).reshape(-1, 1).copy()
+        return v.diagonal().reshape(-1, 1).copy()  # (np.diagonal wraps the method)
 
     def _eval_Vec(self, e: Vec):
         v = self.ev(e.arg)
