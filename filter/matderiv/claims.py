@@ -514,9 +514,19 @@ def _same_pair(parsed, tree: Expr, result: Expr) -> bool:
                 return False
             continue
         if cls is Mul:
+            ka, kb = a.args, b.args
+            if len(ka) == len(kb) and list(map(type, ka)) == list(map(type, kb)):
+                # (the usual case, node types alike place by place: compared in place; like
+                # factors in another order then go the long way, as before)
+                push(zip(ka, kb))
+                continue
             scalars_a, others_a = _product_factors(a)
             scalars_b, others_b = _product_factors(b)
-            if len(others_a) != len(others_b) or not _same_scalars(parsed, scalars_a, scalars_b):
+            if len(others_a) != len(others_b) or len(scalars_a) != len(scalars_b):
+                return False
+            if len(scalars_a) < 2:  # (one coefficient, or none: no order to find)
+                push(zip(scalars_a, scalars_b))
+            elif not _same_scalars(parsed, scalars_a, scalars_b):
                 return False
             push(zip(others_a, others_b))
             continue
@@ -549,21 +559,17 @@ def _same_pair(parsed, tree: Expr, result: Expr) -> bool:
     return True
 
 
-def _plainly_scalar(node: Expr) -> bool:
-    """Whether ``node`` is a scalar whatever typing decides: a number, a norm, or a power of
-    one of them with a numeric exponent."""
-    while type(node) is Power and type(node.exponent) is Const:
-        node = node.base
-    return type(node) in (Const, Norm)
-
-
 def _product_factors(product: Mul) -> tuple[list, list]:
-    """``(scalars, others)``: the factors of ``product`` that are :func:`_plainly_scalar`, which
-    may stand anywhere in it, and the others in their order; a factor that is itself a product
-    beside nothing but scalars is opened (``s (A B)`` is ``s A B``; no other grouping changes)."""
+    """``(scalars, others)``: the factors of ``product`` that are scalars whatever typing
+    decides (a number, a norm, a power of one of them with a numeric exponent), which may stand
+    anywhere in it, and the others in their order; a factor that is itself a product beside
+    nothing but scalars is opened (``s (A B)`` is ``s A B``; no other grouping changes)."""
     scalars, others = [], []
     for arg in product.args:
-        (scalars if _plainly_scalar(arg) else others).append(arg)
+        node = arg
+        while type(node) is Power and type(node.exponent) is Const:
+            node = node.base
+        (scalars if type(node) is Const or type(node) is Norm else others).append(arg)
     if len(others) == 1 and type(others[0]) is Mul:
         inner_scalars, others = _product_factors(others[0])
         scalars += inner_scalars
@@ -571,9 +577,8 @@ def _product_factors(product: Mul) -> tuple[list, list]:
 
 
 def _same_scalars(parsed, scalars_a: list, scalars_b: list) -> bool:
-    """Whether the scalar factors of two products are the same, in any order."""
-    if len(scalars_a) != len(scalars_b):
-        return False
+    """Whether the scalar factors of two products (as many on each side) are the same, in any
+    order."""
     rest = list(scalars_b)
     for a in scalars_a:
         for i, b in enumerate(rest):
