@@ -47,6 +47,13 @@ _ONE_BY_ONE = np.ones((1, 1))
 MAX_KRON_ENTRIES = 50_000_000
 
 
+#: The ufuncs' own reductions, called directly (as np.logical_and.reduce and
+#: np.logical_or.reduce are for all and any): the ndarray methods sum, max, all and any pass
+#: through Python code in numpy._core._methods that costs more than the work on these small
+#: arrays, as the np.trace and np.diagonal wrappers do around the methods used below.
+_sum, _max = np.add.reduce, np.maximum.reduce
+
+
 def _scalar(v: float) -> np.ndarray:
     return np.array([[v]], dtype=np.float64)  # (np.full's wrapper costs twice as much)
 
@@ -161,16 +168,15 @@ class BatchEvaluator(MemoWalk):
     def _eval_Inverse(self, e: Inverse):
         v = self.ev(e.arg)
         if v.shape[-2:] == (1, 1):
-            if (v == 0.0).any():  # (the ndarray methods here: np.any, np.all, np.trace and
-                # np.diagonal are wrappers around them, and cost more than the work)
+            if np.logical_or.reduce(v == 0.0, axis=None):
                 raise NumericDomainError("division by zero (inverse of 0)")
             return 1.0 / v
         try:
             inv = np.linalg.inv(v)
         except np.linalg.LinAlgError:
             raise NumericDomainError("the matrix to invert is singular at these values") from None
-        cond = np.abs(v).sum(axis=-1).max(axis=-1) * np.abs(inv).sum(axis=-1).max(axis=-1)
-        if not (cond < SINGULAR_CONDITION).all():
+        cond = _max(_sum(np.abs(v), axis=-1), axis=-1) * _max(_sum(np.abs(inv), axis=-1), axis=-1)
+        if not np.logical_and.reduce(cond < SINGULAR_CONDITION, axis=None):
             raise NumericDomainError("the matrix to invert is singular at these values")
         return inv
 
@@ -185,14 +191,14 @@ class BatchEvaluator(MemoWalk):
         return np.linalg.det(v)[..., None, None]
 
     def _eval_Sum(self, e: Sum):
-        return self.ev(e.arg).sum(axis=(-2, -1), keepdims=True)
+        return _sum(self.ev(e.arg), axis=(-2, -1), keepdims=True)
 
     def _eval_Softmax(self, e: Softmax):
         v = self.ev(e.arg)
         if v.shape[-2:] == (1, 1):
             return np.where(np.isfinite(v), 1.0, math.nan)
-        z = np.exp(v - v.max(axis=-2, keepdims=True))
-        return z / z.sum(axis=-2, keepdims=True)
+        z = np.exp(v - _max(v, axis=-2, keepdims=True))
+        return z / _sum(z, axis=-2, keepdims=True)
 
     def _eval_Diag(self, e: Diag):
         v = self.ev(e.arg)
@@ -213,10 +219,10 @@ class BatchEvaluator(MemoWalk):
     def _eval_Norm(self, e: Norm):
         v = self.ev(e.arg)
         if e.kind == "1":
-            return np.abs(v).sum(axis=(-2, -1), keepdims=True)
+            return _sum(np.abs(v), axis=(-2, -1), keepdims=True)
         if e.kind == "2" and v.shape[-1] != 1 and v.shape[-2] != 1:
             return np.linalg.norm(v, 2, axis=(-2, -1))[..., None, None]  # spectral norm
-        return np.sqrt((v * v).sum(axis=(-2, -1), keepdims=True))
+        return np.sqrt(_sum(v * v, axis=(-2, -1), keepdims=True))
 
     def _eval_Func(self, e: Func):
         try:
@@ -232,7 +238,7 @@ class BatchEvaluator(MemoWalk):
             return b ** p
         # (not np.unique: its first call imports numpy.ma, some 8 ms)
         ps = np.ravel(p)
-        if ps.size == 0 or (ps != ps[0]).any():
+        if ps.size == 0 or np.logical_or.reduce(ps != ps[0], axis=None):
             raise BatchUnsupported("a matrix power whose exponent varies across the batch")
         k = float(ps[0])
         if not math.isfinite(k) or k != int(k):

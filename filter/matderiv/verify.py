@@ -444,7 +444,7 @@ def _verify_batched(check: Check, symbols, sizes, seed_text: str) -> bool:
         directions = rng.standard_normal((DRAWS, r, c))
         try:
             results = evaluate_batch(check.result, env, sizes, DRAWS)
-            if not np.isfinite(results).all():
+            if not np.logical_and.reduce(np.isfinite(results), axis=None):  # (see _row_maxima)
                 continue  # outside the domain: the next strategy
             f0, fd = _stencil_values(check.func, env, var, directions, sizes, 1e-3)
         except BatchUnsupported:
@@ -479,8 +479,10 @@ def _batch_passes(check: Check, var: Symbol, results, directions, f0, fd) -> boo
 def _row_maxima(*arrays):
     """The largest absolute entry of each row of each ``(draws, entries)`` array (all of one
     shape), as lists of floats: one reduction for all of them (each NumPy call on these tiny
-    arrays costs more than its arithmetic), the same floats as ``np.abs(a).max(axis=1)``."""
-    rows = np.abs(np.concatenate(arrays)).max(axis=1).tolist()
+    arrays costs more than its arithmetic), the same floats as ``np.abs(a).max(axis=1)``.  (The
+    ufuncs' own reductions: ndarray.max, .sum and .all pass through Python wrappers in
+    numpy._core._methods, which cost more than the work on these small arrays.)"""
+    rows = np.maximum.reduce(np.abs(np.concatenate(arrays)), axis=1).tolist()
     n = len(arrays[0])
     return [rows[i * n:(i + 1) * n] for i in range(len(arrays))]
 
@@ -494,7 +496,7 @@ def _predicted_batch(R: np.ndarray, arrangement: str, V: np.ndarray, var: Symbol
         Rv = R.swapaxes(1, 2) if arrangement == "gradT" else R
         if Rv.shape != V.shape:
             return np.zeros((draws, 0))
-        return (Rv * V).sum(axis=(1, 2)).reshape(draws, 1)
+        return np.add.reduce(Rv * V, axis=(1, 2)).reshape(draws, 1)  # (see _row_maxima)
     if var.rows == ONE and var.cols == ONE:  # scalar variable: dF = F' dt
         Rm = R.swapaxes(1, 2) if arrangement == "dT" else R
         return Rm.swapaxes(1, 2).reshape(draws, -1) * V.reshape(draws, 1)
