@@ -145,9 +145,9 @@ def _matrices(rng, count: int, r: int, c: int, symmetric: bool, positive: bool =
     if symmetric:
         m = (m + m.swapaxes(1, 2)) / 2
     if r == c and c > 1:
-        # the diagonal of each matrix, a view to add the shift to in place: the floats of
-        # m + shift I (the off-diagonal entries plus 0 are unchanged), without the identity
-        # and the product NumPy would make for it
+        # the diagonal of each matrix, a view (m is a fresh C-contiguous array) to add the
+        # shift to in place: the floats of m + shift I (the off-diagonal entries plus 0 are
+        # unchanged), without the identity and the product NumPy would make for it
         diagonal = m.reshape(count, r * r)[:, ::r + 1]
         if positive:
             diagonal += r
