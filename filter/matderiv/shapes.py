@@ -337,120 +337,134 @@ class _Infer:
 
     # --- constraint walk -------------------------------------------------------------------
     def visit(self, node: Expr):
-        s = self._visit(node)
+        tick()
+        # one dictionary look-up by the node's class (the classes are disjoint leaves of the
+        # hierarchy) rather than a chain of isinstance tests, ~20 long for a function
+        handler = _VISITORS.get(type(node))
+        s = handler(self, node) if handler is not None else self._v_unexpected(node)
         self.shape[id(node)] = s
         return s
 
-    def _visit(self, node: Expr):
-        tick()
-        if isinstance(node, Symbol):
-            kind = self.kinds.get(node.name, node.kind)
-            return self.dims_for(node.name, kind, node.name in self.symmetric)
-        if isinstance(node, Const):
-            return ((), ())
-        if isinstance(node, Identity):
-            v = self.written_size(node)
-            return ((v,), (v,))
-        if isinstance(node, Ones):
-            return ((self.written_size(node),), ())
-        if isinstance(node, Zero):
-            r = () if node.rows == ONE else (self.uf.new(),)
-            c = () if node.cols == ONE else (self.uf.new(),)
-            return (r, c)
-        if isinstance(node, Add):
-            return self.v_add(node)
-        if isinstance(node, Mul):
-            return self.v_mul(node)
-        if isinstance(node, (Hadamard, HadamardDiv)):
-            kids = node.children()
-            shapes = [self.visit(k) for k in kids]
-            if isinstance(node, HadamardDiv) and self.is_scalar(shapes[0]) and \
-                    not self.is_scalar(shapes[1]):
-                # c \oslash x: c times the elementwise reciprocal (c (1 \oslash x))
-                self.info[id(node)] = "scalar-numerator"
-                return shapes[1]
-            cur = shapes[0]
-            for i in range(1, len(kids)):
-                k, sh = kids[i], shapes[i]
-                if not self.unify_shape(cur, sh):
-                    left, left_end = self.left_text(kids[0], kids[i - 1])
-                    raise self.clash(node, left, cur, k, sh, left_end,
-                                     "an elementwise product (or quotient) needs operands of "
-                                     "one shape")
-            return cur
-        if isinstance(node, Kron):
-            # index of P (x) Q: i_Q + |Q| i_P, so Q's sizes come first (fastest first)
-            r, c = (), ()
-            for k in node.args:
-                kr, kc = self.visit(k)
-                r, c = kr + r, kc + c
-            return (r, c)
-        if isinstance(node, Transpose):
-            r, c = self.visit(node.arg)
-            return (c, r)
-        if isinstance(node, Trace) and id(node) in self.p.inner_products:
+    def _v_symbol(self, node: Symbol):
+        kind = self.kinds.get(node.name, node.kind)
+        return self.dims_for(node.name, kind, node.name in self.symmetric)
+
+    def _v_const(self, node: Const):
+        return ((), ())
+
+    def _v_identity(self, node: Identity):
+        v = self.written_size(node)
+        return ((v,), (v,))
+
+    def _v_ones(self, node: Ones):
+        return ((self.written_size(node),), ())
+
+    def _v_zero(self, node: Zero):
+        r = () if node.rows == ONE else (self.uf.new(),)
+        c = () if node.cols == ONE else (self.uf.new(),)
+        return (r, c)
+
+    def _v_hadamard(self, node):
+        kids = node.children()
+        shapes = [self.visit(k) for k in kids]
+        if isinstance(node, HadamardDiv) and self.is_scalar(shapes[0]) and \
+                not self.is_scalar(shapes[1]):
+            # c \oslash x: c times the elementwise reciprocal (c (1 \oslash x))
+            self.info[id(node)] = "scalar-numerator"
+            return shapes[1]
+        cur = shapes[0]
+        for i in range(1, len(kids)):
+            k, sh = kids[i], shapes[i]
+            if not self.unify_shape(cur, sh):
+                left, left_end = self.left_text(kids[0], kids[i - 1])
+                raise self.clash(node, left, cur, k, sh, left_end,
+                                 "an elementwise product (or quotient) needs operands of "
+                                 "one shape")
+        return cur
+
+    def _v_kron(self, node: Kron):
+        # index of P (x) Q: i_Q + |Q| i_P, so Q's sizes come first (fastest first)
+        r, c = (), ()
+        for k in node.args:
+            kr, kc = self.visit(k)
+            r, c = kr + r, kc + c
+        return (r, c)
+
+    def _v_transpose(self, node: Transpose):
+        r, c = self.visit(node.arg)
+        return (c, r)
+
+    def _v_trace(self, node: Trace):
+        if id(node) in self.p.inner_products:
             return self.v_inner(node)
-        if isinstance(node, (Inverse, Trace, Det)):
-            s = self.visit(node.arg)
-            what = {Inverse: "inverse", Trace: "trace", Det: "determinant"}[type(node)]
-            if not self.unify_dim(s[0], s[1]):
-                raise self.node_err(node, f"the {what} needs a square matrix, but "
-                                    f"`{self.text(node.arg)}` is {self.describe(s)}",
-                                    "check the transposes; the "
-                                    f"{what} is only defined for square matrices")
-            if not isinstance(node, Trace):
-                self.square_factors(node, node.arg, what)
-            return s if isinstance(node, Inverse) else ((), ())
-        if isinstance(node, Power):
-            return self.v_power(node)
-        if isinstance(node, Softmax):
-            s = self.visit(node.arg)
-            if self.kind_of(s) not in ("vector", "scalar"):
-                raise self.node_err(node, f"softmax needs a vector, but `{self.text(node.arg)}` "
-                                    f"is {self.describe(s)}", "apply softmax to a column vector")
-            if self.kind_of(s) == "scalar" and not (isinstance(node.arg, Const)
-                                                     and node.arg.value == 0):
-                # (its derivative printed diag(s) - s^2, unreadable; a 0 takes the size needed)
-                raise self.node_err(node, f"softmax of a scalar, `{self.text(node.arg)}`, is 1",
-                                    "apply softmax to a column vector; for the logistic "
-                                    "function of a scalar write \\sigma(t)")
-            return s
-        if isinstance(node, Vec):
-            r, c = self.visit(node.arg)
-            return (r + c, ())
-        if isinstance(node, Sum):
-            self.visit(node.arg)
-            return ((), ())
-        if isinstance(node, Diag):
-            s = self.visit(node.arg)
-            return (s[0], s[0])
-        if isinstance(node, DiagPart):
-            s = self.visit(node.arg)
-            self.unify_dim(s[0], s[1])
-            return (s[0], ())
-        if isinstance(node, Norm):
-            s = self.visit(node.arg)
-            k = self.kind_of(s)
-            if k == "matrix" and node.kind == "1":
+        return self._v_square(node)
+
+    def _v_square(self, node):
+        """An inverse, trace or determinant: of a square matrix."""
+        s = self.visit(node.arg)
+        what = {Inverse: "inverse", Trace: "trace", Det: "determinant"}[type(node)]
+        if not self.unify_dim(s[0], s[1]):
+            raise self.node_err(node, f"the {what} needs a square matrix, but "
+                                f"`{self.text(node.arg)}` is {self.describe(s)}",
+                                "check the transposes; the "
+                                f"{what} is only defined for square matrices")
+        if not isinstance(node, Trace):
+            self.square_factors(node, node.arg, what)
+        return s if isinstance(node, Inverse) else ((), ())
+
+    def _v_softmax(self, node: Softmax):
+        s = self.visit(node.arg)
+        if self.kind_of(s) not in ("vector", "scalar"):
+            raise self.node_err(node, f"softmax needs a vector, but `{self.text(node.arg)}` "
+                                f"is {self.describe(s)}", "apply softmax to a column vector")
+        if self.kind_of(s) == "scalar" and not (isinstance(node.arg, Const)
+                                                 and node.arg.value == 0):
+            # (its derivative printed diag(s) - s^2, unreadable; a 0 takes the size needed)
+            raise self.node_err(node, f"softmax of a scalar, `{self.text(node.arg)}`, is 1",
+                                "apply softmax to a column vector; for the logistic "
+                                "function of a scalar write \\sigma(t)")
+        return s
+
+    def _v_vec(self, node: Vec):
+        r, c = self.visit(node.arg)
+        return (r + c, ())
+
+    def _v_sum(self, node: Sum):
+        self.visit(node.arg)
+        return ((), ())
+
+    def _v_diag(self, node: Diag):
+        s = self.visit(node.arg)
+        return (s[0], s[0])
+
+    def _v_diagpart(self, node: DiagPart):
+        s = self.visit(node.arg)
+        self.unify_dim(s[0], s[1])
+        return (s[0], ())
+
+    def _v_norm(self, node: Norm):
+        s = self.visit(node.arg)
+        k = self.kind_of(s)
+        if k == "matrix" and node.kind == "1":
+            sp = self.span(node)
+            raise UnsupportedError(
+                f"the 1-norm `{self.text(node)}` of a matrix is not supported",
+                sp.start if sp else None, "the 1-norm is supported for vectors; for a matrix "
+                "use the Frobenius norm \\|X\\|_F", end=sp.end if sp else None,
+                source=self.src)
+        if k == "matrix":
+            if node.kind == "2" and re.search(r"_\s*\{?\s*2\s*\}?\s*$", self.p.text(node) or ""):
                 sp = self.span(node)
                 raise UnsupportedError(
-                    f"the 1-norm `{self.text(node)}` of a matrix is not supported",
-                    sp.start if sp else None, "the 1-norm is supported for vectors; for a matrix "
-                    "use the Frobenius norm \\|X\\|_F", end=sp.end if sp else None,
-                    source=self.src)
-            if k == "matrix":
-                if node.kind == "2" and re.search(r"_\s*\{?\s*2\s*\}?\s*$", self.p.text(node) or ""):
-                    sp = self.span(node)
-                    raise UnsupportedError(
-                        f"the spectral norm `{self.text(node)}` of a matrix is not supported",
-                        sp.start if sp else None, "use the Frobenius norm \\|X\\|_F",
-                        end=sp.end if sp else None, source=self.src)
-                self.info[id(node)] = "F"
-            elif k == "scalar":
-                self.info[id(node)] = "abs"
-            return ((), ())
-        if isinstance(node, Func):
-            return self.v_func(node)
+                    f"the spectral norm `{self.text(node)}` of a matrix is not supported",
+                    sp.start if sp else None, "use the Frobenius norm \\|X\\|_F",
+                    end=sp.end if sp else None, source=self.src)
+            self.info[id(node)] = "F"
+        elif k == "scalar":
+            self.info[id(node)] = "abs"
+        return ((), ())
+
+    def _v_unexpected(self, node: Expr):
         if isinstance(node, (Commutation, Differential)):  # pragma: no cover - not parsed
             raise self.node_err(node, "unexpected node in a parsed expression", "")
         raise self.node_err(node, f"cannot type `{self.text(node)}`", "")  # pragma: no cover
@@ -684,6 +698,18 @@ class _Infer:
         if groups_at:
             self.info[id(node)] = ("group", groups_at)
         return cur if cur is not None else ((), ())
+
+
+#: The typing rule of each node class (see :meth:`_Infer.visit`).
+_VISITORS = {
+    Symbol: _Infer._v_symbol, Const: _Infer._v_const, Identity: _Infer._v_identity,
+    Ones: _Infer._v_ones, Zero: _Infer._v_zero, Add: _Infer.v_add, Mul: _Infer.v_mul,
+    Hadamard: _Infer._v_hadamard, HadamardDiv: _Infer._v_hadamard, Kron: _Infer._v_kron,
+    Transpose: _Infer._v_transpose, Trace: _Infer._v_trace, Inverse: _Infer._v_square,
+    Det: _Infer._v_square, Power: _Infer.v_power, Softmax: _Infer._v_softmax, Vec: _Infer._v_vec,
+    Sum: _Infer._v_sum, Diag: _Infer._v_diag, DiagPart: _Infer._v_diagpart, Norm: _Infer._v_norm,
+    Func: _Infer.v_func,
+}
 
 
 def _name_classes(inf: _Infer) -> dict:
@@ -958,23 +984,34 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
                                 "a symmetric symbol is a square matrix")
         decl[n] = "matrix"
 
+    # one walk gathers what the rules below read: the powers, the identities and ones vectors,
+    # the symbols present (the rules then run in their order, each over its own nodes)
+    powers, sized = [], []
+    present: dict[str, Symbol] = {}  # symbols present in the tree, with their parser kinds
+    for node in parsed.tree.walk():
+        cls = type(node)
+        if cls is Symbol:
+            if node.name not in present:
+                present[node.name] = node
+        elif cls is Power:
+            powers.append(node)
+        elif cls is Identity or cls is Ones:
+            sized.append(node)
     # an undeclared letter in an exponent (X^k, a^x, X^{k - 1}) is a scalar, unless the
     # exponent is made of vectors, as a transpose or a norm in it says (2^{x^T x}, a^{\|x\|^2})
     exponent_letters = set()  # (the letters made scalars so, undeclared)
-    for node in parsed.tree.walk():
-        if isinstance(node, Power):
-            subs = list(node.exponent.walk())
-            if any(isinstance(sub, (Transpose, Norm)) for sub in subs):
-                continue
-            for sub in subs:
-                if isinstance(sub, Symbol) and sub.name not in decl:
-                    decl[sub.name] = "scalar"
-                    exponent_letters.add(sub.name)
+    for node in powers:
+        subs = list(node.exponent.walk())
+        if any(isinstance(sub, (Transpose, Norm)) for sub in subs):
+            continue
+        for sub in subs:
+            if isinstance(sub, Symbol) and sub.name not in decl:
+                decl[sub.name] = "scalar"
+                exponent_letters.add(sub.name)
     # a letter written as the size of an identity or a ones vector (I_n, \mathbf{1}_n) and
     # used as a symbol too is a scalar: I_n - \frac{1}{n} \mathbf{1}\mathbf{1}^T (the
     # centering matrix; the formula holds for every value of n, the size among them)
-    written = {id(node): identity_size_letters(parsed.text(node)) for node in parsed.tree.walk()
-               if isinstance(node, (Identity, Ones))}
+    written = {id(node): identity_size_letters(parsed.text(node)) for node in sized}
     size_scalars = set()
     for letters in written.values():
         for letter in letters:
@@ -985,11 +1022,6 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
     inf.exponent_letters = exponent_letters
     inf.size_letter_scalars = size_scalars  # (the size keeps its letter: I_n, 1/n)
     inf.written_letters = written
-    # symbols present in the tree, with their parser kinds
-    present: dict[str, Symbol] = {}
-    for n in parsed.tree.walk():
-        if isinstance(n, Symbol) and n.name not in present:
-            present[n.name] = n
     _refuse_functions_of_the_variable(parsed, wrt_names)
     _refuse_transposed_default_scalars(parsed, decl)
     # the variables' sizes are created first
@@ -1016,121 +1048,10 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
     inf._names = None
     names = inf.names()
 
-    dimt_memo: dict = {}
-
-    def dimt(d) -> tuple:
-        got = dimt_memo.get(d)
-        if got is None:
-            got = dimt_memo[d] = tuple(sorted(names[v] for v in inf.canon(d)))
-        return got
-
-    typed_syms: dict[str, Symbol] = {}
-
-    def mk_symbol(name: str, fallback_kind: str, latex: str) -> Symbol:
-        # a fresh (equal) object per occurrence, so that spans stay per occurrence
-        kind = inf.kinds.get(name, fallback_kind)
-        r, c = inf.symdims[name]
-        sym = Symbol(name, dimt(r), dimt(c), kind, latex, name in sym_names)
-        typed_syms.setdefault(name, sym)
-        return sym
-
-    new_spans: dict[int, Span] = {}
-
-    def rb(node: Expr) -> Expr:
-        new = _rebuild(node)
-        sp = parsed.spans.get(id(node))
-        if sp is not None and id(new) not in new_spans:
-            new_spans[id(new)] = sp
-        return new
-
-    def _rebuild(node: Expr) -> Expr:
-        s = inf.shape.get(id(node))
-        if isinstance(node, Symbol):
-            return mk_symbol(node.name, node.kind, node.latex)
-        if isinstance(node, Identity):
-            return Identity(dimt(s[0]))
-        if isinstance(node, Ones):
-            return Ones(dimt(s[0]))
-        if isinstance(node, Zero):
-            return Zero(dimt(s[0]), dimt(s[1]))
-        if isinstance(node, Add):
-            terms = [rb(t) for t in node.args]
-            info = inf.info.get(id(node))
-            if info and info[0] == "consts":
-                shp = info[1]
-                rows, cols = dimt(shp[0]), dimt(shp[1])
-                out = []
-                for old, t in zip(node.args, terms):
-                    if isinstance(old, Const) or (isinstance(old, Mul) and
-                                                  all(isinstance(a, Const) for a in old.args)):
-                        val = old.value if isinstance(old, Const) else _cprod(old)
-                        if val == 0:
-                            continue  # adding zero
-                        filled = ones((rows, cols))  # (a vector or row: typing refused matrices)
-                        out.append(Mul((Const(val), filled)) if val != 1 else filled)
-                    else:
-                        out.append(t)
-                if not out:
-                    return Zero(rows, cols)
-                return out[0] if len(out) == 1 else Add(tuple(out))
-            return Add(tuple(terms))
-        if isinstance(node, Mul):
-            args = [rb(a) for a in node.args]
-            info = inf.info.get(id(node))
-            if info and info[0] == "group":
-                cuts = info[1]
-                pieces, start = [], 0
-                for cut in cuts:
-                    part = args[start:cut]
-                    pieces.append(part[0] if len(part) == 1 else Mul(tuple(part)))
-                    start = cut
-                pieces.extend(args[start:])
-                return Mul(tuple(pieces))
-            return Mul(tuple(args))
-        if isinstance(node, Norm):
-            arg = rb(node.arg)
-            info = inf.info.get(id(node))
-            if info == "abs":
-                return Func("abs", arg)
-            return Norm(arg, "F" if info == "F" else node.kind)
-        if id(node) in parsed.inner_products and inf.is_scalar(inf.shape[id(node.arg)]):
-            return rb(node.arg)  # \langle u, v \rangle of two vectors (or scalars): u^T v
-        f = node.base if isinstance(node, Power) else node
-        if isinstance(f, Func) and isinstance(f.arg, Mul) and id(f.arg) in parsed.bare_chains:
-            k = _scalar_prefix(inf, f.arg)
-            if k:  # \sin \tau A is sin(tau) A: the function takes the scalar in front
-                args = [rb(a) for a in f.arg.args]
-                head = Func(f.name, args[0] if k == 1 else Mul(tuple(args[:k])))
-                if f is not node:  # \sin^2 \tau A (typed as a power first: A stays square)
-                    head = Power(head, rb(node.exponent))
-                return Mul((head,) + tuple(args[k:]))
-        if isinstance(node, Func):
-            arg = rb(node.arg)
-            info = inf.info.get(id(node))
-            if node.name == "bars":
-                return Det(arg) if info == "det" else Func("abs", arg)
-            if node.name == "diag":
-                return Diag(arg) if info == "diag" else DiagPart(arg)
-            return Func(node.name, arg)
-        if isinstance(node, HadamardDiv) and inf.info.get(id(node)) == "scalar-numerator":
-            num, den = rb(node.num), rb(node.den)
-            recip = HadamardDiv(ones((dimt(s[0]), dimt(s[1]))), den)
-            return recip if num == Const(1) else Mul((num, recip))
-        if isinstance(node, Power) and inf.info.get(id(node)) == "hadamard":
-            base = rb(node.base)
-            return Hadamard((base,) * int(node.exponent.value))
-        if isinstance(node, Inverse):
-            arg = rb(node.arg)
-            if inf.is_scalar(inf.shape[id(node.arg)]):
-                return Power(arg, Const(-1))
-            return Inverse(arg)
-        kids = node.children()
-        if not kids:
-            return node
-        return node.with_children(tuple(rb(k) for k in kids))
-
+    rebuilt = _Rebuild(parsed, inf, names, sym_names)
+    mk_symbol, typed_syms = rebuilt.mk_symbol, rebuilt.typed_syms
     try:
-        tree = rb(parsed.tree)
+        tree = rebuilt.rb(parsed.tree)
     except RecursionError:
         raise MatDerivError("the expression is nested too deeply", 0,
                             "simplify the bracket nesting", source=src) from None
@@ -1155,7 +1076,174 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
     except ShapeError as e:  # pragma: no cover - an inference bug
         raise MatDerivError(f"internal shape error: {e}", None,
                             "please report this expression", source=src) from None
-    return Typed(tree, tuple(variables), tuple(syms), src, new_spans)
+    return Typed(tree, tuple(variables), tuple(syms), src, rebuilt.new_spans)
+
+
+class _Rebuild:
+    """The typed tree of a parsed one, once its sizes are solved: every symbol, identity, ones
+    vector and zero with its sizes named, the placeholders resolved (what the walk of
+    :class:`_Infer` found, kept in ``inf.info``), each new node with the span of the node it
+    replaces.  One method per node class, chosen by a dictionary look-up (:data:`_REBUILDERS`)."""
+
+    def __init__(self, parsed: Parsed, inf: _Infer, names: dict, sym_names: set):
+        self.parsed, self.inf, self.names, self.sym_names = parsed, inf, names, sym_names
+        self.spans = parsed.spans
+        self.dimt_memo: dict = {}
+        self.typed_syms: dict[str, Symbol] = {}
+        self.new_spans: dict[int, Span] = {}
+
+    def dimt(self, d) -> tuple:
+        got = self.dimt_memo.get(d)
+        if got is None:
+            names = self.names
+            got = self.dimt_memo[d] = tuple(sorted(names[v] for v in self.inf.canon(d)))
+        return got
+
+    def mk_symbol(self, name: str, fallback_kind: str, latex: str) -> Symbol:
+        # a fresh (equal) object per occurrence, so that spans stay per occurrence
+        inf = self.inf
+        kind = inf.kinds.get(name, fallback_kind)
+        r, c = inf.symdims[name]
+        sym = Symbol(name, self.dimt(r), self.dimt(c), kind, latex, name in self.sym_names)
+        self.typed_syms.setdefault(name, sym)
+        return sym
+
+    def rb(self, node: Expr) -> Expr:
+        new = _REBUILDERS.get(type(node), _Rebuild._children)(self, node)
+        sp = self.spans.get(id(node))
+        if sp is not None and id(new) not in self.new_spans:
+            self.new_spans[id(new)] = sp
+        return new
+
+    def _children(self, node: Expr) -> Expr:
+        kids = node.children()
+        if not kids:
+            return node
+        return node.with_children(tuple(self.rb(k) for k in kids))
+
+    def _symbol(self, node: Symbol) -> Expr:
+        return self.mk_symbol(node.name, node.kind, node.latex)
+
+    def _identity(self, node: Identity) -> Expr:
+        return Identity(self.dimt(self.inf.shape.get(id(node))[0]))
+
+    def _ones(self, node: Ones) -> Expr:
+        return Ones(self.dimt(self.inf.shape.get(id(node))[0]))
+
+    def _zero(self, node: Zero) -> Expr:
+        s = self.inf.shape.get(id(node))
+        return Zero(self.dimt(s[0]), self.dimt(s[1]))
+
+    def _add(self, node: Add) -> Expr:
+        terms = [self.rb(t) for t in node.args]
+        info = self.inf.info.get(id(node))
+        if info and info[0] == "consts":
+            shp = info[1]
+            rows, cols = self.dimt(shp[0]), self.dimt(shp[1])
+            out = []
+            for old, t in zip(node.args, terms):
+                if isinstance(old, Const) or (isinstance(old, Mul) and
+                                              all(isinstance(a, Const) for a in old.args)):
+                    val = old.value if isinstance(old, Const) else _cprod(old)
+                    if val == 0:
+                        continue  # adding zero
+                    filled = ones((rows, cols))  # (a vector or row: typing refused matrices)
+                    out.append(Mul((Const(val), filled)) if val != 1 else filled)
+                else:
+                    out.append(t)
+            if not out:
+                return Zero(rows, cols)
+            return out[0] if len(out) == 1 else Add(tuple(out))
+        return Add(tuple(terms))
+
+    def _mul(self, node: Mul) -> Expr:
+        args = [self.rb(a) for a in node.args]
+        info = self.inf.info.get(id(node))
+        if info and info[0] == "group":
+            cuts = info[1]
+            pieces, start = [], 0
+            for cut in cuts:
+                part = args[start:cut]
+                pieces.append(part[0] if len(part) == 1 else Mul(tuple(part)))
+                start = cut
+            pieces.extend(args[start:])
+            return Mul(tuple(pieces))
+        return Mul(tuple(args))
+
+    def _norm(self, node: Norm) -> Expr:
+        arg = self.rb(node.arg)
+        info = self.inf.info.get(id(node))
+        if info == "abs":
+            return Func("abs", arg)
+        return Norm(arg, "F" if info == "F" else node.kind)
+
+    def _trace(self, node: Trace) -> Expr:
+        inf = self.inf
+        if id(node) in self.parsed.inner_products and inf.is_scalar(inf.shape[id(node.arg)]):
+            return self.rb(node.arg)  # \langle u, v \rangle of two vectors (or scalars): u^T v
+        kids = node.children()  # (as _children, inlined: one call less per level)
+        return node.with_children(tuple(self.rb(k) for k in kids)) if kids else node
+
+    def _bare_chain(self, node: Expr, f: Func) -> Expr | None:
+        """``node`` (``f`` or a power of it) with ``f`` an elementwise function written before a
+        product whose leading scalars it takes (see :func:`_scalar_prefix`); None otherwise."""
+        if isinstance(f.arg, Mul) and id(f.arg) in self.parsed.bare_chains:
+            k = _scalar_prefix(self.inf, f.arg)
+            if k:  # \sin \tau A is sin(tau) A: the function takes the scalar in front
+                args = [self.rb(a) for a in f.arg.args]
+                head = Func(f.name, args[0] if k == 1 else Mul(tuple(args[:k])))
+                if f is not node:  # \sin^2 \tau A (typed as a power first: A stays square)
+                    head = Power(head, self.rb(node.exponent))
+                return Mul((head,) + tuple(args[k:]))
+        return None
+
+    def _power(self, node: Power) -> Expr:
+        if isinstance(node.base, Func):
+            chain = self._bare_chain(node, node.base)
+            if chain is not None:
+                return chain
+        if self.inf.info.get(id(node)) == "hadamard":
+            base = self.rb(node.base)
+            return Hadamard((base,) * int(node.exponent.value))
+        kids = node.children()  # (as _children, inlined: one call less per level)
+        return node.with_children(tuple(self.rb(k) for k in kids)) if kids else node
+
+    def _func(self, node: Func) -> Expr:
+        chain = self._bare_chain(node, node)
+        if chain is not None:
+            return chain
+        arg = self.rb(node.arg)
+        info = self.inf.info.get(id(node))
+        if node.name == "bars":
+            return Det(arg) if info == "det" else Func("abs", arg)
+        if node.name == "diag":
+            return Diag(arg) if info == "diag" else DiagPart(arg)
+        return Func(node.name, arg)
+
+    def _hadamard_div(self, node: HadamardDiv) -> Expr:
+        inf = self.inf
+        if inf.info.get(id(node)) == "scalar-numerator":
+            s = inf.shape.get(id(node))
+            num, den = self.rb(node.num), self.rb(node.den)
+            recip = HadamardDiv(ones((self.dimt(s[0]), self.dimt(s[1]))), den)
+            return recip if num == Const(1) else Mul((num, recip))
+        kids = node.children()  # (as _children, inlined: one call less per level)
+        return node.with_children(tuple(self.rb(k) for k in kids)) if kids else node
+
+    def _inverse(self, node: Inverse) -> Expr:
+        arg = self.rb(node.arg)
+        if self.inf.is_scalar(self.inf.shape[id(node.arg)]):
+            return Power(arg, Const(-1))
+        return Inverse(arg)
+
+
+#: The rebuilding of each node class that is more than its children rebuilt.
+_REBUILDERS = {
+    Symbol: _Rebuild._symbol, Identity: _Rebuild._identity, Ones: _Rebuild._ones,
+    Zero: _Rebuild._zero, Add: _Rebuild._add, Mul: _Rebuild._mul, Norm: _Rebuild._norm,
+    Trace: _Rebuild._trace, Power: _Rebuild._power, Func: _Rebuild._func,
+    HadamardDiv: _Rebuild._hadamard_div, Inverse: _Rebuild._inverse,
+}
 
 
 def _scalar_prefix(inf: _Infer, chain: Mul) -> int:
