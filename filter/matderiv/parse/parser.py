@@ -420,6 +420,16 @@ def _sym_info(letter: str, greek: bool, bold: bool, sub: str | None,
               label: tuple[str, str] | None = None) -> _SymInfo:
     """``letter`` is a Latin letter or a Greek name (without backslash); ``label`` is a
     superscript index as (index, LaTeX), ``("1", "^{(1)}")`` for the layer index of ``W^{(1)}``."""
+    if sub is None and label is None:  # (a plain letter, the commonest: made once, below)
+        got = _PLAIN_SYM_INFOS.get((letter, greek, bold))
+        if got is not None:
+            return got
+    return _make_sym_info(letter, greek, bold, sub, label)
+
+
+def _make_sym_info(letter: str, greek: bool, bold: bool, sub: str | None,
+                   label: tuple[str, str] | None) -> _SymInfo:
+    """What :func:`_sym_info` returns, computed."""
     base = ("\\" + letter) if greek else letter
     if bold:
         base = ("\\boldsymbol{%s}" if greek else "\\mathbf{%s}") % base
@@ -434,6 +444,14 @@ def _sym_info(letter: str, greek: bool, bold: bool, sub: str | None,
     upper = letter[:1].isupper() if not greek else (letter[:1].isupper() or
                                                      letter.startswith("var") and letter[3:4].isupper())
     return _SymInfo(name, latex, bold, upper, greek)
+
+
+#: The record of every plain letter, Latin or Greek, bold or not (without a subscript or an
+#: index), made once: most symbols read are these.
+_PLAIN_SYM_INFOS = {(letter, greek, bold): _make_sym_info(letter, greek, bold, None, None)
+                    for greek, letters in ((False, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                   "abcdefghijklmnopqrstuvwxyz"), (True, GREEK))
+                    for letter in letters for bold in (False, True)}
 
 
 def _accent_info(accent: str, inner: str) -> _SymInfo | None:
@@ -1670,6 +1688,10 @@ def _neg(e: Expr) -> Expr:
     return Const(-e.value) if isinstance(e, Const) else Mul((Const(-1), e))
 
 
+#: A span made without its class's __init__: its two slots set directly (every node has one).
+_new_span, _set_span_start, _set_span_end = Span.__new__, Span.start.__set__, Span.end.__set__
+
+
 class _Builder:
     def __init__(self, text: str, infos: dict[int, _SymInfo]):
         self.text = text
@@ -1692,7 +1714,10 @@ class _Builder:
 
     def node(self, e: Expr, start: int, end: int) -> Expr:
         self.keep.append(e)
-        self.spans[id(e)] = Span(start, end)
+        span = _new_span(Span)  # (Span's own __init__ goes through object.__setattr__ twice)
+        _set_span_start(span, start)
+        _set_span_end(span, end)
+        self.spans[id(e)] = span
         return e
 
     def span_of(self, e, default=(0, 0)) -> tuple[int, int]:
@@ -2197,9 +2222,15 @@ def parse(text: str) -> Parsed:
         b.node(expr, s, e)
     # spans of nodes the builder made and dropped stay in the map: ``keep`` (held by the
     # Parsed) keeps those nodes alive, so their ids are never reused by a node of the tree
-    return Parsed(expr, text, b.spans, b.keep, frozenset(b.bare_chains), frozenset(b.exp_powers),
-                  _call_like(toks), frozenset(b.divisions), frozenset(b.inner_products),
-                  _differential_like(toks))
+    # the fields set in the instance's dictionary at once: the frozen dataclass's __init__
+    # sets its ten fields one by one through object.__setattr__ (a twentieth of a short parse)
+    parsed = object.__new__(Parsed)
+    parsed.__dict__.update(
+        tree=expr, source=text, spans=b.spans, built=b.keep,
+        bare_chains=frozenset(b.bare_chains), exp_powers=frozenset(b.exp_powers),
+        calls=_call_like(toks), divisions=frozenset(b.divisions),
+        inner_products=frozenset(b.inner_products), differentials=_differential_like(toks))
+    return parsed
 
 
 def _differential_like(toks: list[_Tok]) -> tuple:
