@@ -767,6 +767,8 @@ class _Tokenizer:
         r"""``\sigma`` before a bracket is the logistic function and elsewhere a scalar symbol;
         an expression with both (``\sigma^2 \sigma(a^\top x)``, ``\sigma (x - \mu) / \sigma``)
         is ambiguous: a standard deviation times a bracket, or the function?"""
+        if "sigma" not in self.text:
+            return  # (both are written with the word: most texts are settled without a walk)
         calls = [t for t in self.toks if t.type == "FUNC" and t.value in ("sigmoid", "dsigmoid")
                  and re.match(r"\\?sigma(?![a-z])", self.text[t.start:t.end])]
         if not calls or not any(t.type == "SYM" and t.info.name == "sigma" for t in self.toks):
@@ -784,6 +786,15 @@ class _Tokenizer:
         text = self.text
         c = text[i]
         if c.isascii() and c.isalpha():
+            nxt = text[i + 1:i + 2]
+            if c != "e" and c != "I" and nxt != "_" and nxt != "^" and \
+                    not (nxt.isascii() and nxt.isalpha()) and \
+                    not (nxt.isspace() and _SUBSCRIPT_AHEAD_RE.match(text, i + 1)):
+                # a lone letter with nothing written after it (the commonest token): what
+                # letter() and symbol() come to, no function, Greek name, exponential,
+                # identity, subscript, index or transpose being possible
+                self.emit("SYM", c, i, i + 1, _PLAIN_SYM_INFOS[c, False, False])
+                return i + 1
             return self.letter(i)
         if c in _SUPERSCRIPT_DIGITS and (self.prev_operand() or self.toks[-1:] and
                                          self.toks[-1].type == "FUNC"):  # x², \sin² x
@@ -1564,12 +1575,52 @@ def _tables():
             callback, size = lalr.callbacks[arg], len(arg.expansion)
             if size == 1 and type(callback) is ExpandSingleChild:
                 callback = None  # (its value is its one child's)
+            else:
+                callback = _direct_callback(callback)
             reductions[key] = (callback, arg.origin.name, size)
         return reductions[key]
     states = {state: {tok: prepared(*act) for tok, act in row.items()}
               for state, row in table.states.items()}
     end_state = table.end_states["start"]
     return _past_default_reductions(states, end_state), table.start_states["start"], end_state
+
+
+def _direct_callback(callback):
+    """Lark's callback of a reduction that splices the children of repetitions (``x (op y)*``
+    is built through helper rules whose trees are opened into their parent's children) and
+    may inline a ``?rule``'s one child, as one function of our own that does the same: lark's
+    goes through three calls (the splicing, the inlining, the tree) for each of the ten or so
+    reductions of a short text.  Any other callback is returned as it is."""
+    from functools import partial
+
+    from lark.parse_tree_builder import ChildFilterLALR_NoPlaceholders, ExpandSingleChild
+    from lark.tree import Tree
+
+    if type(callback) is not ChildFilterLALR_NoPlaceholders:
+        return callback
+    builder = callback.node_builder
+    inline_one = type(builder) is ExpandSingleChild
+    if inline_one:
+        builder = builder.node_builder
+    if type(builder) is not partial or builder.func is not Tree or len(builder.args) != 1 \
+            or builder.keywords:
+        return callback
+    name, to_include = builder.args[0], tuple(callback.to_include)
+
+    def build(children):
+        filtered = []
+        for i, to_expand in to_include:  # (lark's ChildFilterLALR_NoPlaceholders)
+            if to_expand:
+                if filtered:
+                    filtered += children[i].children
+                else:
+                    filtered = children[i].children
+            else:
+                filtered.append(children[i])
+        if inline_one and len(filtered) == 1:  # (lark's ExpandSingleChild)
+            return filtered[0]
+        return Tree(name, filtered)
+    return build
 
 
 def _past_default_reductions(states: dict, end_state) -> dict:
@@ -2229,13 +2280,15 @@ def parse(text: str) -> Parsed:
         tree=expr, source=text, spans=b.spans, built=b.keep,
         bare_chains=frozenset(b.bare_chains), exp_powers=frozenset(b.exp_powers),
         calls=_call_like(toks), divisions=frozenset(b.divisions),
-        inner_products=frozenset(b.inner_products), differentials=_differential_like(toks))
+        inner_products=frozenset(b.inner_products), differentials=_differential_like(toks, text))
     return parsed
 
 
-def _differential_like(toks: list[_Tok]) -> tuple:
-    """The ``dx`` of :attr:`Parsed.differentials`: a symbol written as the plain letter d, then
-    with nothing between them another symbol."""
+def _differential_like(toks: list[_Tok], text: str) -> tuple:
+    """The ``dx`` of :attr:`Parsed.differentials` in the tokens of ``text``: a symbol written as
+    the plain letter d, then with nothing between them another symbol."""
+    if "d" not in text:
+        return ()  # (no plain d: the usual case, settled without a walk of the tokens)
     out = []
     for k in range(len(toks) - 1):
         d = toks[k]
