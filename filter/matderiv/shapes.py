@@ -849,15 +849,16 @@ def _refusal(parsed: Parsed, node: Expr, message: str, hint: str, cls=MatDerivEr
                source=parsed.source)
 
 
-def _refuse_transposed_default_scalars(parsed: Parsed, decl: dict) -> None:
+def _refuse_transposed_default_scalars(parsed: Parsed, decl: dict, transposes: list) -> None:
     r"""``\beta^\top x`` with beta a scalar by default (a plain lowercase Greek letter) was the
     product beta x, whose derivative by x is beta I: the transpose says the author meant a
     vector.  Refused, with the declaration that says so; a declared scalar may be transposed,
-    and so is the first of an inner product, \langle \lambda, \mu \rangle (tr(u^T v))."""
+    and so is the first of an inner product, \langle \lambda, \mu \rangle (tr(u^T v)).
+    ``transposes``: the transposes of the tree, in the order of its walk."""
     implied = {id(n.arg.args[0]) for n in parsed.tree.walk()
                if id(n) in parsed.inner_products} if parsed.inner_products else ()
-    for node in parsed.tree.walk():
-        if isinstance(node, Transpose) and isinstance(node.arg, Symbol) and id(node) not in implied:
+    for node in transposes:
+        if isinstance(node.arg, Symbol) and id(node) not in implied:
             sym = node.arg
             if sym.kind == "scalar" and sym.name not in decl and sym.latex.startswith("\\"):
                 raise _refusal(parsed, node, f"`{parsed.text(node) or sym.latex}`: `{sym.latex}` "
@@ -985,8 +986,9 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
         decl[n] = "matrix"
 
     # one walk gathers what the rules below read: the powers, the identities and ones vectors,
-    # the symbols present (the rules then run in their order, each over its own nodes)
-    powers, sized = [], []
+    # the transposes, the symbols present (the rules then run in their order, each over its
+    # own nodes)
+    powers, sized, transposes = [], [], []
     present: dict[str, Symbol] = {}  # symbols present in the tree, with their parser kinds
     for node in parsed.tree.walk():
         cls = type(node)
@@ -995,6 +997,8 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
                 present[node.name] = node
         elif cls is Power:
             powers.append(node)
+        elif cls is Transpose:
+            transposes.append(node)
         elif cls is Identity or cls is Ones:
             sized.append(node)
     # an undeclared letter in an exponent (X^k, a^x, X^{k - 1}) is a scalar, unless the
@@ -1023,7 +1027,7 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
     inf.size_letter_scalars = size_scalars  # (the size keeps its letter: I_n, 1/n)
     inf.written_letters = written
     _refuse_functions_of_the_variable(parsed, wrt_names)
-    _refuse_transposed_default_scalars(parsed, decl)
+    _refuse_transposed_default_scalars(parsed, decl, transposes)
     # the variables' sizes are created first
     for w in wrt_names:
         k = decl.get(w) or (present[w].kind if w in present else _default_kind(w))

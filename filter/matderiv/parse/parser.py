@@ -2330,6 +2330,12 @@ def identity_size_letters(text: str) -> tuple[str, ...]:
     return tuple(a for a, k in re.findall(r"([a-z])(?:\^(\d+))?", sub) for _ in range(int(k or 1)))
 
 
+#: A name written with a subscript, ``W_1``, ``W_{12}``, ``theta_0`` (group 1 the letter or word).
+_SUBSCRIPTED_NAME_RE = re.compile(r"([A-Za-z]|[A-Za-z]+)_\{?([A-Za-z0-9]+)\}?")
+#: The plain name of an indexed or accented symbol, ``W__1``, ``y__hat``, ``x_i__hat``.
+_PLAIN_NAME_RE = re.compile(r"([A-Za-z]+)(_[A-Za-z0-9]+)?(__[A-Za-z0-9]+)+")
+
+
 def normalize_name(text: str) -> str:
     r"""The plain name of one symbol written in LaTeX or plainly: ``\Sigma`` -> ``Sigma``,
     ``\mathbf{x}`` -> ``x``, ``W_{1}`` -> ``W_1``, ``\boldsymbol{\theta}`` -> ``theta``.
@@ -2340,14 +2346,14 @@ def normalize_name(text: str) -> str:
         raise MatDerivError(f"{text!r} is not a symbol name", None,
                             "give a name such as x, W_1 or \\Sigma")
     s = text.strip()
-    if re.fullmatch(r"[A-Za-z]", s):
+    if len(s) == 1 and s.isascii() and s.isalpha():  # (one Latin letter, the commonest name)
         return s
     if s in GREEK:  # plain Greek name ("Sigma", "theta")
         return s
-    m = re.fullmatch(r"([A-Za-z]|[A-Za-z]+)_\{?([A-Za-z0-9]+)\}?", s)
+    m = _SUBSCRIPTED_NAME_RE.fullmatch(s)
     if m and (len(m.group(1)) == 1 or m.group(1) in GREEK):
         return f"{m.group(1)}_{m.group(2)}"
-    m = re.fullmatch(r"([A-Za-z]+)(_[A-Za-z0-9]+)?(__[A-Za-z0-9]+)+", s)
+    m = _PLAIN_NAME_RE.fullmatch(s)
     if m and (len(m.group(1)) == 1 or m.group(1) in GREEK):
         return s  # the plain name of an indexed or accented symbol: W__1, y__hat
     try:
