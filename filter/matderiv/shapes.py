@@ -1080,7 +1080,12 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
     except ShapeError as e:  # pragma: no cover - an inference bug
         raise MatDerivError(f"internal shape error: {e}", None,
                             "please report this expression", source=src) from None
-    return Typed(tree, tuple(variables), tuple(syms), src, rebuilt.new_spans)
+    # the fields set in the instance's dictionary at once (the frozen dataclass's __init__ sets
+    # each through object.__setattr__)
+    typed = object.__new__(Typed)
+    typed.__dict__.update(tree=tree, variables=tuple(variables), symbols=tuple(syms), source=src,
+                          spans=rebuilt.new_spans)
+    return typed
 
 
 class _Rebuild:

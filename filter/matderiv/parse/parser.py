@@ -1576,7 +1576,7 @@ def _tables():
             if size == 1 and type(callback) is ExpandSingleChild:
                 callback = None  # (its value is its one child's)
             else:
-                callback = _direct_callback(callback)
+                callback = _reducer(callback)
             reductions[key] = (callback, arg.origin.name, size)
         return reductions[key]
     states = {state: {tok: prepared(*act) for tok, act in row.items()}
@@ -1585,42 +1585,51 @@ def _tables():
     return _past_default_reductions(states, end_state), table.start_states["start"], end_state
 
 
-def _direct_callback(callback):
-    """Lark's callback of a reduction that splices the children of repetitions (``x (op y)*``
-    is built through helper rules whose trees are opened into their parent's children) and
-    may inline a ``?rule``'s one child, as one function of our own that does the same: lark's
-    goes through three calls (the splicing, the inlining, the tree) for each of the ten or so
-    reductions of a short text.  Any other callback is returned as it is."""
+def _reducer(callback):
+    """Lark's callback of a reduction as a function of ``(children, builder)``.  It does what
+    lark's does: the children of repetitions (``x (op y)*`` is built through helper rules whose
+    trees are opened into their parent's children) are spliced and a ``?rule``'s one child is
+    inlined, in one function (lark's goes through three calls for each of the ten or so
+    reductions of a short text).  Then, given a :class:`_Builder`, a node of a rule the builder
+    reads straight from its children (:data:`_EAGER_RULES`) is built at once, ``(expr, start,
+    end)``, rather than made a parse tree the builder walks afterwards."""
     from functools import partial
 
     from lark.parse_tree_builder import ChildFilterLALR_NoPlaceholders, ExpandSingleChild
     from lark.tree import Tree
 
-    if type(callback) is not ChildFilterLALR_NoPlaceholders:
-        return callback
-    builder = callback.node_builder
+    builder = callback
+    to_include = None
+    if type(builder) is ChildFilterLALR_NoPlaceholders:
+        to_include, builder = tuple(callback.to_include), builder.node_builder
     inline_one = type(builder) is ExpandSingleChild
     if inline_one:
         builder = builder.node_builder
     if type(builder) is not partial or builder.func is not Tree or len(builder.args) != 1 \
             or builder.keywords:
-        return callback
-    name, to_include = builder.args[0], tuple(callback.to_include)
+        return lambda children, _builder: callback(children)  # (not met: lark's own)
+    name = builder.args[0]
+    rule = _RULES[name] if name in _EAGER_RULES else None
 
-    def build(children):
-        filtered = []
-        for i, to_expand in to_include:  # (lark's ChildFilterLALR_NoPlaceholders)
-            if to_expand:
-                if filtered:
-                    filtered += children[i].children
+    def reduce(children, builder):
+        if to_include is None:
+            filtered = children
+        else:
+            filtered = []
+            for i, to_expand in to_include:  # (lark's ChildFilterLALR_NoPlaceholders)
+                if to_expand:
+                    if filtered:
+                        filtered += children[i].children
+                    else:
+                        filtered = children[i].children
                 else:
-                    filtered = children[i].children
-            else:
-                filtered.append(children[i])
+                    filtered.append(children[i])
         if inline_one and len(filtered) == 1:  # (lark's ExpandSingleChild)
             return filtered[0]
+        if rule is not None and builder is not None:
+            return rule(builder, filtered)
         return Tree(name, filtered)
-    return build
+    return reduce
 
 
 def _past_default_reductions(states: dict, end_state) -> dict:
@@ -1666,10 +1675,20 @@ def _past_default_reductions(states: dict, end_state) -> dict:
 _END = "$END"
 
 
-def _tokens_to_tree(toks: list[_Tok], text: str):
+#: What :func:`_tokens_to_tree` returns when a node built during the parse was refused.
+_REDO = object()
+
+
+def _tokens_to_tree(toks: list[_Tok], text: str, builder: "_Builder | None" = None):
     """Run lark's LALR tables over our tokens.  The loop is lark's ``feed_token`` without
     its per-token objects (lark's Token, the interactive parser): parsing is a fifth of the
-    time of a derivation, twice over (the input, and the printed result read back)."""
+    time of a derivation, twice over (the input, and the printed result read back).
+
+    Without ``builder``, the parse tree.  With it, the nodes of :data:`_EAGER_RULES` are built
+    as they are reduced (see :func:`_reducer`) and the result is ``(expr, start, end)``, or
+    :data:`_REDO` when building refused something: the builder met the refusals of the text
+    in another order than it does walking the whole tree (and a syntax error further on comes
+    first there), so the caller parses again, then builds."""
     states, start, end_state = _tables()
     state_stack = [start]
     value_stack: list = []
@@ -1700,7 +1719,12 @@ def _tokens_to_tree(toks: list[_Tok], text: str):
                     children = []
                 top = states[state_stack[-1]][origin]
                 state_stack.append(top)
-                value_stack.append(callback(children))
+                try:
+                    value_stack.append(callback(children, builder))
+                except (MatDerivError, RecursionError):
+                    if builder is None:  # pragma: no cover - a parse tree is refused nothing
+                        raise
+                    return _REDO
             if typ == _END and top == end_state:
                 return value_stack[-1]
 
@@ -1784,6 +1808,8 @@ class _Builder:
         tick()
         if type(t) is _Tok:  # (a token: _Tok has no subclass)
             return self.token(t)
+        if type(t) is tuple:  # built while parsing: (expr, start, end)
+            return t
         if isinstance(t, Expr):  # already built
             s, e = self.span_of(t)
             return t, s, e
@@ -2242,6 +2268,15 @@ class _Builder:
 #: name with one dictionary look-up (not a ``getattr`` of a name made on every node).
 _RULES = {name[2:]: meth for name, meth in vars(_Builder).items() if name.startswith("r_")}
 
+#: The rules whose nodes are built as the parser reduces them: all but those whose trees
+#: their parent reads itself (a bare argument's factors, ``barenext``), and ``func``, which
+#: the grammar's aliases leave unused.
+_EAGER_RULES = frozenset(_RULES) - {"bare", "barenext", "func"}
+
+#: Texts of at most this many tokens are built while parsed: their trees are too shallow for
+#: either way to reach the recursion limit (which the walk of a deep tree meets, as before).
+_EAGER_TOKENS = 64
+
 
 # ------------------------------------------------------------------------------------------
 # Public API
@@ -2257,9 +2292,12 @@ def parse(text: str) -> Parsed:
                             "pass the LaTeX text of the expression")
     try:
         toks = _Tokenizer(text).run()
-        tree = _tokens_to_tree(toks, text)
         infos = {t.start: t.info for t in toks if t.type == "SYM"}
         b = _Builder(text, infos)
+        tree = _tokens_to_tree(toks, text, b) if len(toks) <= _EAGER_TOKENS else _REDO
+        if tree is _REDO:  # (a long text, or one refused: parsed, then built, as two passes)
+            b = _Builder(text, infos)
+            tree = _tokens_to_tree(toks, text)
         expr, s, e = b.build(tree)
     except MatDerivError as err:
         raise err.with_source(text)
