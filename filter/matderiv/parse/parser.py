@@ -723,16 +723,21 @@ class _Tokenizer:
         i = 0
         while True:
             c = text[i:i + 1]  # (spacing starts with a blank, `~` or a command)
-            nxt = text[i + 1:i + 2]
-            separated = False
-            if c == " " and nxt != "\\" and nxt != "~" and not nxt.isspace():
-                # one plain blank, the commonest spacing: SPACE_RE would take it alone (each of
-                # its pieces starts with a blank, `~` or a backslash), and it is no explicit space
-                i += 1
-                m = None
+            if c == " ":
+                nxt = text[i + 1:i + 2]
+                if nxt != "\\" and nxt != "~" and not nxt.isspace():
+                    # one plain blank, the commonest spacing: SPACE_RE would take it alone (each
+                    # of its pieces starts with a blank, `~` or a backslash), and it is no
+                    # explicit space
+                    i += 1
+                    m = None
+                else:
+                    m = SPACE_RE.match(text, i)
+            elif c == "\\":
+                m = SPACE_RE.match(text, i) if text[i + 1:i + 2] in _SPACING_COMMANDS else None
             else:
-                m = SPACE_RE.match(text, i) if c == "\\" and nxt in _SPACING_COMMANDS \
-                    or c == "~" or c.isspace() else None
+                m = SPACE_RE.match(text, i) if c == "~" or c.isspace() else None
+            separated = False
             if m:
                 i = m.end()
                 separated = EXPLICIT_SPACE_RE.search(m.group()) is not None and \
@@ -741,9 +746,12 @@ class _Tokenizer:
             if i >= n:
                 break
             tick()
+            if not separated:  # (the usual case: nothing to insert before the token)
+                i = self.token_at(i)
+                continue
             k = len(self.toks)
             i = self.token_at(i)
-            if separated and len(self.toks) > k and self.toks[k].type in _OPERAND_START:
+            if len(self.toks) > k and self.toks[k].type in _OPERAND_START:
                 # `\det X \, X^{-1}`: an explicit space between two factors ends a bare
                 # function argument, as it does to the eye; it is read as a `\cdot`
                 sp = m.group()
@@ -1549,9 +1557,10 @@ def _expected_words(expected) -> str:
 def _tables():
     """What the LALR driver needs of lark's parser, prepared once: per state, each token's
     action as the next state (an int) for a shift (and the goto of a rule name: lark's table
-    holds both as shifts) or ``(callback, rule name, size)`` for a
-    reduction by a rule of ``size`` symbols (the callbacks are lark's own, so ``?rule``
-    inlining and the rest of the grammar's tree shaping are lark's); then the start and end
+    holds both as shifts) or ``(callback, rule name, size, eager)`` for a
+    reduction by a rule of ``size`` symbols (the callbacks do what lark's do, so ``?rule``
+    inlining and the rest of the grammar's tree shaping are lark's; an ``eager`` one may build
+    the node, see :func:`_reducer`); then the start and end
     states.  Lark's table keys reductions by ``Rule`` objects, whose hash is Python code: done
     on every reduction it was a fifth of the driver's time.
 
@@ -1573,11 +1582,12 @@ def _tables():
         key = id(arg)
         if key not in reductions:
             callback, size = lalr.callbacks[arg], len(arg.expansion)
+            eager = False
             if size == 1 and type(callback) is ExpandSingleChild:
                 callback = None  # (its value is its one child's)
             else:
-                callback = _reducer(callback)
-            reductions[key] = (callback, arg.origin.name, size)
+                callback, eager = _reducer(callback)
+            reductions[key] = (callback, arg.origin.name, size, eager)
         return reductions[key]
     states = {state: {tok: prepared(*act) for tok, act in row.items()}
               for state, row in table.states.items()}
@@ -1586,13 +1596,15 @@ def _tables():
 
 
 def _reducer(callback):
-    """Lark's callback of a reduction as a function of ``(children, builder)``.  It does what
-    lark's does: the children of repetitions (``x (op y)*`` is built through helper rules whose
-    trees are opened into their parent's children) are spliced and a ``?rule``'s one child is
-    inlined, in one function (lark's goes through three calls for each of the ten or so
-    reductions of a short text).  Then, given a :class:`_Builder`, a node of a rule the builder
-    reads straight from its children (:data:`_EAGER_RULES`) is built at once, ``(expr, start,
-    end)``, rather than made a parse tree the builder walks afterwards."""
+    """Lark's callback of a reduction, and whether it takes the builder: ``(function, eager)``.
+    The function does what lark's does: the children of repetitions (``x (op y)*`` is built
+    through helper rules whose trees are opened into their parent's children) are spliced and
+    a ``?rule``'s one child is inlined, in one function (lark's goes through three calls for
+    each of the ten or so reductions of a short text).  For a rule the builder reads straight
+    from its children (:data:`_EAGER_RULES`) it is a function of ``(children, builder)``:
+    given a :class:`_Builder`, the node is built at once, ``(expr, start, end)``, rather than
+    made a parse tree the builder walks afterwards.  A callback that makes a tree of a
+    rule of neither kind is lark's own."""
     from functools import partial
 
     from lark.parse_tree_builder import ChildFilterLALR_NoPlaceholders, ExpandSingleChild
@@ -1607,11 +1619,13 @@ def _reducer(callback):
         builder = builder.node_builder
     if type(builder) is not partial or builder.func is not Tree or len(builder.args) != 1 \
             or builder.keywords:
-        return lambda children, _builder: callback(children)  # (not met: lark's own)
+        return callback, False  # (not met: lark's own)
     name = builder.args[0]
     rule = _RULES[name] if name in _EAGER_RULES else None
+    if rule is None and to_include is None and not inline_one:
+        return callback, False  # (a tree of the rule's children: lark's partial)
 
-    def reduce(children, builder):
+    def reduce(children, builder=None):
         if to_include is None:
             filtered = children
         else:
@@ -1629,7 +1643,7 @@ def _reducer(callback):
         if rule is not None and builder is not None:
             return rule(builder, filtered)
         return Tree(name, filtered)
-    return reduce
+    return reduce, rule is not None
 
 
 def _past_default_reductions(states: dict, end_state) -> dict:
@@ -1707,7 +1721,7 @@ def _tokens_to_tree(toks: list[_Tok], text: str, builder: "_Builder | None" = No
                 value_stack.append(t)
                 top = act
                 break
-            callback, origin, size = act
+            callback, origin, size, eager = act
             if callback is None:  # an inlined one-symbol rule: the value stays, the state moves
                 top = state_stack[-1] = states[state_stack[-2]][origin]
             else:
@@ -1719,12 +1733,15 @@ def _tokens_to_tree(toks: list[_Tok], text: str, builder: "_Builder | None" = No
                     children = []
                 top = states[state_stack[-1]][origin]
                 state_stack.append(top)
-                try:
-                    value_stack.append(callback(children, builder))
-                except (MatDerivError, RecursionError):
-                    if builder is None:  # pragma: no cover - a parse tree is refused nothing
-                        raise
-                    return _REDO
+                if not eager:
+                    value_stack.append(callback(children))
+                else:
+                    try:
+                        value_stack.append(callback(children, builder))
+                    except (MatDerivError, RecursionError):
+                        if builder is None:  # pragma: no cover - a tree is refused nothing
+                            raise
+                        return _REDO
             if typ == _END and top == end_state:
                 return value_stack[-1]
 
@@ -1767,8 +1784,22 @@ def _neg(e: Expr) -> Expr:
 _new_span, _set_span_start, _set_span_end = Span.__new__, Span.start.__set__, Span.end.__set__
 
 
+def _canonical_spellings(toks: list[_Tok]) -> dict[str, tuple[str, bool]]:
+    """The LaTeX and boldness each symbol name of ``toks`` prints with: its first spelling;
+    bold anywhere makes a bold kind."""
+    canon: dict[str, tuple[str, bool]] = {}
+    for t in toks:
+        if t.type == "SYM":
+            info = t.info
+            if info.name not in canon:
+                canon[info.name] = (info.latex, info.bold)
+            elif info.bold and not canon[info.name][1]:
+                canon[info.name] = (canon[info.name][0], True)
+    return canon
+
+
 class _Builder:
-    def __init__(self, text: str, infos: dict[int, _SymInfo]):
+    def __init__(self, text: str, canon: dict[str, tuple[str, bool]]):
         self.text = text
         self.spans: dict[int, Span] = {}
         self.keep: list[Expr] = []           # keeps every built node alive (unique ids)
@@ -1778,14 +1809,7 @@ class _Builder:
         self.exp_powers: set[int] = set()    # ids of e^{...} exponentials
         self.divisions: set[int] = set()     # ids of the reciprocals of divisions
         self.inner_products: set[int] = set()  # ids of the traces of inner products
-        self.infos = infos
-        # canonical latex per name: first spelling; bold anywhere makes a bold kind
-        self.canon: dict[str, tuple[str, bool]] = {}
-        for info in infos.values():
-            if info.name not in self.canon:
-                self.canon[info.name] = (info.latex, info.bold)
-            elif info.bold and not self.canon[info.name][1]:
-                self.canon[info.name] = (self.canon[info.name][0], True)
+        self.canon = canon  # (see _canonical_spellings)
 
     def node(self, e: Expr, start: int, end: int) -> Expr:
         self.keep.append(e)
@@ -1821,7 +1845,7 @@ class _Builder:
     def token(self, t):
         s, e = t.start, t.end
         if t.type == "SYM":
-            info = self.infos[s]
+            info = t.info
             latex, bold = self.canon[info.name]
             upper = info.upper
             if upper:
@@ -2292,11 +2316,11 @@ def parse(text: str) -> Parsed:
                             "pass the LaTeX text of the expression")
     try:
         toks = _Tokenizer(text).run()
-        infos = {t.start: t.info for t in toks if t.type == "SYM"}
-        b = _Builder(text, infos)
+        canon = _canonical_spellings(toks)
+        b = _Builder(text, canon)
         tree = _tokens_to_tree(toks, text, b) if len(toks) <= _EAGER_TOKENS else _REDO
         if tree is _REDO:  # (a long text, or one refused: parsed, then built, as two passes)
-            b = _Builder(text, infos)
+            b = _Builder(text, canon)
             tree = _tokens_to_tree(toks, text)
         expr, s, e = b.build(tree)
     except MatDerivError as err:
