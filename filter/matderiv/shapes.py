@@ -1059,6 +1059,10 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
     except RecursionError:
         raise MatDerivError("the expression is nested too deeply", 0,
                             "simplify the bracket nesting", source=src) from None
+    # the distinct symbols of the tree in order of first appearance: those the rebuilding made,
+    # in the order it made them, which is the tree's unless it made an exponent after a factor
+    # that stands after it (a walk of the tree then says)
+    syms = list(symbols_of(tree)) if rebuilt.out_of_order else list(typed_syms.values())
 
     variables = []
     for w in wrt_names:
@@ -1070,7 +1074,6 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
             written = next((symbol_latex(t) for t in wrt_list if isinstance(t, str)
                             and _normalize_list([t], "variable") == [w]), None)
             variables.append(mk_symbol(w, inf.kinds[w], written or _latex_for(w)))
-    syms = list(symbols_of(tree))
     for v in variables:
         if v not in syms:
             syms.append(v)
@@ -1100,6 +1103,8 @@ class _Rebuild:
         self.dimt_memo: dict = {}
         self.typed_syms: dict[str, Symbol] = {}
         self.new_spans: dict[int, Span] = {}
+        #: whether symbols were made in another order than the new tree's walk meets them
+        self.out_of_order = False
 
     def dimt(self, d) -> tuple:
         got = self.dimt_memo.get(d)
@@ -1203,6 +1208,7 @@ class _Rebuild:
                 head = Func(f.name, args[0] if k == 1 else Mul(tuple(args[:k])))
                 if f is not node:  # \sin^2 \tau A (typed as a power first: A stays square)
                     head = Power(head, self.rb(node.exponent))
+                    self.out_of_order = True  # (made after all the factors, it stands before some)
                 return Mul((head,) + tuple(args[k:]))
         return None
 
