@@ -666,12 +666,12 @@ class _Infer:
         prev_idx = None        # index of the last non-scalar factor
         groups_at = []         # indices where a collapsed scalar prefix ends
         for i, (a, s) in enumerate(zip(args, shapes)):
-            if self.is_scalar(s):
+            if not s[0] and not s[1]:  # (is_scalar, inlined: tested for every factor)
                 continue
             if cur is None:
                 cur, cur_first, prev_idx = s, i, i
                 continue
-            if self.is_scalar(cur):
+            if not cur[0] and not cur[1]:
                 # x^T y z: the chain so far collapsed to a scalar; it acts as a scalar factor
                 groups_at.append(i)
                 cur, cur_first, prev_idx = s, i, i
@@ -1101,6 +1101,7 @@ class _Rebuild:
         self.parsed, self.inf, self.names, self.sym_names = parsed, inf, names, sym_names
         self.spans = parsed.spans
         self.dimt_memo: dict = {}
+        self.symbol_dims: dict[str, tuple] = {}  # name -> (rows, cols), named
         self.typed_syms: dict[str, Symbol] = {}
         self.new_spans: dict[int, Span] = {}
         #: whether symbols were made in another order than the new tree's walk meets them
@@ -1117,8 +1118,11 @@ class _Rebuild:
         # a fresh (equal) object per occurrence, so that spans stay per occurrence
         inf = self.inf
         kind = inf.kinds.get(name, fallback_kind)
-        r, c = inf.symdims[name]
-        sym = Symbol(name, self.dimt(r), self.dimt(c), kind, latex, name in self.sym_names)
+        dims = self.symbol_dims.get(name)
+        if dims is None:  # (its sizes named once per name, not per occurrence)
+            r, c = inf.symdims[name]
+            dims = self.symbol_dims[name] = (self.dimt(r), self.dimt(c))
+        sym = Symbol(name, dims[0], dims[1], kind, latex, name in self.sym_names)
         self.typed_syms.setdefault(name, sym)
         return sym
 

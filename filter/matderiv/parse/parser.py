@@ -2377,6 +2377,9 @@ def _call_like(toks: list[_Tok]) -> tuple:
 
 
 _IDENTITY_SIZE_RE = re.compile(r"_\s*(?:\{([^{}]*)\}|([A-Za-z]))\s*\}?\s*$")  # (\mathbf{1_n})
+#: Size letters, each with an optional power (``mn``, ``n^2``), and one of them.
+_SIZE_LETTERS_RE = re.compile(r"(?:[a-z](?:\^\d+)?)+")
+_SIZE_LETTER_RE = re.compile(r"([a-z])(?:\^(\d+))?")
 
 
 def identity_size_letters(text: str) -> tuple[str, ...]:
@@ -2387,9 +2390,9 @@ def identity_size_letters(text: str) -> tuple[str, ...]:
     if m is None:
         return ()
     sub = (m.group(1) or m.group(2)).replace(" ", "")
-    if not re.fullmatch(r"(?:[a-z](?:\^\d+)?)+", sub):
+    if not _SIZE_LETTERS_RE.fullmatch(sub):
         return ()
-    return tuple(a for a, k in re.findall(r"([a-z])(?:\^(\d+))?", sub) for _ in range(int(k or 1)))
+    return tuple(a for a, k in _SIZE_LETTER_RE.findall(sub) for _ in range(int(k or 1)))
 
 
 #: A name written with a subscript, ``W_1``, ``W_{12}``, ``theta_0`` (group 1 the letter or word).
