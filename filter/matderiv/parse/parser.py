@@ -1169,6 +1169,13 @@ class _Tokenizer:
             raise _err("a lone backslash", i, "remove it", i + 1, text)
         name = m.group(1)
         j = m.end()
+        # the commonest commands first (no other test below takes their names)
+        if name in SIZE_CMDS:
+            return self.sized(i, j, name)
+        if name in BOLD_CMDS:
+            return self.bold(i, j, name)
+        if name in NAME_CMDS:
+            return self.named(i, j, name)
         if name == "|":
             return self.bar(i, j, "||", None)
         if name in ("langle", "rangle"):
@@ -1222,8 +1229,6 @@ class _Tokenizer:
             self.emit("FRAC", text[i:j], i, j)
             self.frac.append([2, len(self.stack)])
             return j
-        if name in SIZE_CMDS:
-            return self.sized(i, j, name)
         if name in ("lvert", "rvert", "lVert", "rVert", "vert", "Vert", "mid"):
             kind = "||" if name[-4:] == "Vert" else "|"
             force = "open" if name[0] == "l" else "close" if name[0] == "r" else None
@@ -1234,10 +1239,6 @@ class _Tokenizer:
         if name in ("rbrace", "rbrack", "rparen"):
             self.close(DELIMS_CLOSE["\\" + name], "RPAR", i, j)
             return j
-        if name in BOLD_CMDS:
-            return self.bold(i, j, name)
-        if name in NAME_CMDS:
-            return self.named(i, j, name)
         if name in ("top", "intercal", "mathsf"):
             raise _err(f"`\\{name}` outside a superscript", i,
                        "write the transpose as a superscript: X^\\top", j, text)
