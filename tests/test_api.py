@@ -1648,3 +1648,21 @@ def test_an_exponent_over_a_letter_is_written_inline(expr, wrt, form, fn):
     assert t.latex == r"\frac{t^{1/k - 1}}{k}"
     assert float(t.evaluate({"t": 1.7, "k": 3.0})) == pytest.approx(
         ((1.7 + 1e-6) ** (1 / 3) - (1.7 - 1e-6) ** (1 / 3)) / 2e-6, rel=1e-6)
+
+
+@pytest.mark.parametrize("expr, wrt, decl, form, fn, at", [
+    (r"\det(t)", "t", {"scalar": ["t"]}, "1", lambda t: t, np.array([0.7])),
+    (r"\det(x^\top x)", "x", {}, "2 x", lambda x: x @ x, np.array([0.3, -1.1, 0.8])),
+    (r"\det(\det(X))", "X", {}, r"\det(X)\, X^{-\top}", np.linalg.det,
+     np.array([[2.0, 0.3, -0.1], [0.2, 1.5, 0.4], [-0.3, 0.1, 1.8]])),
+])
+def test_the_determinant_of_a_scalar_is_the_scalar(expr, wrt, decl, form, fn, at):
+    r"""A 1 x 1 matrix is its own determinant: ``\det(t)`` by t printed ``\frac{\det(t)}{t}``
+    (1, but undefined at 0) and ``\det(x^\top x)`` printed ``\frac{2 \det(x^\top x)\,
+    x}{x^\top x}``; they are 1 and ``2 x``."""
+    d = derive(expr, wrt, **decl)
+    assert d.latex == form
+    got = np.asarray(d.evaluate({wrt: at if at.ndim == 2 else (at if at.size > 1 else at[0])}),
+                     dtype=float)
+    want = fd_gradient(lambda v: float(fn(v if at.size > 1 else v[0])), at)
+    np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-6)

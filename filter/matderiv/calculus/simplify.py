@@ -1679,6 +1679,8 @@ def _rewrite_det(e: Det) -> Expr:
         return Det(a.arg)
     if isinstance(a, Identity):
         return c(1)
+    if a.is_scalar:
+        return a  # a 1 x 1 matrix is its own determinant: \det(x^\top x) is x^\top x
     if isinstance(a, Inverse):
         return Power(Det(a.arg), c(-1))
     return e
