@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import fd_gradient
+from conftest import fd_gradient, fd_jacobian
 from matderiv import MatDerivError, derive
 from matderiv.errors import UnsupportedError
 
@@ -416,3 +416,44 @@ def test_a_d_beside_another_symbol_stays_a_product():
     got = derive(r"x^\top dy", "x")
     np.testing.assert_allclose(got.evaluate({"y": y, "d": dv, "x": x}),
                                fd_jacobian(lambda v: (v @ dv) * y, x), rtol=1e-6)
+
+
+@pytest.mark.parametrize("make", [
+    lambda n: "x" + "^\\top" * n,                # a transpose of a transpose of ...
+    lambda n: "x" + "'" * n,
+    lambda n: "X" + "^{-1}" * n,
+    lambda n: "(" * n + "x" + ")" * n,
+    lambda n: "\\exp(" * n + "t" + ")" * n,
+    lambda n: "-" * n + "x",
+    lambda n: "\\det " * n + "X",
+], ids=["transposes", "primes", "inverses", "brackets", "functions", "minus-signs", "dets"])
+@pytest.mark.parametrize("n", [120, 300, 5000])
+def test_a_deep_chain_is_refused_as_nested_too_deeply_never_an_internal_error(make, n):
+    r"""A chain of postfix operators nests the tree as deeply as brackets do: 300 transposes
+    or inverses passed the reader and overflowed a later stage's recursion (an internal
+    error).  Every depth either derives or is refused as nested too deeply."""
+    text = make(n)
+    var = "t" if text.startswith("\\exp") else ("X" if "X" in text else "x")
+    try:
+        d = derive(text, var, scalar=["t"])
+    except MatDerivError as err:
+        assert "internal error" not in err.message, err.message
+        return
+    # brackets and minus signs do not nest the tree (x, -x): any depth derives; chains of
+    # operators derive only under the limit
+    assert n == 120 or text.startswith(("(", "-")), f"depth {n} derived: {d.latex[:80]}"
+    if text.startswith(("(", "-")):
+        x = np.array([0.3, -1.2, 0.7])
+        sign = -1.0 if text.startswith("-") and n % 2 else 1.0
+        np.testing.assert_allclose(np.asarray(d.evaluate({"x": x}), dtype=float),
+                                   fd_jacobian(lambda v: sign * v, x), rtol=1e-6)
+
+
+def test_a_tree_at_the_depth_limit_derives_and_checks_against_numbers():
+    """Just under the limit the pipeline's every stage (differentiation, simplification,
+    the check, printing, the read-back, steps) works; the result is the identity."""
+    d = derive("x" + "^\\top" * 98, "x", steps=True)  # an even number of transposes: x
+    x = np.array([0.3, -1.2, 0.7])
+    got = np.asarray(d.evaluate({"x": x}))
+    np.testing.assert_allclose(got, np.eye(3), rtol=1e-12)
+    np.testing.assert_allclose(got, fd_jacobian(lambda v: v, x), rtol=1e-6)

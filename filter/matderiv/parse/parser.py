@@ -2332,6 +2332,12 @@ def parse(text: str) -> Parsed:
     except Exception as exc:  # pragma: no cover - defensive: nothing else may escape
         raise MatDerivError(f"cannot parse the expression ({type(exc).__name__}: {exc})", 0,
                             "", source=text) from None
+    if len(text) > MAX_DEPTH and _deeper_than(expr, MAX_DEPTH):
+        # (a tree deeper than the text is long cannot be: short texts are not walked)
+        raise MatDerivError("the expression is nested too deeply", 0,
+                            f"it nests more than {MAX_DEPTH} functions or "
+                            "operators (such as ^\\top or ^{-1}) one inside another; simplify it",
+                            source=text)
     if id(expr) not in b.spans:
         b.node(expr, s, e)
     # spans of nodes the builder made and dropped stay in the map: ``keep`` (held by the
@@ -2345,6 +2351,23 @@ def parse(text: str) -> Parsed:
         calls=_call_like(toks), divisions=frozenset(b.divisions),
         inner_products=frozenset(b.inner_products), differentials=_differential_like(toks, text))
     return parsed
+
+
+#: The deepest tree the reader hands on: the later stages recurse once or more per level, and a
+#: chain of 300 transposes (``x^\top^\top...``) or inverses, which the reader takes without
+#: recursion, overflowed one of them.  No formula of a paper comes near.
+MAX_DEPTH = 100
+
+
+def _deeper_than(tree, limit: int) -> bool:
+    """Whether ``tree`` has more than ``limit`` levels (walked without recursion)."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        stack.extend((k, depth + 1) for k in node.children())
+    return False
 
 
 def _differential_like(toks: list[_Tok], text: str) -> tuple:
