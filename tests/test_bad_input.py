@@ -457,3 +457,15 @@ def test_a_tree_at_the_depth_limit_derives_and_checks_against_numbers():
     got = np.asarray(d.evaluate({"x": x}))
     np.testing.assert_allclose(got, np.eye(3), rtol=1e-12)
     np.testing.assert_allclose(got, fd_jacobian(lambda v: v, x), rtol=1e-6)
+
+
+def test_a_result_deeper_than_the_reader_takes_is_refused_in_words():
+    r"""The Hessian of 99 nested square roots is deeper than its input: its printed text, read
+    back, passed the reader's depth limit, and the guard took that for a printer bug (an
+    internal error).  It is refused as too deeply nested to typeset."""
+    text = "\\sqrt{" * 99 + "t" + "}" * 99
+    with pytest.raises(MatDerivError) as info:
+        derive(text, ["t", "t"], scalar=["t"])
+    assert "nested too deeply to typeset" in info.value.message
+    assert "internal" not in info.value.message
+    assert info.value.hint

@@ -21,10 +21,11 @@ from functools import lru_cache
 
 import numpy as np
 
-from .errors import MatDerivError
+from .errors import MatDerivError, NestedTooDeeplyError
 from .expr import (ONE, SCALAR, Commutation, Const, Diag, DiagPart, Expr, Func, Identity, Kron,
                    Mul, Norm, Ones, Power, Symbol, Vec, Zero, symbols as symbols_of)
 from .parse import identity_size_letters, parse
+from .parse.parser import MAX_DEPTH
 from .printing.latex import latex, printed_size
 from .shapes import infer
 from .numeric import commutation_matrix
@@ -681,6 +682,13 @@ def printed_matches(printed: str, f: Expr, result: Expr, all_syms, declarations:
         return None  # a zero vector or matrix whose size the text does not fix: cannot say
     try:
         parsed = parse(printed)
+    except NestedTooDeeplyError:
+        # a result deeper than the reader takes (the Hessian of 99 nested square roots): not
+        # a printer bug, and not a formula anyone reads; refused in words
+        raise MatDerivError("the derivative is nested too deeply to typeset: it nests more than "
+                            f"{MAX_DEPTH} functions or operators one inside another; it is not "
+                            "printed", hint="split the expression, or name its parts and "
+                            "differentiate them one by one") from None
     except MatDerivError:
         # the printer's notation reads (of 3 896 random derivations none failed) except a
         # commutation matrix of composite sizes, K_{ns,p}: other text that does not read is a

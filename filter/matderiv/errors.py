@@ -74,3 +74,8 @@ class MatDerivError(Exception):
 
 class UnsupportedError(MatDerivError):
     """A construct the engine does not handle (yet): the message says "not supported"."""
+
+
+class NestedTooDeeplyError(MatDerivError):
+    """An expression nested past what the engine takes (brackets, functions or operators one
+    inside another): refused by the reader and by typing before any later stage recurses."""

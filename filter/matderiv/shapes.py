@@ -38,7 +38,7 @@ from typing import Sequence
 
 from .calculus.build import ones
 from .deadline import tick
-from .errors import MatDerivError, Span, UnsupportedError
+from .errors import MatDerivError, NestedTooDeeplyError, Span, UnsupportedError
 from .expr import (ONE, Add, Commutation, Const, Det, Diag, DiagPart, Differential, Expr, Func,
                    Hadamard, HadamardDiv, Identity, Inverse, Kron, Mul, Norm, Ones, Power,
                    ShapeError, Softmax, Sum, Symbol, Trace, Transpose, Vec, Zero,
@@ -1036,7 +1036,7 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
     try:
         inf.visit(parsed.tree)
     except RecursionError:
-        raise MatDerivError("the expression is nested too deeply", 0,
+        raise NestedTooDeeplyError("the expression is nested too deeply", 0,
                             "simplify the bracket nesting", source=src) from None
     except MatDerivError as e:
         if not _retrying and "by default" not in (e.hint or ""):
@@ -1057,7 +1057,7 @@ def infer(parsed: Parsed, wrt: Sequence[str] | str, scalar=(), vector=(), matrix
     try:
         tree = rebuilt.rb(parsed.tree)
     except RecursionError:
-        raise MatDerivError("the expression is nested too deeply", 0,
+        raise NestedTooDeeplyError("the expression is nested too deeply", 0,
                             "simplify the bracket nesting", source=src) from None
     # the distinct symbols of the tree in order of first appearance: those the rebuilding made,
     # in the order it made them, which is the tree's unless it made an exponent after a factor

@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..deadline import tick
-from ..errors import MatDerivError, Span, UnsupportedError
+from ..errors import MatDerivError, NestedTooDeeplyError, Span, UnsupportedError
 from ..expr import (ELEMENTWISE, Add, Const, Det, Expr, Func, Hadamard, HadamardDiv, Identity,
                     Inverse, Kron, Mul, Norm, Ones, Power, Softmax, Sum, Symbol, Trace, Transpose,
                     UNKNOWN, Vec)
@@ -2327,14 +2327,14 @@ def parse(text: str) -> Parsed:
     except MatDerivError as err:
         raise err.with_source(text)
     except RecursionError:
-        raise MatDerivError("the expression is nested too deeply", 0,
+        raise NestedTooDeeplyError("the expression is nested too deeply", 0,
                             "simplify the bracket nesting", source=text) from None
     except Exception as exc:  # pragma: no cover - defensive: nothing else may escape
         raise MatDerivError(f"cannot parse the expression ({type(exc).__name__}: {exc})", 0,
                             "", source=text) from None
     if len(text) > MAX_DEPTH and _deeper_than(expr, MAX_DEPTH):
         # (a tree deeper than the text is long cannot be: short texts are not walked)
-        raise MatDerivError("the expression is nested too deeply", 0,
+        raise NestedTooDeeplyError("the expression is nested too deeply", 0,
                             f"it nests more than {MAX_DEPTH} functions or "
                             "operators (such as ^\\top or ^{-1}) one inside another; simplify it",
                             source=text)
