@@ -16,7 +16,8 @@ Conventions
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from operator import attrgetter
 from fractions import Fraction
 from typing import Callable, Iterator, Tuple
 
@@ -42,20 +43,29 @@ class ShapeError(ValueError):
     """Raised by :func:`Expr.shape` computations on ill-typed trees (an engine bug or a clash)."""
 
 
-class _KeptOnTheNode:
-    """A property of a node computed on first use and kept in the node's ``__dict__`` under
-    its own name (trees are immutable): later reads are plain attribute reads, with no Python
+class _KeptShape:
+    """A node's shape, computed on first use and kept in the node's ``__dict__`` under
+    ``shape`` (trees are immutable): later reads are plain attribute reads, with no Python
     call (a non-data descriptor, so the instance's value takes precedence).  ``shape`` and
     ``is_scalar`` are read some hundred times per derivation."""
-
-    def __init__(self, compute, name: str):
-        self.compute, self.name = compute, name
 
     def __get__(self, node, cls=None):
         if node is None:
             return self
-        value = self.compute(node)  # (an ill-typed node raises ShapeError; nothing is kept)
-        object.__setattr__(node, self.name, value)
+        value = node._shape_()  # (an ill-typed node raises ShapeError; nothing is kept)
+        node.__dict__["shape"] = value
+        return value
+
+
+class _KeptIsScalar:
+    """Whether a node is 1 x 1, kept as :class:`_KeptShape` keeps the shape (one descriptor
+    per property rather than a shared one calling a function: the call was a frame per node)."""
+
+    def __get__(self, node, cls=None):
+        if node is None:
+            return self
+        value = node.shape == SCALAR
+        node.__dict__["is_scalar"] = value
         return value
 
 
@@ -81,7 +91,7 @@ class Expr:
 
     def walk(self) -> Iterator["Expr"]:
         """Pre-order traversal (the node list is kept on the node: trees are immutable)."""
-        return iter(self.nodes())
+        return iter(self._nodes or self.nodes())  # (kept: no call)
 
     def nodes(self) -> tuple["Expr", ...]:
         """Every node of the tree, pre-order, computed once per node."""
@@ -93,7 +103,7 @@ class Expr:
             else:
                 acc = [self]
                 for c in kids:
-                    acc.extend(c.nodes())
+                    acc.extend(c._nodes or c.nodes())  # (a child's kept list: no call)
                 got = tuple(acc)
             object.__setattr__(self, "_nodes", got)
         return got
@@ -103,11 +113,15 @@ class Expr:
         kids = self.children()
         node = self
         if kids:
-            new = tuple([k.map(fn) for k in kids])
-            for a, b in zip(new, kids):
-                if a is not b:  # (a child changed: rebuilt, else the node itself)
-                    node = self.with_children(new)
-                    break
+            new = []
+            changed = False
+            for k in kids:  # (a loop, not a comprehension: that is a frame of its own)
+                a = k.map(fn)
+                new.append(a)
+                if a is not k:  # (a child changed: rebuilt, else the node itself)
+                    changed = True
+            if changed:
+                node = self.with_children(tuple(new))
         return fn(node)
 
     def contains(self, pred: Callable[["Expr"], bool]) -> bool:
@@ -117,12 +131,12 @@ class Expr:
         return any(n == sym for n in self.walk())
 
     # --- shape ---------------------------------------------------------------------------
-    shape = _KeptOnTheNode(lambda self: self._shape_(), "shape")
+    shape = _KeptShape()
 
     def _shape_(self) -> Shape:  # pragma: no cover - every node overrides
         raise NotImplementedError
 
-    is_scalar = _KeptOnTheNode(lambda self: self.shape == SCALAR, "is_scalar")
+    is_scalar = _KeptIsScalar()
 
     @property
     def is_vector(self) -> bool:
@@ -154,15 +168,15 @@ class Symbol(Expr):
         return (self.rows, self.cols)
 
 
-@dataclass(frozen=True, eq=True)
+@dataclass(frozen=True, eq=True, init=False)
 class Const(Expr):
     """An exact rational number (a scalar)."""
 
     value: Fraction
 
-    def __post_init__(self):
-        if not isinstance(self.value, Fraction):
-            object.__setattr__(self, "value", Fraction(self.value))
+    def __init__(self, value):
+        # (the value made a Fraction here, not in a __post_init__: a call less per constant)
+        self.__dict__["value"] = value if isinstance(value, Fraction) else Fraction(value)
 
     def _shape_(self) -> Shape:
         return SCALAR
@@ -257,7 +271,20 @@ class Mul(_Nary):
     """Matrix product; 1 x 1 factors act as scalars."""
 
     def _shape_(self) -> Shape:
-        return mul_shape([a.shape for a in self.args])
+        # (mul_shape's walk along the chain, without the list of shapes and the call; a
+        # broken chain is left to mul_shape, which reports it as ever)
+        cur = None
+        for a in self.args:
+            s = a.shape
+            if s == SCALAR:
+                continue
+            if cur is None:
+                cur = s
+            elif cur[1] == s[0]:
+                cur = (cur[0], s[1])
+            else:
+                return mul_shape([a.shape for a in self.args])
+        return cur if cur is not None else SCALAR
 
 
 class Hadamard(_Nary):
@@ -515,14 +542,28 @@ class DifferentialOf(Expr):
 
 def _cache_hashes() -> None:
     """Frozen dataclasses recompute their hash over the whole subtree on every call; trees are
-    immutable, so each node keeps its hash after the first computation."""
-    def wrap(orig):
-        def __hash__(self):
-            h = self._hash  # (the class's None until the first computation)
-            if h is None:
-                h = orig(self)
-                object.__setattr__(self, "_hash", h)
-            return h
+    immutable, so each node keeps its hash after the first computation.  The value is the
+    dataclass's own, ``hash((field, ...))``, computed in the kept hash itself (the dataclass's
+    function called from it was a second frame per node)."""
+    def kept(names):
+        if len(names) == 1:
+            name = names[0]
+
+            def __hash__(self):
+                h = self._hash  # (the class's None until the first computation)
+                if h is None:
+                    h = hash((getattr(self, name),))
+                    self.__dict__["_hash"] = h
+                return h
+        else:
+            fields_of = attrgetter(*names)  # (a tuple of the fields, in their order)
+
+            def __hash__(self):
+                h = self._hash
+                if h is None:
+                    h = hash(fields_of(self))
+                    self.__dict__["_hash"] = h
+                return h
         return __hash__
 
     stack = list(Expr.__subclasses__())
@@ -530,7 +571,7 @@ def _cache_hashes() -> None:
         cls = stack.pop()
         stack.extend(cls.__subclasses__())
         if "__hash__" in cls.__dict__ and cls.__dict__["__hash__"] is not None:
-            cls.__hash__ = wrap(cls.__dict__["__hash__"])
+            cls.__hash__ = kept(tuple(f.name for f in fields(cls)))
 
 
 _cache_hashes()
