@@ -320,6 +320,21 @@ def _sup(s: str) -> str:
     return "^{" + s + "}"
 
 
+def _scalar_flags(factors) -> list:
+    """:func:`_is_scalar` of each factor, read as the nodes' kept attributes in one go (a
+    call per factor otherwise); a factor whose shape cannot be computed is asked alone."""
+    try:
+        return [f.is_scalar for f in factors]
+    except (ShapeError, ValueError, KeyError, AttributeError, TypeError):
+        return [_is_scalar(f) for f in factors]
+
+
+#: The node types :func:`_is_size` can hold true of (a size, a power, sum or product of sizes).
+_SIZE_TYPES = (Trace, Power, Add, Mul)
+
+#: The node types :meth:`LatexPrinter._is_function_like` can hold true of.
+_FUNCTION_LIKE_TYPES = (Power, Det, Trace, Func, Norm, Sum)
+
 #: (printer class, node class) -> the name of the method that prints it (found once)
 _METHOD_OF: dict = {}
 
@@ -359,7 +374,6 @@ class LatexPrinter:
         """The text of ``expr``, each node printed once per formula: an elementwise product
         prints its factors to find repeats (u \\odot u is u^{\\circ 2}), and nested products
         would print them again at every level (exponential in the depth)."""
-        tick()
         texts = self._texts
         # (bars inside bars print apart: their texts are kept under (node, True); no node
         # equals a tuple, so the usual case is keyed by the node alone, with no tuple made)
@@ -368,6 +382,7 @@ class LatexPrinter:
             hit = texts.get(key)
             if hit is not None:
                 return hit
+        tick()  # (after the look-up: a text already printed takes no time worth polling)
         name = _METHOD_OF.get((type(self), type(expr)))
         if name is None:
             name = _METHOD_OF[type(self), type(expr)] = self._method_name(type(expr))
@@ -541,11 +556,14 @@ class LatexPrinter:
         r"""In a flat product, a leading run of non-scalars whose product is 1 x 1 and that is
         followed by more non-scalars becomes one (parenthesised) group, the scalars met inside
         it put before it: ``(a^\top b) c^\top``, ``t (a^\top b) c^\top``."""
+        scalar = _scalar_flags(factors)
+        nons_total = len(factors) - sum(scalar)
+        if nons_total < 2:
+            return factors  # (no run of two non-scalars: nothing to group, the order kept)
         out, run, cur = [], [], None
-        nons_total = sum(1 for f in factors if not _is_scalar(f))
         seen = 0
-        for f in factors:
-            if _is_scalar(f):
+        for f, f_scalar in zip(factors, scalar):
+            if f_scalar:
                 (run if cur is not None else out).append(f)
                 continue
             run.append(f)
@@ -597,9 +615,9 @@ class LatexPrinter:
         s = self._print(f)
         if alone:
             return s
-        if self._prints_as_power(f):
-            return s  # u^{\circ 2} needs no brackets
-        if isinstance(f, (Add, Hadamard, Kron)):
+        if isinstance(f, Hadamard):
+            return s if self._prints_as_power(f) else paren(s)  # u^{\circ 2} needs no brackets
+        if isinstance(f, (Add, Kron)):
             return paren(s)
         if isinstance(f, HadamardDiv) and not _is_scalar(f):
             return paren(s)
@@ -617,11 +635,12 @@ class LatexPrinter:
             s = self._mul_factor(f, alone)
             if parts:
                 prev = factors[i - 1]
-                if _starts_with_digit(s):
+                if "0" <= s[:1] <= "9":  # (_starts_with_digit, inline: once per factor)
                     sep = r" \cdot "
                 elif parts[-1] == r"\sigma" and s.startswith(("(", r"\left(")):
                     sep = r" \cdot "  # \sigma (u) reads as the logistic function of u
-                elif self._is_function_like(prev) and not _is_scalar(f):
+                elif isinstance(prev, _FUNCTION_LIKE_TYPES) and self._is_function_like(prev) \
+                        and not _is_scalar(f):
                     sep = r"\, "
                 elif isinstance(prev, Differential) or (
                         isinstance(prev, Transpose) and isinstance(prev.arg, Differential)):
@@ -637,11 +656,13 @@ class LatexPrinter:
         with the scalars first (t x^T a) and grouped as a flat product is, so the text reads
         back as itself however the product was nested."""
         groups = [f for f in factors if isinstance(f, Mul)]
+        if not groups and len(factors) < 2:
+            return factors  # (one factor or none: nothing to splice or reorder)
         if len(groups) == 1 and all(_is_scalar(f) for f in factors if f is not groups[0]) \
                 and any(not _is_scalar(f) for f in groups[0].args):
             factors = self._group_scalar_runs([f for f in factors if f is not groups[0]]
                                               + list(groups[0].args))
-        nons = [f for f in factors if not _is_scalar(f)]
+        nons = [f for f, f_scalar in zip(factors, _scalar_flags(factors)) if not f_scalar]
         if len(nons) > 1 and _chain_shape(nons) == SCALAR:
             # a flat 1 x 1 chain with scalars among it: the scalars first (s^T b t -> t s^T b);
             # where a 1 x 1 group stands among it, the rest of the chain becomes a group of its
@@ -665,23 +686,28 @@ class LatexPrinter:
         coeff, factors = self._flatten_mul(e.args)
         num, den = [], []
         for f in factors:
-            d = self._denominator_part(f)
+            # (only a power or an inverse can go below the bar: the rest are not asked)
+            d = self._denominator_part(f) if isinstance(f, (Power, Inverse)) else None
             (den if d is not None else num).append(d if d is not None else f)
-        if coeff == 0:
+        if coeff is not COEF_ONE and coeff == 0:  # (the shared 1: no Fraction comparison)
             return "0"
         # a size goes first, as a coefficient does: n \det(X), not \det(X) n
         if len(num) > 1:  # (stable: the rest keep their order; one factor stays as it is)
-            num = sorted(num, key=lambda f: not _is_size(f))
+            for f in num:
+                if isinstance(f, _SIZE_TYPES):  # (no other factor can be a size: no sort)
+                    num = sorted(num, key=lambda f: not _is_size(f))
+                    break
         num = self._splice_lone_group(self._group_scalar_runs(num))
         # and under the bar the plain letters: n \det(X)^{1/n}, k t^{1/k + 1}
-        den = self._splice_lone_group(sorted(den, key=lambda f: not _is_plain_scalar(f)))
+        if den:
+            den = self._splice_lone_group(sorted(den, key=lambda f: not _is_plain_scalar(f)))
         # (the coefficient is a Fraction, as a Const's value always is: its sign is its
         # numerator's, read without Fraction's comparison, which asks numbers.Rational first)
         negative = coeff.numerator < 0
         sign = "-" if negative else ""
         c = -coeff if negative else coeff
         # the number over the bar and under it: 0.3 and 1 in decimal mode (\frac{0.3 x}{\tau})
-        dec = _scientific(c) or _decimal(c)
+        dec = None if c is COEF_ONE else _scientific(c) or _decimal(c)
         c_top, c_bottom = (dec, 1) if dec is not None else (str(c.numerator), c.denominator)
         if den and len(num) == 1 and isinstance(num[0], Add):
             # a sum of fractions over a denominator, \frac{\frac{y}{a} - \frac{x}{b}}{c}, is
@@ -715,8 +741,8 @@ class LatexPrinter:
                     return sign + head
                 rest = self._join_factors(num[k:], alone_ok=False)
                 return sign + _beside(head, rest)
-        body = self._join_factors(num, alone_ok=(coeff == 1))
-        if c == 1:
+        body = self._join_factors(num, alone_ok=(coeff is COEF_ONE or coeff == 1))
+        if c is COEF_ONE or c == 1:
             return sign + body
         return sign + _beside(_fmt_fraction(c), body)
 
