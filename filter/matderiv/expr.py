@@ -16,7 +16,7 @@ Conventions
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from operator import attrgetter
 from fractions import Fraction
 from typing import Callable, Iterator, Tuple
@@ -566,12 +566,38 @@ def _cache_hashes() -> None:
                 return h
         return __hash__
 
-    stack = list(Expr.__subclasses__())
-    while stack:
-        cls = stack.pop()
-        stack.extend(cls.__subclasses__())
+    for cls in _node_classes():
         if "__hash__" in cls.__dict__ and cls.__dict__["__hash__"] is not None:
             cls.__hash__ = kept(tuple(f.name for f in fields(cls)))
 
 
+def _plain_inits() -> None:
+    """A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``, a
+    call per field (a symbol has six); the nodes' own write the fields into the node's
+    ``__dict__``: the same signature, defaults and values, built as the dataclass builds it."""
+    for cls in _node_classes():
+        if "__init__" not in cls.__dict__ or not cls.__dataclass_params__.init:
+            continue  # (an inherited __init__, or a class's own: Const)
+        names = [f.name for f in fields(cls)]
+        defaults = {"_default_" + f.name: f.default for f in fields(cls) if f.default is not MISSING}
+        params = ", ".join(n + ("=_default_" + n if "_default_" + n in defaults else "") for n in names)
+        body = "".join(f"\n    fields[{n!r}] = {n}" for n in names)
+        namespace = dict(defaults)
+        exec(f"def __init__(self, {params}):\n    fields = self.__dict__{body}\n", namespace)
+        init = namespace["__init__"]
+        init.__qualname__ = cls.__qualname__ + ".__init__"
+        cls.__init__ = init
+
+
+def _node_classes() -> list:
+    """Every node class (the subclasses of :class:`Expr`, at any depth)."""
+    found, stack = [], list(Expr.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        found.append(cls)
+        stack.extend(cls.__subclasses__())
+    return found
+
+
 _cache_hashes()
+_plain_inits()
