@@ -81,6 +81,8 @@ class Expr:
     _nodes = None
     #: whether the tree holds a differential ``dX`` (kept by :func:`calculus.identify.has_d`)
     _has_d = None
+    #: whether the node has no children (set on each node class below, from its ``children``)
+    _is_leaf = False
 
     # --- structure -----------------------------------------------------------------------
     def children(self) -> tuple["Expr", ...]:
@@ -103,7 +105,11 @@ class Expr:
             else:
                 acc = [self]
                 for c in kids:
-                    acc.extend(c._nodes or c.nodes())  # (a child's kept list: no call)
+                    sub = c._nodes
+                    if sub is None:
+                        # (a leaf's list is itself, made here: no calls of its nodes, children)
+                        sub = (c,) if c._is_leaf else c.nodes()
+                    acc.extend(sub)
                 got = tuple(acc)
             object.__setattr__(self, "_nodes", got)
         return got
@@ -177,6 +183,10 @@ class Const(Expr):
     def __init__(self, value):
         # (the value made a Fraction here, not in a __post_init__: a call less per constant)
         self.__dict__["value"] = value if isinstance(value, Fraction) else Fraction(value)
+
+    # (always 1 x 1: class attributes, read with no computation and nothing kept per node)
+    shape = SCALAR
+    is_scalar = True
 
     def _shape_(self) -> Shape:
         return SCALAR
@@ -391,6 +401,9 @@ class Vec(_Unary):
 class Sum(_Unary):
     """Sum of all entries."""
 
+    shape = SCALAR  # (as Const's)
+    is_scalar = True
+
     def _shape_(self) -> Shape:
         return SCALAR
 
@@ -408,6 +421,9 @@ class Norm(Expr):
 
     def with_children(self, children):
         return Norm(children[0], self.kind)
+
+    shape = SCALAR  # (as Const's)
+    is_scalar = True
 
     def _shape_(self) -> Shape:
         return SCALAR
@@ -599,5 +615,13 @@ def _node_classes() -> list:
     return found
 
 
+def _mark_leaves() -> None:
+    """Set ``_is_leaf`` on the node classes whose nodes have no children (:meth:`Expr.nodes`
+    reads it rather than calling ``children`` on each leaf)."""
+    for cls in _node_classes():
+        cls._is_leaf = cls.children is Expr.children or cls is Differential
+
+
 _cache_hashes()
 _plain_inits()
+_mark_leaves()

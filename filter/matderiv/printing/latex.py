@@ -161,7 +161,7 @@ def _is_size(e: Expr) -> bool:
     if isinstance(e, (Add, Mul)):
         return any(_is_size(a) for a in e.args) and all(
             _is_size(a) or isinstance(a, Const) for a in e.args)
-    return printed_size(e) is not None
+    return isinstance(e, Trace) and printed_size(e) is not None  # (only tr(I_d) is a size)
 
 
 def _sub(d) -> str:
@@ -447,7 +447,7 @@ class LatexPrinter:
             coeff, rest = self._flatten_mul(e.args)
             if coeff == 1 and len(rest) == 1:
                 return self._postfix_base(rest[0])  # 1/2 (2 x) prints as x: no brackets
-        size = _size_text(e)
+        size = _size_text(e) if isinstance(e, Trace) else None  # (only tr(I_d) is a size)
         if size is not None:
             return size if len(size) == 1 else paren(size)  # (mn)^2, not m n^2
         if isinstance(e, _ATOMS):
@@ -568,8 +568,9 @@ class LatexPrinter:
                 continue
             run.append(f)
             seen += 1
-            s = _shape(f)
-            if s is None:
+            try:  # (_shape, inline: once per factor)
+                s = f.shape
+            except (ShapeError, ValueError, KeyError, AttributeError, TypeError):
                 return factors
             cur = s if cur is None else (cur[0], s[1])
             if cur == SCALAR and seen < nons_total and sum(1 for g in run if not _is_scalar(g)) > 1:
