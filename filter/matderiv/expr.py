@@ -53,7 +53,9 @@ class _KeptShape:
         if node is None:
             return self
         value = node._shape_()  # (an ill-typed node raises ShapeError; nothing is kept)
-        node.__dict__["shape"] = value
+        kept = node.__dict__
+        kept["shape"] = value
+        kept["is_scalar"] = value == SCALAR  # (asked of most nodes whose shape is: kept now)
         return value
 
 
@@ -116,6 +118,8 @@ class Expr:
 
     def map(self, fn: Callable[["Expr"], "Expr"]) -> "Expr":
         """Bottom-up rewrite: ``fn`` is applied to each node after its children."""
+        if self._is_leaf:
+            return fn(self)  # (no children to ask for)
         kids = self.children()
         node = self
         if kids:

@@ -332,6 +332,9 @@ def _scalar_flags(factors) -> list:
 #: The node types :func:`_is_size` can hold true of (a size, a power, sum or product of sizes).
 _SIZE_TYPES = (Trace, Power, Add, Mul)
 
+#: The node types :meth:`LatexPrinter._mul_factor` may bracket.
+_BRACKETABLE_TYPES = (Hadamard, Add, Kron, HadamardDiv, Mul, Const)
+
 #: The node types :meth:`LatexPrinter._is_function_like` can hold true of.
 _FUNCTION_LIKE_TYPES = (Power, Det, Trace, Func, Norm, Sum)
 
@@ -374,6 +377,8 @@ class LatexPrinter:
         """The text of ``expr``, each node printed once per formula: an elementwise product
         prints its factors to find repeats (u \\odot u is u^{\\circ 2}), and nested products
         would print them again at every level (exponential in the depth)."""
+        if type(expr) is Symbol:
+            return expr.latex or expr.name  # (_print_Symbol's text, at hand: no memo, no dispatch)
         texts = self._texts
         # (bars inside bars print apart: their texts are kept under (node, True); no node
         # equals a tuple, so the usual case is keyed by the node alone, with no tuple made)
@@ -633,7 +638,8 @@ class LatexPrinter:
         parts = []
         alone = alone_ok and len(factors) == 1
         for i, f in enumerate(factors):
-            s = self._mul_factor(f, alone)
+            # (only these can take brackets as a factor: the rest print as themselves)
+            s = self._mul_factor(f, alone) if isinstance(f, _BRACKETABLE_TYPES) else self._print(f)
             if parts:
                 prev = factors[i - 1]
                 if "0" <= s[:1] <= "9":  # (_starts_with_digit, inline: once per factor)
