@@ -32,7 +32,6 @@ Parentheses are ``( )``, or ``\left( \right)`` when the content holds a ``\frac`
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 from contextvars import ContextVar
 from fractions import Fraction
 
@@ -180,14 +179,20 @@ _DECIMALS: ContextVar[bool] = ContextVar("matderiv_decimal_numbers", default=Fal
 MAX_DECIMAL_DIGITS = 6
 
 
-@contextmanager
-def decimal_numbers(on: bool = True):
-    """Print finite decimals as decimals (``0.5``, ``1.25``) in this context."""
-    token = _DECIMALS.set(on)
-    try:
-        yield
-    finally:
-        _DECIMALS.reset(token)
+class decimal_numbers:
+    """Print finite decimals as decimals (``0.5``, ``1.25``) in this context.  (A class rather
+    than a ``@contextmanager`` generator, whose machinery costs more than the switch.)"""
+
+    __slots__ = ("_on", "_token")
+
+    def __init__(self, on: bool = True):
+        self._on = on
+
+    def __enter__(self) -> None:
+        self._token = _DECIMALS.set(self._on)
+
+    def __exit__(self, *exc) -> None:
+        _DECIMALS.reset(self._token)
 
 
 def _decimal(v: Fraction) -> str | None:
