@@ -158,8 +158,16 @@ def _is_size(e: Expr) -> bool:
     if isinstance(e, Power) and isinstance(e.exponent, Const):
         return _is_size(e.base)
     if isinstance(e, (Add, Mul)):
-        return any(_is_size(a) for a in e.args) and all(
-            _is_size(a) or isinstance(a, Const) for a in e.args)
+        # every term a size or a number, one at least a size (one pass, stopping at the first
+        # that is neither)
+        found = False
+        for a in e.args:
+            if isinstance(a, Const):
+                continue  # (a number is never a size)
+            if not _is_size(a):
+                return False
+            found = True
+        return found
     return isinstance(e, Trace) and printed_size(e) is not None  # (only tr(I_d) is a size)
 
 
@@ -349,10 +357,23 @@ _METHOD_OF: dict = {}
 
 def _chain_shape(factors):
     """The shape of the matrix product of ``factors`` (None when it is not defined)."""
+    # (mul_shape's walk along the chain, inline; a broken chain is left to mul_shape itself,
+    # so that it fails as ever)
+    cur = None
     try:
-        return mul_shape([f.shape for f in factors])
+        for f in factors:
+            s = f.shape
+            if s == SCALAR:
+                continue
+            if cur is None:
+                cur = s
+            elif cur[1] == s[0]:
+                cur = (cur[0], s[1])
+            else:
+                return mul_shape([f.shape for f in factors])
     except ShapeError:
         return None
+    return cur if cur is not None else SCALAR
 
 
 class LatexPrinter:
