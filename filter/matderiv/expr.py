@@ -17,8 +17,8 @@ Conventions
 from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, fields
-from operator import attrgetter
 from fractions import Fraction
+from operator import attrgetter
 from typing import Callable, Iterator, Tuple
 
 Dim = Tuple[str, ...]
@@ -599,8 +599,10 @@ def _plain_inits() -> None:
         if "__init__" not in cls.__dict__ or not cls.__dataclass_params__.init:
             continue  # (an inherited __init__, or a class's own: Const)
         names = [f.name for f in fields(cls)]
-        defaults = {"_default_" + f.name: f.default for f in fields(cls) if f.default is not MISSING}
-        params = ", ".join(n + ("=_default_" + n if "_default_" + n in defaults else "") for n in names)
+        defaults = {"_default_" + f.name: f.default
+                    for f in fields(cls) if f.default is not MISSING}
+        params = ", ".join(n + ("=_default_" + n if "_default_" + n in defaults else "")
+                           for n in names)
         body = "".join(f"\n    fields[{n!r}] = {n}" for n in names)
         namespace = dict(defaults)
         exec(f"def __init__(self, {params}):\n    fields = self.__dict__{body}\n", namespace)
