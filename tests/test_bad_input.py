@@ -131,7 +131,9 @@ def test_time_limit_stops_a_derivation(monkeypatch):
     """Nothing hangs: past MATDERIV_TIME_LIMIT seconds the derivation stops with an error (the
     engine's own broad error handling cannot swallow the stop)."""
     monkeypatch.setenv("MATDERIV_TIME_LIMIT", "0.05")
-    expr = " + ".join(f"x^T A_{i % 9} x" for i in range(400))  # ~0.2 s of honest work
+    # ~0.3 s of honest work: 400 matrices of their own (the simplifier's memos, warm from
+    # other tests, cut nine repeated ones below the limit once the engine got faster)
+    expr = " + ".join(f"x^T A_{{{i}}} x" for i in range(400))
     t0 = time.perf_counter()
     with pytest.raises(MatDerivError) as info:
         derive(expr, "x")
@@ -452,7 +454,7 @@ def test_a_deep_chain_is_refused_as_nested_too_deeply_never_an_internal_error(ma
 def test_a_tree_at_the_depth_limit_derives_and_checks_against_numbers():
     """Just under the limit the pipeline's every stage (differentiation, simplification,
     the check, printing, the read-back, steps) works; the result is the identity."""
-    d = derive("x" + "^\\top" * 98, "x", steps=True)  # an even number of transposes: x
+    d = derive("x" + "^\\top" * 148, "x", steps=True)  # an even number of transposes: x
     x = np.array([0.3, -1.2, 0.7])
     got = np.asarray(d.evaluate({"x": x}))
     np.testing.assert_allclose(got, np.eye(3), rtol=1e-12)
@@ -460,10 +462,12 @@ def test_a_tree_at_the_depth_limit_derives_and_checks_against_numbers():
 
 
 def test_a_result_deeper_than_the_reader_takes_is_refused_in_words():
-    r"""The Hessian of 99 nested square roots is deeper than its input: its printed text, read
+    r"""The Hessian of 148 nested square roots is deeper than its input: its printed text, read
     back, passed the reader's depth limit, and the guard took that for a printer bug (an
     internal error).  It is refused as too deeply nested to typeset."""
-    text = "\\sqrt{" * 99 + "t" + "}" * 99
+    from matderiv.parse.parser import MAX_DEPTH
+
+    text = "\\sqrt{" * (MAX_DEPTH - 2) + "t" + "}" * (MAX_DEPTH - 2)
     with pytest.raises(MatDerivError) as info:
         derive(text, ["t", "t"], scalar=["t"])
     assert "nested too deeply to typeset" in info.value.message

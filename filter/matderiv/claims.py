@@ -683,7 +683,7 @@ def printed_matches(printed: str, f: Expr, result: Expr, all_syms, declarations:
     try:
         parsed = parse(printed)
     except NestedTooDeeplyError:
-        # a result deeper than the reader takes (the Hessian of 99 nested square roots): not
+        # a result deeper than the reader takes (the Hessian of 148 nested square roots): not
         # a printer bug, and not a formula anyone reads; refused in words
         raise MatDerivError("the derivative is nested too deeply to typeset: it nests more than "
                             f"{MAX_DEPTH} functions or operators one inside another; it is not "

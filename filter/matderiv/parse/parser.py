@@ -2356,7 +2356,7 @@ def parse(text: str) -> Parsed:
 #: The deepest tree the reader hands on: the later stages recurse once or more per level, and a
 #: chain of 300 transposes (``x^\top^\top...``) or inverses, which the reader takes without
 #: recursion, overflowed one of them.  No formula of a paper comes near.
-MAX_DEPTH = 100
+MAX_DEPTH = 150
 
 
 def _deeper_than(tree, limit: int) -> bool:
