@@ -1897,6 +1897,16 @@ def _outer_products(e: Expr) -> bool:
         for a in n.args) for n in e.walk())
 
 
+def _has_kron(e: Expr) -> bool:
+    """Whether ``e`` holds a Kronecker product or a commutation matrix (a loop over the kept
+    node list, with type tests: this runs for every sum prettified)."""
+    for n in e.nodes():
+        t = type(n)
+        if t is Kron or t is Commutation:
+            return True
+    return False
+
+
 #: The node types :func:`_pretty` rewrites (it returns any other node as it is).
 _PRETTIFIED = (Add, Inverse, Power, Transpose, Hadamard, Kron, Mul)
 
@@ -1907,7 +1917,7 @@ def _pretty(e: Expr) -> Expr:
     if isinstance(e, Add):
         # (not for Kronecker forms: I_n \otimes X^T + (X^T \otimes I_n) K_{mn} is the textbook
         # Jacobian, the transpose of a sum of Kronecker products is not)
-        if e.shape != SCALAR and not any(isinstance(n, (Kron, Commutation)) for n in e.walk()):
+        if e.shape != SCALAR and not _has_kron(e):
             flipped = simplify(Add(tuple(_t(t) for t in e.args)))
             # flip when that saves transposes: (s - y)^T, (XA + AX)^T; but an outer product
             # keeps its natural a b^T unless flipping saves two: X^T a b^T + a b^T X^T
@@ -1915,7 +1925,8 @@ def _pretty(e: Expr) -> Expr:
             if is_zero(flipped):
                 return zero(e.shape)  # the sum is zero, as its transpose shows
             saved = _transposes(e) - (_transposes(flipped) + 1)
-            if saved >= (2 if _outer_products(flipped) else 1):
+            # (the walk for an outer product only when it decides: one saved transpose)
+            if saved >= 2 or (saved == 1 and not _outer_products(flipped)):
                 return Transpose(_positive_first(flipped))
         return _positive_first(e)
     if isinstance(e, Inverse) and isinstance(e.arg, Mul):
