@@ -17,7 +17,7 @@ contain ``dX``, so constant parts such as ``(A x - b)`` stay whole).
 from __future__ import annotations
 
 from ..errors import UnsupportedError
-from ..expr import (ONE, Add, Commutation, Diag, DiagPart, Differential, Expr, Hadamard,
+from ..expr import (ONE, SCALAR, Add, Commutation, Diag, DiagPart, Differential, Expr, Hadamard,
                     HadamardDiv, Identity, Inverse, Kron, Mul, Ones, Sum, Symbol, Trace,
                     Transpose, Vec, dim_mul)
 from .build import add, c, hadamard, identity, mul, transpose
@@ -98,9 +98,9 @@ def gradient(term: Expr, cot: Expr | None = None) -> Expr:
             # <G, s R> = s <G, R>: the cotangent of s is <G, R> (R the rest, scalars included)
             rest = mul(*scalars, *before, *after)
             return gradient(u, _inner(cot, rest))
-        P, Q = mul(*before) if before else None, mul(*after) if after else None
-        g = mul(*scalars, transpose(P) if P is not None else None, cot,
-                transpose(Q) if Q is not None else None)
+        # (P^T and Q^T written with the transposes on the factors, B^T A^T for (A B)^T, as
+        # simplify would write them: it then rewrites each product once, not twice)
+        g = mul(*scalars, *_transposed_chain(before), cot, *_transposed_chain(after))
         return gradient(u, g)
     if isinstance(e, Hadamard):
         idx = next(i for i, f in enumerate(e.args) if has_d(f))
@@ -134,6 +134,20 @@ def gradient(term: Expr, cot: Expr | None = None) -> Expr:
             hint="write it with a trace (\\operatorname{vec}(A)^\\top \\operatorname{vec}(X) is "
                  "\\operatorname{tr}(A^\\top X)), or ask for the Jacobian of the vector inside")
     raise UnsupportedError(f"identifying a gradient through {type(e).__name__} is not supported yet")
+
+
+def _transposed_chain(chain: list) -> list:
+    """The factors of ``P^T`` for the product P of the non-scalar factors ``chain``, as
+    simplify's rule for a transposed product writes them: P's scalar factors, then the others
+    transposed in reverse order (``P^T`` itself when P is 1 x 1 or not a product)."""
+    if not chain:
+        return []
+    p = mul(*chain)
+    if type(p) is not Mul or p.shape == SCALAR:
+        return [transpose(p)]
+    args = p.args
+    return [f for f in args if f.is_scalar] + \
+        [transpose(f) for f in reversed(args) if not f.is_scalar]
 
 
 def _unvec(v: Expr, shape):
