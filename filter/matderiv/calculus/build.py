@@ -50,15 +50,24 @@ def mul(*factors: Expr) -> Expr:
     for f in factors:
         if f is None:
             continue
+        t = type(f)  # (the node types have no subclasses: type tests, not isinstance)
         # a 1x1 product inside a matrix product is a scalar group: splicing it into the
         # chain would break the chain's sizes
-        splice = isinstance(f, Mul) and (all_scalar or f.shape != SCALAR)
-        for p in (f.args if splice else (f,)):
-            if isinstance(p, Const):
+        if t is not Mul or not (all_scalar or f.shape != SCALAR):
+            if t is Const:
+                coef = f.value if coef is None else coef * f.value
+            else:  # (a single factor, the usual case: no one-element tuple to loop over)
+                flat.append(f)
+                if t is Zero:
+                    has_zero = True
+            continue
+        for p in f.args:
+            t = type(p)
+            if t is Const:
                 coef = p.value if coef is None else coef * p.value
             else:
                 flat.append(p)
-                if isinstance(p, Zero):
+                if t is Zero:
                     has_zero = True
     shape = mul_shape([f.shape for f in flat])  # (raises ShapeError on a broken chain)
     if coef is not None and coef == 0 or has_zero:
