@@ -57,7 +57,18 @@ def _rewrite_pass(e: Expr) -> Expr:
     kids = e.children()
     node = e
     if kids:
-        new = tuple([_rewrite_pass(k) for k in kids])
+        # (a symbol, a leaf without a rule, is its own rewrite, and a transposed symbol is
+        # answered as below: no call for the commonest children)
+        new = []
+        for k in kids:
+            t = type(k)
+            if t is Symbol:
+                new.append(k)
+            elif t is Transpose and type(k.arg) is Symbol:
+                a = k.arg
+                new.append(a if a.shape == SCALAR or a.symmetric else k)
+            else:
+                new.append(_rewrite_pass(k))
         for a, b in zip(new, kids):
             if a is not b:
                 node = e.with_children(new)
@@ -1894,7 +1905,21 @@ def prettify(e: Expr) -> Expr:
     a sum of transposed terms is written as the transpose of a sum (``(s - y)^\top``), and a
     negative coefficient in front of a sum with negative terms flips the sum (``x (s - y)^\top``
     rather than ``-x (y^\top - s^\top)``)."""
-    return e.map(_pretty)
+    return _pretty_tree(e)
+
+
+def _pretty_tree(e: Expr) -> Expr:
+    """``e.map(_pretty)``, with no calls for a symbol (which :func:`_pretty` returns as it is,
+    the commonest node)."""
+    kids = e.children()
+    node = e
+    if kids:
+        new = tuple([k if type(k) is Symbol else _pretty_tree(k) for k in kids])
+        for a, b in zip(new, kids):
+            if a is not b:
+                node = e.with_children(new)
+                break
+    return _pretty(node)
 
 
 def _transposes(e: Expr) -> int:
