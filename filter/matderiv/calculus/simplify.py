@@ -57,12 +57,12 @@ def _rewrite_pass(e: Expr) -> Expr:
     kids = e.children()
     node = e
     if kids:
-        # (a symbol, a leaf without a rule, is its own rewrite, and a transposed symbol is
-        # answered as below: no call for the commonest children)
+        # (a symbol or a number, a leaf without a rule, is its own rewrite, and a transposed
+        # symbol is answered as below: no call for the commonest children)
         new = []
         for k in kids:
             t = type(k)
-            if t is Symbol:
+            if t is Symbol or t is Const:
                 new.append(k)
             elif t is Transpose and type(k.arg) is Symbol:
                 a = k.arg
