@@ -1064,11 +1064,17 @@ def _flatten_add(e: Add):
 def _shared_run(chains, side) -> int:
     """How many factors all ``chains`` share from the right (``side`` -1) or the left (0)."""
     n = 0
-    shortest = min(len(ch) for ch in chains)
+    shortest = min([len(ch) for ch in chains])
+    first, others = chains[0], chains[1:]
     while n < shortest:
         k = -1 - n if side == -1 else n
-        if any(ch[k] != chains[0][k] for ch in chains[1:]):
-            break
+        f = first[k]
+        for ch in others:
+            g = ch[k]
+            # (the same node, or a test of the kept hashes first: most factors differ, and
+            # the deep comparison of two frozen dataclasses builds their field tuples)
+            if g is not f and (hash(g) != hash(f) or g != f):
+                return n
         n += 1
     return n
 
