@@ -136,7 +136,11 @@ def _ckey(e: Expr) -> str:
 
 
 def _n_transposes(e: Expr) -> int:
-    return sum(1 for n in e.nodes() if isinstance(n, Transpose))
+    count = 0
+    for n in e.nodes():  # (a loop with type tests, not sum() over a generator)
+        if type(n) is Transpose:
+            count += 1
+    return count
 
 
 # --------------------------------------------------------------------------------------------
@@ -1950,12 +1954,13 @@ def _has_kron(e: Expr) -> bool:
     return False
 
 
-#: The node types :func:`_pretty` rewrites (it returns any other node as it is).
-_PRETTIFIED = (Add, Inverse, Power, Transpose, Hadamard, Kron, Mul)
+#: The node types :func:`_pretty` rewrites (it returns any other node as it is): a set, looked
+#: up by a node's type (the node types have no subclasses).
+_PRETTIFIED = frozenset((Add, Inverse, Power, Transpose, Hadamard, Kron, Mul))
 
 
 def _pretty(e: Expr) -> Expr:
-    if not isinstance(e, _PRETTIFIED):
+    if type(e) not in _PRETTIFIED:
         return e  # (a symbol, a constant, a function...: most nodes)
     if isinstance(e, Add):
         # (not for Kronecker forms: I_n \otimes X^T + (X^T \otimes I_n) K_{mn} is the textbook
