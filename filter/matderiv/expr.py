@@ -285,20 +285,7 @@ class Mul(_Nary):
     """Matrix product; 1 x 1 factors act as scalars."""
 
     def _shape_(self) -> Shape:
-        # (mul_shape's walk along the chain, without the list of shapes and the call; a
-        # broken chain is left to mul_shape, which reports it as ever)
-        cur = None
-        for a in self.args:
-            s = a.shape
-            if s == SCALAR:
-                continue
-            if cur is None:
-                cur = s
-            elif cur[1] == s[0]:
-                cur = (cur[0], s[1])
-            else:
-                return mul_shape([a.shape for a in self.args])
-        return cur if cur is not None else SCALAR
+        return chain_shape(self.args)
 
 
 class Hadamard(_Nary):
@@ -506,6 +493,24 @@ def fmt_dim(d: Dim) -> str:
 
 def fmt_shape(s: Shape) -> str:
     return f"{fmt_dim(s[0])}\u00d7{fmt_dim(s[1])}"
+
+
+def chain_shape(factors) -> Shape:
+    """The shape of the matrix product of ``factors`` (1 x 1 factors act as scalars): the walk
+    of :func:`mul_shape` along the chain without its list of shapes; a broken chain is left to
+    :func:`mul_shape`, which reports it as ever."""
+    cur = None
+    for a in factors:
+        s = a.shape
+        if s == SCALAR:
+            continue
+        if cur is None:
+            cur = s
+        elif cur[1] == s[0]:
+            cur = (cur[0], s[1])
+        else:
+            return mul_shape([a.shape for a in factors])
+    return cur if cur is not None else SCALAR
 
 
 def mul_shape(shapes) -> Shape:

@@ -68,7 +68,7 @@ from ..expr import (
     Transpose,
     Vec,
     Zero,
-    mul_shape,
+    chain_shape,
 )
 
 __all__ = ["LatexPrinter", "latex", "latex_derivative_symbol"]
@@ -357,23 +357,10 @@ _METHOD_OF: dict = {}
 
 def _chain_shape(factors):
     """The shape of the matrix product of ``factors`` (None when it is not defined)."""
-    # (mul_shape's walk along the chain, inline; a broken chain is left to mul_shape itself,
-    # so that it fails as ever)
-    cur = None
     try:
-        for f in factors:
-            s = f.shape
-            if s == SCALAR:
-                continue
-            if cur is None:
-                cur = s
-            elif cur[1] == s[0]:
-                cur = (cur[0], s[1])
-            else:
-                return mul_shape([f.shape for f in factors])
+        return chain_shape(factors)
     except ShapeError:
         return None
-    return cur if cur is not None else SCALAR
 
 
 class LatexPrinter:
