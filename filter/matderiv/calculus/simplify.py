@@ -1699,7 +1699,9 @@ def _rewrite(e: Expr) -> Expr:
     out = rule(e) if rule is not None else e
     if len(_REWRITTEN) > 200_000:
         _REWRITTEN.clear()
-    if out is e or out == e:
+    # (nodes of two classes are never equal: the type test spares the dataclass's __eq__,
+    # which answers NotImplemented both ways before Python falls back to identity)
+    if out is e or (type(out) is type(e) and out == e):
         _REWRITTEN[key] = _UNCHANGED
         return e
     _REWRITTEN[key] = out
