@@ -250,9 +250,6 @@ class Differential(Expr):
 
     of: Symbol
 
-    def children(self):
-        return ()
-
     def _shape_(self) -> Shape:
         return self.of.shape
 
@@ -496,21 +493,12 @@ def fmt_shape(s: Shape) -> str:
 
 
 def chain_shape(factors) -> Shape:
-    """The shape of the matrix product of ``factors`` (1 x 1 factors act as scalars): the walk
-    of :func:`mul_shape` along the chain without its list of shapes; a broken chain is left to
-    :func:`mul_shape`, which reports it as ever."""
-    cur = None
-    for a in factors:
-        s = a.shape
-        if s == SCALAR:
-            continue
-        if cur is None:
-            cur = s
-        elif cur[1] == s[0]:
-            cur = (cur[0], s[1])
-        else:
-            return mul_shape([a.shape for a in factors])
-    return cur if cur is not None else SCALAR
+    """The shape of the matrix product of the nodes ``factors``: :func:`mul_shape` of their
+    shapes, read as the walk along the chain reaches them (no list of them made first)."""
+    return mul_shape(map(_SHAPE_OF, factors))
+
+
+_SHAPE_OF = attrgetter("shape")
 
 
 def mul_shape(shapes) -> Shape:
@@ -630,7 +618,7 @@ def _mark_leaves() -> None:
     """Set ``_is_leaf`` on the node classes whose nodes have no children (:meth:`Expr.nodes`
     reads it rather than calling ``children`` on each leaf)."""
     for cls in _node_classes():
-        cls._is_leaf = cls.children is Expr.children or cls is Differential
+        cls._is_leaf = cls.children is Expr.children
 
 
 _cache_hashes()

@@ -432,10 +432,10 @@ def _rest_is_scalar(mul, node) -> bool:
 
 def _multiplies_to_a_scalar(factors) -> bool:
     """Whether the matrix product of ``factors`` (1 x 1 ones acting as scalars) is 1 x 1."""
-    from .expr import SCALAR, ShapeError, mul_shape
+    from .expr import SCALAR, ShapeError, chain_shape
 
     try:
-        return mul_shape([f.shape for f in factors]) == SCALAR
+        return chain_shape(factors) == SCALAR
     except ShapeError:  # (the factors left once one is taken out need not chain)
         return False
 

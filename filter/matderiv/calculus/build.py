@@ -10,7 +10,7 @@ from fractions import Fraction
 from functools import lru_cache
 
 from ..expr import (ONE, SCALAR, Add, Const, Diag, Expr, Hadamard, Identity, Mul, Transpose, Zero,
-                    Ones, Shape, ShapeError, mul_shape)
+                    Ones, Shape, ShapeError, chain_shape)
 
 
 def is_zero(e: Expr | None) -> bool:
@@ -69,7 +69,7 @@ def mul(*factors: Expr) -> Expr:
                 flat.append(p)
                 if t is Zero:
                     has_zero = True
-    shape = mul_shape([f.shape for f in flat])  # (raises ShapeError on a broken chain)
+    shape = chain_shape(flat)  # (raises ShapeError on a broken chain)
     if coef is not None and coef == 0 or has_zero:
         return zero(shape)
     if coef is not None and coef != 1:
