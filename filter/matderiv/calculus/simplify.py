@@ -65,8 +65,7 @@ def _rewrite_pass(e: Expr) -> Expr:
             if t is Symbol or t is Const:
                 new.append(k)
             elif t is Transpose and type(k.arg) is Symbol:
-                a = k.arg
-                new.append(a if a.shape == SCALAR or a.symmetric else k)
+                new.append(k if _stays_transposed(k.arg) else k.arg)
             else:
                 new.append(_rewrite_pass(k))
         for a, b in zip(new, kids):
@@ -77,13 +76,19 @@ def _rewrite_pass(e: Expr) -> Expr:
     # symbol is answered as _rewrite_transpose would: no memo lookup for the commonest nodes)
     t = type(node)
     if t is Transpose and type(node.arg) is Symbol:
-        a = node.arg
-        out = a if a.shape == SCALAR or a.symmetric else node
+        out = node if _stays_transposed(node.arg) else node.arg
     else:
         out = _rewrite(node) if t in _RULES else node
     if out is e:
         object.__setattr__(e, attr, True)
     return out
+
+
+def _stays_transposed(a: Symbol) -> bool:
+    """Whether the transpose of the symbol ``a`` is not ``a`` itself (a is neither 1 x 1 nor
+    symmetric): what :func:`_rewrite_transpose` gives for a transposed symbol, which the
+    shortcuts of :func:`_rewrite_pass` and :func:`_t` answer without the memo."""
+    return not (a.shape == SCALAR or a.symmetric)
 
 
 # --------------------------------------------------------------------------------------------
@@ -369,7 +374,7 @@ def _t(e: Expr) -> Expr:
     are answered as :func:`_rewrite_transpose` would (no node to hash and look up)."""
     t = type(e)
     if t is Symbol:
-        return e if e.shape == SCALAR or e.symmetric else Transpose(e)
+        return Transpose(e) if _stays_transposed(e) else e
     if t is Transpose and e.shape != SCALAR:
         return e.arg
     return _rewrite(Transpose(e))
@@ -1917,25 +1922,7 @@ def prettify(e: Expr) -> Expr:
     a sum of transposed terms is written as the transpose of a sum (``(s - y)^\top``), and a
     negative coefficient in front of a sum with negative terms flips the sum (``x (s - y)^\top``
     rather than ``-x (y^\top - s^\top)``)."""
-    return _pretty_tree(e)
-
-
-def _pretty_tree(e: Expr) -> Expr:
-    """``e.map(_pretty)``, with no calls for a symbol (which :func:`_pretty` returns as it is,
-    the commonest node)."""
-    kids = e.children()
-    node = e
-    if kids:
-        new = tuple([k if type(k) is Symbol else _pretty_tree(k) for k in kids])
-        for a, b in zip(new, kids):
-            if a is not b:
-                node = e.with_children(new)
-                break
-    return _pretty(node)
-
-
-def _transposes(e: Expr) -> int:
-    return _n_transposes(e)
+    return e.map(_pretty)
 
 
 def _outer_products(e: Expr) -> bool:
@@ -1974,7 +1961,7 @@ def _pretty(e: Expr) -> Expr:
             # (the Cookbook's), not (X b a^T + b a^T X)^T
             if is_zero(flipped):
                 return zero(e.shape)  # the sum is zero, as its transpose shows
-            saved = _transposes(e) - (_transposes(flipped) + 1)
+            saved = _n_transposes(e) - (_n_transposes(flipped) + 1)
             # (the walk for an outer product only when it decides: one saved transpose)
             if saved >= 2 or (saved == 1 and not _outer_products(flipped)):
                 return Transpose(_positive_first(flipped))
@@ -2039,7 +2026,7 @@ def _pretty(e: Expr) -> Expr:
 def _transposed_if_fewer(e: Expr) -> Expr | None:
     """``e^T`` simplified, when it has fewer transposes than ``e``; else None."""
     back = simplify(Transpose(e))
-    return back if _transposes(back) < _transposes(e) else None
+    return back if _n_transposes(back) < _n_transposes(e) else None
 
 
 def _divided(e: Expr) -> Expr:
