@@ -567,9 +567,7 @@ def _product_factors(product: Mul) -> tuple[list, list]:
     nothing but scalars is opened (``s (A B)`` is ``s A B``; no other grouping changes)."""
     scalars, others = [], []
     for arg in product.args:
-        node = arg
-        while type(node) is Power and type(node.exponent) is Const:
-            node = node.base
+        node = _under_numeric_powers(arg)
         (scalars if type(node) is Const or type(node) is Norm else others).append(arg)
     if len(others) == 1 and type(others[0]) is Mul:
         inner_scalars, others = _product_factors(others[0])
@@ -604,9 +602,15 @@ def _collapsed_power(power: Power) -> tuple:
 
 def _norm_power(node: Expr) -> bool:
     """Whether ``node`` is a norm or a power of one with a numeric exponent (never negative)."""
+    return type(_under_numeric_powers(node)) is Norm
+
+
+def _under_numeric_powers(node: Expr) -> Expr:
+    """``node`` without the powers with a numeric exponent around it (``\\|x\\|`` of
+    ``(\\|x\\|^3)^{-1}``)."""
     while type(node) is Power and type(node.exponent) is Const:
         node = node.base
-    return type(node) is Norm
+    return node
 
 
 def _diag_as_typed(a: Func, b: Expr) -> bool:

@@ -391,7 +391,7 @@ class LatexPrinter:
         prints its factors to find repeats (u \\odot u is u^{\\circ 2}), and nested products
         would print them again at every level (exponential in the depth)."""
         if type(expr) is Symbol:
-            return expr.latex or expr.name  # (_print_Symbol's text, at hand: no memo, no dispatch)
+            return self._print_Symbol(expr)  # (no memo look-up, no dispatch)
         texts = self._texts
         # (bars inside bars print apart: their texts are kept under (node, True); no node
         # equals a tuple, so the usual case is keyed by the node alone, with no tuple made)
