@@ -346,6 +346,9 @@ class _Infer:
         return s
 
     def _v_symbol(self, node: Symbol):
+        d = self.symdims.get(node.name)
+        if d is not None:
+            return d  # (a symbol met before, or a variable: dims_for's answer, read here)
         kind = self.kinds.get(node.name, node.kind)
         return self.dims_for(node.name, kind, node.name in self.symmetric)
 
@@ -714,7 +717,15 @@ _VISITORS = {
 
 def _name_classes(inf: _Infer) -> dict:
     """Letters for the size classes: the variables' first, then by first appearance."""
-    uf = inf.uf
+    # the class of every size, found once (naming merges nothing): list reads below, not a
+    # call of the union-find per size read
+    parent = inf.uf.parent
+    root_of = []
+    for v in range(len(parent)):
+        while parent[v] != v:
+            v = parent[v]
+        root_of.append(v)
+    prod = inf.prod
     names: dict[int, str] = {}
     # a size never takes the letter of a symbol, of the expression or declared for it (the
     # printer writes a size used as a number as its letter: n, not tr(I_n))
@@ -734,8 +745,8 @@ def _name_classes(inf: _Infer) -> dict:
         return f"n{k}"
 
     def assign(v, pref=None):
-        r = uf.find(v)
-        if r == 0 or r in names or r in inf.prod:  # a product of named sizes has no letter
+        r = root_of[v]
+        if r == 0 or r in names or r in prod:  # a product of named sizes has no letter
             return
         L = pick(pref)
         names[r] = L
@@ -749,8 +760,8 @@ def _name_classes(inf: _Infer) -> dict:
         if w not in inf.symdims:
             continue
         (rows, cols) = inf.symdims[w]
-        rr = [uf.find(v) for v in rows]
-        cc = [uf.find(v) for v in cols]
+        rr = [root_of[v] for v in rows]
+        cc = [root_of[v] for v in cols]
         if rr and cc:
             if rr == cc:
                 assign(rows[0], "n")
@@ -764,25 +775,30 @@ def _name_classes(inf: _Infer) -> dict:
     # the classes to name: the roots of all sizes, but the products (every later assign of a
     # size whose class has its letter is a no-op, so the walks below stop once all have one:
     # most often the variables' sizes were all there is, x^T A x by x)
-    classes = len({r for r in map(uf.find, range(1, len(uf.parent))) if r not in inf.prod})
+    classes = len({r for r in root_of[1:] if r not in prod})
     if len(names) == classes:
         return names
     # first appearance: leaves in source order
+    symdims, shape = inf.symdims, inf.shape
     for n in inf.p.tree.walk():
-        if isinstance(n, Symbol):
-            s = inf.symdims.get(n.name)
-        elif isinstance(n, (Identity, Ones, Zero)):
-            s = inf.shape.get(id(n))
+        cls = type(n)
+        if cls is Symbol:
+            s = symdims.get(n.name)
+        elif cls is Identity or cls is Ones or cls is Zero:
+            s = shape.get(id(n))
         else:
             continue
         if s is None:
             continue
         for v in s[0] + s[1]:
-            assign(v)
-    for d in inf.symdims.values():
+            if root_of[v] not in names:  # (assign's first test, inline: most are named)
+                assign(v)
+        if len(names) == classes:
+            return names  # (all named: the rest of the walk would assign nothing)
+    for d in symdims.values():
         for v in d[0] + d[1]:
             assign(v)
-    for v in range(1, len(uf.parent)):
+    for v in range(1, len(parent)):
         assign(v)
     return names
 
@@ -1140,7 +1156,23 @@ class _Rebuild:
         return node.with_children(tuple(self.rb(k) for k in kids))
 
     def _symbol(self, node: Symbol) -> Expr:
-        return self.mk_symbol(node.name, node.kind, node.latex)
+        # (mk_symbol's work, inline: a call less per symbol, the commonest node)
+        name = node.name
+        dims = self.symbol_dims.get(name)
+        if dims is None:  # (its sizes named once per name, not per occurrence)
+            r, c = self.inf.symdims[name]
+            dims = self.symbol_dims[name] = (self.dimt(r), self.dimt(c))
+        sym = Symbol(name, dims[0], dims[1], self.inf.kinds.get(name, node.kind), node.latex,
+                     name in self.sym_names)
+        self.typed_syms.setdefault(name, sym)
+        return sym
+
+    def _unary(self, node: Expr) -> Expr:
+        # (a one-child node whose rebuilding is its child's: no tuple of children made)
+        return type(node)(self.rb(node.arg))
+
+    def _leaf(self, node: Expr) -> Expr:
+        return node  # (a number: nothing to rebuild)
 
     def _identity(self, node: Identity) -> Expr:
         return Identity(self.dimt(self.inf.shape.get(id(node))[0]))
@@ -1256,12 +1288,15 @@ class _Rebuild:
         return Inverse(arg)
 
 
-#: The rebuilding of each node class that is more than its children rebuilt.
+#: The rebuilding of each node class (the others: their children rebuilt).
 _REBUILDERS = {
     Symbol: _Rebuild._symbol, Identity: _Rebuild._identity, Ones: _Rebuild._ones,
     Zero: _Rebuild._zero, Add: _Rebuild._add, Mul: _Rebuild._mul, Norm: _Rebuild._norm,
     Trace: _Rebuild._trace, Power: _Rebuild._power, Func: _Rebuild._func,
     HadamardDiv: _Rebuild._hadamard_div, Inverse: _Rebuild._inverse,
+    Const: _Rebuild._leaf, Transpose: _Rebuild._unary, Det: _Rebuild._unary,
+    Softmax: _Rebuild._unary, Diag: _Rebuild._unary, DiagPart: _Rebuild._unary,
+    Vec: _Rebuild._unary, Sum: _Rebuild._unary,
 }
 
 
