@@ -91,8 +91,8 @@ class Derivation:
 
 
 def _names(v) -> tuple[str, ...]:
-    if v is None:
-        return ()
+    if v is None or v == ():
+        return ()  # (no declaration of the kind, the usual case: no generator made)
     if isinstance(v, str):
         v = [p for p in _split_list(v)]
     return tuple(normalize_name(x) for x in v)
@@ -164,8 +164,8 @@ def _derive(expr, wrt, layout, steps, show, name, expect, scalar, vector, matrix
     for text, wname in zip(wrt_list, wrt_names):
         # a variable written bold (\boldsymbol{\theta}) is a vector, as a bold spelling in the
         # expression makes it: y^T X \theta by \boldsymbol{\theta} is X^T y, not the row y^T X
-        if isinstance(text, str) and not any(wname in v for v in decls.values()) and \
-                is_bold_lowercase_greek(text):
+        if isinstance(text, str) and is_bold_lowercase_greek(text) and \
+                not any(wname in v for v in decls.values()):
             decls["vector"] = decls["vector"] + (wname,)
     try:
         parsed = parse(expr)
@@ -292,6 +292,12 @@ def _refuse_differentials(parsed, wrt_names) -> None:
                                 source=parsed.source)
 
 
+#: A plain name of letters (x, W, theta), and one with a subscript (X_ij): compiled once, as
+#: they are asked of every variable.
+_LETTERS_RE = re.compile(r"[A-Za-z]+")
+_SUBSCRIPTED_RE = re.compile(r"([A-Za-z]+)_([A-Za-z0-9]+)")
+
+
 def _refuse_misnamed_variables(typed, expr) -> None:
     r"""A variable absent from the expression whose name is a subscripted symbol that is there,
     a vector or matrix (``X_{ij}`` beside ``X``, ``x_1`` beside ``x``): most likely an entry, and
@@ -306,8 +312,8 @@ def _refuse_misnamed_variables(typed, expr) -> None:
         other = v.name[:1].swapcase() + v.name[1:]
         typo = other if other != v.name and other in present else None  # W for w
         parts = sorted(n for n in present if n.startswith(v.name + "_")) \
-            if re.fullmatch(r"[A-Za-z]+", v.name) else []  # x_i, \bar{x}, W^{(1)} beside x, W
-        m = re.fullmatch(r"([A-Za-z]+)_([A-Za-z0-9]+)", v.name)  # X_{ij} beside X
+            if _LETTERS_RE.fullmatch(v.name) else []  # x_i, \bar{x}, W^{(1)} beside x, W
+        m = _SUBSCRIPTED_RE.fullmatch(v.name)  # X_{ij} beside X
         whole = present.get(m.group(1)) if m and f"{m.group(1)}__{m.group(2)}" not in present \
             else None  # (y_hat typed for \hat{y}: the note of an absent variable names it)
         if typo is None and not parts and (whole is None or whole.is_scalar):

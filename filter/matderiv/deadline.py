@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import contextmanager
 
 from .errors import MatDerivError
 
@@ -42,26 +41,36 @@ def limit_seconds() -> float:
         return DEFAULT_SECONDS
 
 
-@contextmanager
-def time_limit(seconds: float | None = None):
-    """Run the block under a deadline (nested blocks keep the outer, earlier one)."""
-    global _deadline, _limit, _countdown
-    seconds = limit_seconds() if seconds is None else seconds
-    outer, outer_limit = _deadline, _limit
-    if seconds > 0:
-        mine = time.monotonic() + seconds
-        if outer is None or mine < outer:
-            _deadline, _limit = mine, seconds
-    _countdown = _EVERY
-    try:
-        yield
-    except _Expired:
-        raise TimeLimitExceeded(
-            f"the derivative took longer than {_limit:g} s and was stopped",
-            hint="simplify or split the expression (the limit is MATDERIV_TIME_LIMIT "
-                 "seconds)") from None
-    finally:
-        _deadline, _limit = outer, outer_limit
+class time_limit:
+    """Run the block under a deadline (nested blocks keep the outer, earlier one).  (A class
+    rather than a ``@contextmanager`` generator, whose machinery cost more than the switch:
+    one is entered per derivation.)"""
+
+    __slots__ = ("_seconds", "_outer")
+
+    def __init__(self, seconds: float | None = None):
+        self._seconds = seconds
+
+    def __enter__(self) -> None:
+        global _deadline, _limit, _countdown
+        seconds = limit_seconds() if self._seconds is None else self._seconds
+        outer = _deadline
+        self._outer = (outer, _limit)
+        if seconds > 0:
+            mine = time.monotonic() + seconds
+            if outer is None or mine < outer:
+                _deadline, _limit = mine, seconds
+        _countdown = _EVERY
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        global _deadline, _limit
+        limit = _limit  # (the limit that stopped the block, for the message)
+        _deadline, _limit = self._outer
+        if exc_type is not None and issubclass(exc_type, _Expired):
+            raise TimeLimitExceeded(
+                f"the derivative took longer than {limit:g} s and was stopped",
+                hint="simplify or split the expression (the limit is MATDERIV_TIME_LIMIT "
+                     "seconds)") from None
 
 
 def tick() -> None:
