@@ -20,6 +20,28 @@ from .shapes import infer
 
 # (numpy comes with the verification and the read-back guard: .verify and .claims are
 # imported where they are used, so that a derivation with check=False does without it)
+_VERIFY = _CLAIMS = None
+
+
+def _verify_module():
+    """:mod:`matderiv.verify`, imported on first use and kept (an import statement in a
+    function resolves the package again on every call, some thousand instructions each)."""
+    global _VERIFY
+    if _VERIFY is None:
+        from . import verify
+
+        _VERIFY = verify
+    return _VERIFY
+
+
+def _claims_module():
+    """:mod:`matderiv.claims`, imported on first use and kept (as :func:`_verify_module`)."""
+    global _CLAIMS
+    if _CLAIMS is None:
+        from . import claims
+
+        _CLAIMS = claims
+    return _CLAIMS
 
 OPTION_KEYS = ("layout", "steps", "show", "name", "expect", "scalar", "vector", "matrix",
                "symmetric", "check", "lang")
@@ -179,11 +201,9 @@ def _derive(expr, wrt, layout, steps, show, name, expect, scalar, vector, matrix
         d = _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang, decls)
         d.declared = _declared(decls)
         if expect is not None and str(expect).strip():
-            from .claims import check_claim
-
-            d.verdict = check_claim(str(expect), d.expr_tree, d.result_tree, d.kind, layout,
-                                    d.symbols, decls, seed_text=expr,
-                                    variable=d.variables[0].name)
+            d.verdict = _claims_module().check_claim(
+                str(expect), d.expr_tree, d.result_tree, d.kind, layout, d.symbols, decls,
+                seed_text=expr, variable=d.variables[0].name)
     return d
 
 
@@ -236,11 +256,10 @@ def _steps(f, var, res, layout, name, lang, all_syms, expr, check, first, var_ki
         groups.append((g, derivation(g, g_var, kind, res.natural, res.arranged, "mixed", h_lhs,
                                      latex(g), lang)))
     if check:
-        from .verify import verify_lines
-
         for func, lines in groups:
-            verify_lines(func, var, [ln.tree for ln in lines if ln.tree is not None], all_syms,
-                         seed_text=expr)
+            _verify_module().verify_lines(func, var, [ln.tree for ln in lines
+                                                      if ln.tree is not None], all_syms,
+                                          seed_text=expr)
     out = []
     for _, lines in groups:
         out.extend(to_latex(lines))
@@ -268,13 +287,10 @@ def _not_finite_in_words(exc, spans, source) -> MatDerivError:
 
 def _check_printed(rhs, f, result, all_syms, decls, expr) -> None:
     """The printed LaTeX, read back, must be the verified result (guards the printer)."""
-    from .claims import printed_matches
-    from .verify import VerificationError
-
-    if printed_matches(rhs, f, result, all_syms, decls, seed_text=expr) is False:
-        raise VerificationError("internal error: the typeset result does not read back as the "
-                                "verified derivative; it is not printed",
-                                hint="please report this expression; nothing wrong was typeset")
+    if _claims_module().printed_matches(rhs, f, result, all_syms, decls, seed_text=expr) is False:
+        raise _verify_module().VerificationError(
+            "internal error: the typeset result does not read back as the verified derivative; "
+            "it is not printed", hint="please report this expression; nothing wrong was typeset")
 
 
 def _refuse_differentials(parsed, wrt_names) -> None:
@@ -377,12 +393,12 @@ def _derive_typed(expr, typed, wrt_names, layout, steps, name, check, lang="en",
         res = first_derivative(f, var, layout)
         checks = [(f, res.arranged, res.arrangement)]
     if check:
-        from .verify import Check, NotFiniteError, verify
-
+        verify = _verify_module()
         for func, result, arrangement in checks:
             try:
-                verify(Check(func, result, var, arrangement), all_syms, seed_text=expr)
-            except NotFiniteError as exc:
+                verify.verify(verify.Check(func, result, var, arrangement), all_syms,
+                              seed_text=expr)
+            except verify.NotFiniteError as exc:
                 raise _not_finite_in_words(exc, typed.spans, expr) from None
     result = res.arranged
     rhs = latex(result)

@@ -32,9 +32,23 @@ class _Expired(BaseException):
     turns it into :class:`TimeLimitExceeded` for the caller."""
 
 
+_VARIABLE = "MATDERIV_TIME_LIMIT"
+
+
+def _setting() -> str:
+    """The variable's value ("" when unset), read once per derivation.  Through CPython's
+    ``os.environ._data`` where it has one: ``os.environ.get`` of an unset variable raises and
+    catches two KeyErrors, some 8 000 instructions, most of a time limit's cost."""
+    data = getattr(os.environ, "_data", None)  # (looked up each time: os.environ may be swapped)
+    if type(data) is not dict:
+        return os.environ.get(_VARIABLE, "")
+    value = data.get(os.environ.encodekey(_VARIABLE))
+    return "" if value is None else os.environ.decodevalue(value)
+
+
 def limit_seconds() -> float:
     """The configured limit in seconds (0: none)."""
-    raw = os.environ.get("MATDERIV_TIME_LIMIT", "").strip()
+    raw = _setting().strip()
     try:
         return max(0.0, float(raw)) if raw else DEFAULT_SECONDS
     except ValueError:
