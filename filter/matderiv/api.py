@@ -323,13 +323,17 @@ def _refuse_misnamed_variables(typed, expr) -> None:
     expression in the other case (``W`` for ``w``), most likely a typo."""
     variables = {v.name for v in typed.variables}
     present = {s.name: s for s in typed.symbols if s.name not in variables}
+    if not present:
+        return  # (no other symbol: no typo, part or whole of a variable to find)
     in_tree = None  # the names of the tree's symbols, read only when a check needs them
     for v in typed.variables:
         other = v.name[:1].swapcase() + v.name[1:]
         typo = other if other != v.name and other in present else None  # W for w
+        # x_i, \bar{x}, W^{(1)} beside x, W
         parts = sorted(n for n in present if n.startswith(v.name + "_")) \
-            if _LETTERS_RE.fullmatch(v.name) else []  # x_i, \bar{x}, W^{(1)} beside x, W
-        m = _SUBSCRIPTED_RE.fullmatch(v.name)  # X_{ij} beside X
+            if _LETTERS_RE.fullmatch(v.name) else []
+        # X_{ij} beside X (a name without "_" is not asked the pattern)
+        m = _SUBSCRIPTED_RE.fullmatch(v.name) if "_" in v.name else None
         whole = present.get(m.group(1)) if m and f"{m.group(1)}__{m.group(2)}" not in present \
             else None  # (y_hat typed for \hat{y}: the note of an absent variable names it)
         if typo is None and not parts and (whole is None or whole.is_scalar):

@@ -197,10 +197,12 @@ class decimal_numbers:
         self._on = on
 
     def __enter__(self) -> None:
-        self._token = _DECIMALS.set(self._on)
+        # (the mode already as asked, most often off: nothing set, nothing to reset)
+        self._token = _DECIMALS.set(self._on) if _DECIMALS.get() != self._on else None
 
     def __exit__(self, *exc) -> None:
-        _DECIMALS.reset(self._token)
+        if self._token is not None:
+            _DECIMALS.reset(self._token)
 
 
 def _decimal(v: Fraction) -> str | None:
@@ -1076,19 +1078,27 @@ def latex_derivative_symbol(f_latex: str | None, var_latex, kind: str, layout: s
     else:
         raise ValueError(f"latex_derivative_symbol: unknown kind {kind!r}")
 
+    # (only the decoration asked for is made: a table of all four ran _wrap_name's pattern
+    # three times a call)
     if f_latex is not None:
         f = f_latex
-        top = {"plain": f,
-               "T": _wrap_name(f) + r"^\top",
-               "vec": r"\operatorname{vec} " + _wrap_name(f),
-               "vecT": r"(\operatorname{vec} " + _wrap_name(f) + r")^\top"}[deco]
+        if deco == "plain":
+            top = f
+        elif deco == "T":
+            top = _wrap_name(f) + r"^\top"
+        elif deco == "vec":
+            top = r"\operatorname{vec} " + _wrap_name(f)
+        else:  # vecT
+            top = r"(\operatorname{vec} " + _wrap_name(f) + r")^\top"
         return rf"\frac{{\partial {top}}}{{{below}}}"
     op = rf"\frac{{\partial}}{{{below}}}"
     if expr_latex is None:
         return op
     arg = r"\left(" + expr_latex + r"\right)"
-    tail = {"plain": arg,
-            "T": arg + r"^\top",
-            "vec": r"\operatorname{vec}" + arg,
-            "vecT": r"\operatorname{vec}" + arg + r"^\top"}[deco]
-    return op + tail
+    if deco == "plain":
+        return op + arg
+    if deco == "T":
+        return op + arg + r"^\top"
+    if deco == "vec":
+        return op + r"\operatorname{vec}" + arg
+    return op + r"\operatorname{vec}" + arg + r"^\top"  # vecT
