@@ -493,18 +493,12 @@ def fmt_shape(s: Shape) -> str:
 
 
 def chain_shape(factors) -> Shape:
-    """The shape of the matrix product of the nodes ``factors``: :func:`mul_shape` of their
-    shapes, read as the walk along the chain reaches them (no list of them made first)."""
-    return mul_shape(map(_SHAPE_OF, factors))
-
-
-_SHAPE_OF = attrgetter("shape")
-
-
-def mul_shape(shapes) -> Shape:
-    """Shape of a matrix product where 1 x 1 factors act as scalars."""
+    """The shape of the matrix product of the nodes ``factors``, where 1 x 1 factors act as
+    scalars: each factor's shape read as the walk along the chain reaches it (one loop, with
+    no call per factor: a product's shape is asked of every product built)."""
     cur: Shape | None = None
-    for s in shapes:
+    for f in factors:
+        s = f.shape
         if s == SCALAR:
             continue
         if cur is None:

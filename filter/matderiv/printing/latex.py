@@ -723,14 +723,17 @@ class LatexPrinter:
         # and under the bar the plain letters: n \det(X)^{1/n}, k t^{1/k + 1}
         if den:
             den = self._splice_lone_group(sorted(den, key=lambda f: not _is_plain_scalar(f)))
-        # (the coefficient is a Fraction, as a Const's value always is: its sign is its
-        # numerator's, read without Fraction's comparison, which asks numbers.Rational first)
-        negative = coeff.numerator < 0
-        sign = "-" if negative else ""
-        c = -coeff if negative else coeff
-        # the number over the bar and under it: 0.3 and 1 in decimal mode (\frac{0.3 x}{\tau})
-        dec = None if c is COEF_ONE else _scientific(c) or _decimal(c)
-        c_top, c_bottom = (dec, 1) if dec is not None else (str(c.numerator), c.denominator)
+        if coeff is COEF_ONE:  # (the shared 1, most products': no Fraction asked)
+            sign, c, c_top, c_bottom = "", coeff, "1", 1
+        else:
+            # (the coefficient is a Fraction, as a Const's value always is: its sign is its
+            # numerator's, read without Fraction's comparison, which asks numbers.Rational first)
+            negative = coeff.numerator < 0
+            sign = "-" if negative else ""
+            c = -coeff if negative else coeff
+            # the number over the bar and under it: 0.3 and 1 in decimal mode (\frac{0.3 x}{\tau})
+            dec = None if c is COEF_ONE else _scientific(c) or _decimal(c)
+            c_top, c_bottom = (dec, 1) if dec is not None else (str(c.numerator), c.denominator)
         if den and len(num) == 1 and isinstance(num[0], Add):
             # a sum of fractions over a denominator, \frac{\frac{y}{a} - \frac{x}{b}}{c}, is
             # written \frac{1}{c} \left(\frac{y}{a} - \frac{x}{b}\right), as textbooks do
