@@ -17,9 +17,9 @@ contain ``dX``, so constant parts such as ``(A x - b)`` stay whole).
 from __future__ import annotations
 
 from ..errors import UnsupportedError
-from ..expr import (ONE, SCALAR, Add, Commutation, Diag, DiagPart, Differential, Expr, Hadamard,
-                    HadamardDiv, Identity, Inverse, Kron, Mul, Ones, Sum, Symbol, Trace,
-                    Transpose, Vec, dim_mul)
+from ..expr import (ONE, SCALAR, Add, Commutation, Const, Diag, DiagPart, Differential, Expr,
+                    Hadamard, HadamardDiv, Identity, Inverse, Kron, Mul, Ones, Sum, Symbol, Trace,
+                    Transpose, Vec, Zero, dim_mul)
 from .build import add, c, hadamard, identity, mul, transpose
 
 
@@ -29,18 +29,65 @@ def has_d(e: Expr) -> bool:
     dictionary key (and no deep equality test against an equal tree met before)."""
     hit = e._has_d  # (the class's None until the first computation)
     if hit is None:
-        hit = isinstance(e, Differential)
-        if not hit:
-            for kid in e.children():
-                if has_d(kid):
+        nodes = e._nodes
+        if nodes is not None:
+            # (a tree whose node list is kept, as the function's own subtrees are: one scan
+            # of it, no call per node)
+            hit = False
+            for n in nodes:
+                if type(n) is Differential:
                     hit = True
                     break
+        else:
+            hit = type(e) is Differential
+            if not hit:
+                for kid in e.children():
+                    if has_d(kid):
+                        hit = True
+                        break
         object.__setattr__(e, "_has_d", hit)
     return hit
 
 
 #: The builder of each product type, for the linear terms of a product.
 _BUILDERS = {Mul: mul, Hadamard: hadamard, Kron: lambda *a: Kron(tuple(a))}
+
+
+def _builds_back(e: Expr) -> bool:
+    """Whether the builder of the product ``e`` (:data:`_BUILDERS`) gives back a node equal to
+    ``e`` from its own factors: nothing for it to fold or flatten (a number after the first
+    factor, a 1, 0 or zero matrix, a nested product it would splice in, a ones factor of an
+    elementwise product).  Then a product whose varying factor is its own one linear term is
+    that term itself, with no copy built."""
+    t = type(e)
+    if t is Kron:
+        return True
+    args = e.args
+    if len(args) < 2:
+        return False
+    if t is Mul:
+        all_scalar = True
+        for f in args:
+            if f.shape != SCALAR:
+                all_scalar = False
+                break
+        first = True
+        for f in args:
+            tf = type(f)
+            if tf is Const:
+                if not first or f.value == 1 or f.value == 0:
+                    return False
+            elif tf is Zero or (tf is Mul and (all_scalar or f.shape != SCALAR)):
+                return False
+            first = False
+        return True
+    if args[0].is_scalar:
+        return False  # (an elementwise product of scalars is built as a product)
+    for f in args:
+        tf = type(f)
+        if tf is Hadamard or tf is Ones or tf is Zero or (tf is Const and f.value == 0):
+            return False
+    return True
 
 
 def linear_terms(e: Expr) -> list[Expr]:
@@ -58,12 +105,21 @@ def linear_terms(e: Expr) -> list[Expr]:
         if len(idx) != 1:
             raise AssertionError("a differential must be linear in dX")
         i = idx[0]
+        terms = linear_terms(e.args[i])
+        if len(terms) == 1 and terms[0] is e.args[i] and _builds_back(e):
+            return [e]  # (one term, the factor itself: e is its own term, built again)
         build = _BUILDERS[type(e)]
-        return [build(*e.args[:i], t, *e.args[i + 1:]) for t in linear_terms(e.args[i])]
+        return [build(*e.args[:i], t, *e.args[i + 1:]) for t in terms]
     if isinstance(e, HadamardDiv):
-        return [HadamardDiv(t, e.den) for t in linear_terms(e.num)]
+        terms = linear_terms(e.num)
+        if len(terms) == 1 and terms[0] is e.num:
+            return [e]
+        return [HadamardDiv(t, e.den) for t in terms]
     if isinstance(e, (Transpose, Trace, Diag, DiagPart, Vec, Sum)):
-        return [type(e)(t) for t in linear_terms(e.arg)]
+        terms = linear_terms(e.arg)
+        if len(terms) == 1 and terms[0] is e.arg:
+            return [e]
+        return [type(e)(t) for t in terms]
     if not has_d(e):
         return []
     raise AssertionError(f"unexpected node {type(e).__name__} in a differential")
