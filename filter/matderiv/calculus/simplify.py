@@ -1040,6 +1040,11 @@ def _merge_diagonals(terms):
     r"""``diag(u) + c diag(v) -> diag(u + c v)`` (one diagonal matrix, as a textbook writes
     the Jacobian of ``\exp(x) \odot \sin(x)``), and likewise ``vec(A) + c vec(B) ->
     vec(A + c B)``; other terms are left as they are."""
+    for _, _, ch in terms:
+        if len(ch) == 1 and type(ch[0]) in (Diag, Vec):
+            break
+    else:
+        return terms  # (no term is a multiple of one diag or vec: most sums, in one scan)
     terms = _merge_linear(terms, Diag, _rewrite_diag)
     return _merge_linear(terms, Vec, _rewrite_vec)
 
@@ -1181,9 +1186,12 @@ def _factor(terms, shape):
     sandwich = _factor_sandwich(terms)
     if sandwich is not None:
         return sandwich
-    had = _factor_hadamard(terms)
-    if had is not None:
-        return had
+    for _, _, ch in terms:  # (_factor_hadamard needs a term that is an elementwise product)
+        if len(ch) == 1 and type(ch[0]) is Hadamard:
+            had = _factor_hadamard(terms)
+            if had is not None:
+                return had
+            break
     best = None
     for side in (-1, 0):
         counts: dict = {}
