@@ -1962,7 +1962,7 @@ def _pretty(e: Expr) -> Expr:
     if isinstance(e, Add):
         # (not for Kronecker forms: I_n \otimes X^T + (X^T \otimes I_n) K_{mn} is the textbook
         # Jacobian, the transpose of a sum of Kronecker products is not)
-        if e.shape != SCALAR and not _has_kron(e):
+        if e.shape != SCALAR and not _has_kron(e) and _flip_may_save(e):
             flipped = simplify(Add(tuple(_t(t) for t in e.args)))
             # flip when that saves transposes: (s - y)^T, (XA + AX)^T; but an outer product
             # keeps its natural a b^T unless flipping saves two: X^T a b^T + a b^T X^T
@@ -2029,6 +2029,34 @@ def _pretty(e: Expr) -> Expr:
                     chain = chain[:i] + [Transpose(flipped)] + chain[i + 1:]
                     return build_product(-coef, scalars, chain)
     return e
+
+
+def _flip_may_save(e: Add) -> bool:
+    r"""False when the flipped sum of :func:`_pretty` is known, without simplifying it, to save
+    no transpose: every term of ``e`` a (transposed) symbol or a nonzero multiple of one, no two
+    of them flipping to the same symbol alike.  The flipped terms are then distinct single
+    symbols, which simplify neither collects, cancels nor factors (a shared coefficient moves out
+    whole): the flipped sum is nonzero and has one transpose per term on a symbol that stays
+    transposed, ``x - \mu`` and ``C + C^\top`` keep theirs.  True otherwise (it is computed)."""
+    n_before = n_after = 0
+    seen = set()
+    for t in e.args:
+        if type(t) is Mul:
+            if len(t.args) != 2 or type(t.args[0]) is not Const or t.args[0].value == 0:
+                return True
+            t = t.args[1]
+        if type(t) is Symbol:
+            name, flipped_t = t.name, _stays_transposed(t)
+        elif type(t) is Transpose and type(t.arg) is Symbol:
+            name, flipped_t = t.arg.name, False
+            n_before += 1
+        else:
+            return True
+        if (name, flipped_t) in seen:
+            return True  # (two terms flip to like terms, which the flipped sum collects)
+        seen.add((name, flipped_t))
+        n_after += flipped_t
+    return n_before - (n_after + 1) >= 1
 
 
 def _transposed_if_fewer(e: Expr) -> Expr | None:
