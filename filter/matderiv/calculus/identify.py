@@ -198,12 +198,18 @@ def _transposed_chain(chain: list) -> list:
     transposed in reverse order (``P^T`` itself when P is 1 x 1 or not a product)."""
     if not chain:
         return []
-    p = mul(*chain)
+    # (one factor that mul would give back as it is, the usual case: no product built)
+    p = chain[0] if len(chain) == 1 and type(chain[0]) not in _REBUILT_ALONE else mul(*chain)
     if type(p) is not Mul or p.shape == SCALAR:
         return [transpose(p)]
     args = p.args
     return [f for f in args if f.is_scalar] + \
         [transpose(f) for f in reversed(args) if not f.is_scalar]
+
+
+#: The single factors that :func:`build.mul` does not give back as they are (it splices in a
+#: product's factors, makes a number a Const of its value, a zero matrix a new zero).
+_REBUILT_ALONE = frozenset((Mul, Const, Zero))
 
 
 def _unvec(v: Expr, shape):

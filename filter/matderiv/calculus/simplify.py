@@ -2003,6 +2003,11 @@ def _pretty(e: Expr) -> Expr:
             and all(isinstance(a, Transpose) for a in e.args):
         return Transpose(_divided(type(e)(tuple(a.arg for a in e.args))))
     if isinstance(e, Mul):
+        for f in e.args:
+            if type(f) is Const or type(f) is Mul:
+                break
+        else:
+            return e  # (no number in it, so no negative coefficient: most products, no split)
         coef, scalars, chain = split(e)
         if coef is COEF_ONE or not coef < 0:
             return e  # (both flips below need a negative coefficient)
