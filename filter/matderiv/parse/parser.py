@@ -1556,19 +1556,18 @@ def _expected_words(expected) -> str:
 
 @lru_cache(maxsize=1)
 def _tables():
-    """What the LALR driver needs of lark's parser, prepared once: per state, each token's
-    action as the next state (an int) for a shift (and the goto of a rule name: lark's table
-    holds both as shifts) or ``(callback, rule name, size, eager)`` for a
-    reduction by a rule of ``size`` symbols (the callbacks do what lark's do, so ``?rule``
-    inlining and the rest of the grammar's tree shaping are lark's; an ``eager`` one may build
-    the node, see :func:`_reducer`); then the start and end
-    states.  Lark's table keys reductions by ``Rule`` objects, whose hash is Python code: done
-    on every reduction it was a fifth of the driver's time.
+    """What the LALR driver needs of lark's parser, prepared once: a list indexed by state of
+    each state's row, each token's (or rule name's) action in it; then the start and end states.
 
-    A reduction by a one-symbol rule that lark inlines (a ``?rule`` with its one child, whose
-    callback is only :class:`lark.parse_tree_builder.ExpandSingleChild`: the child is the value)
-    has the callback None: the driver leaves the value where it is.  Most reductions are those
-    (a symbol goes up through sum, term, elem, prod, postfix, primary and atom)."""
+    An action is the next state (an int) for a shift (and the goto of a rule name: lark's table
+    holds both as shifts); ``(rule name, size, build)`` for a reduction by a rule of ``size``
+    symbols, where ``build(children, builder)`` makes its value (see :func:`_reducer`) and a
+    ``build`` of None keeps the children's list as the value (a repetition's helper rule); or,
+    for a reduction by a one-symbol rule that lark inlines (a ``?rule`` with its one child, whose
+    callback is only :class:`lark.parse_tree_builder.ExpandSingleChild`: the child is the value),
+    a dictionary of the state it leads to by the state below (see :func:`_inlined_chains`).
+    Lark's table keys reductions by ``Rule`` objects, whose hash is Python code: done on every
+    reduction it was a fifth of the driver's time."""
     from lark.parse_tree_builder import ExpandSingleChild
     from lark.parsers.lalr_analysis import Shift
 
@@ -1583,68 +1582,121 @@ def _tables():
         key = id(arg)
         if key not in reductions:
             callback, size = lalr.callbacks[arg], len(arg.expansion)
-            eager = False
+            assert size > 0  # (grammar.lark has no empty rule: the driver takes size symbols)
             if size == 1 and type(callback) is ExpandSingleChild:
-                callback = None  # (its value is its one child's)
+                build = _INLINED  # (its value is its one child's)
             else:
-                callback, eager = _reducer(callback)
-            reductions[key] = (callback, arg.origin.name, size, eager)
+                build = _reducer(callback)
+            reductions[key] = (arg.origin.name, size, build)
         return reductions[key]
     states = {state: {tok: prepared(*act) for tok, act in row.items()}
               for state, row in table.states.items()}
     end_state = table.end_states["start"]
-    return _past_default_reductions(states, end_state), table.start_states["start"], end_state
+    states = _past_default_reductions(states, end_state)
+    assert sorted(states) == list(range(len(states)))  # (numbered from 0: rows in a list)
+    return _inlined_chains(states, end_state), table.start_states["start"], end_state
+
+
+#: The ``build`` of an inlined one-symbol reduction while the tables are prepared.
+_INLINED = object()
 
 
 def _reducer(callback):
-    """Lark's callback of a reduction, and whether it takes the builder: ``(function, eager)``.
-    The function does what lark's does: the children of repetitions (``x (op y)*`` is built
-    through helper rules whose trees are opened into their parent's children) are spliced and
-    a ``?rule``'s one child is inlined, in one function (lark's goes through three calls for
-    each of the ten or so reductions of a short text).  For a rule the builder reads straight
-    from its children (:data:`_EAGER_RULES`) it is a function of ``(children, builder)``:
-    given a :class:`_Builder`, the node is built at once, ``(expr, start, end)``, rather than
-    made a parse tree the builder walks afterwards.  A callback that makes a tree of a
-    rule of neither kind is lark's own."""
+    """The ``build(children, builder)`` of a reduction whose lark callback is ``callback``: it
+    does what lark's does (the children of repetitions, ``x (op y)*``, are made by helper rules
+    whose values are spliced into their parent's children; a ``?rule``'s one child is inlined),
+    in one function (lark's goes through three calls for each reduction).  A helper rule's value
+    is a plain list of its children (lark's is a tree it opens at once): its ``build`` is None
+    when that list is the children as they are.  For a rule the builder reads straight from its
+    children (:data:`_EAGER_RULES`), given a :class:`_Builder` the node is built at once,
+    ``(expr, start, end)``, rather than made a parse tree the builder walks afterwards.  A
+    callback of another kind is lark's own, given trees for the helper lists."""
     from functools import partial
 
     from lark.parse_tree_builder import ChildFilterLALR_NoPlaceholders, ExpandSingleChild
     from lark.tree import Tree
 
-    builder = callback
+    node_builder = callback
     to_include = None
-    if type(builder) is ChildFilterLALR_NoPlaceholders:
-        to_include, builder = tuple(callback.to_include), builder.node_builder
-    inline_one = type(builder) is ExpandSingleChild
+    if type(node_builder) is ChildFilterLALR_NoPlaceholders:
+        to_include, node_builder = tuple(callback.to_include), node_builder.node_builder
+    inline_one = type(node_builder) is ExpandSingleChild
     if inline_one:
-        builder = builder.node_builder
-    if type(builder) is not partial or builder.func is not Tree or len(builder.args) != 1 \
-            or builder.keywords:
-        return callback, False  # (not met: lark's own)
-    name = builder.args[0]
+        node_builder = node_builder.node_builder
+    plain = type(node_builder) is partial and node_builder.func is Tree \
+        and len(node_builder.args) == 1 and not node_builder.keywords  # (a tree of its name)
+    name = node_builder.args[0] if plain else None
+    helper = plain and name.startswith("_")  # (lark opens these into their parent)
+    if not plain or helper and inline_one:
+        def lark_own(children, builder=None):  # pragma: no cover - not met by grammar.lark
+            return callback([Tree("_", c) if type(c) is list else c for c in children])
+        return lark_own
+    splice = _splicer(to_include)
+    if helper:
+        return splice
     rule = _RULES[name] if name in _EAGER_RULES else None
-    if rule is None and to_include is None and not inline_one:
-        return callback, False  # (a tree of the rule's children: lark's partial)
-
-    def reduce(children, builder=None):
-        if to_include is None:
-            filtered = children
+    if inline_one and (to_include is None or len(to_include) == 1):
+        def reduce(children, builder=None):  # pragma: no cover - not met by grammar.lark
+            filtered = children if splice is None else splice(children)
+            if len(filtered) == 1:  # (lark's ExpandSingleChild)
+                return filtered[0]
+            if rule is not None and builder is not None:
+                return rule(builder, filtered)
+            return Tree(name, filtered)
+        return reduce
+    # (a `?rule` of two symbols or more keeps them all, and a helper's list is never empty:
+    # ExpandSingleChild, which inlines a rule of one child, never does here)
+    if splice is None:
+        if rule is None:
+            def reduce(children, builder=None):
+                return Tree(name, children)
         else:
-            filtered = []
-            for i, to_expand in to_include:  # (lark's ChildFilterLALR_NoPlaceholders)
-                if to_expand:
-                    if filtered:
-                        filtered += children[i].children
-                    else:
-                        filtered = children[i].children
+            def reduce(children, builder=None):
+                if builder is not None:
+                    return rule(builder, children)
+                return Tree(name, children)
+    elif rule is None:
+        def reduce(children, builder=None):
+            return Tree(name, splice(children))
+    else:
+        def reduce(children, builder=None):
+            if builder is not None:
+                return rule(builder, splice(children))
+            return Tree(name, splice(children))
+    return reduce
+
+
+def _splicer(to_include):
+    """The function that makes a rule's children of the symbols it reduces, opening the lists
+    of the helper rules among them (lark's ``ChildFilterLALR_NoPlaceholders`` with lists for
+    trees), or None when none is opened (the children are the symbols)."""
+    if to_include is None or not any(to_expand for _, to_expand in to_include):
+        return None
+    assert [i for i, _ in to_include] == list(range(len(to_include)))  # (keep_all_tokens)
+    opened = [to_expand for _, to_expand in to_include]
+    if opened == [True] + [False] * (len(opened) - 1):
+        def left(children, builder=None):  # `__x_star: __x_star op y`: a repetition goes on
+            filtered = children[0]  # (lark reuses the first list too: it is no one else's)
+            filtered += children[1:]
+            return filtered
+        return left
+    if opened == [False, True]:
+        def right(children, builder=None):  # `x __x_star`: a repetition's first and the rest
+            return [children[0], *children[1]]
+        return right
+
+    def splice(children, builder=None):
+        filtered = []
+        for i, to_expand in to_include:
+            if to_expand:
+                if filtered:
+                    filtered += children[i]
                 else:
-                    filtered.append(children[i])
-        if inline_one and len(filtered) == 1:  # (lark's ExpandSingleChild)
-            return filtered[0]
-        if rule is not None and builder is not None:
-            return rule(builder, filtered)
-        return Tree(name, filtered)
-    return reduce, rule is not None
+                    filtered = children[i]
+            else:
+                filtered.append(children[i])
+        return filtered
+    return splice
 
 
 def _past_default_reductions(states: dict, end_state) -> dict:
@@ -1661,8 +1713,8 @@ def _past_default_reductions(states: dict, end_state) -> dict:
     default = {}  # state -> the rule name of its one inlined reduction
     for state, row in states.items():
         act = next(iter(row.values()), None)
-        if type(act) is tuple and act[0] is None and all(a is act for a in row.values()):
-            default[state] = act[1]  # (one tuple per rule: see prepared)
+        if type(act) is tuple and act[2] is _INLINED and all(a is act for a in row.values()):
+            default[state] = act[0]  # (one tuple per rule: see prepared)
     taken: dict = {}  # state -> the tokens its row takes (found when first needed)
 
     def tokens(state):
@@ -1687,6 +1739,44 @@ def _past_default_reductions(states: dict, end_state) -> dict:
     return out
 
 
+def _inlined_chains(states: dict, end_state) -> list:
+    """The rows of ``states`` in a list by state, each inlined one-symbol reduction made a
+    dictionary: for each state that can be below the one reducing (a state whose row shifts
+    or goes to it), the state where that reduction leads and where the inlined reductions that
+    the same lookahead takes from there after it lead, up to an action of another kind (on
+    ``$END``, ``sum: elem .`` goes on to ``start: sum .`` in one step, not three).
+
+    Exact: an inlined reduction keeps the value and replaces the top state by the goto of the
+    state below, which stays the same through the chain, so where the chain ends depends on
+    the lookahead, the state below and the state it starts from alone.  It stops at a state
+    whose action for the lookahead is a shift, another reduction, none (the driver reports the
+    error with that state's row, where the reductions one by one met it) or, on ``$END``, at
+    the end state (where the driver's end test stops)."""
+    below: dict = {}  # state -> the states that shift or go to it
+    for b, row in states.items():
+        for act in row.values():
+            if type(act) is int:
+                below.setdefault(act, set()).add(b)
+    rows = []
+    for state in range(len(states)):
+        row = dict(states[state])
+        for typ, act in row.items():
+            if type(act) is not tuple or act[2] is not _INLINED:
+                continue
+            ends = {}
+            for b in below.get(state, ()):
+                cur, a = state, act
+                while type(a) is tuple and a[2] is _INLINED:
+                    cur = states[b][a[0]]
+                    if typ == _END and cur == end_state:
+                        break
+                    a = states[cur].get(typ)
+                ends[b] = cur
+            row[typ] = ends
+        rows.append(row)
+    return rows
+
+
 _END = "$END"
 
 
@@ -1704,7 +1794,7 @@ def _tokens_to_tree(toks: list[_Tok], text: str, builder: "_Builder | None" = No
     :data:`_REDO` when building refused something: the builder met the refusals of the text
     in another order than it does walking the whole tree (and a syntax error further on comes
     first there), so the caller parses again, then builds."""
-    states, start, end_state = _tables()
+    rows, start, end_state = _tables()
     state_stack = [start]
     value_stack: list = []
     top = start  # (state_stack[-1], kept in a local)
@@ -1713,32 +1803,29 @@ def _tokens_to_tree(toks: list[_Tok], text: str, builder: "_Builder | None" = No
         typ = t.type
         while True:
             try:
-                act = states[top][typ]
+                act = rows[top][typ]
             except KeyError:
-                row = states[top]
-                raise _unexpected(t, {k for k in row if k.isupper()}, toks, text) from None
+                raise _unexpected(t, {k for k in rows[top] if k.isupper()}, toks,
+                                  text) from None
             if type(act) is int:  # a shift
                 state_stack.append(act)
                 value_stack.append(t)
                 top = act
                 break
-            callback, origin, size, eager = act
-            if callback is None:  # an inlined one-symbol rule: the value stays, the state moves
-                top = state_stack[-1] = states[state_stack[-2]][origin]
+            if type(act) is dict:  # inlined one-symbol rules: the value stays, the state moves
+                top = state_stack[-1] = act[state_stack[-2]]
             else:
-                if size:
-                    children = value_stack[-size:]
-                    del state_stack[-size:]
-                    del value_stack[-size:]
-                else:
-                    children = []
-                top = states[state_stack[-1]][origin]
+                origin, size, build = act  # (no rule is empty: size > 0)
+                children = value_stack[-size:]
+                del state_stack[-size:]
+                del value_stack[-size:]
+                top = rows[state_stack[-1]][origin]
                 state_stack.append(top)
-                if not eager:
-                    value_stack.append(callback(children))
+                if build is None:  # a helper rule's list: its children
+                    value_stack.append(children)
                 else:
                     try:
-                        value_stack.append(callback(children, builder))
+                        value_stack.append(build(children, builder))
                     except (MatDerivError, RecursionError):
                         if builder is None:  # pragma: no cover - a tree is refused nothing
                             raise
