@@ -452,6 +452,8 @@ _PLAIN_SYM_INFOS = {(letter, greek, bold): _make_sym_info(letter, greek, bold, N
                     for greek, letters in ((False, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                                    "abcdefghijklmnopqrstuvwxyz"), (True, GREEK))
                     for letter in letters for bold in (False, True)}
+#: The record of each plain Latin letter, by the letter (the commonest symbol of all).
+_PLAIN_LETTER_INFOS = {k[0]: v for k, v in _PLAIN_SYM_INFOS.items() if not k[1] and not k[2]}
 
 
 def _accent_info(accent: str, inner: str) -> _SymInfo | None:
@@ -649,6 +651,7 @@ class _Tokenizer:
         self.frac: list[list[int]] = []                # [remaining args, depth]
         self.angle_commas: set[int] = set()            # starts of \langle groups with a comma
         self.last_underscore = text.rfind("_")         # (no subscript can start after it)
+        self.round_opens: list[_Tok] = []              # the LPAR tokens of round brackets
 
     # helpers ----------------------------------------------------------------------------
     def prev_operand(self) -> bool:
@@ -699,8 +702,11 @@ class _Tokenizer:
             self.frac.pop()
 
     def open(self, kind, type_, start, end, value=None):
-        self.toks.append(_Tok(type_, value if value is not None else self.text[start:end], start, end))
+        tok = _Tok(type_, value if value is not None else self.text[start:end], start, end)
+        self.toks.append(tok)
         self.stack.append((kind, start, end))
+        if kind == "(":
+            self.round_opens.append(tok)
 
     def close(self, kind, type_, start, end):
         text = self.text
@@ -722,31 +728,38 @@ class _Tokenizer:
         n = len(text)
         i = 0
         while True:
-            c = text[i:i + 1]  # (spacing starts with a blank, `~` or a command)
+            c = text[i:i + 1]  # (spacing starts with a blank, `~` or a command; "" at the end)
             if c == " ":
                 nxt = text[i + 1:i + 2]
                 if nxt != "\\" and nxt != "~" and not nxt.isspace():
                     # one plain blank, the commonest spacing: SPACE_RE would take it alone (each
                     # of its pieces starts with a blank, `~` or a backslash), and it is no
-                    # explicit space
+                    # explicit space: the token after it is read at once
                     i += 1
+                    c = nxt
                     m = None
                 else:
                     m = SPACE_RE.match(text, i)
             elif c == "\\":
                 m = SPACE_RE.match(text, i) if text[i + 1:i + 2] in _SPACING_COMMANDS else None
+            elif c == "~" or c.isspace():
+                m = SPACE_RE.match(text, i)
             else:
-                m = SPACE_RE.match(text, i) if c == "~" or c.isspace() else None
-            separated = False
-            if m:
-                i = m.end()
-                separated = EXPLICIT_SPACE_RE.search(m.group()) is not None and \
-                    self.prev_operand() and not self.in_frac_arg() and \
-                    not self.after_function_power()
+                m = None
+            if m is None:  # (the usual case: no spacing, so nothing to insert before the token)
+                if not c:
+                    break
+                tick()
+                i = self.token_at(i)
+                continue
+            i = m.end()
+            separated = EXPLICIT_SPACE_RE.search(m.group()) is not None and \
+                self.prev_operand() and not self.in_frac_arg() and \
+                not self.after_function_power()
             if i >= n:
                 break
             tick()
-            if not separated:  # (the usual case: nothing to insert before the token)
+            if not separated:
                 i = self.token_at(i)
                 continue
             k = len(self.toks)
@@ -801,7 +814,10 @@ class _Tokenizer:
                 # a lone letter with nothing written after it (the commonest token): what
                 # letter() and symbol() come to, no function, Greek name, exponential,
                 # identity, subscript, index or transpose being possible
-                self.emit("SYM", c, i, i + 1, _PLAIN_SYM_INFOS[c, False, False])
+                # (emit's work, inlined: a SYM token ends a \\frac argument)
+                self.toks.append(_Tok("SYM", c, i, i + 1, _PLAIN_LETTER_INFOS[c]))
+                if self.frac and self.frac[-1][1] == len(self.stack):
+                    self._frac_arg_done()
                 return i + 1
             return self.letter(i)
         if c in _SUPERSCRIPT_DIGITS and (self.prev_operand() or self.toks[-1:] and
@@ -1557,7 +1573,7 @@ def _expected_words(expected) -> str:
 @lru_cache(maxsize=1)
 def _tables():
     """What the LALR driver needs of lark's parser, prepared once: a list indexed by state of
-    each state's row, each token's (or rule name's) action in it; then the start and end states.
+    each state's row, each token's (or rule name's) action in it; then the start state.
 
     An action is the next state (an int) for a shift (and the goto of a rule name: lark's table
     holds both as shifts); ``(rule name, size, build)`` for a reduction by a rule of ``size``
@@ -1583,7 +1599,8 @@ def _tables():
         if key not in reductions:
             callback, size = lalr.callbacks[arg], len(arg.expansion)
             assert size > 0  # (grammar.lark has no empty rule: the driver takes size symbols)
-            if size == 1 and type(callback) is ExpandSingleChild:
+            if size == 1 and (type(callback) is ExpandSingleChild or
+                              getattr(callback, "args", None) in _ONE_CHILD_TREES):
                 build = _INLINED  # (its value is its one child's)
             else:
                 build = _reducer(callback)
@@ -1594,11 +1611,22 @@ def _tables():
     end_state = table.end_states["start"]
     states = _past_default_reductions(states, end_state)
     assert sorted(states) == list(range(len(states)))  # (numbered from 0: rows in a list)
-    return _inlined_chains(states, end_state), table.start_states["start"], end_state
+    rows = _inlined_chains(states, end_state)
+    # the end state (reached by the reduction to `start`, on `$END` alone) shifts `$END`: the
+    # driver's loop ends there, with no end test after each reduction
+    assert not rows[end_state]
+    rows[end_state] = {_END: end_state}
+    return rows, table.start_states["start"]
 
 
 #: The ``build`` of an inlined one-symbol reduction while the tables are prepared.
 _INLINED = object()
+
+#: The lark callbacks (``partial(Tree, name)``: their ``args``) of the one-symbol rules whose
+#: node is their symbol's, inlined as a ``?rule`` is: the builder's ``r_start``, ``r_suparg``
+#: and ``r_fracarg`` build ``ch[0]`` alone, and :meth:`_Builder.postop` reads a postfix token
+#: as its one-token ``postop``.
+_ONE_CHILD_TREES = (("start",), ("suparg",), ("fracarg",), ("postop",))
 
 
 def _reducer(callback):
@@ -1778,6 +1806,9 @@ def _inlined_chains(states: dict, end_state) -> list:
 
 
 _END = "$END"
+#: The end of every text, as the token list the driver appends to the text's tokens (one
+#: list, never changed: its span is not read, ``_unexpected`` places the end by the text).
+_END_TOKS = [_Tok(_END, "", 0, 0)]
 
 
 #: What :func:`_tokens_to_tree` returns when a node built during the parse was refused.
@@ -1794,11 +1825,11 @@ def _tokens_to_tree(toks: list[_Tok], text: str, builder: "_Builder | None" = No
     :data:`_REDO` when building refused something: the builder met the refusals of the text
     in another order than it does walking the whole tree (and a syntax error further on comes
     first there), so the caller parses again, then builds."""
-    rows, start, end_state = _tables()
+    rows, start = _tables()
     state_stack = [start]
     value_stack: list = []
     top = start  # (state_stack[-1], kept in a local)
-    for t in toks + [_Tok(_END, "", len(text), len(text))]:
+    for t in toks + _END_TOKS:
         tick()
         typ = t.type
         while True:
@@ -1830,8 +1861,7 @@ def _tokens_to_tree(toks: list[_Tok], text: str, builder: "_Builder | None" = No
                         if builder is None:  # pragma: no cover - a tree is refused nothing
                             raise
                         return _REDO
-            if typ == _END and top == end_state:
-                return value_stack[-1]
+    return value_stack[-2]  # (the end state shifted the `$END` token: see _tables)
 
 
 def _unexpected(t: _Tok, expected: set, toks, text: str) -> MatDerivError:
@@ -1917,11 +1947,11 @@ class _Builder:
     # ---------------------------------------------------------------------------------------
     def build(self, t):
         """Returns (expr, start, end)."""
+        if type(t) is tuple:  # built while parsing: (expr, start, end) (no work: no tick)
+            return t
         tick()
         if type(t) is _Tok:  # (a token: _Tok has no subclass)
             return self.token(t)
-        if type(t) is tuple:  # built while parsing: (expr, start, end)
-            return t
         if isinstance(t, Expr):  # already built
             s, e = self.span_of(t)
             return t, s, e
@@ -1932,26 +1962,33 @@ class _Builder:
 
     def token(self, t):
         s, e = t.start, t.end
-        if t.type == "SYM":
+        typ = t.type
+        if typ == "SYM":
             info = t.info
             latex, bold = self.canon[info.name]
-            upper = info.upper
-            if upper:
+            if info.upper:
                 kind = "matrix"
             elif info.greek and not bold:
                 kind = "scalar"
             else:
                 kind = "vector"
-            return self.node(Symbol(info.name, UNKNOWN, UNKNOWN, kind, latex), s, e), s, e
-        if t.type == "NUMBER":
+            e_ = Symbol(info.name, UNKNOWN, UNKNOWN, kind, latex)
+        elif typ == "NUMBER":
             v = t.value  # (whole numbers as ints: the same Fraction, without parsing a string)
-            value = Fraction(int(v)) if v.isascii() and v.isdigit() else Fraction(str(v))
-            return self.node(Const(value), s, e), s, e
-        if t.type == "IDENT":
-            return self.node(Identity(UNKNOWN), s, e), s, e
-        if t.type == "ONES":
-            return self.node(Ones(UNKNOWN), s, e), s, e
-        raise self.err(f"unexpected `{self.text[s:e]}`", s, e)  # pragma: no cover
+            e_ = Const(Fraction(int(v)) if v.isascii() and v.isdigit() else Fraction(str(v)))
+        elif typ == "IDENT":
+            e_ = Identity(UNKNOWN)
+        elif typ == "ONES":
+            e_ = Ones(UNKNOWN)
+        else:  # pragma: no cover
+            raise self.err(f"unexpected `{self.text[s:e]}`", s, e)
+        # (node's work, inlined: a token's node is the commonest node)
+        self.keep.append(e_)
+        span = _new_span(Span)
+        _set_span_start(span, s)
+        _set_span_end(span, e)
+        self.spans[id(e_)] = span
+        return e_, s, e
 
     def r_start(self, ch):
         return self.build(ch[0])
@@ -2042,17 +2079,18 @@ class _Builder:
         return cur, s, end
 
     def r_prod(self, ch):
-        x, s, end = self.build(ch[0])
+        x = ch[0]
+        x, s, end = x if type(x) is tuple else self.build(x)  # (build's first test, inlined)
         if len(ch) == 1:
             return x, s, end
         factors = [x]
         k = 1
         while k < len(ch):
             c = ch[k]
-            if _tok_type(c) == "TIMES":
+            if type(c) is _Tok and c.type == "TIMES":
                 k += 1
                 c = ch[k]
-            if _tok_type(c) == "SLASH":
+            if type(c) is _Tok and c.type == "SLASH":
                 self._refuse_ambiguous_division(ch, k)
                 y, ys, ye = self.build(ch[k + 1])
                 if isinstance(y, Const):
@@ -2067,7 +2105,7 @@ class _Builder:
                 end = ye
                 k += 2
                 continue
-            y, ys, ye = self.build(c)
+            y, ys, ye = c if type(c) is tuple else self.build(c)
             if type(y) is Const and y.value == 1 and self.text[ys:ye] == "1":
                 self._refuse_trailing_one(factors, ys, ye)
             factors.append(y)
@@ -2108,6 +2146,13 @@ class _Builder:
 
     def _mul(self, factors, s, end):
         """Product of same-level factors; numeric constants fold into one leading Const."""
+        for f in factors:
+            if type(f) is Mul or type(f) is Const:  # (Mul and Const have no subclasses)
+                break
+        else:  # no product to open, no number to fold (the usual case): the factors as written
+            if len(factors) == 1:
+                return factors[0]
+            return self.node(Mul(tuple(factors)), s, end)
         flat = []
         for f in factors:
             if isinstance(f, Mul) and id(f) not in self.grouped and \
@@ -2140,9 +2185,9 @@ class _Builder:
         return x, s, end
 
     def postop(self, x, s, op):
-        # op is a Tree('postop', [...])
-        kids = op.children
-        t = kids[0]
+        # op is a postfix token (the driver inlines a postop of one token) or a
+        # Tree('postop', [CARET, suparg])
+        t = op if type(op) is _Tok else op.children[0]
         if t.type == "TRANSPOSE" or t.type == "PRIME":
             if type(x) is Const:
                 x = self._transposed_number(x, s, t)
@@ -2155,7 +2200,7 @@ class _Builder:
         if t.type == "HADPOW":
             return self.node(self._hadamard_power(x, t), s, t.end_pos), t.end_pos
         # CARET suparg
-        ex, es, ee = self.build(kids[1])
+        ex, es, ee = self.build(op.children[1])
         return self.node(Power(x, ex), s, ee), ee
 
     def _transposed_number(self, x, s, tok):
@@ -2403,7 +2448,8 @@ def parse(text: str) -> Parsed:
         raise MatDerivError("the expression must be a string", None,
                             "pass the LaTeX text of the expression")
     try:
-        toks = _Tokenizer(text).run()
+        tokenizer = _Tokenizer(text)
+        toks = tokenizer.run()
         canon = _canonical_spellings(toks)
         b = _Builder(text, canon)
         tree = _tokens_to_tree(toks, text, b) if len(toks) <= _EAGER_TOKENS else _REDO
@@ -2435,7 +2481,7 @@ def parse(text: str) -> Parsed:
     parsed.__dict__.update(
         tree=expr, source=text, spans=b.spans, built=b.keep,
         bare_chains=frozenset(b.bare_chains), exp_powers=frozenset(b.exp_powers),
-        calls=_call_like(toks), divisions=frozenset(b.divisions),
+        calls=_call_like(toks, tokenizer.round_opens), divisions=frozenset(b.divisions),
         inner_products=frozenset(b.inner_products), differentials=_differential_like(toks, text))
     return parsed
 
@@ -2472,13 +2518,16 @@ def _differential_like(toks: list[_Tok], text: str) -> tuple:
     return tuple(out)
 
 
-def _call_like(toks: list[_Tok]) -> tuple:
+def _call_like(toks: list[_Tok], round_opens: list[_Tok]) -> tuple:
     r"""The ``x(\tau)`` of :attr:`Parsed.calls`: a symbol, then with nothing between them a
-    round bracket that holds a single symbol."""
+    round bracket that holds a single symbol.  ``round_opens`` are the tokens of ``toks`` that
+    open a round bracket, in order (the tokenizer's: most texts have few or none, so the tokens
+    are not all walked)."""
     out = []
-    for k in range(1, len(toks) - 2):
-        op = toks[k]
-        if op.type != "LPAR":  # (the usual case: tested before the four are taken)
+    last = len(toks) - 3
+    for op in round_opens:
+        k = toks.index(op)  # (by identity: a token has no __eq__)
+        if not 1 <= k <= last:
             continue
         f, arg, cl = toks[k - 1], toks[k + 1], toks[k + 2]
         if f.type == "SYM" and op.value.endswith("(") and \
