@@ -308,6 +308,14 @@ _OTHER_LATEX_FUNCTIONS = frozenset({
     "coth", "cot", "sec", "csc", "arcsin", "arccos", "lg",
     "arg", "deg", "dim", "gcd", "hom", "ker", "Pr", "lim", "liminf", "limsup"})
 
+#: Texts longer than this (in characters) poll the time limit at each token, shorter ones
+#: once: reading one takes a few tens of microseconds.
+_TICK_EACH_TOKEN_PAST = 256
+
+#: The printable ASCII characters that start no spacing (SPACE_RE starts with a blank, `~` or
+#: a backslash): at one of them the tokenizer reads a token at once.
+_NO_SPACING_STARTS = frozenset(chr(k) for k in range(33, 127)) - {"\\", "~"}
+
 # Token types that end an operand (used to read `|` as an opening or closing bar).
 _OPERAND_END = {"SYM", "NUMBER", "IDENT", "ONES", "RPAR", "RBRACE", "RBAR", "RNORM", "NORMSUB",
                 "RANGLE",
@@ -452,8 +460,15 @@ _PLAIN_SYM_INFOS = {(letter, greek, bold): _make_sym_info(letter, greek, bold, N
                     for greek, letters in ((False, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                                    "abcdefghijklmnopqrstuvwxyz"), (True, GREEK))
                     for letter in letters for bold in (False, True)}
+#: The ASCII letters (a set: one test, where ``c.isascii() and c.isalpha()`` is two calls).
+_ASCII_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+#: What makes a letter more than a lone symbol when it follows it: a subscript, a superscript
+#: or another ASCII letter (a function's or a Greek letter's name, or a word).
+_NOT_AFTER_A_LONE_LETTER = _ASCII_LETTERS | {"_", "^"}
 #: The record of each plain Latin letter, by the letter (the commonest symbol of all).
 _PLAIN_LETTER_INFOS = {k[0]: v for k, v in _PLAIN_SYM_INFOS.items() if not k[1] and not k[2]}
+#: The spelling (LaTeX, bold) of each plain Latin letter (see :attr:`_Tokenizer.spellings`).
+_PLAIN_LETTER_SPELLINGS = {c: (info.latex, info.bold) for c, info in _PLAIN_LETTER_INFOS.items()}
 
 
 def _accent_info(accent: str, inner: str) -> _SymInfo | None:
@@ -652,6 +667,9 @@ class _Tokenizer:
         self.angle_commas: set[int] = set()            # starts of \langle groups with a comma
         self.last_underscore = text.rfind("_")         # (no subscript can start after it)
         self.round_opens: list[_Tok] = []              # the LPAR tokens of round brackets
+        #: the LaTeX and boldness each symbol name prints with: its first spelling; bold
+        #: anywhere makes a bold kind (recorded as the symbols are read)
+        self.spellings: dict[str, tuple[str, bool]] = {}
 
     # helpers ----------------------------------------------------------------------------
     def prev_operand(self) -> bool:
@@ -692,6 +710,13 @@ class _Tokenizer:
 
     def emit(self, type_, value, start, end, info=None):
         self.toks.append(_Tok(type_, value, start, end, info))
+        if info is not None:  # a SYM (the one token with an info): the spelling of its name
+            spellings = self.spellings
+            got = spellings.get(info.name)
+            if got is None:
+                spellings[info.name] = (info.latex, info.bold)
+            elif info.bold and not got[1]:
+                spellings[info.name] = (got[0], True)
         if self.frac and type_ not in ("LPAR", "LBRACE", "LBAR", "LNORM", "FRAC", "CARET",
                                        "MINUS") and self.frac[-1][1] == len(self.stack):
             self._frac_arg_done()  # (tested first whether a \frac is open: most often none is)
@@ -727,8 +752,17 @@ class _Tokenizer:
         text = self.text
         n = len(text)
         i = 0
+        # the time limit is polled once for a short text (its tokens take microseconds), once
+        # a token for a long one
+        tick()
+        long = n > _TICK_EACH_TOKEN_PAST
         while True:
             c = text[i:i + 1]  # (spacing starts with a blank, `~` or a command; "" at the end)
+            if c in _NO_SPACING_STARTS:  # (the commonest case: the token at once)
+                if long:
+                    tick()
+                i = self.token_at(i)
+                continue
             if c == " ":
                 nxt = text[i + 1:i + 2]
                 if nxt != "\\" and nxt != "~" and not nxt.isspace():
@@ -749,7 +783,8 @@ class _Tokenizer:
             if m is None:  # (the usual case: no spacing, so nothing to insert before the token)
                 if not c:
                     break
-                tick()
+                if long:
+                    tick()
                 i = self.token_at(i)
                 continue
             i = m.end()
@@ -758,7 +793,8 @@ class _Tokenizer:
                 not self.after_function_power()
             if i >= n:
                 break
-            tick()
+            if long:
+                tick()
             if not separated:
                 i = self.token_at(i)
                 continue
@@ -806,16 +842,17 @@ class _Tokenizer:
     def token_at(self, i: int) -> int:
         text = self.text
         c = text[i]
-        if c.isascii() and c.isalpha():
+        if c in _ASCII_LETTERS:
             nxt = text[i + 1:i + 2]
-            if c != "e" and c != "I" and nxt != "_" and nxt != "^" and \
-                    not (nxt.isascii() and nxt.isalpha()) and \
+            if c != "e" and c != "I" and nxt not in _NOT_AFTER_A_LONE_LETTER and \
                     not (nxt.isspace() and _SUBSCRIPT_AHEAD_RE.match(text, i + 1)):
                 # a lone letter with nothing written after it (the commonest token): what
                 # letter() and symbol() come to, no function, Greek name, exponential,
                 # identity, subscript, index or transpose being possible
                 # (emit's work, inlined: a SYM token ends a \\frac argument)
                 self.toks.append(_Tok("SYM", c, i, i + 1, _PLAIN_LETTER_INFOS[c]))
+                if c not in self.spellings:  # (a plain spelling changes a known one in nothing)
+                    self.spellings[c] = _PLAIN_LETTER_SPELLINGS[c]
                 if self.frac and self.frac[-1][1] == len(self.stack):
                     self._frac_arg_done()
                 return i + 1
@@ -878,6 +915,17 @@ class _Tokenizer:
             if not self.prev_operand() and not (self.toks and self.toks[-1].type == "FUNC"):
                 raise _err("`^` without a base", i, "put the superscript after a symbol or a "
                            "bracket", i + 1, text)
+            if self.toks[-1].type != "EXP_E":
+                # x^\top and x^T, the commonest superscripts: what the general path below
+                # comes to (no refusal looks at a `^\` or `^T`, and TRANSPOSE_RE takes `^T`
+                # and `^\top` alone), without its tests
+                if text.startswith("\\top", i + 1) and \
+                        text[i + 5:i + 6] not in _ASCII_LETTERS:  # (\top(?![A-Za-z]))
+                    self.emit("TRANSPOSE", text[i:i + 5], i, i + 5)
+                    return i + 5
+                if text.startswith("T", i + 1):
+                    self.emit("TRANSPOSE", "^T", i, i + 2)
+                    return i + 2
             if text.startswith("\u22a4", i + 1):  # ^ and the Unicode down tack
                 self.emit("TRANSPOSE", text[i:i + 2], i, i + 2)
                 return i + 2
@@ -1137,10 +1185,16 @@ class _Tokenizer:
     def symbol(self, start, end, letter, greek, bold):
         text = self.text
         after = text[end:end + 1]
-        if after != "_" and after != "^" and not (after.isspace() and
-                                                  _SUBSCRIPT_AHEAD_RE.match(text, end)):
+        if after == "^":  # x^T, x^\top (the commonest): no index, and no subscript after them
+            plain = self.last_underscore < end and (
+                text.startswith("T", end + 1) or text.startswith("\\top", end + 1)
+                and text[end + 5:end + 6] not in _ASCII_LETTERS)
+        else:
+            plain = after != "_" and not (after.isspace() and _SUBSCRIPT_AHEAD_RE.match(text, end))
+        if plain:
             # the usual case, a symbol with nothing written after it: what follows can start
-            # no subscript (``\s*_``), index or transpose (``^``, with no blank before it), so
+            # no subscript (``\s*_``), index or transpose (``^``, with no blank before it), or
+            # is a transpose that starts no index (``^T``, ``^\top``) with no `_` after it, so
             # the general path below would read none and emit the same token
             if letter == "I" and not greek:
                 self.emit("IDENT", text[start:end], start, end)
@@ -1829,8 +1883,11 @@ def _tokens_to_tree(toks: list[_Tok], text: str, builder: "_Builder | None" = No
     state_stack = [start]
     value_stack: list = []
     top = start  # (state_stack[-1], kept in a local)
+    tick()
+    long = len(toks) > _EAGER_TOKENS  # (a short text is polled once, a long one each token)
     for t in toks + _END_TOKS:
-        tick()
+        if long:
+            tick()
         typ = t.type
         while True:
             try:
@@ -1902,20 +1959,6 @@ def _neg(e: Expr) -> Expr:
 _new_span, _set_span_start, _set_span_end = Span.__new__, Span.start.__set__, Span.end.__set__
 
 
-def _canonical_spellings(toks: list[_Tok]) -> dict[str, tuple[str, bool]]:
-    """The LaTeX and boldness each symbol name of ``toks`` prints with: its first spelling;
-    bold anywhere makes a bold kind."""
-    canon: dict[str, tuple[str, bool]] = {}
-    for t in toks:
-        if t.type == "SYM":
-            info = t.info
-            if info.name not in canon:
-                canon[info.name] = (info.latex, info.bold)
-            elif info.bold and not canon[info.name][1]:
-                canon[info.name] = (canon[info.name][0], True)
-    return canon
-
-
 class _Builder:
     def __init__(self, text: str, canon: dict[str, tuple[str, bool]]):
         self.text = text
@@ -1927,7 +1970,7 @@ class _Builder:
         self.exp_powers: set[int] = set()    # ids of e^{...} exponentials
         self.divisions: set[int] = set()     # ids of the reciprocals of divisions
         self.inner_products: set[int] = set()  # ids of the traces of inner products
-        self.canon = canon  # (see _canonical_spellings)
+        self.canon = canon  # (see _Tokenizer.spellings)
 
     def node(self, e: Expr, start: int, end: int) -> Expr:
         self.keep.append(e)
@@ -1950,17 +1993,15 @@ class _Builder:
         if type(t) is tuple:  # built while parsing: (expr, start, end) (no work: no tick)
             return t
         tick()
-        if type(t) is _Tok:  # (a token: _Tok has no subclass)
-            return self.token(t)
-        if isinstance(t, Expr):  # already built
-            s, e = self.span_of(t)
-            return t, s, e
-        rule = _RULES.get(t.data)
-        if rule is None:  # pragma: no cover
-            raise self.err(f"internal: no rule {t.data}", 0, len(self.text))
-        return rule(self, t.children)
-
-    def token(self, t):
+        if type(t) is not _Tok:  # (a token is built below: _Tok has no subclass)
+            if isinstance(t, Expr):  # already built
+                s, e = self.span_of(t)
+                return t, s, e
+            rule = _RULES.get(t.data)
+            if rule is None:  # pragma: no cover
+                raise self.err(f"internal: no rule {t.data}", 0, len(self.text))
+            return rule(self, t.children)
+        # a token's node (here rather than in a function of its own: the commonest build)
         s, e = t.start, t.end
         typ = t.type
         if typ == "SYM":
@@ -1972,23 +2013,23 @@ class _Builder:
                 kind = "scalar"
             else:
                 kind = "vector"
-            e_ = Symbol(info.name, UNKNOWN, UNKNOWN, kind, latex)
+            node = Symbol(info.name, UNKNOWN, UNKNOWN, kind, latex)
         elif typ == "NUMBER":
             v = t.value  # (whole numbers as ints: the same Fraction, without parsing a string)
-            e_ = Const(Fraction(int(v)) if v.isascii() and v.isdigit() else Fraction(str(v)))
+            node = Const(Fraction(int(v)) if v.isascii() and v.isdigit() else Fraction(str(v)))
         elif typ == "IDENT":
-            e_ = Identity(UNKNOWN)
+            node = Identity(UNKNOWN)
         elif typ == "ONES":
-            e_ = Ones(UNKNOWN)
+            node = Ones(UNKNOWN)
         else:  # pragma: no cover
             raise self.err(f"unexpected `{self.text[s:e]}`", s, e)
-        # (node's work, inlined: a token's node is the commonest node)
-        self.keep.append(e_)
+        # (node's work, inlined)
+        self.keep.append(node)
         span = _new_span(Span)
         _set_span_start(span, s)
         _set_span_end(span, e)
-        self.spans[id(e_)] = span
-        return e_, s, e
+        self.spans[id(node)] = span
+        return node, s, e
 
     def r_start(self, ch):
         return self.build(ch[0])
@@ -2450,7 +2491,7 @@ def parse(text: str) -> Parsed:
     try:
         tokenizer = _Tokenizer(text)
         toks = tokenizer.run()
-        canon = _canonical_spellings(toks)
+        canon = tokenizer.spellings
         b = _Builder(text, canon)
         tree = _tokens_to_tree(toks, text, b) if len(toks) <= _EAGER_TOKENS else _REDO
         if tree is _REDO:  # (a long text, or one refused: parsed, then built, as two passes)
