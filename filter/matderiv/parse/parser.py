@@ -394,15 +394,11 @@ class _Tok:
     __slots__ = ("type", "value", "start", "end", "info")
 
     def __init__(self, type_: str, value: str, start: int, end: int, info=None):
-        self.type, self.value, self.start, self.end, self.info = type_, value, start, end, info
-
-    @property
-    def start_pos(self) -> int:
-        return self.start
-
-    @property
-    def end_pos(self) -> int:
-        return self.end
+        self.type = type_  # (one by one: a tuple assignment of five builds a tuple)
+        self.value = value
+        self.start = start
+        self.end = end
+        self.info = info
 
     def __repr__(self) -> str:
         return f"_Tok({self.type!r}, {self.value!r}, {self.start}, {self.end})"
@@ -659,12 +655,15 @@ _SIMPLE_TOKENS = {"+": "PLUS", "-": "MINUS", "\u2212": "MINUS", "*": "TIMES", "/
 
 
 class _Tokenizer:
+    #: starts of the \langle groups with a comma (an instance's set made at the first: most
+    #: texts have none)
+    angle_commas = frozenset()
+
     def __init__(self, text: str):
         self.text = text
         self.toks: list[_Tok] = []
         self.stack: list[tuple[str, int, int]] = []   # (kind, start, end) of open brackets
         self.frac: list[list[int]] = []                # [remaining args, depth]
-        self.angle_commas: set[int] = set()            # starts of \langle groups with a comma
         self.last_underscore = text.rfind("_")         # (no subscript can start after it)
         self.round_opens: list[_Tok] = []              # the LPAR tokens of round brackets
         #: the LaTeX and boldness each symbol name prints with: its first spelling; bold
@@ -832,8 +831,8 @@ class _Tokenizer:
             return
         t = calls[0]
         raise _err("`\\sigma` is both a symbol and the logistic function \\sigma(...) here",
-                   t.start_pos, "for the logistic function write \\operatorname{sigmoid}(...); "
-                   "for the symbol times a bracket write \\sigma \\cdot (...)", t.end_pos,
+                   t.start, "for the logistic function write \\operatorname{sigmoid}(...); "
+                   "for the symbol times a bracket write \\sigma \\cdot (...)", t.end,
                    self.text)
 
     def in_frac_arg(self) -> bool:
@@ -1040,6 +1039,8 @@ class _Tokenizer:
             if opened in self.angle_commas:
                 raise _err("a second comma in an inner product", i,
                            "\\langle u, v \\rangle takes two arguments", i + 1, text)
+            if not self.angle_commas:  # (the first: made now, see the class's attributes)
+                self.angle_commas = set()
             self.angle_commas.add(opened)
             self.emit("COMMA", ",", i, i + 1)  # \langle u, v \rangle
             return i + 1
@@ -1740,6 +1741,12 @@ def _reducer(callback):
     elif rule is None:
         def reduce(children, builder=None):
             return Tree(name, splice(children))
+    elif [to_expand for _, to_expand in to_include] == [False, True]:
+        # `x __x_star` (prod, postfix, ...), the commonest: _splicer's `right`, inlined
+        def reduce(children, builder=None):
+            if builder is not None:
+                return rule(builder, [children[0], *children[1]])
+            return Tree(name, [children[0], *children[1]])
     else:
         def reduce(children, builder=None):
             if builder is not None:
@@ -1960,16 +1967,17 @@ _new_span, _set_span_start, _set_span_end = Span.__new__, Span.start.__set__, Sp
 
 
 class _Builder:
+    # ids of nodes of rarer kinds, each an instance's set made when its first node is (most
+    # texts have none, so most builders make no set): of the products that are bare arguments (chains), of those
+    # of an elementwise function without power (bare_chains), of the e^{...} exponentials, of
+    # the reciprocals of divisions, of the traces of inner products
+    chains = bare_chains = exp_powers = divisions = inner_products = frozenset()
+
     def __init__(self, text: str, canon: dict[str, tuple[str, bool]]):
         self.text = text
         self.spans: dict[int, Span] = {}
         self.keep: list[Expr] = []           # keeps every built node alive (unique ids)
         self.grouped: set[int] = set()       # ids of nodes that came from brackets
-        self.chains: set[int] = set()        # ids of products that are bare arguments
-        self.bare_chains: set[int] = set()   # ... of an elementwise function, without power
-        self.exp_powers: set[int] = set()    # ids of e^{...} exponentials
-        self.divisions: set[int] = set()     # ids of the reciprocals of divisions
-        self.inner_products: set[int] = set()  # ids of the traces of inner products
         self.canon = canon  # (see _Tokenizer.spellings)
 
     def node(self, e: Expr, start: int, end: int) -> Expr:
@@ -1992,8 +2000,8 @@ class _Builder:
         """Returns (expr, start, end)."""
         if type(t) is tuple:  # built while parsing: (expr, start, end) (no work: no tick)
             return t
-        tick()
         if type(t) is not _Tok:  # (a token is built below: _Tok has no subclass)
+            tick()  # (a tree's build recurses; a token's is one node, and polls nothing)
             if isinstance(t, Expr):  # already built
                 s, e = self.span_of(t)
                 return t, s, e
@@ -2035,7 +2043,8 @@ class _Builder:
         return self.build(ch[0])
 
     def r_sum(self, ch):
-        e0, s, end = self.build(ch[0])
+        e0 = ch[0]
+        e0, s, end = e0 if type(e0) is tuple else self.build(e0)  # (build's first test, inlined)
         if len(ch) == 1:
             return e0, s, end
         terms = []
@@ -2071,16 +2080,16 @@ class _Builder:
     def r_neg(self, ch):
         op = ch[0]
         x, xs, xe = self.build(ch[1])
-        s = op.start_pos
+        s = op.start
         new = self._negate(x)
         for k in new.children()[:1]:
             if isinstance(k, Const) and id(k) not in self.spans:
-                self.node(k, s, op.end_pos)
+                self.node(k, s, op.end)
         return self.node(new, s, xe), s, xe
 
     def r_pos(self, ch):
         x, xs, xe = self.build(ch[1])
-        return x, ch[0].start_pos, xe
+        return x, ch[0].start, xe
 
     def r_negfactor(self, ch):
         return self.r_neg(ch)
@@ -2112,6 +2121,8 @@ class _Builder:
             elif op.type == "FROB":  # A : B, as \langle A, B \rangle
                 product = self.node(Mul((self.node(Transpose(cur), *self.span_of(cur)), y)), s, ye)
                 new = Trace(product)
+                if not self.inner_products:  # (the first: made now, see the class's attributes)
+                    self.inner_products = set()
                 self.inner_products.add(id(new))
             else:
                 new = HadamardDiv(cur, y)
@@ -2136,11 +2147,13 @@ class _Builder:
                 y, ys, ye = self.build(ch[k + 1])
                 if isinstance(y, Const):
                     if y.value == 0:
-                        raise self.err("division by zero", c.start_pos, ye)
+                        raise self.err("division by zero", c.start, ye)
                     inv = self.node(Const(1 / y.value), ys, ye)
                 else:
-                    m1 = self.node(Const(-1), c.start_pos, c.end_pos)
+                    m1 = self.node(Const(-1), c.start, c.end)
                     inv = self.node(Power(y, m1), ys, ye)
+                    if not self.divisions:  # (the first: made now, see the class's attributes)
+                        self.divisions = set()
                     self.divisions.add(id(inv))
                 factors.append(inv)
                 end = ye
@@ -2180,7 +2193,7 @@ class _Builder:
         _, _, re_ = self.build(ch[last])
         divisor, run = text[ds:de].strip(), text[ds:re_].strip()
         raise self.err(f"ambiguous division `/ {run}`: it may divide by `{divisor}` alone or by "
-                       f"`{run}`", ch[k].start_pos, re_,
+                       f"`{run}`", ch[k].start, re_,
                        f"to divide by the product write / ({run}) or \\frac{{...}}{{{run}}}; "
                        f"to divide by `{divisor}` alone write \\frac{{...}}{{{divisor}}} "
                        f"{text[de:re_].strip()}")
@@ -2220,7 +2233,8 @@ class _Builder:
         return self.node(Mul(tuple(args)), s, end)
 
     def r_postfix(self, ch):
-        x, s, end = self.build(ch[0])
+        x = ch[0]
+        x, s, end = x if type(x) is tuple else self.build(x)  # (build's first test, inlined)
         for op in ch[1:]:
             x, end = self.postop(x, s, op)
         return x, s, end
@@ -2232,14 +2246,14 @@ class _Builder:
         if t.type == "TRANSPOSE" or t.type == "PRIME":
             if type(x) is Const:
                 x = self._transposed_number(x, s, t)
-            return self.node(Transpose(x), s, t.end_pos), t.end_pos
+            return self.node(Transpose(x), s, t.end), t.end
         if t.type == "INVERSE":
-            return self.node(Inverse(x), s, t.end_pos), t.end_pos
+            return self.node(Inverse(x), s, t.end), t.end
         if t.type == "INVTRANSPOSE":
-            inner = self.node(Transpose(x), s, t.end_pos)
-            return self.node(Inverse(inner), s, t.end_pos), t.end_pos
+            inner = self.node(Transpose(x), s, t.end)
+            return self.node(Inverse(inner), s, t.end), t.end
         if t.type == "HADPOW":
-            return self.node(self._hadamard_power(x, t), s, t.end_pos), t.end_pos
+            return self.node(self._hadamard_power(x, t), s, t.end), t.end
         # CARET suparg
         ex, es, ee = self.build(op.children[1])
         return self.node(Power(x, ex), s, ee), ee
@@ -2249,8 +2263,8 @@ class _Builder:
         the many texts that write it plain mean (``1^\top x`` is the sum of the entries; read
         as the number, ``\log(1^\top \exp(x))`` had the derivative I); another number is its
         own transpose."""
-        if x.value == 1 and self.text[s:tok.start_pos].strip(" {}()") == "1":
-            return self.node(Ones(UNKNOWN), s, tok.start_pos)
+        if x.value == 1 and self.text[s:tok.start].strip(" {}()") == "1":
+            return self.node(Ones(UNKNOWN), s, tok.start)
         return x
 
     def _hadamard_power(self, x, tok):
@@ -2260,11 +2274,11 @@ class _Builder:
         g = next(k for k in range(1, len(m.groups()) + 1) if m.group(k) is not None)
         written, (a, b) = _stripped_group(m, g)
         ex = re.sub(r"\s+", "", written)
-        where = (tok.start_pos + a, tok.start_pos + b)
+        where = (tok.start + a, tok.start + b)
         if ex in ("1/2", "\\frac12", "\\frac{1}{2}", "0.5", ".5"):
             return Func("sqrt", x)
         if not ex:
-            raise self.err("`^{\\circ}` without an exponent", tok.start_pos, tok.end_pos,
+            raise self.err("`^{\\circ}` without an exponent", tok.start, tok.end,
                            "write the elementwise power with its exponent, x^{\\circ 2} "
                            "(a degree sign has no meaning here)")
         if not re.fullmatch(r"\d+", ex) or not 1 <= int(ex) <= 8:
@@ -2280,7 +2294,7 @@ class _Builder:
 
     def r_negnumber(self, ch):
         x, s, e = self.build(ch[1])
-        s = ch[0].start_pos
+        s = ch[0].start
         return self.node(Const(-x.value), s, e), s, e
 
     def r_primary(self, ch):
@@ -2290,8 +2304,9 @@ class _Builder:
         return self.build(ch[0])
 
     def r_group(self, ch):
-        x, _, _ = self.build(ch[1])
-        s, e = ch[0].start_pos, ch[2].end_pos
+        x = ch[1]
+        x = x[0] if type(x) is tuple else self.build(x)[0]  # (build's first test, inlined)
+        s, e = ch[0].start, ch[2].end
         self.grouped.add(id(x))
         # the group's span is the bracket text; the inner node keeps its own span
         return x, s, e
@@ -2300,11 +2315,11 @@ class _Builder:
         if len(ch) == 3:
             x, _, _ = self.build(ch[1])
             self.grouped.add(id(x))
-            return x, ch[0].start_pos, ch[2].end_pos
+            return x, ch[0].start, ch[2].end
         return self.build(ch[0])
 
     def r_frac(self, ch):
-        s = ch[0].start_pos
+        s = ch[0].start
         a, _, _ = self.build(ch[1])
         b, _, e = self.build(ch[2])
         if isinstance(b, Const) and b.value == 0:
@@ -2316,6 +2331,8 @@ class _Builder:
             return self.node(Mul((c, a)), s, e), s, e
         m1 = self.node(Const(-1), *self.span_of(b))
         inv = self.node(Power(b, m1), *self.span_of(b))
+        if not self.divisions:  # (the first: made now, see the class's attributes)
+            self.divisions = set()
         self.divisions.add(id(inv))
         if isinstance(a, Const) and a.value == 1:
             return inv, s, e
@@ -2325,19 +2342,19 @@ class _Builder:
 
     def r_norm(self, ch):
         x, _, _ = self.build(ch[1])
-        s = ch[0].start_pos
-        e = ch[2].end_pos
+        s = ch[0].start
+        e = ch[2].end
         kind = "2"
         if len(ch) == 4:
             sub = ch[3].value
-            e = ch[3].end_pos
+            e = ch[3].end
             if sub in ("F", "fro", "Fro"):
                 kind = "F"
             elif sub in ("2", "1"):
                 kind = sub
             else:
                 what = {"*": "the nuclear norm", "\\infty": "the max norm"}.get(sub, "the norm")
-                raise UnsupportedError(f"{what} `_{sub}` is not supported", ch[3].start_pos,
+                raise UnsupportedError(f"{what} `_{sub}` is not supported", ch[3].start,
                                        NORMS_SUPPORTED, end=e, source=self.text)
         return self.node(Norm(x, kind), s, e), s, e
 
@@ -2346,24 +2363,28 @@ class _Builder:
         Frobenius one) of two matrices of one shape; typing drops the trace of a 1 x 1."""
         u, us, ue = self.build(ch[1])
         v, _, _ = self.build(ch[3])
-        s, e = ch[0].start_pos, ch[4].end_pos
+        s, e = ch[0].start, ch[4].end
         product = self.node(Mul((self.node(Transpose(u), us, ue), v)), s, e)
         trace = self.node(Trace(product), s, e)
+        if not self.inner_products:  # (the first: made now, see the class's attributes)
+            self.inner_products = set()
         self.inner_products.add(id(trace))
         return trace, s, e
 
     def r_bars(self, ch):
         x, _, _ = self.build(ch[1])
-        s, e = ch[0].start_pos, ch[2].end_pos
+        s, e = ch[0].start, ch[2].end
         return self.node(Func("bars", x), s, e), s, e
 
     def r_expe(self, ch):
-        s, e = ch[0].start_pos, ch[0].end_pos
+        s, e = ch[0].start, ch[0].end
         if len(ch) == 1:
             arg = self.node(Const(1), s, e)
         else:
             arg, _, e = self.build(ch[2])
         node = self.node(Func("exp", arg), s, e)
+        if not self.exp_powers:  # (the first: made now, see the class's attributes)
+            self.exp_powers = set()
         self.exp_powers.add(id(node))
         return node, s, e
 
@@ -2400,7 +2421,7 @@ class _Builder:
 
     def _func(self, ch, bare):
         ftok = ch[0]
-        s = ftok.start_pos
+        s = ftok.start
         k = 1
         power = None
         if len(ch) == 3:
@@ -2429,6 +2450,8 @@ class _Builder:
         node, s, e = self._func(ch, True)
         f = node.base if isinstance(node, Power) else node  # (\sin^2 \tau A)
         if isinstance(f, Func) and f.name in ELEMENTWISE and id(f.arg) in self.chains:
+            if not self.bare_chains:  # (the first: made now, see the class's attributes)
+                self.bare_chains = set()
             self.bare_chains.add(id(f.arg))
         return node, s, e
 
@@ -2438,6 +2461,8 @@ class _Builder:
         if len(factors) == 1:
             return factors[0]
         chain = self._mul([f[0] for f in factors], s, end)
+        if not self.chains:  # (the first: made now, see the class's attributes)
+            self.chains = set()
         self.chains.add(id(chain))
         return chain, s, end
 
@@ -2566,8 +2591,9 @@ def _call_like(toks: list[_Tok], round_opens: list[_Tok]) -> tuple:
     are not all walked)."""
     out = []
     last = len(toks) - 3
+    k = -1
     for op in round_opens:
-        k = toks.index(op)  # (by identity: a token has no __eq__)
+        k = toks.index(op, k + 1)  # (by identity, a token has no __eq__; from the last found)
         if not 1 <= k <= last:
             continue
         f, arg, cl = toks[k - 1], toks[k + 1], toks[k + 2]
