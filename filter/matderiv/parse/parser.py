@@ -848,7 +848,7 @@ class _Tokenizer:
                 # a lone letter with nothing written after it (the commonest token): what
                 # letter() and symbol() come to, no function, Greek name, exponential,
                 # identity, subscript, index or transpose being possible
-                # (emit's work, inlined: a SYM token ends a \\frac argument)
+                # (emit's work, inlined: a symbol may end an argument of \frac)
                 self.toks.append(_Tok("SYM", c, i, i + 1, _PLAIN_LETTER_INFOS[c]))
                 if c not in self.spellings:  # (a plain spelling changes a known one in nothing)
                     self.spellings[c] = _PLAIN_LETTER_SPELLINGS[c]
@@ -1635,8 +1635,9 @@ def _tables():
     symbols, where ``build(children, builder)`` makes its value (see :func:`_reducer`) and a
     ``build`` of None keeps the children's list as the value (a repetition's helper rule); or,
     for a reduction by a one-symbol rule that lark inlines (a ``?rule`` with its one child, whose
-    callback is only :class:`lark.parse_tree_builder.ExpandSingleChild`: the child is the value),
-    a dictionary of the state it leads to by the state below (see :func:`_inlined_chains`).
+    callback is only :class:`lark.parse_tree_builder.ExpandSingleChild`: the child is the value)
+    or whose node is its symbol's (:data:`_ONE_CHILD_TREES`), a dictionary of the state it
+    leads to by the state below (see :func:`_inlined_chains`).
     Lark's table keys reductions by ``Rule`` objects, whose hash is Python code: done on every
     reduction it was a fifth of the driver's time."""
     from lark.parse_tree_builder import ExpandSingleChild
@@ -2201,7 +2202,7 @@ class _Builder:
     def _mul(self, factors, s, end):
         """Product of same-level factors; numeric constants fold into one leading Const."""
         for f in factors:
-            if type(f) is Mul or type(f) is Const:  # (Mul and Const have no subclasses)
+            if type(f) in _OPENED_OR_FOLDED:
                 break
         else:  # no product to open, no number to fold (the usual case): the factors as written
             if len(factors) == 1:
@@ -2487,6 +2488,10 @@ class _Builder:
         return self.build(ch[0])
 
 
+#: The factors :meth:`_Builder._mul` may open (a product) or fold (a number): Mul and Const
+#: have no subclasses, so their type is tested.
+_OPENED_OR_FOLDED = frozenset({Mul, Const})
+
 #: The builder's method for each rule of the parse tree (``r_<rule>``), found by the rule's
 #: name with one dictionary look-up (not a ``getattr`` of a name made on every node).
 _RULES = {name[2:]: meth for name, meth in vars(_Builder).items() if name.startswith("r_")}
@@ -2547,7 +2552,7 @@ def parse(text: str) -> Parsed:
     parsed.__dict__.update(
         tree=expr, source=text, spans=b.spans, built=b.keep,
         bare_chains=frozenset(b.bare_chains), exp_powers=frozenset(b.exp_powers),
-        calls=_call_like(toks, tokenizer.round_opens), divisions=frozenset(b.divisions),
+        calls=_call_like(toks, tokenizer.round_opens) if tokenizer.round_opens else (), divisions=frozenset(b.divisions),
         inner_products=frozenset(b.inner_products), differentials=_differential_like(toks, text))
     return parsed
 
