@@ -40,6 +40,7 @@ class BatchUnsupported(MatDerivError):
 
 
 _ONE_BY_ONE = np.ones((1, 1))
+_FLOAT64 = np.dtype(np.float64)
 #: The most entries a Kronecker product may have over a whole batch (400 MB of floats; the
 #: derivative of X \otimes A \otimes B needs 25 million): the factors of the derivative of
 #: X \otimes X \otimes X \otimes X took 430 million, 3.5 GB at the check's sizes, and six factors
@@ -84,7 +85,8 @@ class BatchEvaluator(MemoWalk):
             raise MatDerivError(f"no value given for {key}") from None
         if type(v) is float:
             return _scalar(v)
-        v = np.asarray(v, dtype=np.float64)
+        if type(v) is not np.ndarray or v.dtype != _FLOAT64:  # (verification's draws are)
+            v = np.asarray(v, dtype=np.float64)
         if v.ndim == 1:  # a batch of scalars
             return v.reshape(-1, 1, 1)
         return v

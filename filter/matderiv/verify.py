@@ -97,9 +97,13 @@ def size_maps(symbols, *trees):
 def first_size_map(symbols, *trees) -> dict[str, int]:
     """The first of :func:`size_maps` (every size different), alone: what most checks need."""
     # sizes that only constants carry (the I of x^T x I) need values too
-    unit_dims = [d for t in trees for n in t.walk()
-                 if isinstance(n, (Identity, Ones, Zero, Commutation)) for d in n.shape]
+    unit_dims = [d for t in trees for n in t.walk() if type(n) in _SIZED_CONSTANTS
+                 for d in n.shape]
     return size_map(symbols, unit_dims)
+
+
+#: The constants that carry sizes of their own (no node class derives from them: a type test).
+_SIZED_CONSTANTS = frozenset((Identity, Ones, Zero, Commutation))
 
 
 def size_map(symbols, extra_dims=()) -> dict[str, int]:
@@ -124,7 +128,7 @@ def size_map(symbols, extra_dims=()) -> dict[str, int]:
 def whole_number_symbols(e: Expr) -> set:
     """Names of scalars used as exponents of matrix powers (they must be whole numbers)."""
     return {n.exponent.name for n in e.walk()
-            if isinstance(n, Power) and isinstance(n.exponent, Symbol) and not n.base.is_scalar}
+            if type(n) is Power and type(n.exponent) is Symbol and not n.base.is_scalar}
 
 
 def draw(symbols, sizes, rng, strategy: str, whole=frozenset()) -> dict:
@@ -158,11 +162,25 @@ def _matrices(rng, count: int, r: int, c: int, symmetric: bool, positive: bool =
     return m
 
 
+try:
+    # the generalized ufunc np.linalg.svd calls for the singular values: the wrapper's checks
+    # and its errstate cost as much as the decomposition of a check's small matrices
+    from numpy.linalg._umath_linalg import svd as _singular_values
+except ImportError:  # pragma: no cover - a NumPy that moved it: through the wrapper
+    _singular_values = None
+
+
 def _ill_conditioned(m: np.ndarray) -> list[int]:
     """The indices of the matrices of the square stack ``m`` whose condition number exceeds
     50 (the ratio of the extreme singular values, compared as Python floats: the same
     products and comparisons as NumPy's, without an array call per step)."""
-    sv = np.linalg.svd(m, compute_uv=False).tolist()  # (np.linalg.cond, without its wrapper)
+    if _singular_values is None:
+        sv = np.linalg.svd(m, compute_uv=False).tolist()  # (np.linalg.cond, without its wrapper)
+    else:
+        sv = _singular_values(m, signature="d->d").tolist()
+        for s in sv:
+            if s[0] != s[0]:  # (LAPACK did not converge: NaN throughout, as the wrapper raises)
+                raise np.linalg.LinAlgError("SVD did not converge")
     return [i for i, s in enumerate(sv) if not s[-1] * 50 >= s[0]]
 
 
@@ -198,14 +216,16 @@ _STENCIL = np.array([0.0, 1.0, -1.0, 2.0, -2.0])
 _STEPS: dict = {}
 
 
-def _stencil_steps(draws: int, h: float) -> np.ndarray:
-    """The stencil's steps for ``draws`` points, tiled, ``(draws * 5,)``: the same arrays for
-    every check at the usual (draws, h), kept rather than made in four NumPy calls each time."""
+def _stencil_steps(draws: int, h: float) -> tuple:
+    """The stencil's steps for ``draws`` points, tiled, ``(draws * 5,)``, and the same as
+    ``(draws * 5, 1, 1)`` (to scale matrix directions): the same arrays for every check at the
+    usual (draws, h), kept rather than made in five NumPy calls each time."""
     steps = _STEPS.get((draws, h))
     if steps is None:
         k = len(_STENCIL)
-        steps = (_STENCIL * h).reshape(1, k).repeat(draws, axis=0).reshape(-1)
-        steps.setflags(write=False)
+        flat = (_STENCIL * h).reshape(1, k).repeat(draws, axis=0).reshape(-1)
+        flat.setflags(write=False)
+        steps = flat, flat[:, None, None]
         if len(_STEPS) < 64:  # (refined steps h / 4^i: a handful; bounded all the same)
             _STEPS[(draws, h)] = steps
     return steps
@@ -269,15 +289,18 @@ def _stencil_values(f: Expr, env, var: Symbol, V, sizes, h: float):
     draws, k = len(V), len(_STENCIL)
     # (the ndarray methods: np.repeat and np.tile cost more in their wrappers than the copies)
     stencil = {name: v.repeat(k, axis=0) for name, v in env.items()}
-    steps = _stencil_steps(draws, h)
+    steps, matrix_steps = _stencil_steps(draws, h)
     x = stencil[var.name]
     if x.ndim == 1:
         stencil[var.name] = x + steps * V[:, 0, 0].repeat(k)
     else:
-        stencil[var.name] = x + steps[:, None, None] * V.repeat(k, axis=0)
+        stencil[var.name] = x + matrix_steps * V.repeat(k, axis=0)
     vals = evaluate_batch(f, stencil, sizes, k * draws)
     flat = vals.swapaxes(-1, -2).reshape(draws, k, -1)
-    return flat[:, 0], _central(flat[:, 1], flat[:, 2], flat[:, 3], flat[:, 4], h)
+    # (f(x+h) - f(x-h) and f(x+2h) - f(x-2h) in one subtraction: the stencil alternates + and
+    # -; then the floats of _central)
+    diff = flat[:, 1::2] - flat[:, 2::2]
+    return flat[:, 0], (8 * diff[:, 0] - diff[:, 1]) / (12 * h)
 
 
 def _predicted(R, arrangement: str, V, var: Symbol) -> np.ndarray:
