@@ -39,6 +39,14 @@ class BatchUnsupported(MatDerivError):
     """This tree cannot be evaluated for the whole batch at once; evaluate point by point."""
 
 
+try:
+    # the generalized ufuncs behind np.linalg.inv and np.linalg.det: the wrappers' checks (and
+    # inv's errstate) cost more than the LAPACK calls on a check's small float stacks, which
+    # are square by their static shapes; callers hold np.errstate(all="ignore")
+    from numpy.linalg._umath_linalg import det as _determinant, inv as _inverse
+except ImportError:  # pragma: no cover - a NumPy that moved them: through the wrappers
+    _determinant = _inverse = None
+
 _ONE_BY_ONE = np.ones((1, 1))
 _FLOAT64 = np.dtype(np.float64)
 #: The most entries a Kronecker product may have over a whole batch (400 MB of floats; the
@@ -173,10 +181,15 @@ class BatchEvaluator(MemoWalk):
             if np.logical_or.reduce(v == 0.0, axis=None):
                 raise NumericDomainError("division by zero (inverse of 0)")
             return 1.0 / v
-        try:
-            inv = np.linalg.inv(v)
-        except np.linalg.LinAlgError:
-            raise NumericDomainError("the matrix to invert is singular at these values") from None
+        if _inverse is None:
+            try:
+                inv = np.linalg.inv(v)
+            except np.linalg.LinAlgError:
+                raise NumericDomainError("the matrix to invert is singular at these values") from None
+        else:
+            # a singular matrix gives NaN here, where np.linalg.inv raises: the condition test
+            # below refuses it with the same words
+            inv = _inverse(v, signature="d->d")
         cond = _max(_sum(np.abs(v), axis=-1), axis=-1) * _max(_sum(np.abs(inv), axis=-1), axis=-1)
         if not np.logical_and.reduce(cond < SINGULAR_CONDITION, axis=None):
             raise NumericDomainError("the matrix to invert is singular at these values")
@@ -190,7 +203,9 @@ class BatchEvaluator(MemoWalk):
         v = self.ev(e.arg)
         if v.shape[-2:] == (1, 1):
             return v
-        return np.linalg.det(v)[..., None, None]
+        if _determinant is None:
+            return np.linalg.det(v)[..., None, None]
+        return _determinant(v, signature="d->d")[..., None, None]
 
     def _eval_Sum(self, e: Sum):
         return _sum(self.ev(e.arg), axis=(-2, -1), keepdims=True)

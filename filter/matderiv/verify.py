@@ -106,9 +106,27 @@ def first_size_map(symbols, *trees) -> dict[str, int]:
 _SIZED_CONSTANTS = frozenset((Identity, Ones, Zero, Commutation))
 
 
+#: :func:`size_map` by the dimensions it was given (most derivations name the same few sizes:
+#: a vector of n, a matrix n x m), bounded.
+_SIZE_MAPS: dict = {}
+
+
 def size_map(symbols, extra_dims=()) -> dict[str, int]:
+    """A size for each size name of the symbols' dimensions and of ``extra_dims``: the usual
+    one (:data:`SIZES`) where it is free, else the smallest free one from 2, all different (a
+    new dict, from the one kept for those dimensions)."""
+    dims = tuple([d for s in symbols for d in (s.rows, s.cols)]) + tuple(extra_dims)
+    kept = _SIZE_MAPS.get(dims)
+    if kept is None:
+        if len(_SIZE_MAPS) >= 256:
+            _SIZE_MAPS.clear()
+        kept = _SIZE_MAPS[dims] = _new_size_map(dims)
+    return dict(kept)
+
+
+def _new_size_map(dims) -> dict[str, int]:
     names = []
-    for d in [d for s in symbols for d in (s.rows, s.cols)] + list(extra_dims):
+    for d in dims:
         for n in d:
             if n not in names:
                 names.append(n)
