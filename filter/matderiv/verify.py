@@ -304,6 +304,21 @@ def _stencil_values(f: Expr, env, var: Symbol, V, sizes, h: float):
     the directions ``(draws, rows, cols)``; ``(f0, fd)``, each ``(draws, entries)``.  The five
     stencil points of every draw are one walk of :func:`matderiv.batch.evaluate_batch`, whose
     errors (:class:`~matderiv.batch.BatchUnsupported`, a domain error) propagate."""
+    return _value_and_difference(_stencil_walk(f, env, var, V, sizes, h), len(V), h)
+
+
+def _value_and_difference(points: np.ndarray, draws: int, h: float):
+    """``(f0, fd)`` of :func:`_stencil_values` from the values at the stencil points."""
+    flat = points.swapaxes(-1, -2).reshape(draws, len(_STENCIL), -1)
+    # (f(x+h) - f(x-h) and f(x+2h) - f(x-2h) in one subtraction: the stencil alternates + and
+    # -; then the floats of _central)
+    diff = flat[:, 1::2] - flat[:, 2::2]
+    return flat[:, 0], (8 * diff[:, 0] - diff[:, 1]) / (12 * h)
+
+
+def _stencil_walk(f: Expr, env, var: Symbol, V, sizes, h: float) -> np.ndarray:
+    """``f`` at the five stencil points of every draw (see :func:`_stencil_values`), one walk
+    of :func:`matderiv.batch.evaluate_batch`: ``(draws * 5, rows, cols)``, draw by draw."""
     draws, k = len(V), len(_STENCIL)
     # (the ndarray methods: np.repeat and np.tile cost more in their wrappers than the copies)
     stencil = {name: v.repeat(k, axis=0) for name, v in env.items()}
@@ -313,12 +328,7 @@ def _stencil_values(f: Expr, env, var: Symbol, V, sizes, h: float):
         stencil[var.name] = x + steps * V[:, 0, 0].repeat(k)
     else:
         stencil[var.name] = x + matrix_steps * V.repeat(k, axis=0)
-    vals = evaluate_batch(f, stencil, sizes, k * draws)
-    flat = vals.swapaxes(-1, -2).reshape(draws, k, -1)
-    # (f(x+h) - f(x-h) and f(x+2h) - f(x-2h) in one subtraction: the stencil alternates + and
-    # -; then the floats of _central)
-    diff = flat[:, 1::2] - flat[:, 2::2]
-    return flat[:, 0], (8 * diff[:, 0] - diff[:, 1]) / (12 * h)
+    return evaluate_batch(f, stencil, sizes, k * draws)
 
 
 def _predicted(R, arrangement: str, V, var: Symbol) -> np.ndarray:
@@ -487,12 +497,12 @@ def _verify_batched(check: Check, symbols, sizes, seed_text: str) -> bool:
             results = evaluate_batch(check.result, env, sizes, DRAWS)
             if not np.logical_and.reduce(np.isfinite(results), axis=None):  # (see _row_maxima)
                 continue  # outside the domain: the next strategy
-            f0, fd = _stencil_values(check.func, env, var, directions, sizes, 1e-3)
+            points = _stencil_walk(check.func, env, var, directions, sizes, 1e-3)
         except BatchUnsupported:
             return False
         except NumericDomainError:
             continue
-        passes = _batch_passes(check, var, results, directions, f0, fd)
+        passes = _batch_passes(check, var, results, directions, points, 1e-3)
         if passes is not None:
             return passes
     return False
@@ -502,15 +512,23 @@ def _verify_batched(check: Check, symbols, sizes, seed_text: str) -> bool:
 _BATCHED_STRATEGIES = STRATEGIES[:2]
 
 
-def _batch_passes(check: Check, var: Symbol, results, directions, f0, fd) -> bool | None:
-    """Whether every draw of the batch passes outright (see :func:`_verify_batched`); None
-    when the function is not finite at one of them (outside its domain)."""
+def _batch_passes(check: Check, var: Symbol, results, directions, points, h: float) -> bool | None:
+    """Whether every draw of the batch passes outright (see :func:`_verify_batched`), from the
+    function's values at the stencil ``points`` (:func:`_stencil_walk`, step ``h``); None when
+    the function is not finite at one of them (outside its domain)."""
     pred = _predicted_batch(results, check.arrangement, directions, var)
-    if pred.shape != fd.shape:
+    draws = len(directions)
+    entries = points.shape[-2] * points.shape[-1]
+    if pred.shape != (draws, entries):
         return False
-    if not fd.shape[1]:
+    if not entries:
         return False  # nothing to compare (an empty result): the careful path decides
-    err, fd_size, f0_size = _row_maxima(pred - fd, fd, f0)
+    if draws * entries <= _FEW_ENTRIES:
+        err, fd_size, f0_size = _few_row_maxima(
+            pred.tolist(), points.swapaxes(-1, -2).reshape(draws, len(_STENCIL), -1).tolist(), h)
+    else:
+        f0, fd = _value_and_difference(points, draws, h)
+        err, fd_size, f0_size = _row_maxima(pred - fd, fd, f0)
     # (a row's largest |entry| is finite exactly when all its entries are: max keeps inf and NaN)
     if not all(map(math.isfinite, fd_size + f0_size)):
         return None
@@ -526,6 +544,38 @@ def _row_maxima(*arrays):
     rows = np.maximum.reduce(np.abs(np.concatenate(arrays)), axis=1).tolist()
     n = len(arrays[0])
     return [rows[i * n:(i + 1) * n] for i in range(len(arrays))]
+
+
+#: Up to how many entries (over all draws) :func:`_batch_passes` compares in Python floats:
+#: a few dozen float operations cost less than the ten NumPy calls on arrays of them.
+_FEW_ENTRIES = 24
+
+
+def _few_row_maxima(pred: list, points: list, h: float):
+    """:func:`_row_maxima` of the deviations ``pred - fd``, of ``fd`` and of ``f0``, from the
+    predictions and the stencil values as lists (per draw; per stencil point, per entry), in
+    Python floats: the same IEEE operations as the arrays' (``fd`` as :func:`_central` makes it),
+    and a NaN anywhere in a row its maximum, as ``np.maximum`` keeps it."""
+    h12 = 12 * h
+    err, fd_size, f0_size = [], [], []
+    for p, (f0, p1, m1, p2, m2) in zip(pred, points):
+        fd = [(8 * (a - b) - (c - d)) / h12 for a, b, c, d in zip(p1, m1, p2, m2)]
+        err.append(_max_abs([x - y for x, y in zip(p, fd)]))
+        fd_size.append(_max_abs(fd))
+        f0_size.append(_max_abs(f0))
+    return err, fd_size, f0_size
+
+
+def _max_abs(values: list) -> float:
+    """The largest absolute value of a non-empty list of floats, NaN when one is NaN."""
+    m = 0.0
+    for v in values:
+        a = abs(v)
+        if a > m:
+            m = a
+        elif a != a:
+            return a
+    return m
 
 
 def _predicted_batch(R: np.ndarray, arrangement: str, V: np.ndarray, var: Symbol) -> np.ndarray:
