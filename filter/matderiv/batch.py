@@ -185,7 +185,8 @@ class BatchEvaluator(MemoWalk):
             try:
                 inv = np.linalg.inv(v)
             except np.linalg.LinAlgError:
-                raise NumericDomainError("the matrix to invert is singular at these values") from None
+                raise NumericDomainError(
+                    "the matrix to invert is singular at these values") from None
         else:
             # a singular matrix gives NaN here, where np.linalg.inv raises: the condition test
             # below refuses it with the same words
