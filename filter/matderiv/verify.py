@@ -160,8 +160,14 @@ def _matrices(rng, count: int, r: int, c: int, symmetric: bool, positive: bool =
     """``count`` random r x c matrices, ``(count, r, c)``: standard normal (entries in
     [0.5, 2] when ``positive``), symmetric when asked, and a square one shifted along the
     diagonal (by +-1.5 I, or r I when positive) so that it is rarely near singular."""
+    shifts = None
     if positive:
         m = rng.uniform(0.5, 2.0, size=(count, r, c))
+    elif r == c and c > 1:
+        # the matrices' normals and then their shifts' in one call: the generator fills an
+        # array one normal after another, so these are the draws of the two calls it replaces
+        normals = rng.standard_normal(count * r * c + count)
+        m, shifts = normals[:count * r * c].reshape(count, r, c), normals[count * r * c:]
     else:
         m = rng.standard_normal((count, r, c))
     if symmetric:
@@ -176,7 +182,7 @@ def _matrices(rng, count: int, r: int, c: int, symmetric: bool, positive: bool =
         else:
             # +-1.5 by the sign of a normal draw, + for a zero (what np.sign, with its zeros
             # set to 1, times 1.5 gave), chosen in Python: a few draws, cheaper than NumPy calls
-            diagonal += [[-1.5] if z < 0 else [1.5] for z in rng.standard_normal(count).tolist()]
+            diagonal += [[-1.5] if z < 0 else [1.5] for z in shifts.tolist()]
     return m
 
 
@@ -495,7 +501,7 @@ def _verify_batched(check: Check, symbols, sizes, seed_text: str) -> bool:
         directions = rng.standard_normal((DRAWS, r, c))
         try:
             results = evaluate_batch(check.result, env, sizes, DRAWS)
-            if not np.logical_and.reduce(np.isfinite(results), axis=None):  # (see _row_maxima)
+            if not _all_finite(results):
                 continue  # outside the domain: the next strategy
             points = _stencil_walk(check.func, env, var, directions, sizes, 1e-3)
         except BatchUnsupported:
@@ -506,6 +512,14 @@ def _verify_batched(check: Check, symbols, sizes, seed_text: str) -> bool:
         if passes is not None:
             return passes
     return False
+
+
+def _all_finite(values: np.ndarray) -> bool:
+    """Whether every entry of ``values`` is finite: a few in Python floats (cheaper than two
+    NumPy calls), more by the ufuncs' own reduction (see :func:`_row_maxima`)."""
+    if values.size <= _FEW_ENTRIES:
+        return all(map(math.isfinite, values.ravel().tolist()))
+    return bool(np.logical_and.reduce(np.isfinite(values), axis=None))
 
 
 #: The draws the batched check tries in turn (the careful path's first two strategies).
