@@ -81,13 +81,18 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {msg[0][:100] if msg else ''}"
 
 
+#: matderiv's memos that are plain dictionaries (the others are functools caches).
+_MEMO_DICTS = (("matderiv.calculus.simplify", "_REWRITTEN"), ("matderiv.verify", "_SIZE_MAPS"))
+
+
 def matderiv_fresh() -> None:
     """Forget what matderiv's in-process memos hold (simplification results, memoised keys
     and shapes), as in a new process; the parser tables (loaded once per process from the
     disk cache) stay."""
-    memo = getattr(sys.modules.get("matderiv.calculus.simplify"), "_REWRITTEN", None)
-    if memo is not None:
-        memo.clear()
+    for module, name in _MEMO_DICTS:
+        memo = getattr(sys.modules.get(module), name, None)
+        if memo is not None:
+            memo.clear()
     for name, mod in list(sys.modules.items()):
         if not name.startswith("matderiv"):
             continue
