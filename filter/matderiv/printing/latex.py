@@ -393,22 +393,23 @@ class LatexPrinter:
         prints its factors to find repeats (u \\odot u is u^{\\circ 2}), and nested products
         would print them again at every level (exponential in the depth)."""
         if type(expr) is Symbol:
-            return self._print_Symbol(expr)  # (no memo look-up, no dispatch)
+            return expr.latex or expr.name  # (_print_Symbol, inline: no memo look-up, no call)
         texts = self._texts
-        # (bars inside bars print apart: their texts are kept under (node, True); no node
-        # equals a tuple, so the usual case is keyed by the node alone, with no tuple made)
-        key = (expr, True) if self._sided_bars else expr
+        # (keyed by the node's id, the node kept in the value so that the id stays its own: an
+        # int hashes in C, a node's kept hash is a Python call, and an equal node met apart is
+        # printed again, to the same text; bars inside bars print apart, under (id, True))
+        key = (id(expr), True) if self._sided_bars else id(expr)
         if texts is not None:
             hit = texts.get(key)
             if hit is not None:
-                return hit
+                return hit[1]
         tick()  # (after the look-up: a text already printed takes no time worth polling)
         name = _METHOD_OF.get((type(self), type(expr)))
         if name is None:
             name = _METHOD_OF[type(self), type(expr)] = self._method_name(type(expr))
         out = getattr(self, name)(expr)
         if texts is not None:
-            texts[key] = out
+            texts[key] = (expr, out)
         return out
 
     def _method_name(self, node_type) -> str:
@@ -463,6 +464,9 @@ class LatexPrinter:
     # ------------------------------------------------------------------ helpers
     def _postfix_base(self, e: Expr) -> str:
         """``e`` ready to take a postfix superscript (parenthesised unless atomic)."""
+        if type(e) is Symbol:  # (the commonest base, x^\top: asked first, its text inline)
+            s = e.latex or e.name
+            return "{" + s + "}" if "^" in s else s
         if isinstance(e, Mul):
             coeff, rest = self._flatten_mul(e.args)
             if coeff == 1 and len(rest) == 1:
