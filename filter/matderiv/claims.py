@@ -531,10 +531,19 @@ def _same_pair(parsed, tree: Expr, result: Expr) -> bool:
                 return False
             push(zip(others_a, others_b))
             continue
+        if cls is Const:
+            # (a number's value is a Fraction, kept in lowest terms: two are equal when their
+            # numerators and denominators are, read without Fraction's comparison, which asks
+            # numbers.Rational first)
+            va, vb = a.value, b.value
+            if va.numerator != vb.numerator or va.denominator != vb.denominator:
+                return False
+            continue
         if cls is Power and type(a.exponent) is Const and type(b.exponent) is Const:
             base_a, exponent_a = _collapsed_power(a)
             base_b, exponent_b = _collapsed_power(b)
-            if exponent_a != exponent_b:
+            if exponent_a.numerator != exponent_b.numerator or \
+                    exponent_a.denominator != exponent_b.denominator:  # (as for a number)
                 return False
             push(((base_a, base_b),))
             continue
