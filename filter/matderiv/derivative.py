@@ -47,7 +47,10 @@ def _kind(f: Expr, var: Symbol) -> str:
     return "matrix-by-matrix"
 
 
-def first_derivative(f: Expr, var: Symbol, layout: str = "mixed") -> Result:
+def first_derivative(f: Expr, var: Symbol, layout: str = "mixed", pretty: bool = True) -> Result:
+    """The first derivative of ``f`` by ``var``.  With ``pretty`` off its ``arranged`` is left
+    as arranged, not prettified: for the first derivative under a second one, of which only
+    ``natural`` is read (prettifying it was a pass over the tree for nothing)."""
     f = with_logistic(f)  # 1/(1 + e^{-u}) differentiates as sigma(u): sigma'(u), not a quotient
     kind = _kind(f, var)
     d = Differentiator(var)
@@ -55,7 +58,8 @@ def first_derivative(f: Expr, var: Symbol, layout: str = "mixed") -> Result:
     natural = _identify(f, var, df, kind)
     natural = simplify(natural)
     arranged, arrangement = arrange(natural, kind, layout)
-    return Result(kind, natural, prettify(arranged), arrangement, df, tuple(d.rules))
+    return Result(kind, natural, prettify(arranged) if pretty else arranged, arrangement, df,
+                  tuple(d.rules))
 
 
 def _substitute(e: Expr, old: Symbol, new: Symbol) -> Expr:
@@ -71,11 +75,13 @@ def unconstrained(f: Expr, var: Symbol) -> tuple[Expr, Symbol]:
     return _substitute(f, var, var_u), var_u
 
 
-def _resymmetrized(r: Result, var_u: Symbol, var: Symbol) -> Result:
+def _resymmetrized(r: Result, var_u: Symbol, var: Symbol, pretty: bool = True) -> Result:
     """``r`` (computed for the unconstrained ``var_u``) at a symmetric point: ``var`` put back
-    and the symmetric simplifications applied."""
+    and the symmetric simplifications applied (with ``pretty`` off, ``arranged`` is
+    ``natural``, as :func:`first_derivative` leaves it for a derivative whose ``natural`` alone
+    is read)."""
     natural = simplify(_substitute(r.natural, var_u, var))
-    arranged = prettify(simplify(_substitute(r.arranged, var_u, var)))
+    arranged = prettify(simplify(_substitute(r.arranged, var_u, var))) if pretty else natural
     return Result(r.kind, natural, arranged, r.arrangement, r.differential, r.rules)
 
 
@@ -151,15 +157,15 @@ def second_derivative(f: Expr, var: Symbol, layout: str = "mixed") -> tuple[Resu
 
         f_u, var_u = unconstrained(f, var)
         first_u, res_u = second_derivative(f_u, var_u)
-        return (replace(_resymmetrized(first_u, var_u, var), raw=first_u.natural),
+        return (replace(_resymmetrized(first_u, var_u, var, pretty=False), raw=first_u.natural),
                 _resymmetrized(res_u, var_u, var))
     if f.shape != SCALAR and var.shape == SCALAR:
-        first = first_derivative(f, var, "mixed")
+        first = first_derivative(f, var, "mixed", pretty=False)  # (its natural alone is read)
         return first, first_derivative(first.natural, var, layout)
     if f.shape != SCALAR:
         raise UnsupportedError("second derivatives of functions that are not scalars are not "
                                "supported (SPEC 1.4: the Hessian of a scalar function)")
-    first = first_derivative(f, var, "mixed")
+    first = first_derivative(f, var, "mixed", pretty=False)  # (its natural alone is read)
     g = first.natural
     d = Differentiator(var)
     dg = d(g)
