@@ -22,8 +22,9 @@ from functools import lru_cache
 import numpy as np
 
 from .errors import MatDerivError, NestedTooDeeplyError
-from .expr import (ONE, SCALAR, Commutation, Const, Diag, DiagPart, Expr, Func, Identity, Kron,
-                   Mul, Norm, Ones, Power, Symbol, Vec, Zero, symbols as symbols_of)
+from .expr import (ONE, SCALAR, Add, Commutation, Const, Det, Diag, DiagPart, Expr, Func,
+                   Hadamard, Identity, Inverse, Kron, Mul, Norm, Ones, Power, Softmax, Sum, Symbol,
+                   Trace, Transpose, Vec, Zero, symbols as symbols_of)
 from .parse import identity_size_letters, parse
 from .parse.parser import MAX_DEPTH
 from .printing.latex import latex, printed_size
@@ -498,6 +499,13 @@ def _same_as_parsed(parsed, result: Expr) -> bool:
     return _same_pair(parsed, parsed.tree, result)
 
 
+#: The node classes whose one field is their argument, and those whose one field is the tuple
+#: of their children (products other than ``Mul``): alike when their children are, compared
+#: with no look at the other fields (they have none).
+_ARG_ONLY = frozenset((Transpose, Inverse, Trace, Det, Diag, DiagPart, Vec, Softmax, Sum))
+_ARGS_ONLY = frozenset((Add, Hadamard, Kron))
+
+
 def _same_pair(parsed, tree: Expr, result: Expr) -> bool:
     """:func:`_same_as_parsed` for the subtree ``tree`` of ``parsed.tree`` against ``result``."""
     stack = [(tree, result)]
@@ -513,6 +521,17 @@ def _same_pair(parsed, tree: Expr, result: Expr) -> bool:
         if isinstance(a, Symbol):  # (the commonest node first: the classes are disjoint)
             if a.name != b.name or a.latex != b.latex:
                 return False
+            continue
+        # (the commonest others next, compared in place: the general case below reads their
+        # fields through a look-up and a loop, to the same verdict)
+        if cls in _ARG_ONLY:
+            push(((a.arg, b.arg),))
+            continue
+        if cls in _ARGS_ONLY:
+            ka, kb = a.args, b.args
+            if len(ka) != len(kb):
+                return False
+            push(zip(ka, kb))
             continue
         if cls is Mul:
             ka, kb = a.args, b.args
