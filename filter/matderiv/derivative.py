@@ -175,9 +175,10 @@ def second_derivative(f: Expr, var: Symbol, layout: str = "mixed") -> tuple[Resu
     else:
         kind = "hessian"
         n = dim_mul(*var.shape)
-        if dg is None or not linear_terms(dg):
+        terms = linear_terms(dg) if dg is not None else []  # (split once: a walk of dg)
+        if not terms:
             natural = zero((n, n))
         else:
-            natural = add(*[jacobian(t, var) for t in linear_terms(dg)])
+            natural = add(*[jacobian(t, var) for t in terms])
     natural = simplify(natural)
     return first, Result(kind, natural, prettify(natural), "J", dg, tuple(d.rules))

@@ -111,7 +111,8 @@ class Differentiator:
     def __call__(self, e: Expr) -> Expr | None:
         """``d(e)``, or ``None`` when ``e`` does not depend on the variable."""
         tick()
-        key = (id(e), self._depth if self.levels is not None else 0)
+        # (without levels the depth plays no part: the node's id alone, no tuple made)
+        key = id(e) if self.levels is None else (id(e), self._depth)
         hit = self._memo.get(key)
         if hit is not None:
             return hit[1]
