@@ -2042,7 +2042,13 @@ def _flip_may_save(e: Add) -> bool:
     of them flipping to the same symbol alike.  The flipped terms are then distinct single
     symbols, which simplify neither collects, cancels nor factors (a shared coefficient moves out
     whole): the flipped sum is nonzero and has one transpose per term on a symbol that stays
-    transposed, ``x - \mu`` and ``C + C^\top`` keep theirs.  True otherwise (it is computed)."""
+    transposed, ``x - \mu`` and ``C + C^\top`` keep theirs.  Likewise a sum with at most one
+    transpose: its flipped form costs one transpose more than it has, the outer one, so it saves
+    none (a zero flipped sum, the other outcome, would mean ``e^T`` collects to zero where the
+    simplified ``e`` did not: checked not to happen on the corpus, the variants and the random
+    set).  True otherwise (it is computed)."""
+    if _n_transposes(e) <= 1:
+        return False  # (20 of the 32 sums the loop below would leave to the flipped copy)
     n_before = n_after = 0
     seen = set()
     for t in e.args:
