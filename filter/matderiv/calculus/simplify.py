@@ -647,6 +647,9 @@ def _distributed_pair(f: Add, g: Expr, g_right: bool):
     if hit is not None:
         return None if hit is _UNCHANGED else hit
     out = None
+    if _inert_products(f, g, g_right):
+        _REWRITTEN[key] = _UNCHANGED
+        return None
     terms = [simplify(Mul((t, g)) if g_right else Mul((g, t))) for t in f.args]
     # (when no term got simpler, the sum of the products would factor back)
     if not all(term == _spelled_out(t, g, g_right) for term, t in zip(terms, f.args)):
@@ -655,6 +658,60 @@ def _distributed_pair(f: Add, g: Expr, g_right: bool):
             out = dist
     _REWRITTEN[key] = _UNCHANGED if out is None else out
     return out
+
+
+def _inert_products(f: Add, g: Expr, g_right: bool) -> bool:
+    """Whether every term of ``f`` times ``g`` is known, without simplifying it, to simplify to
+    its :func:`_spelled_out` form, so that the trial of :func:`_distributed_pair` finds nothing
+    (most trials: ``(A + A^T) x``, ``A^T (A x - b)``).  So when ``g`` and every term's chain are
+    symbols and transposed symbols that stay transposed (fixpoints), no term has a scalar factor,
+    no two neighbours are one symbol transposed alike (the only plain pair :func:`_cancel_chain`
+    merges), and no part of a chain is 1 x 1 (no scalar group, no reorientation): the rules of
+    :func:`_rewrite_mul` then only gather the coefficient in front, as :func:`_spelled_out` does."""
+    g_plain = _fixed_plain_factor(g)
+    if g_plain is None:
+        return False
+    for t in f.args:
+        chain = []
+        tt = type(t)
+        if tt is Mul:
+            for a in t.args:
+                if type(a) is Const:
+                    if a.value == 0:
+                        return False
+                else:
+                    chain.append(a)
+        else:
+            chain.append(t)
+        if not chain:
+            return False
+        chain = chain + [g] if g_right else [g] + chain
+        prev = None
+        row_seen = False
+        for a in chain:
+            plain = g_plain if a is g else _fixed_plain_factor(a)
+            if plain is None or plain == prev:
+                return False
+            prev = plain
+            rows, cols = a.shape
+            if row_seen and cols == ONE:
+                return False  # (a 1 x 1 part: a scalar group, or the whole product 1 x 1)
+            if rows == ONE:
+                if cols == ONE:
+                    return False
+                row_seen = True
+    return True
+
+
+def _fixed_plain_factor(f: Expr):
+    """:func:`_plain_factor` of a symbol, or of a transposed symbol that stays transposed (one
+    that :func:`_rewrite_pass` leaves as it is); None for any other factor."""
+    t = type(f)
+    if t is Symbol:
+        return f.name, False
+    if t is Transpose and type(f.arg) is Symbol and _stays_transposed(f.arg):
+        return f.arg.name, True
+    return None
 
 
 def _spelled_out(t: Expr, g: Expr, g_right: bool) -> Expr:
