@@ -859,7 +859,11 @@ def _softmax_from_ratio(scalars, chain):
 # sums
 # --------------------------------------------------------------------------------------------
 def _term_key(scalars, chain):
-    return (tuple(sorted([ckey(s) for s in scalars])), tuple([skey(f) for f in chain]))
+    """The key under which :func:`_rewrite_add` collects like terms: the scalar factors up to
+    the equalities of a trace (:func:`ckey`), the chain as its nodes (equal chains are equal
+    trees, whose kept hashes spare building their :func:`skey` strings; checked to group the
+    terms of the corpus, the variants and the random set as the strings did)."""
+    return (tuple(sorted([ckey(s) for s in scalars])) if scalars else (), tuple(chain))
 
 
 def _rewrite_add(e: Add) -> Expr:
