@@ -951,10 +951,10 @@ def _expanded_sum(products):
 def _shared_matrix_parts(terms) -> bool:
     """Whether two of the terms have the same matrix part: else each step of
     :func:`_per_matrix_part` returns the terms as they are (each group is one term), and the
-    three of :func:`_rewrite_add` are skipped (their keys are computed once, here)."""
+    three of :func:`_rewrite_add` are skipped."""
     seen = set()
     for t in terms:
-        k = tuple([skey(f) for f in t[2]])
+        k = tuple(t[2])  # (the chain's nodes, as in _term_key: no skey strings for most sums)
         if k in seen:
             return True
         seen.add(k)
