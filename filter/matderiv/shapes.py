@@ -1156,16 +1156,7 @@ class _Rebuild:
         return node.with_children(tuple(self.rb(k) for k in kids))
 
     def _symbol(self, node: Symbol) -> Expr:
-        # (mk_symbol's work, inline: a call less per symbol, the commonest node)
-        name = node.name
-        dims = self.symbol_dims.get(name)
-        if dims is None:  # (its sizes named once per name, not per occurrence)
-            r, c = self.inf.symdims[name]
-            dims = self.symbol_dims[name] = (self.dimt(r), self.dimt(c))
-        sym = Symbol(name, dims[0], dims[1], self.inf.kinds.get(name, node.kind), node.latex,
-                     name in self.sym_names)
-        self.typed_syms.setdefault(name, sym)
-        return sym
+        return self.mk_symbol(node.name, node.kind, node.latex)
 
     def _unary(self, node: Expr) -> Expr:
         # (a one-child node whose rebuilding is its child's: no tuple of children made)

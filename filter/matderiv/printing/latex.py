@@ -393,7 +393,7 @@ class LatexPrinter:
         prints its factors to find repeats (u \\odot u is u^{\\circ 2}), and nested products
         would print them again at every level (exponential in the depth)."""
         if type(expr) is Symbol:
-            return expr.latex or expr.name  # (_print_Symbol, inline: no memo look-up, no call)
+            return self._print_Symbol(expr)  # (no memo look-up, no dispatch)
         texts = self._texts
         # (keyed by the node's id, the node kept in the value so that the id stays its own: an
         # int hashes in C, a node's kept hash is a Python call, and an equal node met apart is
@@ -464,8 +464,9 @@ class LatexPrinter:
     # ------------------------------------------------------------------ helpers
     def _postfix_base(self, e: Expr) -> str:
         """``e`` ready to take a postfix superscript (parenthesised unless atomic)."""
-        if type(e) is Symbol:  # (the commonest base, x^\top: asked first, its text inline)
-            s = e.latex or e.name
+        if type(e) is Symbol:  # (the commonest base, x^\top: asked first)
+            s = self._print_Symbol(e)
+            # an indexed symbol: {W^{(1)}}^\top, not a second superscript
             return "{" + s + "}" if "^" in s else s
         if isinstance(e, Mul):
             coeff, rest = self._flatten_mul(e.args)
@@ -476,8 +477,6 @@ class LatexPrinter:
             return size if len(size) == 1 else paren(size)  # (mn)^2, not m n^2
         if isinstance(e, _ATOMS):
             s = self._print(e)
-            if isinstance(e, Symbol) and "^" in s:
-                return "{" + s + "}"  # an indexed symbol: {W^{(1)}}^\top, not a second superscript
             if isinstance(e, Zero) and "^" in s:
                 return paren(s)
             return s
